@@ -1,0 +1,119 @@
+//! The library's error type. Every variant names the object or path involved,
+//! so the CLI can say what went wrong and what to do without guessing.
+
+use std::path::PathBuf;
+
+use crate::codec::DecodeError;
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in the repository engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No repository at the path (no `config` file).
+    #[error("no Coffre repository at {0}")]
+    NotARepository(PathBuf),
+    /// The repository directory itself is missing (drive not plugged in?).
+    #[error("repository path {0} does not exist")]
+    RepositoryMissing(PathBuf),
+    /// `init` over an existing repository or a non-empty directory.
+    #[error("{0} already holds a repository or other files")]
+    AlreadyExists(PathBuf),
+    /// The repository was written by a newer Coffre.
+    #[error("repository format version {found} is newer than this Coffre supports (up to {supported})")]
+    UnsupportedVersion {
+        /// Version found in the header.
+        found: u32,
+        /// Highest version this build reads.
+        supported: u32,
+    },
+    /// No key file opens with the passphrase.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    /// The drive holding the repository is full.
+    #[error("no space left on the drive while writing {0}")]
+    DriveFull(PathBuf),
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An object failed to authenticate or decode: damage or tampering.
+    #[error("{kind} {id} is damaged: {reason}")]
+    Corrupt {
+        /// Kind of object ("pack", "blob", "tree", "snapshot", "key file"...).
+        kind: &'static str,
+        /// Short id or file name.
+        id: String,
+        /// What exactly failed.
+        reason: String,
+    },
+    /// A blob the snapshot needs is not in the index.
+    #[error("blob {0} is missing from the index (run `coffre rebuild-index`, then `coffre check`)")]
+    BlobNotFound(String),
+    /// No snapshot matches what the user named.
+    #[error("no snapshot matches {0:?}")]
+    SnapshotNotFound(String),
+    /// A snapshot prefix or date matches several snapshots.
+    #[error("{0:?} matches several snapshots; give more of the id")]
+    AmbiguousSnapshot(String),
+    /// A path inside a snapshot that does not exist.
+    #[error("no such path in the snapshot: {0}")]
+    PathNotFound(String),
+    /// The index database failed.
+    #[error("index database: {0}")]
+    Index(#[from] rusqlite::Error),
+    /// The source of a snapshot is unusable.
+    #[error("source {path}: {reason}")]
+    Source {
+        /// The source path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A restore target problem (existing file without overwrite, unsafe entry...).
+    #[error("{0}")]
+    Restore(String),
+    /// The operation was interrupted on request.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// Wraps an I/O error with its path, recognising a full drive.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if source.raw_os_error() == Some(libc::ENOSPC) {
+            Error::DriveFull(path)
+        } else {
+            Error::Io { path, source }
+        }
+    }
+
+    /// A decode failure of a named object.
+    pub fn corrupt(kind: &'static str, id: impl ToString, reason: impl ToString) -> Self {
+        Error::Corrupt { kind, id: id.to_string(), reason: reason.to_string() }
+    }
+}
+
+impl From<(&'static str, String, DecodeError)> for Error {
+    fn from((kind, id, e): (&'static str, String, DecodeError)) -> Self {
+        Error::corrupt(kind, id, e)
+    }
+}
+
+/// Attaches a path to `std::io::Result`s.
+pub trait IoContext<T> {
+    /// Converts the error with [`Error::io`].
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,103 @@
+//! Typed 256-bit identifiers: one type per kind of object, all made by one macro,
+//! printed short (12 hex digits) in messages and in full (64 hex digits) in file names.
+
+use std::fmt;
+
+/// Length in bytes of every identifier.
+pub const ID_LEN: usize = 32;
+
+/// Defines a typed 32-byte id with hex parsing and short/long display.
+macro_rules! define_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub [u8; ID_LEN]);
+
+        impl $name {
+            /// The raw bytes.
+            pub fn as_bytes(&self) -> &[u8; ID_LEN] {
+                &self.0
+            }
+            /// Builds an id from a slice, which must be exactly 32 bytes long.
+            pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+                <[u8; ID_LEN]>::try_from(bytes).ok().map(Self)
+            }
+            /// The full lowercase hex form, as used in file names.
+            pub fn to_hex(&self) -> String {
+                crate::id::to_hex(&self.0)
+            }
+            /// The first 12 hex digits, as shown to users.
+            pub fn short(&self) -> String {
+                let mut s = self.to_hex();
+                s.truncate(12);
+                s
+            }
+            /// Parses the full 64-digit hex form.
+            pub fn from_hex(s: &str) -> Option<Self> {
+                crate::id::from_hex(s).and_then(|v| Self::from_slice(&v))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.short())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.short())
+            }
+        }
+    };
+}
+
+define_id!(
+    /// A blob: the keyed BLAKE3 hash of its kind and plaintext (a file chunk, a tree, a chunk-list piece).
+    BlobId
+);
+define_id!(
+    /// A pack file: the plain BLAKE3 hash of the whole file as written.
+    PackId
+);
+define_id!(
+    /// A snapshot record: the plain BLAKE3 hash of its file as written.
+    SnapshotId
+);
+
+/// Lowercase hex of some bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Parses lowercase or uppercase hex of even length.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_short_form() {
+        let id = BlobId([0xab; 32]);
+        assert_eq!(BlobId::from_hex(&id.to_hex()), Some(id));
+        assert_eq!(id.short(), "abababababab");
+        assert_eq!(BlobId::from_hex("zz"), None);
+        assert_eq!(BlobId::from_hex("abab"), None);
+    }
+}

@@ -1,0 +1,223 @@
+//! The index, `index/index.db` (FORMAT.md §6): an SQLite database mapping blob
+//! ids to their pack and sealed location, so that opening a repository reads
+//! nothing but the rows it needs. It holds only opaque ids, pack sizes and
+//! sealed locations (offsets and lengths would reveal file sizes), and it is a
+//! cache: `rebuild` recreates it from the pack trailers.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a committed pack
+//! survives a power loss; a pack's rows are inserted only after the pack file
+//! itself is durable, and a snapshot record only after its packs' rows commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::blob::BlobKind;
+use crate::codec::{Reader, Writer};
+use crate::crypto::{Keys, ObjectKind};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, PackId};
+use crate::pack::PackEntry;
+
+/// Schema version of the index database.
+pub const INDEX_VERSION: i64 = 1;
+/// File name of the database inside `index/`.
+pub const INDEX_FILE: &str = "index.db";
+
+/// A blob's location, as the index returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// The pack holding the blob.
+    pub pack: PackId,
+    /// The blob's kind.
+    pub kind: BlobKind,
+    /// Offset of its sealed bytes in the pack.
+    pub offset: u32,
+    /// Length of its sealed bytes.
+    pub length: u32,
+}
+
+/// The open index database.
+pub struct Index {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS packs (
+    pack_no INTEGER PRIMARY KEY,
+    pack_id BLOB NOT NULL UNIQUE,
+    size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    blob_id BLOB PRIMARY KEY,
+    pack_no INTEGER NOT NULL REFERENCES packs(pack_no),
+    loc BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs(pack_no);
+";
+
+impl Index {
+    /// Opens (creating if needed) the index database at `path`.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedVersion`] for an index written by a newer Coffre.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // WAL lets a mount read while a snapshot writes; FULL makes each commit
+        // durable. Some filesystems cannot hold WAL's shared memory: fall back
+        // to a rollback journal, equally durable.
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get::<_, String>(0))?;
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        let version: Option<i64> =
+            conn.query_row("SELECT value FROM meta WHERE key='version'", [], |r| r.get(0)).optional()?;
+        match version {
+            None => {
+                conn.execute("INSERT INTO meta(key, value) VALUES ('version', ?1)", [INDEX_VERSION])?;
+            }
+            Some(v) if v > INDEX_VERSION => {
+                return Err(Error::UnsupportedVersion { found: v as u32, supported: INDEX_VERSION as u32 })
+            }
+            Some(_) => {}
+        }
+        Ok(Self { conn: Mutex::new(conn), path: path.to_path_buf() })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent
+        // (transactions roll back), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a blob is indexed.
+    pub fn contains(&self, id: &BlobId) -> Result<bool> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE blob_id = ?1")?;
+        Ok(stmt.exists([&id.0[..]])?)
+    }
+
+    /// Where a blob is, or `None` if it is not indexed.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the sealed location fails authentication.
+    pub fn lookup(&self, keys: &Keys, id: &BlobId) -> Result<Option<Location>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT p.pack_id, b.loc FROM blobs b JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?1",
+            )?;
+            stmt.query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?))).optional()?
+        };
+        let Some((pack, loc)) = row else { return Ok(None) };
+        let pack = PackId::from_slice(&pack).ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
+        let (kind, offset, length) = open_location(keys, id, &loc)?;
+        Ok(Some(Location { pack, kind, offset, length }))
+    }
+
+    /// Records a durable pack and its blobs in one transaction. Blobs already
+    /// indexed keep their first location.
+    pub fn add_pack(&self, keys: &Keys, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("INSERT OR IGNORE INTO packs(pack_id, size) VALUES (?1, ?2)", params![&pack.0[..], size as i64])?;
+        let pack_no: i64 = tx.query_row("SELECT pack_no FROM packs WHERE pack_id = ?1", [&pack.0[..]], |r| r.get(0))?;
+        {
+            let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO blobs(blob_id, pack_no, loc) VALUES (?1, ?2, ?3)")?;
+            for e in entries {
+                stmt.execute(params![&e.id.0[..], pack_no, seal_location(keys, e)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every indexed pack with its recorded size.
+    pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT pack_id, size FROM packs ORDER BY pack_id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, size) = row?;
+            let id = PackId::from_slice(&id).ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
+            out.push((id, size as u64));
+        }
+        Ok(out)
+    }
+
+    /// Number of indexed blobs.
+    pub fn blob_count(&self) -> Result<u64> {
+        Ok(self.conn().query_row("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn seal_location(keys: &Keys, e: &PackEntry) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(e.kind as u8);
+    w.u32_le(e.offset);
+    w.u32_le(e.length);
+    keys.seal(ObjectKind::Location, e.id.as_bytes(), &w.into_bytes())
+}
+
+fn open_location(keys: &Keys, id: &BlobId, sealed: &[u8]) -> Result<(BlobKind, u32, u32)> {
+    let bad = |why: &str| Error::corrupt("index entry", id.short(), why);
+    let plain = keys.open(ObjectKind::Location, id.as_bytes(), sealed).map_err(|_| bad("fails authentication"))?;
+    let mut r = Reader::new(&plain);
+    let kind = r.u8().ok().and_then(BlobKind::from_u8).ok_or_else(|| bad("bad kind"))?;
+    let offset = r.u32_le().map_err(|_| bad("truncated"))?;
+    let length = r.u32_le().map_err(|_| bad("truncated"))?;
+    Ok((kind, offset, length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    #[test]
+    fn add_lookup_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::derive(&MasterKey::from_bytes([2; 32]), [0; 16]);
+        let path = dir.path().join("index.db");
+        let pack = PackId([9; 32]);
+        let e = PackEntry { id: BlobId([1; 32]), kind: BlobKind::Tree, offset: 12, length: 40 };
+        {
+            let idx = Index::open(&path).unwrap();
+            idx.add_pack(&keys, &pack, 100, &[e]).unwrap();
+            // Adding the same blob again keeps the first location.
+            idx.add_pack(&keys, &PackId([8; 32]), 50, &[PackEntry { offset: 20, ..e }]).unwrap();
+        }
+        let idx = Index::open(&path).unwrap();
+        assert!(idx.contains(&e.id).unwrap());
+        assert!(!idx.contains(&BlobId([2; 32])).unwrap());
+        let loc = idx.lookup(&keys, &e.id).unwrap().unwrap();
+        assert_eq!(loc, Location { pack, kind: BlobKind::Tree, offset: 12, length: 40 });
+        assert_eq!(idx.packs().unwrap().len(), 2);
+        // The location is sealed: another key cannot read it.
+        let other = Keys::derive(&MasterKey::from_bytes([3; 32]), [0; 16]);
+        assert!(idx.lookup(&other, &e.id).is_err());
+    }
+
+    #[test]
+    fn newer_index_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        drop(Index::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE meta SET value = 99 WHERE key = 'version'", []).unwrap();
+        drop(conn);
+        assert!(matches!(Index::open(&path), Err(Error::UnsupportedVersion { found: 99, .. })));
+    }
+}

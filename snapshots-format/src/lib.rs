@@ -1,0 +1,28 @@
+//! The Coffre repository: format, crypto, chunking, packs, index, trees,
+//! snapshots, and the snapshot / restore / check engines.
+//!
+//! Each on-disk object has one module holding its encoder and decoder
+//! (`header`, `keyfile`, `blob`, `pack`, `index`, `tree`, `content`,
+//! `snapshot`); `store` owns the directory layout and durability; `crypto`
+//! owns every key and cipher. The engines never print: they report through
+//! [`progress::Progress`].
+
+pub mod blob;
+pub mod codec;
+pub mod content;
+pub mod crypto;
+pub mod error;
+pub mod header;
+pub mod id;
+pub mod index;
+pub mod keyfile;
+pub mod pack;
+pub mod repo;
+pub mod saver;
+pub mod snapshot;
+pub mod store;
+pub mod tree;
+
+pub use error::{Error, Result};
+pub use id::{BlobId, PackId, SnapshotId};
+pub use repo::Repository;

@@ -1,0 +1,248 @@
+//! An opened repository: header checked, master key unwrapped, index open.
+//! Reading goes through here (blobs, trees, file contents, snapshots);
+//! writing blobs goes through [`crate::saver::Saver`].
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::blob::{self, BlobKind};
+use crate::content::{decode_piece, Content, Extent};
+use crate::crypto::{Keys, MasterKey};
+use crate::error::{Error, IoContext, Result};
+use crate::header::Header;
+use crate::id::{to_hex, BlobId, PackId, SnapshotId};
+use crate::index::{Index, INDEX_FILE};
+use crate::keyfile::{KdfParams, KeyFile};
+use crate::snapshot::Snapshot;
+use crate::store::Store;
+use crate::tree::Tree;
+
+/// Open pack files kept for reading; enough for restore's locality, few
+/// enough for any file-descriptor limit.
+const OPEN_PACKS: usize = 64;
+
+/// An open, unlocked repository.
+pub struct Repository {
+    store: Store,
+    keys: Keys,
+    index: Index,
+    header: Header,
+    open_packs: Mutex<HashMap<PackId, Arc<File>>>,
+}
+
+impl Repository {
+    /// Creates a new repository at `path` protected by `passphrase`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when `path` is a non-empty directory.
+    pub fn init(path: &Path, passphrase: &[u8], kdf: KdfParams) -> Result<Self> {
+        let store = Store::new(path);
+        store.create_layout()?;
+        let header = Header::new();
+        let master = MasterKey::generate();
+        let key = KeyFile::create(passphrase, kdf, &master, &header.repo_id)?;
+        let key_name: [u8; 8] = crate::crypto::random_array();
+        store.write_atomic(&store.keys_dir().join(to_hex(&key_name)), &key.encode())?;
+        // The header is written last: until it exists the directory is not a
+        // repository, so an interrupted init can simply be retried.
+        store.write_atomic(&store.config_path(), &header.encode())?;
+        Self::with_key(store, header, &master)
+    }
+
+    /// Opens the repository at `path` with `passphrase`.
+    ///
+    /// # Errors
+    /// [`Error::RepositoryMissing`], [`Error::NotARepository`],
+    /// [`Error::UnsupportedVersion`], [`Error::WrongPassphrase`].
+    pub fn open(path: &Path, passphrase: &[u8]) -> Result<Self> {
+        let (store, header) = Self::read_header(path)?;
+        let master = Self::unlock(&store, &header, passphrase)?;
+        Self::with_key(store, header, &master)
+    }
+
+    /// Reads and checks the header alone (no passphrase needed).
+    pub fn read_header(path: &Path) -> Result<(Store, Header)> {
+        if !path.exists() {
+            return Err(Error::RepositoryMissing(path.to_path_buf()));
+        }
+        let store = Store::new(path);
+        let config = store.config_path();
+        let bytes = match fs::read(&config) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotARepository(path.to_path_buf())),
+            Err(e) => return Err(Error::io(config, e)),
+        };
+        let header = Header::decode(&bytes, &config)?;
+        Ok((store, header))
+    }
+
+    fn unlock(store: &Store, header: &Header, passphrase: &[u8]) -> Result<MasterKey> {
+        let dir = store.keys_dir();
+        let mut names: Vec<PathBuf> = fs::read_dir(&dir).at(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        names.sort();
+        let mut last_err = Error::WrongPassphrase;
+        for path in names {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let key = match KeyFile::decode(&store.read(&path)?, &name) {
+                Ok(k) => k,
+                Err(e) => {
+                    last_err = e;
+                    continue;
+                }
+            };
+            match key.open(passphrase, &header.repo_id) {
+                Ok(master) => return Ok(master),
+                Err(e) => last_err = e,
+            }
+        }
+        Err(last_err)
+    }
+
+    fn with_key(store: Store, header: Header, master: &MasterKey) -> Result<Self> {
+        let keys = Keys::derive(master, header.repo_id);
+        let index_path = store.index_dir().join(INDEX_FILE);
+        let index = Index::open(&index_path)?;
+        Ok(Self { store, keys, index, header, open_packs: Mutex::new(HashMap::new()) })
+    }
+
+    /// Adds another key file (another passphrase) to the repository.
+    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams, master_passphrase: &[u8]) -> Result<()> {
+        let master = Self::unlock(&self.store, &self.header, master_passphrase)?;
+        let key = KeyFile::create(passphrase, kdf, &master, &self.header.repo_id)?;
+        let name: [u8; 8] = crate::crypto::random_array();
+        self.store.write_atomic(&self.store.keys_dir().join(to_hex(&name)), &key.encode())
+    }
+
+    /// The on-disk layout.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The working keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Replaces the index (after a rebuild).
+    pub(crate) fn reopen_index(&mut self) -> Result<()> {
+        self.index = Index::open(&self.store.index_dir().join(INDEX_FILE))?;
+        Ok(())
+    }
+
+    /// The plaintext header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn pack_file(&self, pack: &PackId) -> Result<Arc<File>> {
+        let mut open = self.open_packs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = open.get(pack) {
+            return Ok(f.clone());
+        }
+        let path = self.store.pack_path(pack);
+        let file = match File::open(&path) {
+            Ok(f) => Arc::new(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::corrupt("pack", pack.short(), "file is missing"))
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        if open.len() >= OPEN_PACKS {
+            open.clear();
+        }
+        open.insert(*pack, file.clone());
+        Ok(file)
+    }
+
+    /// Reads, decrypts and verifies one blob.
+    ///
+    /// # Errors
+    /// [`Error::BlobNotFound`] when the index does not know it, [`Error::Corrupt`]
+    /// when its bytes are damaged.
+    pub fn load_blob(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = self.index.lookup(&self.keys, id)?.ok_or_else(|| Error::BlobNotFound(id.short()))?;
+        if loc.kind != kind {
+            return Err(Error::corrupt(kind.name(), id.short(), "indexed as another kind of blob"));
+        }
+        let file = self.pack_file(&loc.pack)?;
+        let sealed = Store::read_at(&file, &self.store.pack_path(&loc.pack), u64::from(loc.offset), loc.length as usize)?;
+        blob::decode(&self.keys, kind, id, &sealed)
+    }
+
+    /// Loads and decodes a tree.
+    pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        let bytes = self.load_blob(BlobKind::Tree, id)?;
+        Tree::decode(&bytes).map_err(|e| Error::corrupt("tree", id.short(), e))
+    }
+
+    /// The extent list of a file, loading chunk-list pieces if needed.
+    pub fn load_extents(&self, content: &Content) -> Result<Vec<Extent>> {
+        match content {
+            Content::Inline(e) => Ok(e.clone()),
+            Content::Pieces(ids) => {
+                let mut out = Vec::new();
+                for id in ids {
+                    let bytes = self.load_blob(BlobKind::ChunkList, id)?;
+                    out.extend(decode_piece(&bytes).map_err(|e| Error::corrupt("chunk list", id.short(), e))?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Every snapshot, oldest first.
+    ///
+    /// # Errors
+    /// The first damaged record stops the listing with [`Error::Corrupt`].
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let mut out = Vec::new();
+        for id in self.store.list_snapshots()? {
+            out.push((id, self.load_snapshot(&id)?));
+        }
+        out.sort_by_key(|(id, s)| (s.time, *id));
+        Ok(out)
+    }
+
+    /// Loads one snapshot record.
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let bytes = self.store.read(&self.store.snapshot_path(id))?;
+        Snapshot::open(&self.keys, id, &bytes)
+    }
+
+    /// Writes a snapshot record, durably; this is the commit of a snapshot.
+    pub fn write_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
+        let bytes = snap.seal(&self.keys);
+        let id = SnapshotId(*blake3::hash(&bytes).as_bytes());
+        self.store.write_atomic(&self.store.snapshot_path(&id), &bytes)?;
+        Ok(id)
+    }
+
+    /// Finds the tree node at a slash-separated `path` below `root` (empty
+    /// path: the root itself, returned as `None`).
+    ///
+    /// # Errors
+    /// [`Error::PathNotFound`] when a component is missing or not a directory.
+    pub fn find_path(&self, root: &BlobId, path: &[u8]) -> Result<(BlobId, Option<crate::tree::Node>)> {
+        let mut tree_id = *root;
+        let mut found = None;
+        let parts: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|p| !p.is_empty()).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let tree = self.load_tree(&tree_id)?;
+            let node = tree.get(part).cloned().ok_or_else(|| Error::PathNotFound(String::from_utf8_lossy(path).into()))?;
+            if let crate::tree::Payload::Dir(sub) = node.payload {
+                tree_id = sub;
+            } else if i + 1 != parts.len() {
+                return Err(Error::PathNotFound(String::from_utf8_lossy(path).into()));
+            }
+            found = Some(node);
+        }
+        Ok((tree_id, found))
+    }
+}

@@ -1,0 +1,172 @@
+//! Writing blobs: deduplicate, then compress, seal and pack on worker
+//! threads, so that the caller's thread (reading, chunking, hashing) and the
+//! workers keep the cores busy together. The queue between them is bounded,
+//! which bounds memory whatever the size of the source.
+//!
+//! A blob counts as stored once it is in the index or queued in this saver;
+//! [`Saver::run`] returns only after every queued blob sits in a durable,
+//! indexed pack, so a snapshot record written afterwards never references
+//! data that a crash could lose.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::blob::{self, BlobKind};
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::pack::PackWriter;
+use crate::repo::Repository;
+
+/// A pack is closed once it reaches this size (the last blob may overshoot).
+pub const PACK_TARGET: u64 = 16 << 20;
+
+struct Job {
+    kind: BlobKind,
+    id: BlobId,
+    data: Vec<u8>,
+}
+
+/// Counters of what a saver added.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SaveStats {
+    /// New blobs.
+    pub blobs: u64,
+    /// Their plaintext bytes.
+    pub plain_bytes: u64,
+    /// Their sealed bytes in packs.
+    pub stored_bytes: u64,
+}
+
+/// Deduplicates and stores blobs; see the module documentation.
+pub struct Saver<'r> {
+    repo: &'r Repository,
+    queued: Mutex<HashSet<BlobId>>,
+    tx: Mutex<Option<Sender<Job>>>,
+    error: Mutex<Option<Error>>,
+    packers: [Mutex<Option<PackWriter>>; 2],
+    blobs: AtomicU64,
+    plain: AtomicU64,
+    stored: AtomicU64,
+}
+
+impl<'r> Saver<'r> {
+    /// Runs `work` with a saver, then flushes every pack.
+    ///
+    /// # Errors
+    /// The first error of `work` or of any worker (a full drive, say); packs
+    /// not yet finished are then discarded, and those already finished stay
+    /// as unreferenced data for a later prune.
+    pub fn run<T>(repo: &'r Repository, work: impl FnOnce(&Saver<'r>) -> Result<T>) -> Result<(T, SaveStats)> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+        let (tx, rx) = bounded::<Job>(workers * 2);
+        let saver = Saver {
+            repo,
+            queued: Mutex::new(HashSet::new()),
+            tx: Mutex::new(Some(tx)),
+            error: Mutex::new(None),
+            packers: [Mutex::new(None), Mutex::new(None)],
+            blobs: AtomicU64::new(0),
+            plain: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
+        };
+        let result = std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let rx: Receiver<Job> = rx.clone();
+                let saver = &saver;
+                scope.spawn(move || {
+                    for job in rx {
+                        if let Err(e) = saver.store(job) {
+                            saver.fail(e);
+                        }
+                    }
+                });
+            }
+            drop(rx);
+            let out = work(&saver);
+            // Closing the queue lets the workers drain it and stop; the scope
+            // then joins them.
+            saver.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+            out
+        });
+        let Saver { error, packers, blobs, plain, stored, .. } = saver;
+        let value = result?;
+        if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        for packer in packers {
+            if let Some(w) = packer.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                finish_pack(repo, w)?;
+            }
+        }
+        let stats = SaveStats { blobs: blobs.into_inner(), plain_bytes: plain.into_inner(), stored_bytes: stored.into_inner() };
+        Ok((value, stats))
+    }
+
+    fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Stores `data` as a blob of `kind` unless the repository already has it.
+    /// Returns its id.
+    ///
+    /// # Errors
+    /// An earlier worker failure, or an index error.
+    pub fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<BlobId> {
+        self.check_failed()?;
+        let id = blob::blob_id(self.repo.keys(), kind, &data);
+        if self.queued.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) || self.repo.index().contains(&id)? {
+            return Ok(id);
+        }
+        self.queued.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if tx.is_none_or(|tx| tx.send(Job { kind, id, data }).is_err()) {
+            // Workers only stop early by panicking; report it as an error.
+            return Err(Error::Interrupted);
+        }
+        Ok(id)
+    }
+
+    fn store(&self, job: Job) -> Result<()> {
+        let sealed = blob::encode(self.repo.keys(), job.kind, &job.id, &job.data);
+        let slot = &self.packers[usize::from(job.kind.is_metadata())];
+        let mut packer = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if packer.is_none() {
+            *packer = Some(PackWriter::new(self.repo.store())?);
+        }
+        let writer = packer.as_mut().expect("packer was just created");
+        writer.add(job.id, job.kind, &sealed)?;
+        self.blobs.fetch_add(1, Ordering::Relaxed);
+        self.plain.fetch_add(job.data.len() as u64, Ordering::Relaxed);
+        self.stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        if writer.len() >= PACK_TARGET {
+            let full = packer.take().expect("packer is present");
+            // Finishing (fsync) outside the lock lets the other worker go on
+            // packing into a fresh pack meanwhile.
+            drop(packer);
+            finish_pack(self.repo, full)?;
+        }
+        Ok(())
+    }
+}
+
+fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<()> {
+    if writer.is_empty() {
+        return Ok(());
+    }
+    let done = writer.finish(repo.keys(), repo.store())?;
+    repo.index().add_pack(repo.keys(), &done.id, done.size, &done.entries)
+}

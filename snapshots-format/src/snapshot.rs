@@ -1,0 +1,306 @@
+//! Snapshot records, `snapshots/<64 hex>` (FORMAT.md §8): when, from where,
+//! which root tree, and what the run did. A record is written last, after
+//! every blob it references is durable: its file appearing is the commit.
+//!
+//! File: magic "COFFRESN" (8) | sealed(record). The id is the BLAKE3 hash of
+//! the whole file, checked on every load, so a renamed or swapped record is
+//! refused.
+
+use chrono::{DateTime, Local, TimeZone, Utc};
+use serde::Serialize;
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::crypto::{Keys, ObjectKind};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, SnapshotId};
+use crate::tree::Timestamp;
+
+/// Magic opening a snapshot file.
+pub const MAGIC: &[u8; 8] = b"COFFRESN";
+const RECORD_VERSION: u8 = 1;
+/// At most this many skipped paths are kept in a record.
+pub const MAX_RECORDED_PROBLEMS: usize = 1000;
+
+/// What a snapshot run did, kept in its record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Regular files not in the parent snapshot.
+    pub files_new: u64,
+    /// Regular files in the parent whose metadata changed (re-read).
+    pub files_changed: u64,
+    /// Regular files unchanged since the parent (not read).
+    pub files_unchanged: u64,
+    /// Directories not in the parent.
+    pub dirs_new: u64,
+    /// Directories whose listing changed.
+    pub dirs_changed: u64,
+    /// Directories identical to the parent's.
+    pub dirs_unchanged: u64,
+    /// Symlinks, fifos, sockets and devices recorded.
+    pub others: u64,
+    /// Bytes read from the source.
+    pub bytes_read: u64,
+    /// Plaintext bytes of new blobs added to the repository.
+    pub bytes_added: u64,
+    /// Bytes of new blobs after compression and encryption.
+    pub bytes_stored: u64,
+    /// Number of new blobs.
+    pub blobs_added: u64,
+    /// Total size of the regular files in the snapshot.
+    pub total_size: u64,
+    /// Wall time of the run in milliseconds.
+    pub duration_ms: u64,
+    /// Files that changed while being read (stored as read; flagged).
+    pub changed_while_read: Vec<Vec<u8>>,
+    /// Entries that could not be read and were left out, with the reason.
+    pub skipped: Vec<(Vec<u8>, String)>,
+    /// Number of entries left out (may exceed the paths kept in `skipped`).
+    pub skipped_count: u64,
+}
+
+/// A snapshot record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When the snapshot was taken (UTC).
+    pub time: Timestamp,
+    /// Host that took it.
+    pub hostname: Vec<u8>,
+    /// Absolute source path, raw bytes.
+    pub source: Vec<u8>,
+    /// Label grouping snapshots of one source (default: the hostname).
+    pub label: String,
+    /// Free tags.
+    pub tags: Vec<String>,
+    /// The snapshot this one was compared against, if any.
+    pub parent: Option<SnapshotId>,
+    /// The root directory's tree blob.
+    pub tree: BlobId,
+    /// What the run did.
+    pub summary: Summary,
+}
+
+impl Snapshot {
+    /// The time as a UTC date-time.
+    pub fn utc(&self) -> DateTime<Utc> {
+        Utc.timestamp_opt(self.time.sec, self.time.nsec).single().unwrap_or_default()
+    }
+
+    /// The time in the local timezone (`TZ` respected).
+    pub fn local(&self) -> DateTime<Local> {
+        self.utc().with_timezone(&Local)
+    }
+
+    /// Encodes the record (FORMAT.md §8.1).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(RECORD_VERSION);
+        w.zigzag(self.time.sec);
+        w.varint(u64::from(self.time.nsec));
+        w.bytes(&self.hostname);
+        w.bytes(&self.source);
+        w.bytes(self.label.as_bytes());
+        w.varint(self.tags.len() as u64);
+        for t in &self.tags {
+            w.bytes(t.as_bytes());
+        }
+        match &self.parent {
+            Some(p) => {
+                w.u8(1);
+                w.raw(p.as_bytes());
+            }
+            None => w.u8(0),
+        }
+        w.raw(self.tree.as_bytes());
+        let s = &self.summary;
+        for v in [
+            s.files_new,
+            s.files_changed,
+            s.files_unchanged,
+            s.dirs_new,
+            s.dirs_changed,
+            s.dirs_unchanged,
+            s.others,
+            s.bytes_read,
+            s.bytes_added,
+            s.bytes_stored,
+            s.blobs_added,
+            s.total_size,
+            s.duration_ms,
+            s.skipped_count,
+        ] {
+            w.varint(v);
+        }
+        w.varint(s.changed_while_read.len() as u64);
+        for p in &s.changed_while_read {
+            w.bytes(p);
+        }
+        w.varint(s.skipped.len() as u64);
+        for (p, why) in &s.skipped {
+            w.bytes(p);
+            w.bytes(why.as_bytes());
+        }
+        w.into_bytes()
+    }
+
+    /// Decodes a record.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        if r.u8()? != RECORD_VERSION {
+            return Err(DecodeError::Invalid("unknown snapshot record version"));
+        }
+        let sec = r.zigzag()?;
+        let nsec = r.varint_u32()?;
+        let hostname = r.bytes()?.to_vec();
+        let source = r.bytes()?.to_vec();
+        let label = utf8(r.bytes()?)?;
+        let nt = r.count(1)?;
+        let tags = (0..nt).map(|_| utf8(r.bytes()?)).collect::<Result<_, _>>()?;
+        let parent = match r.u8()? {
+            0 => None,
+            1 => Some(SnapshotId(r.id()?)),
+            _ => return Err(DecodeError::Invalid("bad parent flag")),
+        };
+        let tree = BlobId(r.id()?);
+        let mut v = [0u64; 14];
+        for x in &mut v {
+            *x = r.varint()?;
+        }
+        let nc = r.count(1)?;
+        let changed_while_read = (0..nc).map(|_| r.bytes().map(<[u8]>::to_vec)).collect::<Result<_, _>>()?;
+        let ns = r.count(2)?;
+        let skipped = (0..ns).map(|_| Ok((r.bytes()?.to_vec(), utf8(r.bytes()?)?))).collect::<Result<_, _>>()?;
+        r.finish()?;
+        let summary = Summary {
+            files_new: v[0],
+            files_changed: v[1],
+            files_unchanged: v[2],
+            dirs_new: v[3],
+            dirs_changed: v[4],
+            dirs_unchanged: v[5],
+            others: v[6],
+            bytes_read: v[7],
+            bytes_added: v[8],
+            bytes_stored: v[9],
+            blobs_added: v[10],
+            total_size: v[11],
+            duration_ms: v[12],
+            skipped_count: v[13],
+            changed_while_read,
+            skipped,
+        };
+        Ok(Snapshot { time: Timestamp { sec, nsec }, hostname, source, label, tags, parent, tree, summary })
+    }
+
+    /// The snapshot file: magic then the sealed record.
+    pub fn seal(&self, keys: &Keys) -> Vec<u8> {
+        [&MAGIC[..], &keys.seal(ObjectKind::Snapshot, &[], &self.encode())].concat()
+    }
+
+    /// Opens a snapshot file, checking that its hash is `id`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the snapshot.
+    pub fn open(keys: &Keys, id: &SnapshotId, file: &[u8]) -> Result<Self> {
+        let bad = |why: String| Error::corrupt("snapshot", id.short(), why);
+        if blake3::hash(file).as_bytes() != id.as_bytes() {
+            return Err(bad("file does not match its name".into()));
+        }
+        if file.len() < MAGIC.len() || &file[..MAGIC.len()] != MAGIC {
+            return Err(bad("bad magic".into()));
+        }
+        let plain = keys
+            .open(ObjectKind::Snapshot, &[], &file[MAGIC.len()..])
+            .map_err(|_| bad("fails authentication".into()))?;
+        Snapshot::decode(&plain).map_err(|e| bad(e.to_string()))
+    }
+}
+
+fn utf8(b: &[u8]) -> Result<String, DecodeError> {
+    String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Invalid("text is not UTF-8"))
+}
+
+/// Picks the snapshot a user named among `all` (sorted oldest first):
+/// `latest`, a local date `YYYY-MM-DD` (the last snapshot of that day), or a
+/// unique prefix of an id.
+///
+/// # Errors
+/// [`Error::SnapshotNotFound`] or [`Error::AmbiguousSnapshot`].
+pub fn resolve<'a>(all: &'a [(SnapshotId, Snapshot)], spec: &str) -> Result<&'a (SnapshotId, Snapshot)> {
+    let not_found = || Error::SnapshotNotFound(spec.to_string());
+    if spec == "latest" {
+        return all.iter().max_by_key(|(_, s)| s.time).ok_or_else(not_found);
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(spec, "%Y-%m-%d") {
+        return all.iter().filter(|(_, s)| s.local().date_naive() == day).max_by_key(|(_, s)| s.time).ok_or_else(not_found);
+    }
+    let spec_l = spec.to_ascii_lowercase();
+    if spec_l.is_empty() || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let mut matches = all.iter().filter(|(id, _)| id.to_hex().starts_with(&spec_l));
+    let first = matches.next().ok_or_else(not_found)?;
+    if matches.next().is_some() {
+        return Err(Error::AmbiguousSnapshot(spec.to_string()));
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+    use proptest::prelude::*;
+
+    fn snap(sec: i64, tags: Vec<String>, host: Vec<u8>, skipped: Vec<(Vec<u8>, String)>) -> Snapshot {
+        Snapshot {
+            time: Timestamp { sec, nsec: 123 },
+            hostname: host,
+            source: b"/srv/officine\xff".to_vec(),
+            label: "pharmacie".into(),
+            tags,
+            parent: Some(SnapshotId([4; 32])),
+            tree: BlobId([5; 32]),
+            summary: Summary { files_new: 3, bytes_read: 1 << 40, skipped_count: skipped.len() as u64, skipped, ..Default::default() },
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn record_round_trip(sec in any::<i64>(), tags in proptest::collection::vec("[a-z]{0,8}", 0..4), host in proptest::collection::vec(any::<u8>(), 0..30), skipped in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..20), "[ -~]{0,20}"), 0..3)) {
+            let s = snap(sec, tags, host, skipped);
+            prop_assert_eq!(Snapshot::decode(&s.encode()).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn sealed_file_checks_its_id_and_bits() {
+        let keys = Keys::derive(&MasterKey::from_bytes([1; 32]), [0; 16]);
+        let s = snap(1_700_000_000, vec!["x".into()], b"h".to_vec(), vec![]);
+        let file = s.seal(&keys);
+        let id = SnapshotId(*blake3::hash(&file).as_bytes());
+        assert_eq!(Snapshot::open(&keys, &id, &file).unwrap(), s);
+        assert!(Snapshot::open(&keys, &SnapshotId([0; 32]), &file).is_err());
+        let mut flipped = file.clone();
+        flipped[30] ^= 4;
+        let fid = SnapshotId(*blake3::hash(&flipped).as_bytes());
+        assert!(Snapshot::open(&keys, &fid, &flipped).is_err());
+    }
+
+    #[test]
+    fn resolve_latest_date_and_prefix() {
+        std::env::set_var("TZ", "Europe/Paris");
+        let mk = |sec| snap(sec, vec![], vec![], vec![]);
+        // 2026-11-24 08:00 and 20:00 Paris, 2026-11-25 09:00 Paris.
+        let all = vec![
+            (SnapshotId([0xaa; 32]), mk(1_763_967_600)),
+            (SnapshotId([0xab; 32]), mk(1_764_010_800)),
+            (SnapshotId([0xbc; 32]), mk(1_764_057_600)),
+        ];
+        assert_eq!(resolve(&all, "latest").unwrap().0, SnapshotId([0xbc; 32]));
+        assert_eq!(resolve(&all, "2025-11-24").unwrap().0, SnapshotId([0xab; 32]));
+        assert_eq!(resolve(&all, "bc").unwrap().0, SnapshotId([0xbc; 32]));
+        assert!(matches!(resolve(&all, "a"), Err(Error::AmbiguousSnapshot(_))));
+        assert!(matches!(resolve(&all, "2020-01-01"), Err(Error::SnapshotNotFound(_))));
+        assert!(matches!(resolve(&all, "zz"), Err(Error::SnapshotNotFound(_))));
+    }
+}

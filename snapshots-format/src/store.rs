@@ -1,0 +1,277 @@
+//! The on-disk layout of a repository directory, and the only code that
+//! creates, renames or deletes files in it.
+//!
+//! ```text
+//! REPO/config                 plaintext header            (header.rs)
+//! REPO/keys/<16 hex>          wrapped master keys         (keyfile.rs)
+//! REPO/data/<2 hex>/<64 hex>  pack files                  (pack.rs)
+//! REPO/snapshots/<64 hex>     snapshot records            (snapshot.rs)
+//! REPO/index/index.db         SQLite index, rebuildable   (index.rs)
+//! REPO/tmp/                   files being written; never read as data
+//! ```
+//!
+//! Every file is written under `tmp/`, fsynced, renamed into place, and its
+//! directory fsynced: a crash leaves either the whole file or none of it at
+//! its final name. Names are short ASCII and files stay far below 2 GiB, so
+//! the same drive works on ext4, exFAT and NTFS.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::id::{to_hex, PackId, SnapshotId};
+
+/// A repository directory on disk.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A file being written under `tmp/`; it becomes visible only through [`TempFile::commit`].
+/// Dropping it without committing removes it.
+pub struct TempFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Store {
+    /// A store rooted at `root` (nothing is checked or created).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The repository directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of the plaintext header.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config")
+    }
+
+    /// Directory of key files.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    /// Directory of snapshot records.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    /// Directory holding the index database.
+    pub fn index_dir(&self) -> PathBuf {
+        self.root.join("index")
+    }
+
+    /// Directory of pack files.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Path of a pack file: `data/<first 2 hex>/<64 hex>`.
+    pub fn pack_path(&self, id: &PackId) -> PathBuf {
+        let hex = id.to_hex();
+        self.data_dir().join(&hex[..2]).join(hex)
+    }
+
+    /// Path of a snapshot record.
+    pub fn snapshot_path(&self, id: &SnapshotId) -> PathBuf {
+        self.snapshots_dir().join(id.to_hex())
+    }
+
+    /// Creates the directory skeleton of a new repository.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] if `root` exists and is not an empty directory.
+    pub fn create_layout(&self) -> Result<()> {
+        if self.root.exists() {
+            let mut entries = fs::read_dir(&self.root).at(&self.root)?;
+            if entries.next().is_some() {
+                return Err(Error::AlreadyExists(self.root.clone()));
+            }
+        }
+        fs::create_dir_all(&self.root).at(&self.root)?;
+        for dir in [self.keys_dir(), self.snapshots_dir(), self.index_dir(), self.data_dir(), self.tmp_dir()] {
+            fs::create_dir_all(&dir).at(&dir)?;
+        }
+        for i in 0..=255u8 {
+            let dir = self.data_dir().join(to_hex(&[i]));
+            fs::create_dir_all(&dir).at(&dir)?;
+        }
+        sync_dir(&self.data_dir())?;
+        sync_dir(&self.root)?;
+        if let Some(parent) = self.root.parent() {
+            // Best effort: the parent may be a read-only mount point's root.
+            let _ = sync_dir(parent);
+        }
+        Ok(())
+    }
+
+    /// Starts writing a new file under `tmp/`.
+    pub fn temp_file(&self) -> Result<TempFile> {
+        let suffix: [u8; 8] = crate::crypto::random_array();
+        let path = self.tmp_dir().join(format!("{}-{}.tmp", std::process::id(), to_hex(&suffix)));
+        let file = OpenOptions::new().write(true).create_new(true).open(&path).at(&path)?;
+        Ok(TempFile { path, file: Some(file) })
+    }
+
+    /// Writes a whole small file atomically and durably at `dest`.
+    ///
+    /// # Errors
+    /// I/O errors, [`Error::DriveFull`] when the drive is full (nothing is left at `dest`).
+    pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes)?;
+        tmp.commit(dest)
+    }
+
+    /// Reads a whole file.
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        fs::read(path).at(path)
+    }
+
+    /// Reads `len` bytes at `offset` of an open file.
+    pub fn read_at(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt("pack", file_name(path), "shorter than the index says")
+            } else {
+                Error::io(path, e)
+            }
+        })?;
+        Ok(buf)
+    }
+
+    /// Every pack file under `data/` with its size. Files whose name is not a
+    /// pack id are ignored.
+    pub fn list_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        let mut out = Vec::new();
+        let data = self.data_dir();
+        for sub in fs::read_dir(&data).at(&data)? {
+            let sub = sub.at(&data)?.path();
+            if !sub.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(&sub).at(&sub)? {
+                let entry = entry.at(&sub)?;
+                let name = entry.file_name();
+                if let Some(id) = name.to_str().and_then(PackId::from_hex) {
+                    let len = entry.metadata().at(entry.path())?.len();
+                    out.push((id, len));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every snapshot record id.
+    pub fn list_snapshots(&self) -> Result<Vec<SnapshotId>> {
+        let dir = self.snapshots_dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            if let Some(id) = entry.file_name().to_str().and_then(SnapshotId::from_hex) {
+                out.push(id);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes files left in `tmp/` by writers that are no longer running on
+    /// this machine (a crash or kill mid-write). Returns how many were removed.
+    pub fn remove_stale_temp_files(&self) -> Result<usize> {
+        let dir = self.tmp_dir();
+        let mut removed = 0;
+        for entry in fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            let name = entry.file_name();
+            let pid = name.to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<i32>().ok());
+            let alive = match pid {
+                // SAFETY: kill with signal 0 only checks that the process exists.
+                Some(pid) if pid > 0 => unsafe { libc::kill(pid, 0) == 0 },
+                _ => false,
+            };
+            if !alive {
+                fs::remove_file(entry.path()).at(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl TempFile {
+    fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("temp file is open until commit")
+    }
+
+    /// Appends bytes.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        let path = self.path.clone();
+        self.file().write_all(bytes).at(path)
+    }
+
+    /// Makes the file durable and moves it to `dest`: fsync the file, rename,
+    /// fsync the destination directory.
+    pub fn commit(mut self, dest: &Path) -> Result<()> {
+        let file = self.file.take().expect("temp file is open until commit");
+        file.sync_all().at(&self.path)?;
+        drop(file);
+        fs::rename(&self.path, dest).at(dest)?;
+        if let Some(dir) = dest.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// fsyncs a directory so that renames into it survive a power loss.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_and_stale_temp_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("repo"));
+        store.create_layout().unwrap();
+        assert!(matches!(store.create_layout(), Err(Error::AlreadyExists(_))));
+        let dest = store.snapshots_dir().join("x");
+        store.write_atomic(&dest, b"abc").unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"abc");
+        // A temp file of a dead writer (pid 0 never names a live writer) is removed,
+        // one of ours (still running) is kept.
+        fs::write(store.tmp_dir().join("999999999-00.tmp"), b"x").unwrap();
+        let mine = store.temp_file().unwrap();
+        assert_eq!(store.remove_stale_temp_files().unwrap(), 1);
+        drop(mine);
+        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+    }
+}
