@@ -55,6 +55,9 @@ pub enum Error {
     /// A blob the snapshot needs is not in the index.
     #[error("blob {0} is missing from the index (run `coffre rebuild-index`, then `coffre check`)")]
     BlobNotFound(String),
+    /// The index database is missing while packs exist.
+    #[error("the index database is missing (run `coffre rebuild-index`)")]
+    IndexMissing,
     /// No snapshot matches what the user named.
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),

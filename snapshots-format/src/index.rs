@@ -124,17 +124,50 @@ impl Index {
     /// Records a durable pack and its blobs in one transaction. Blobs already
     /// indexed keep their first location.
     pub fn add_pack(&self, keys: &Keys, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        self.add_packs(keys, &[(*pack, size, entries)])
+    }
+
+    /// Records several durable packs in one transaction (one fsync).
+    pub fn add_packs(&self, keys: &Keys, packs: &[(PackId, u64, &[PackEntry])]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute("INSERT OR IGNORE INTO packs(pack_id, size) VALUES (?1, ?2)", params![&pack.0[..], size as i64])?;
-        let pack_no: i64 = tx.query_row("SELECT pack_no FROM packs WHERE pack_id = ?1", [&pack.0[..]], |r| r.get(0))?;
-        {
+        for (pack, size, entries) in packs {
+            tx.execute("INSERT OR IGNORE INTO packs(pack_id, size) VALUES (?1, ?2)", params![&pack.0[..], *size as i64])?;
+            let pack_no: i64 =
+                tx.query_row("SELECT pack_no FROM packs WHERE pack_id = ?1", [&pack.0[..]], |r| r.get(0))?;
             let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO blobs(blob_id, pack_no, loc) VALUES (?1, ?2, ?3)")?;
-            for e in entries {
+            for e in entries.iter() {
                 stmt.execute(params![&e.id.0[..], pack_no, seal_location(keys, e)])?;
             }
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// The blobs indexed in one pack.
+    pub fn blobs_in_pack(&self, pack: &PackId) -> Result<Vec<BlobId>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT b.blob_id FROM blobs b JOIN packs p ON p.pack_no = b.pack_no WHERE p.pack_id = ?1",
+        )?;
+        let rows = stmt.query_map([&pack.0[..]], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.extend(BlobId::from_slice(&row?));
+        }
+        Ok(out)
+    }
+
+    /// Removes the database files at `path` (the index is a cache; see `rebuild`).
+    pub fn remove_files(path: &Path) -> Result<()> {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(PathBuf::from(p), e)),
+                _ => {}
+            }
+        }
         Ok(())
     }
 

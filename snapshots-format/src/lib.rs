@@ -7,20 +7,28 @@
 //! owns every key and cipher. The engines never print: they report through
 //! [`progress::Progress`].
 
+pub mod backup;
 pub mod blob;
+pub mod check;
+pub mod chunker;
 pub mod codec;
 pub mod content;
 pub mod crypto;
 pub mod error;
+pub mod fsmeta;
 pub mod header;
 pub mod id;
 pub mod index;
 pub mod keyfile;
 pub mod pack;
+pub mod progress;
+pub mod rebuild;
 pub mod repo;
+pub mod restore;
 pub mod saver;
 pub mod snapshot;
 pub mod store;
+pub mod target;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -59,6 +59,21 @@ impl Repository {
     pub fn open(path: &Path, passphrase: &[u8]) -> Result<Self> {
         let (store, header) = Self::read_header(path)?;
         let master = Self::unlock(&store, &header, passphrase)?;
+        let index_path = store.index_dir().join(INDEX_FILE);
+        // A missing index with packs present would make every blob look
+        // absent: say so rather than re-store everything or fail on restore.
+        if !index_path.exists() && !store.list_packs()?.is_empty() {
+            return Err(Error::IndexMissing);
+        }
+        Self::with_key(store, header, &master)
+    }
+
+    /// Opens the repository with a new, empty index, deleting the old one
+    /// (for `rebuild-index`, which works even when the old index is unreadable).
+    pub fn open_with_fresh_index(path: &Path, passphrase: &[u8]) -> Result<Self> {
+        let (store, header) = Self::read_header(path)?;
+        let master = Self::unlock(&store, &header, passphrase)?;
+        Index::remove_files(&store.index_dir().join(INDEX_FILE))?;
         Self::with_key(store, header, &master)
     }
 
@@ -130,11 +145,6 @@ impl Repository {
         &self.index
     }
 
-    /// Replaces the index (after a rebuild).
-    pub(crate) fn reopen_index(&mut self) -> Result<()> {
-        self.index = Index::open(&self.store.index_dir().join(INDEX_FILE))?;
-        Ok(())
-    }
 
     /// The plaintext header.
     pub fn header(&self) -> &Header {

@@ -1,0 +1,356 @@
+//! Taking a snapshot: walk the source depth-first, store what is new, build
+//! one tree per directory bottom-up, and commit the record last.
+//!
+//! Incremental: a file whose size, mtime, ctime and inode match the parent
+//! snapshot's entry is not read; its content reference is reused. The parent's
+//! trees are loaded one directory at a time, as the walk reaches them.
+//! Unreadable entries are skipped and listed in the summary; files that
+//! change while read are stored as read and flagged.
+
+use std::collections::HashMap;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::blob::BlobKind;
+use crate::chunker::{self, Piece};
+use crate::content::{self, Content, Extent, INLINE_MAX};
+use crate::error::{Error, Result};
+use crate::fsmeta;
+use crate::id::{BlobId, SnapshotId};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::saver::Saver;
+use crate::snapshot::{Snapshot, Summary, MAX_RECORDED_PROBLEMS};
+use crate::tree::{Node, NodeKind, Payload, Timestamp, Tree};
+
+/// What to snapshot and how to label it.
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    /// The directory to snapshot.
+    pub source: PathBuf,
+    /// Label (default: the host name).
+    pub label: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Time to record instead of now (tests and imports).
+    pub time: Option<Timestamp>,
+}
+
+/// Takes a snapshot of `opts.source`.
+///
+/// # Errors
+/// [`Error::Source`] when the source is missing or not a directory; storage
+/// errors ([`Error::DriveFull`]...) abort the run and leave no snapshot
+/// (earlier snapshots are untouched).
+pub fn take_snapshot(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress) -> Result<(SnapshotId, Snapshot)> {
+    let started = Instant::now();
+    let source = fs::canonicalize(&opts.source)
+        .map_err(|e| Error::Source { path: opts.source.clone(), reason: e.to_string() })?;
+    let meta = fs::metadata(&source).map_err(|e| Error::Source { path: source.clone(), reason: e.to_string() })?;
+    if !meta.is_dir() {
+        return Err(Error::Source { path: source.clone(), reason: "not a directory".into() });
+    }
+    repo.store().remove_stale_temp_files()?;
+    let hostname = fsmeta::hostname();
+    let label = opts.label.clone().unwrap_or_else(|| String::from_utf8_lossy(&hostname).into_owned());
+    let source_bytes = source.as_os_str().as_bytes().to_vec();
+    let parent = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|(_, s)| s.label == label && s.source == source_bytes)
+        .max_by_key(|(_, s)| s.time);
+    let parent_tree = match &parent {
+        Some((_, p)) => repo.load_tree(&p.tree).ok(),
+        None => None,
+    };
+
+    let ((tree, mut summary), stats) = Saver::run(repo, |saver| {
+        let mut walker = Walker {
+            repo,
+            saver,
+            progress,
+            seed: repo.keys().chunker_seed(),
+            summary: Summary::default(),
+            links: HashMap::new(),
+        };
+        let tree = walker.dir(&source, b"", parent_tree.as_ref())?;
+        Ok((tree, walker.summary))
+    })?;
+    summary.bytes_added = stats.plain_bytes;
+    summary.bytes_stored = stats.stored_bytes;
+    summary.blobs_added = stats.blobs;
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+
+    let time = opts.time.unwrap_or_else(now);
+    let snap = Snapshot {
+        time,
+        hostname,
+        source: source_bytes,
+        label,
+        tags: opts.tags.clone(),
+        parent: parent.map(|(id, _)| id),
+        tree,
+        summary,
+    };
+    let id = repo.write_snapshot(&snap)?;
+    Ok((id, snap))
+}
+
+fn now() -> Timestamp {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp { sec: d.as_secs() as i64, nsec: d.subsec_nanos() }
+}
+
+/// Counts the regular files and their bytes under `source`, for a progress
+/// total; unreadable parts are silently left out.
+pub fn estimate(source: &Path) -> (u64, u64) {
+    let mut files = 0;
+    let mut bytes = 0;
+    let mut stack = vec![source.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                files += 1;
+                bytes += meta.len();
+            }
+        }
+    }
+    (files, bytes)
+}
+
+struct Walker<'a, 'r> {
+    repo: &'r Repository,
+    saver: &'a Saver<'r>,
+    progress: &'a dyn Progress,
+    seed: u64,
+    summary: Summary,
+    /// Contents already stored for hard-linked inodes in this run.
+    links: HashMap<(u64, u64), Content>,
+}
+
+fn stamp(sec: i64, nsec: i64) -> Timestamp {
+    Timestamp { sec, nsec: nsec.clamp(0, 999_999_999) as u32 }
+}
+
+fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    if rel.is_empty() {
+        name.to_vec()
+    } else {
+        [rel, b"/", name].concat()
+    }
+}
+
+impl Walker<'_, '_> {
+    fn skip(&mut self, rel: &[u8], why: String) {
+        self.progress.warn(&format!("skipped {}: {why}", String::from_utf8_lossy(rel)));
+        self.summary.skipped_count += 1;
+        if self.summary.skipped.len() < MAX_RECORDED_PROBLEMS {
+            self.summary.skipped.push((rel.to_vec(), why));
+        }
+    }
+
+    /// Snapshots one directory and returns its tree id.
+    fn dir(&mut self, path: &Path, rel: &[u8], parent: Option<&Tree>) -> Result<BlobId> {
+        let mut names: Vec<_> = fs::read_dir(path)
+            .and_then(|it| it.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<Vec<_>>>())
+            .map_err(|e| Error::Source { path: path.to_path_buf(), reason: e.to_string() })?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut tree = Tree::default();
+        for name in names {
+            let child = path.join(&name);
+            let child_rel = join(rel, name.as_bytes());
+            let old = parent.and_then(|p| p.get(name.as_bytes()));
+            match self.entry(&child, &child_rel, name.as_bytes(), old) {
+                Ok(Some(node)) => tree.nodes.push(node),
+                Ok(None) => {}
+                Err(Error::Source { reason, .. }) => self.skip(&child_rel, reason),
+                Err(e) => return Err(e),
+            }
+        }
+        self.saver.save(BlobKind::Tree, tree.encode())
+    }
+
+    /// One entry; `Ok(None)` when it vanished. Problems with the source come
+    /// back as [`Error::Source`] so the caller can skip just this entry.
+    fn entry(&mut self, path: &Path, rel: &[u8], name: &[u8], old: Option<&Node>) -> Result<Option<Node>> {
+        let source_err = |e: std::io::Error| Error::Source { path: path.to_path_buf(), reason: e.to_string() };
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(source_err(e)),
+        };
+        let xattrs = fsmeta::read_xattrs(path).map_err(source_err)?;
+        let ft = meta.file_type();
+        let (kind, payload) = if ft.is_file() {
+            (NodeKind::File, Payload::File(self.file(path, rel, &meta, old)?))
+        } else if ft.is_dir() {
+            let old_tree = match old {
+                Some(Node { payload: Payload::Dir(id), .. }) => self.repo.load_tree(id).ok(),
+                _ => None,
+            };
+            let id = self.dir(path, rel, old_tree.as_ref())?;
+            match old {
+                None => self.summary.dirs_new += 1,
+                Some(Node { payload: Payload::Dir(old_id), .. }) if *old_id == id => self.summary.dirs_unchanged += 1,
+                Some(_) => self.summary.dirs_changed += 1,
+            }
+            (NodeKind::Dir, Payload::Dir(id))
+        } else if ft.is_symlink() {
+            self.summary.others += 1;
+            let target = fs::read_link(path).map_err(source_err)?;
+            (NodeKind::Symlink, Payload::Symlink(target.as_os_str().as_bytes().to_vec()))
+        } else {
+            self.summary.others += 1;
+            let kind = if ft.is_fifo() {
+                NodeKind::Fifo
+            } else if ft.is_socket() {
+                NodeKind::Socket
+            } else if ft.is_char_device() {
+                NodeKind::CharDevice
+            } else {
+                NodeKind::BlockDevice
+            };
+            let payload = match kind {
+                NodeKind::CharDevice | NodeKind::BlockDevice => Payload::Device(meta.rdev()),
+                _ => Payload::None,
+            };
+            (kind, payload)
+        };
+        Ok(Some(node_from(name, kind, &meta, xattrs, payload)))
+    }
+
+    fn file(&mut self, path: &Path, rel: &[u8], meta: &Metadata, old: Option<&Node>) -> Result<Content> {
+        self.summary.total_size += meta.len();
+        if let Some(old) = old {
+            if let Payload::File(content) = &old.payload {
+                if old.kind == NodeKind::File
+                    && old.size == meta.len()
+                    && old.mtime == stamp(meta.mtime(), meta.mtime_nsec())
+                    && old.ctime == stamp(meta.ctime(), meta.ctime_nsec())
+                    && old.inode == meta.ino()
+                {
+                    self.summary.files_unchanged += 1;
+                    self.progress.advance(1, meta.len());
+                    return Ok(content.clone());
+                }
+            }
+        }
+        if old.is_some() {
+            self.summary.files_changed += 1;
+        } else {
+            self.summary.files_new += 1;
+        }
+        let link = (meta.nlink() > 1).then_some((meta.dev(), meta.ino()));
+        if let Some(content) = link.and_then(|k| self.links.get(&k)) {
+            self.progress.advance(1, meta.len());
+            return Ok(content.clone());
+        }
+        let content = self.read_file(path, rel, meta)?;
+        if let Some(k) = link {
+            self.links.insert(k, content.clone());
+        }
+        Ok(content)
+    }
+
+    fn read_file(&mut self, path: &Path, rel: &[u8], meta: &Metadata) -> Result<Content> {
+        let source_err = |e: std::io::Error| Error::Source { path: path.to_path_buf(), reason: e.to_string() };
+        let file = open_source(path).map_err(source_err)?;
+        let before = file.metadata().map_err(source_err)?;
+        if !before.is_file() || before.ino() != meta.ino() {
+            return Err(Error::Source { path: path.to_path_buf(), reason: "replaced while being read".into() });
+        }
+        let mut extents = Vec::new();
+        let saver = self.saver;
+        let progress = self.progress;
+        let read = chunker::chunk_file(&file, meta.len(), self.seed, |piece| -> Result<(), ReadError> {
+            match piece {
+                Piece::Data(data) => {
+                    let len = data.len() as u32;
+                    progress.advance(0, u64::from(len));
+                    let id = saver.save(BlobKind::Data, data).map_err(ReadError::Repo)?;
+                    extents.push(Extent::Chunk { id, len });
+                }
+                Piece::Hole(len) => {
+                    progress.advance(0, len);
+                    extents.push(Extent::Hole { len });
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            ReadError::Source(e) => source_err(e),
+            ReadError::Repo(e) => e,
+        })?;
+        self.summary.bytes_read += read;
+        self.progress.advance(1, 0);
+        let after = file.metadata().map_err(source_err)?;
+        if after.len() != meta.len()
+            || after.mtime() != meta.mtime()
+            || after.mtime_nsec() != meta.mtime_nsec()
+            || after.ctime() != meta.ctime()
+            || after.ctime_nsec() != meta.ctime_nsec()
+        {
+            self.progress.warn(&format!("{} changed while it was read", String::from_utf8_lossy(rel)));
+            if self.summary.changed_while_read.len() < MAX_RECORDED_PROBLEMS {
+                self.summary.changed_while_read.push(rel.to_vec());
+            }
+        }
+        if extents.len() <= INLINE_MAX {
+            return Ok(Content::Inline(extents));
+        }
+        let mut pieces = Vec::new();
+        for piece in content::split_pieces(&extents) {
+            pieces.push(self.saver.save(BlobKind::ChunkList, content::encode_piece(piece))?);
+        }
+        Ok(Content::Pieces(pieces))
+    }
+}
+
+/// Reading a file fails either on the source side (skip the file) or on the
+/// repository side (stop the snapshot).
+enum ReadError {
+    Source(std::io::Error),
+    Repo(Error),
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Source(e)
+    }
+}
+
+/// Opens a source file for reading without following a symlink swapped in,
+/// without blocking on a fifo swapped in, and without touching its atime
+/// when allowed.
+fn open_source(path: &Path) -> std::io::Result<File> {
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    match OpenOptions::new().read(true).custom_flags(flags | libc::O_NOATIME).open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => OpenOptions::new().read(true).custom_flags(flags).open(path),
+        other => other,
+    }
+}
+
+fn node_from(name: &[u8], kind: NodeKind, meta: &Metadata, xattrs: Vec<(Vec<u8>, Vec<u8>)>, payload: Payload) -> Node {
+    Node {
+        name: name.to_vec(),
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime: stamp(meta.mtime(), meta.mtime_nsec()),
+        ctime: stamp(meta.ctime(), meta.ctime_nsec()),
+        size: if kind == NodeKind::Dir { 0 } else { meta.len() },
+        dev: meta.dev(),
+        inode: meta.ino(),
+        nlink: meta.nlink(),
+        xattrs,
+        payload,
+    }
+}

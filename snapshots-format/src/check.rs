@@ -1,0 +1,261 @@
+//! Checking a repository (DESIGN invariant 4).
+//!
+//! Structure: every snapshot record opens; every tree of every snapshot
+//! loads; every blob they reference is in the index, in a pack that exists,
+//! within its recorded size; every indexed pack exists with that size.
+//! With `read_data`, every pack is read whole: its hash must match its
+//! name, its trailer must open, and every blob in it must decrypt and
+//! re-hash to its id. Damaged blobs are then traced to the files and the
+//! snapshots that contain them.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use serde::Serialize;
+
+use crate::blob::{self, BlobKind};
+use crate::content::{Content, Extent};
+use crate::error::Result;
+use crate::id::{BlobId, PackId};
+use crate::pack;
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::tree::Payload;
+
+/// What to check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Read and verify every byte of every pack.
+    pub read_data: bool,
+}
+
+/// A file (or directory) of a snapshot that cannot be restored whole.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DamagedFile {
+    /// Short id of the snapshot.
+    pub snapshot: String,
+    /// Local time of the snapshot.
+    pub time: String,
+    /// Path inside the snapshot (lossy UTF-8).
+    pub path: String,
+    /// Why it cannot be restored.
+    pub reason: String,
+}
+
+/// The outcome of a check.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Snapshots checked.
+    pub snapshots: u64,
+    /// Distinct trees checked.
+    pub trees: u64,
+    /// Distinct data and chunk-list blobs referenced.
+    pub blobs: u64,
+    /// Packs in the index.
+    pub packs: u64,
+    /// Bytes of packs read (with `read_data`).
+    pub bytes_read: u64,
+    /// Problems found; empty means the repository is sound.
+    pub errors: Vec<String>,
+    /// Things that do not lose data but deserve attention.
+    pub warnings: Vec<String>,
+    /// Files that a damaged or missing blob makes unrestorable, in every
+    /// snapshot that holds them.
+    pub damaged_files: Vec<DamagedFile>,
+}
+
+impl CheckReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty() && self.damaged_files.is_empty()
+    }
+}
+
+/// Checks `repo`.
+pub fn check(repo: &Repository, opts: CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let indexed: HashMap<PackId, u64> = repo.index().packs()?.into_iter().collect();
+    let on_disk: HashMap<PackId, u64> = repo.store().list_packs()?.into_iter().collect();
+    report.packs = indexed.len() as u64;
+    for (id, size) in &indexed {
+        match on_disk.get(id) {
+            None => report.errors.push(format!("pack {} is in the index but missing from the drive", id.short())),
+            Some(s) if s != size => {
+                report.errors.push(format!("pack {} is {s} bytes, the index says {size} (truncated?)", id.short()))
+            }
+            Some(_) => {}
+        }
+    }
+    for id in on_disk.keys().filter(|id| !indexed.contains_key(id)) {
+        report.warnings.push(format!(
+            "pack {} is not in the index (left by an interrupted run: prune removes it; rebuild-index adds it)",
+            id.short()
+        ));
+    }
+
+    let mut damaged: HashSet<BlobId> = HashSet::new();
+    if opts.read_data {
+        progress.set_total(on_disk.len() as u64, on_disk.values().sum());
+        let mut packs: Vec<_> = on_disk.iter().collect();
+        packs.sort();
+        for (id, size) in packs {
+            report.bytes_read += size;
+            read_pack(repo, id, &mut report, &mut damaged)?;
+            progress.advance(1, *size);
+        }
+    }
+
+    let mut walker = Walker { repo, damaged: &damaged, on_disk: &on_disk, trees: HashMap::new(), blobs_ok: HashSet::new(), errors: Vec::new() };
+    let ids = repo.store().list_snapshots()?;
+    for id in ids {
+        let snap = match repo.load_snapshot(&id) {
+            Ok(s) => s,
+            Err(e) => {
+                report.errors.push(format!("snapshot {}: {e}", id.short()));
+                continue;
+            }
+        };
+        report.snapshots += 1;
+        let bad = walker.tree(&snap.tree);
+        let time = snap.local().format("%Y-%m-%d %H:%M:%S").to_string();
+        for (path, reason) in bad.iter() {
+            report.damaged_files.push(DamagedFile {
+                snapshot: id.short(),
+                time: time.clone(),
+                path: if path.is_empty() { "/".into() } else { path.clone() },
+                reason: reason.clone(),
+            });
+        }
+    }
+    report.trees = walker.trees.len() as u64;
+    report.blobs = walker.blobs_ok.len() as u64;
+    report.errors.append(&mut walker.errors);
+    Ok(report)
+}
+
+/// Reads one pack whole and verifies everything in it.
+fn read_pack(repo: &Repository, id: &PackId, report: &mut CheckReport, damaged: &mut HashSet<BlobId>) -> Result<()> {
+    let path = repo.store().pack_path(id);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) => {
+            report.errors.push(format!("pack {}: cannot read: {e}", id.short()));
+            damaged.extend(repo.index().blobs_in_pack(id)?);
+            return Ok(());
+        }
+    };
+    if blake3::hash(&bytes).as_bytes() != id.as_bytes() {
+        report.errors.push(format!("pack {}: contents do not match its name (damaged on the drive)", id.short()));
+    }
+    let entries = match pack::read_trailer(repo.keys(), &id.short(), &bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            report.errors.push(e.to_string());
+            damaged.extend(repo.index().blobs_in_pack(id)?);
+            return Ok(());
+        }
+    };
+    for e in entries {
+        let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+        if let Err(err) = blob::decode(repo.keys(), e.kind, &e.id, sealed) {
+            report.errors.push(format!("pack {}: {err}", id.short()));
+            damaged.insert(e.id);
+        }
+    }
+    Ok(())
+}
+
+struct Walker<'a> {
+    repo: &'a Repository,
+    damaged: &'a HashSet<BlobId>,
+    on_disk: &'a HashMap<PackId, u64>,
+    /// Damaged paths below each tree already walked, so a directory shared
+    /// by many snapshots is walked once yet reported in each.
+    trees: HashMap<BlobId, Rc<Vec<(String, String)>>>,
+    blobs_ok: HashSet<BlobId>,
+    errors: Vec<String>,
+}
+
+impl Walker<'_> {
+    /// Walks a tree; returns the damaged paths below it, relative to it.
+    fn tree(&mut self, id: &BlobId) -> Rc<Vec<(String, String)>> {
+        if let Some(bad) = self.trees.get(id) {
+            return bad.clone();
+        }
+        let mut bad = Vec::new();
+        match self.blob_ok(BlobKind::Tree, id).and_then(|_| self.repo.load_tree(id).map_err(|e| e.to_string())) {
+            Err(e) => {
+                self.errors.push(format!("tree {}: {e}", id.short()));
+                bad.push((String::new(), format!("directory listing unreadable: {e}")));
+            }
+            Ok(tree) => {
+                for node in &tree.nodes {
+                    let name = String::from_utf8_lossy(&node.name).into_owned();
+                    match &node.payload {
+                        Payload::Dir(sub) => {
+                            for (p, why) in self.tree(sub).iter() {
+                                let path = if p.is_empty() { name.clone() } else { format!("{name}/{p}") };
+                                bad.push((path, why.clone()));
+                            }
+                        }
+                        Payload::File(content) => {
+                            if let Err(e) = self.content(content) {
+                                bad.push((name, e));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let bad = Rc::new(bad);
+        self.trees.insert(*id, bad.clone());
+        bad
+    }
+
+    fn content(&mut self, content: &Content) -> Result<(), String> {
+        if let Content::Pieces(ids) = content {
+            for id in ids {
+                self.blob_ok(BlobKind::ChunkList, id)?;
+            }
+        }
+        let extents = self.repo.load_extents(content).map_err(|e| e.to_string())?;
+        for e in extents {
+            if let Extent::Chunk { id, .. } = e {
+                self.blob_ok(BlobKind::Data, &id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that a blob is indexed, of the right kind, inside an existing
+    /// pack, and not found damaged by the data read.
+    fn blob_ok(&mut self, kind: BlobKind, id: &BlobId) -> Result<(), String> {
+        if self.damaged.contains(id) {
+            return Err(format!("{} {} is damaged", kind.name(), id.short()));
+        }
+        if self.blobs_ok.contains(id) {
+            return Ok(());
+        }
+        let loc = self
+            .repo
+            .index()
+            .lookup(self.repo.keys(), id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} {} is missing from the index", kind.name(), id.short()))?;
+        if loc.kind != kind {
+            return Err(format!("{} {} is indexed as a {}", kind.name(), id.short(), loc.kind.name()));
+        }
+        match self.on_disk.get(&loc.pack) {
+            None => return Err(format!("{} {} is in pack {}, which is missing", kind.name(), id.short(), loc.pack.short())),
+            Some(size) if u64::from(loc.offset) + u64::from(loc.length) > *size => {
+                return Err(format!("{} {} lies beyond the end of pack {}", kind.name(), id.short(), loc.pack.short()))
+            }
+            Some(_) => {}
+        }
+        if kind != BlobKind::Tree {
+            self.blobs_ok.insert(*id);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! Restoring a snapshot (or one path of it) into a target directory.
+//!
+//! The repository is untrusted input here: tree decoding already refuses
+//! unsafe names, and every file is created through [`crate::target`],
+//! relative to directory descriptors and without following symlinks, so
+//! nothing is written outside the target. Every chunk read is verified
+//! (decrypted, authenticated, re-hashed) before it is written. Existing
+//! files are left alone unless `overwrite` is set; existing directories are
+//! merged into.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::blob::BlobKind;
+use crate::content::Extent;
+use crate::error::{Error, IoContext, Result};
+use crate::id::BlobId;
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::snapshot::Snapshot;
+use crate::target::{self, DirFd, Existing};
+use crate::tree::{valid_name, Node, NodeKind, Payload};
+
+/// What to restore, where.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Directory to restore into (created if missing).
+    pub target: PathBuf,
+    /// Only this slash-separated path of the snapshot (restored at the same
+    /// relative path under the target).
+    pub path: Option<Vec<u8>>,
+    /// Replace existing non-directory entries.
+    pub overwrite: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RestoreSummary {
+    /// Regular files written (hard links counted once per name).
+    pub files: u64,
+    /// Directories created or merged into.
+    pub dirs: u64,
+    /// Symlinks, fifos, sockets, devices created.
+    pub others: u64,
+    /// Bytes of file contents written.
+    pub bytes: u64,
+    /// Entries that could not be restored, with the reason.
+    pub errors: Vec<String>,
+}
+
+/// Restores `snap` per `opts`.
+///
+/// # Errors
+/// [`Error::PathNotFound`] for a missing `--path`; target I/O errors on the
+/// target root. Problems with single entries are collected in
+/// [`RestoreSummary::errors`] and the restore goes on.
+pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
+    std::fs::create_dir_all(&opts.target).at(&opts.target)?;
+    let root = DirFd::open_root(&opts.target).at(&opts.target)?;
+    let mut r = Restorer {
+        repo,
+        progress,
+        overwrite: opts.overwrite,
+        owner: unsafe { libc::geteuid() } == 0,
+        summary: RestoreSummary::default(),
+        links: HashMap::new(),
+        root: opts.target.clone(),
+    };
+    match &opts.path {
+        None => {
+            progress.set_total(snap.summary.files_new + snap.summary.files_changed + snap.summary.files_unchanged, snap.summary.total_size);
+            r.tree(&root, &mut Vec::new(), &snap.tree)?;
+        }
+        Some(path) => {
+            let (tree_id, node) = repo.find_path(&snap.tree, path)?;
+            let parts: Vec<Vec<u8>> = path.split(|&b| b == b'/').filter(|p| !p.is_empty()).map(<[u8]>::to_vec).collect();
+            let mut dir = root;
+            let mut rel = Vec::new();
+            if let Some((_, parents)) = parts.split_last() {
+                for part in parents {
+                    dir = r.enter(&dir, part).map_err(|e| Error::Restore(format!("{}: {e}", show(&rel, part))))?;
+                    rel.push(part.clone());
+                }
+            }
+            match node {
+                Some(node) => r.entry(&dir, &mut rel, &node),
+                // An empty path names the whole snapshot.
+                None => r.tree(&dir, &mut rel, &tree_id)?,
+            }
+        }
+    }
+    Ok(r.summary)
+}
+
+struct Restorer<'a> {
+    repo: &'a Repository,
+    progress: &'a dyn Progress,
+    overwrite: bool,
+    owner: bool,
+    summary: RestoreSummary,
+    /// First restored name of each hard-linked inode: its directory path
+    /// (from the target root) and name.
+    links: HashMap<(u64, u64), (Vec<Vec<u8>>, Vec<u8>)>,
+    root: PathBuf,
+}
+
+fn show(rel: &[Vec<u8>], name: &[u8]) -> String {
+    let mut s: Vec<u8> = rel.join(&b'/');
+    if !s.is_empty() {
+        s.push(b'/');
+    }
+    s.extend_from_slice(name);
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+impl Restorer<'_> {
+    fn tree(&mut self, dir: &DirFd, rel: &mut Vec<Vec<u8>>, id: &BlobId) -> Result<()> {
+        let tree = self.repo.load_tree(id)?;
+        for node in &tree.nodes {
+            self.entry(dir, rel, node);
+        }
+        Ok(())
+    }
+
+    /// Restores one entry; failures are recorded, not returned, so one bad
+    /// file does not stop the rest.
+    fn entry(&mut self, dir: &DirFd, rel: &mut Vec<Vec<u8>>, node: &Node) {
+        if let Err(e) = self.try_entry(dir, rel, node) {
+            let msg = format!("{}: {e}", show(rel, &node.name));
+            self.progress.warn(&msg);
+            self.summary.errors.push(msg);
+        }
+    }
+
+    /// Opens (creating it if needed) the subdirectory `name`.
+    fn enter(&mut self, dir: &DirFd, name: &[u8]) -> Result<DirFd> {
+        match dir.existing(name).map_err(io_err)? {
+            Existing::Dir => {}
+            Existing::Other if self.overwrite => {
+                dir.unlink(name).map_err(io_err)?;
+                dir.mkdir(name).map_err(io_err)?;
+            }
+            Existing::Other => return Err(exists()),
+            Existing::Nothing => dir.mkdir(name).map_err(io_err)?,
+        }
+        dir.open_dir(name).map_err(io_err)
+    }
+
+    /// Clears the way for a new non-directory entry `name`.
+    fn make_room(&self, dir: &DirFd, name: &[u8]) -> Result<()> {
+        match dir.existing(name).map_err(io_err)? {
+            Existing::Nothing => Ok(()),
+            Existing::Dir => Err(Error::Restore("a directory is in the way (remove it or restore elsewhere)".into())),
+            Existing::Other if self.overwrite => dir.unlink(name).map_err(io_err),
+            Existing::Other => Err(exists()),
+        }
+    }
+
+    fn try_entry(&mut self, dir: &DirFd, rel: &mut Vec<Vec<u8>>, node: &Node) -> Result<()> {
+        // Decoding already refused these; checking again costs nothing.
+        if !valid_name(&node.name) {
+            return Err(Error::Restore("unsafe name in the repository, refused".into()));
+        }
+        let name = &node.name[..];
+        let owner = self.owner.then_some((node.uid, node.gid));
+        if node.kind == NodeKind::Dir {
+            let Payload::Dir(sub) = &node.payload else { return Err(bad_node(node)) };
+            let child = self.enter(dir, name)?;
+            rel.push(node.name.clone());
+            let res = self.tree(&child, rel, sub);
+            rel.pop();
+            res?;
+            self.summary.dirs += 1;
+            for (k, v) in &node.xattrs {
+                child.set_xattr_self(k, v).map_err(|e| xattr_err(k, e))?;
+            }
+            child.set_owner_mode_self(owner, node.mode).map_err(io_err)?;
+            return child.set_mtime_self(node.mtime).map_err(io_err);
+        }
+        self.make_room(dir, name)?;
+        if let Some(key) = node.link_key() {
+            if let Some((first_dir, first_name)) = self.links.get(&key).cloned() {
+                let from = self.open_path(&first_dir)?;
+                dir.link_from(&from, &first_name, name).map_err(io_err)?;
+                self.count(node);
+                return Ok(());
+            }
+        }
+        match (&node.kind, &node.payload) {
+            (NodeKind::File, Payload::File(content)) => {
+                let file = dir.create_file(name).map_err(io_err)?;
+                let extents = self.repo.load_extents(content)?;
+                let mut offset = 0u64;
+                for e in &extents {
+                    if let Extent::Chunk { id, len } = e {
+                        let data = self.repo.load_blob(BlobKind::Data, id)?;
+                        if data.len() != *len as usize {
+                            return Err(Error::corrupt("data blob", id.short(), "length differs from the file's chunk list"));
+                        }
+                        file.write_all_at(&data, offset).map_err(io_err)?;
+                        self.progress.advance(0, u64::from(*len));
+                        self.summary.bytes += u64::from(*len);
+                    }
+                    offset += e.len();
+                }
+                if offset != node.size {
+                    return Err(Error::corrupt("tree", show(rel, name), "chunk list does not add up to the file size"));
+                }
+                // Trailing holes: extend without writing, so they stay holes.
+                file.set_len(node.size).map_err(io_err)?;
+                for (k, v) in &node.xattrs {
+                    target::set_xattr_fd(file.as_raw_fd(), k, v).map_err(|e| xattr_err(k, e))?;
+                }
+                target::set_owner_mode_fd(file.as_raw_fd(), owner, node.mode).map_err(io_err)?;
+                target::set_mtime_fd(file.as_raw_fd(), node.mtime).map_err(io_err)?;
+                self.progress.advance(1, 0);
+            }
+            (NodeKind::Symlink, Payload::Symlink(t)) => {
+                dir.symlink(t, name).map_err(io_err)?;
+                dir.set_owner_mode(name, owner, None).map_err(io_err)?;
+                dir.set_mtime(name, node.mtime).map_err(io_err)?;
+            }
+            (NodeKind::Fifo | NodeKind::Socket, _) | (NodeKind::CharDevice | NodeKind::BlockDevice, Payload::Device(_)) => {
+                let (bits, rdev) = match (&node.kind, &node.payload) {
+                    (NodeKind::Fifo, _) => (libc::S_IFIFO, 0),
+                    (NodeKind::Socket, _) => (libc::S_IFSOCK, 0),
+                    (NodeKind::CharDevice, Payload::Device(d)) => (libc::S_IFCHR, *d),
+                    (_, Payload::Device(d)) => (libc::S_IFBLK, *d),
+                    _ => return Err(bad_node(node)),
+                };
+                if rdev != 0 && !self.owner {
+                    return Err(Error::Restore("device files can only be recreated as root; skipped".into()));
+                }
+                dir.mknod(name, bits, rdev).map_err(io_err)?;
+                dir.set_owner_mode(name, owner, Some(node.mode)).map_err(io_err)?;
+                dir.set_mtime(name, node.mtime).map_err(io_err)?;
+            }
+            _ => return Err(bad_node(node)),
+        }
+        if let Some(key) = node.link_key() {
+            self.links.insert(key, (rel.clone(), node.name.clone()));
+        }
+        self.count(node);
+        Ok(())
+    }
+
+    fn count(&mut self, node: &Node) {
+        match node.kind {
+            NodeKind::File => self.summary.files += 1,
+            _ => self.summary.others += 1,
+        }
+    }
+
+    /// Re-opens a directory already restored, component by component from
+    /// the target root, never following symlinks.
+    fn open_path(&self, parts: &[Vec<u8>]) -> Result<DirFd> {
+        let mut dir = DirFd::open_root(&self.root).map_err(io_err)?;
+        for part in parts {
+            dir = dir.open_dir(part).map_err(io_err)?;
+        }
+        Ok(dir)
+    }
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::Restore(e.to_string())
+}
+
+fn exists() -> Error {
+    Error::Restore("already exists in the target (use --overwrite to replace it)".into())
+}
+
+fn xattr_err(name: &[u8], e: std::io::Error) -> Error {
+    Error::Restore(format!("extended attribute {}: {e}", String::from_utf8_lossy(name)))
+}
+
+fn bad_node(node: &Node) -> Error {
+    Error::corrupt("tree entry", String::from_utf8_lossy(&node.name), "type and payload disagree")
+}
