@@ -1,1 +1,36 @@
-fn main(){}
+//! `coffre`: encrypted, deduplicated snapshots of a pharmacy's data.
+//!
+//! This file only parses the command line, runs one command, and turns
+//! errors into a short message and an exit code. Each command lives in
+//! `commands/<name>.rs` as a thin function over the `snapshots-format` library.
+
+mod args;
+mod commands;
+mod errors;
+mod format;
+mod password;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code: the command failed.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: a snapshot was taken but some files could not be read.
+pub const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    // A panic is a bug; the user gets one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("coffre: internal error: {info}. Please report this; your repository is unchanged by it.");
+    }));
+    let cli = args::Cli::parse();
+    match commands::run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            errors::report(&err, &cli);
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `coffre check [--read-data]`.
+
+use anyhow::Result;
+use snapshots_format::check::{self, CheckOptions};
+
+use crate::args::{CheckArgs, Cli};
+use crate::format;
+use crate::progress::Bar;
+
+/// Checks; exit 1 on any damage.
+pub fn run(cli: &Cli, args: &CheckArgs) -> Result<u8> {
+    let repo = super::open(cli)?;
+    let bar = Bar::new(cli.json, "check");
+    let report = check::check(&repo, CheckOptions { read_data: args.read_data }, &bar)?;
+    bar.finish();
+    if cli.json {
+        super::print_json(&serde_json::json!({ "ok": report.is_ok(), "read_data": args.read_data, "report": report }))?;
+    } else {
+        println!(
+            "Checked {} snapshot(s), {} folders, {} blobs, {} packs{}.",
+            report.snapshots,
+            report.trees,
+            report.blobs,
+            report.packs,
+            if args.read_data { format!(", read {}", format::bytes(report.bytes_read)) } else { String::new() }
+        );
+        for w in &report.warnings {
+            println!("warning: {w}");
+        }
+    }
+    if report.is_ok() {
+        if !cli.json {
+            println!("No problem found.");
+        }
+        return Ok(0);
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    if !report.damaged_files.is_empty() {
+        eprintln!("Damaged files (cannot be restored from these snapshots):");
+        for d in &report.damaged_files {
+            eprintln!("    snapshot {} ({}): {} ({})", d.snapshot, d.time, d.path, d.reason);
+        }
+    }
+    eprintln!("The repository is damaged. Other files restore normally; take a new snapshot soon, and restore damaged files from another drive if you have one.");
+    Ok(crate::EXIT_ERROR)
+}

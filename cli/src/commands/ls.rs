@@ -1,0 +1,79 @@
+//! `coffre ls SNAPSHOT [PATH] [--long] [-R]`.
+
+use anyhow::Result;
+use snapshots_format::snapshot;
+use snapshots_format::tree::{Node, Payload};
+use snapshots_format::{BlobId, Repository};
+
+use crate::args::{Cli, LsArgs};
+use crate::format;
+
+/// Lists a directory of a snapshot (or one file).
+pub fn run(cli: &Cli, args: &LsArgs) -> Result<u8> {
+    let repo = super::open(cli)?;
+    let all = repo.snapshots()?;
+    let (_, snap) = snapshot::resolve(&all, &args.snapshot)?;
+    let (tree, node) = repo.find_path(&snap.tree, args.path.as_bytes())?;
+    let prefix = args.path.trim_matches('/').to_string();
+    let mut out = Vec::new();
+    match node {
+        Some(n) if !matches!(n.payload, Payload::Dir(_)) => out.push((prefix.clone(), n)),
+        _ => list(&repo, &tree, &prefix, args.recursive, &mut out)?,
+    }
+    if cli.json {
+        let items: Vec<_> = out
+            .iter()
+            .map(|(path, n)| {
+                serde_json::json!({
+                    "path": path,
+                    "type": format!("{:?}", n.kind).to_lowercase(),
+                    "mode": format!("{:o}", n.mode),
+                    "uid": n.uid,
+                    "gid": n.gid,
+                    "size": n.size,
+                    "mtime": format::local_time(n.mtime),
+                    "target": match &n.payload { Payload::Symlink(t) => Some(format::name(t)), _ => None },
+                })
+            })
+            .collect();
+        super::print_json(&items)?;
+        return Ok(0);
+    }
+    for (path, n) in &out {
+        let shown = if args.recursive { path.clone() } else { format::name(&n.name) };
+        let target = match &n.payload {
+            Payload::Symlink(t) => format!(" -> {}", format::name(t)),
+            _ => String::new(),
+        };
+        if args.long {
+            println!(
+                "{} {:>5} {:>5} {:>12} {} {}{}",
+                format::mode(n),
+                n.uid,
+                n.gid,
+                n.size,
+                format::local_time(n.mtime),
+                shown,
+                target
+            );
+        } else {
+            println!("{shown}{target}");
+        }
+    }
+    Ok(0)
+}
+
+fn list(repo: &Repository, tree: &BlobId, prefix: &str, recursive: bool, out: &mut Vec<(String, Node)>) -> Result<()> {
+    for n in repo.load_tree(tree)?.nodes {
+        let path = if prefix.is_empty() { format::name(&n.name) } else { format!("{prefix}/{}", format::name(&n.name)) };
+        let sub = match &n.payload {
+            Payload::Dir(id) if recursive => Some(*id),
+            _ => None,
+        };
+        out.push((path.clone(), n));
+        if let Some(id) = sub {
+            list(repo, &id, &path, recursive, out)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! One module per subcommand; `run` dispatches.
+
+mod check;
+mod init;
+mod ls;
+mod rebuild_index;
+mod restore;
+mod snapshot;
+mod snapshots;
+
+use anyhow::{Context, Result};
+use snapshots_format::Repository;
+
+use crate::args::{Cli, Command};
+
+/// Runs the command and returns the exit code.
+pub fn run(cli: &Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Init(a) => init::run(cli, a),
+        Command::Snapshot(a) => snapshot::run(cli, a),
+        Command::Snapshots(a) => snapshots::run(cli, a),
+        Command::Ls(a) => ls::run(cli, a),
+        Command::Restore(a) => restore::run(cli, a),
+        Command::Check(a) => check::run(cli, a),
+        Command::RebuildIndex => rebuild_index::run(cli),
+    }
+}
+
+/// The repository path from -r / COFFRE_REPO.
+pub fn repo_path(cli: &Cli) -> Result<&std::path::Path> {
+    cli.repo.as_deref().context("no repository given: use -r/--repo PATH or set COFFRE_REPO")
+}
+
+/// Opens the repository named on the command line.
+pub fn open(cli: &Cli) -> Result<Repository> {
+    let path = repo_path(cli)?;
+    // Read the header before asking for a passphrase: a missing drive or a
+    // wrong path is reported without a useless prompt.
+    Repository::read_header(path)?;
+    let pass = crate::password::get(cli)?;
+    Ok(Repository::open(path, &pass)?)
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `coffre restore SNAPSHOT TARGET`: copy files back.
+
+use anyhow::Result;
+use snapshots_format::restore::{self, RestoreOptions};
+use snapshots_format::snapshot;
+
+use crate::args::{Cli, RestoreArgs};
+use crate::format;
+use crate::progress::Bar;
+
+/// Restores; exit 1 if any entry could not be restored.
+pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<u8> {
+    let repo = super::open(cli)?;
+    let all = repo.snapshots()?;
+    let (id, snap) = snapshot::resolve(&all, &args.snapshot)?;
+    let bar = Bar::new(cli.json, "restore");
+    let opts = RestoreOptions {
+        target: args.target.clone(),
+        path: args.path.as_ref().map(|p| p.as_bytes().to_vec()),
+        overwrite: args.overwrite,
+    };
+    let summary = restore::restore(&repo, snap, &opts, &bar)?;
+    bar.finish();
+    if cli.json {
+        super::print_json(&serde_json::json!({ "snapshot": id.to_hex(), "target": args.target, "summary": summary }))?;
+    } else {
+        println!(
+            "Restored snapshot {} ({}) into {}: {} files, {} folders, {} other, {}.",
+            id.short(),
+            snap.local().format("%Y-%m-%d %H:%M"),
+            args.target.display(),
+            summary.files,
+            summary.dirs,
+            summary.others,
+            format::bytes(summary.bytes)
+        );
+    }
+    if !summary.errors.is_empty() {
+        eprintln!("error: {} item(s) could not be restored:", summary.errors.len());
+        for e in &summary.errors {
+            eprintln!("    {e}");
+        }
+        return Ok(crate::EXIT_ERROR);
+    }
+    Ok(0)
+}

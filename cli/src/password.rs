@@ -1,0 +1,57 @@
+//! Where the passphrase comes from: COFFRE_PASSWORD, --password-file /
+//! COFFRE_PASSWORD_FILE, or a prompt when a terminal is attached. Never a
+//! hang waiting on a pipe.
+
+use std::io::IsTerminal;
+
+use anyhow::{bail, Context, Result};
+
+use crate::args::Cli;
+
+/// The passphrase for an existing repository.
+pub fn get(cli: &Cli) -> Result<Vec<u8>> {
+    if let Some(p) = from_env_or_file(cli)? {
+        return Ok(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase given. Set COFFRE_PASSWORD_FILE (or --password-file) to a file holding it, or run in a terminal");
+    }
+    Ok(rpassword::prompt_password("Passphrase: ").context("reading the passphrase")?.into_bytes())
+}
+
+/// A passphrase for a new repository: asked twice on a terminal.
+pub fn new(cli: &Cli) -> Result<Vec<u8>> {
+    if let Some(p) = from_env_or_file(cli)? {
+        return check_strength(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase given. Set COFFRE_PASSWORD_FILE (or --password-file) to a file holding the new passphrase, or run in a terminal");
+    }
+    let first = rpassword::prompt_password("New passphrase: ").context("reading the passphrase")?;
+    let second = rpassword::prompt_password("Same passphrase again: ").context("reading the passphrase")?;
+    if first != second {
+        bail!("the two passphrases differ; nothing was created. Run init again");
+    }
+    check_strength(first.into_bytes())
+}
+
+fn check_strength(p: Vec<u8>) -> Result<Vec<u8>> {
+    if p.len() < 8 {
+        bail!("the passphrase is too short (at least 8 characters; a few words are best)");
+    }
+    Ok(p)
+}
+
+fn from_env_or_file(cli: &Cli) -> Result<Option<Vec<u8>>> {
+    if let Some(p) = std::env::var_os("COFFRE_PASSWORD") {
+        use std::os::unix::ffi::OsStringExt;
+        return Ok(Some(p.into_vec()));
+    }
+    if let Some(path) = &cli.password_file {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
+        let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        return Ok(Some(line.to_vec()));
+    }
+    Ok(None)
+}
