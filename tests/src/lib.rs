@@ -118,3 +118,81 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     }
     out
 }
+
+/// A repository driven through the real `coffre` binary, with a fixed test
+/// passphrase passed through the environment.
+pub struct Coffre {
+    /// The repository directory.
+    pub repo: PathBuf,
+}
+
+/// The passphrase every test repository uses.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+impl Coffre {
+    /// A handle on the repository at `repo` (not created).
+    pub fn new(repo: impl Into<PathBuf>) -> Self {
+        Self { repo: repo.into() }
+    }
+
+    /// `coffre -r REPO <args>` with the test passphrase, stdin closed.
+    pub fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(coffre_bin());
+        cmd.arg("-r")
+            .arg(&self.repo)
+            .args(args)
+            .env("COFFRE_PASSWORD", TEST_PASSWORD)
+            .env_remove("COFFRE_PASSWORD_FILE")
+            .env_remove("COFFRE_REPO")
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// Runs `coffre <args>` and panics unless it succeeds; returns stdout.
+    pub fn ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        String::from_utf8_lossy(&run_ok(&mut self.cmd(args)).stdout).into_owned()
+    }
+
+    /// Creates the repository.
+    pub fn init(&self) {
+        self.ok(["init"]);
+    }
+
+    /// Takes a snapshot of `source` and returns the full snapshot id.
+    pub fn snapshot(&self, source: &Path) -> String {
+        let out = self.ok([std::ffi::OsStr::new("--json"), "snapshot".as_ref(), source.as_os_str()]);
+        json_string_field(&out, "id").unwrap_or_else(|| panic!("no id in snapshot output: {out}"))
+    }
+}
+
+/// The first `"field": "value"` string in some JSON text (enough for the
+/// flat outputs the tests read, without a JSON dependency).
+pub fn json_string_field(json: &str, field: &str) -> Option<String> {
+    let key = format!("\"{field}\": \"");
+    let start = json.find(&key)? + key.len();
+    let end = json[start..].find('"')? + start;
+    Some(json[start..end].to_string())
+}
+
+/// Every `"field": "value"` string in some JSON text, in order.
+pub fn json_string_fields(json: &str, field: &str) -> Vec<String> {
+    let key = format!("\"{field}\": \"");
+    let mut out = Vec::new();
+    let mut rest = json;
+    while let Some(i) = rest.find(&key) {
+        rest = &rest[i + key.len()..];
+        if let Some(end) = rest.find('"') {
+            out.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+    }
+    out
+}
