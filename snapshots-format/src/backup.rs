@@ -47,6 +47,9 @@ pub struct SnapshotOptions {
 /// (earlier snapshots are untouched).
 pub fn take_snapshot(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress) -> Result<(SnapshotId, Snapshot)> {
     let started = Instant::now();
+    // A snapshot is named by when it started: the state it holds is at best
+    // that of the start of the walk.
+    let time = opts.time.unwrap_or_else(now);
     let source = fs::canonicalize(&opts.source)
         .map_err(|e| Error::Source { path: opts.source.clone(), reason: e.to_string() })?;
     let meta = fs::metadata(&source).map_err(|e| Error::Source { path: source.clone(), reason: e.to_string() })?;
@@ -57,8 +60,10 @@ pub fn take_snapshot(repo: &Repository, opts: &SnapshotOptions, progress: &dyn P
     let hostname = fsmeta::hostname();
     let label = opts.label.clone().unwrap_or_else(|| String::from_utf8_lossy(&hostname).into_owned());
     let source_bytes = source.as_os_str().as_bytes().to_vec();
+    // A damaged record must not stop tonight's backup; `check` reports it.
     let parent = repo
         .snapshots()?
+        .0
         .into_iter()
         .filter(|(_, s)| s.label == label && s.source == source_bytes)
         .max_by_key(|(_, s)| s.time);
@@ -84,7 +89,6 @@ pub fn take_snapshot(repo: &Repository, opts: &SnapshotOptions, progress: &dyn P
     summary.blobs_added = stats.blobs;
     summary.duration_ms = started.elapsed().as_millis() as u64;
 
-    let time = opts.time.unwrap_or_else(now);
     let snap = Snapshot {
         time,
         hostname,
@@ -132,7 +136,7 @@ struct Walker<'a, 'r> {
     seed: u64,
     summary: Summary,
     /// Contents already stored for hard-linked inodes in this run.
-    links: HashMap<(u64, u64), Content>,
+    links: HashMap<(u64, u64), (Content, u64)>,
 }
 
 fn stamp(sec: i64, nsec: i64) -> Timestamp {
@@ -188,8 +192,11 @@ impl Walker<'_, '_> {
         };
         let xattrs = fsmeta::read_xattrs(path).map_err(source_err)?;
         let ft = meta.file_type();
+        let mut size = meta.len();
         let (kind, payload) = if ft.is_file() {
-            (NodeKind::File, Payload::File(self.file(path, rel, &meta, old)?))
+            let (content, read_size) = self.file(path, rel, &meta, old)?;
+            size = read_size;
+            (NodeKind::File, Payload::File(content))
         } else if ft.is_dir() {
             let old_tree = match old {
                 Some(Node { payload: Payload::Dir(id), .. }) => self.repo.load_tree(id).ok(),
@@ -223,10 +230,18 @@ impl Walker<'_, '_> {
             };
             (kind, payload)
         };
-        Ok(Some(node_from(name, kind, &meta, xattrs, payload)))
+        let mut node = node_from(name, kind, &meta, xattrs, payload);
+        if kind == NodeKind::File {
+            // What was stored, which differs from the stat size only for a
+            // file that changed while read (flagged; re-read next time since
+            // its recorded ctime is the old one).
+            node.size = size;
+        }
+        Ok(Some(node))
     }
 
-    fn file(&mut self, path: &Path, rel: &[u8], meta: &Metadata, old: Option<&Node>) -> Result<Content> {
+    /// A regular file's content and its stored size.
+    fn file(&mut self, path: &Path, rel: &[u8], meta: &Metadata, old: Option<&Node>) -> Result<(Content, u64)> {
         self.summary.total_size += meta.len();
         if let Some(old) = old {
             if let Payload::File(content) = &old.payload {
@@ -238,7 +253,7 @@ impl Walker<'_, '_> {
                 {
                     self.summary.files_unchanged += 1;
                     self.progress.advance(1, meta.len());
-                    return Ok(content.clone());
+                    return Ok((content.clone(), old.size));
                 }
             }
         }
@@ -248,18 +263,18 @@ impl Walker<'_, '_> {
             self.summary.files_new += 1;
         }
         let link = (meta.nlink() > 1).then_some((meta.dev(), meta.ino()));
-        if let Some(content) = link.and_then(|k| self.links.get(&k)) {
+        if let Some(stored) = link.and_then(|k| self.links.get(&k)) {
             self.progress.advance(1, meta.len());
-            return Ok(content.clone());
+            return Ok(stored.clone());
         }
-        let content = self.read_file(path, rel, meta)?;
+        let stored = self.read_file(path, rel, meta)?;
         if let Some(k) = link {
-            self.links.insert(k, content.clone());
+            self.links.insert(k, stored.clone());
         }
-        Ok(content)
+        Ok(stored)
     }
 
-    fn read_file(&mut self, path: &Path, rel: &[u8], meta: &Metadata) -> Result<Content> {
+    fn read_file(&mut self, path: &Path, rel: &[u8], meta: &Metadata) -> Result<(Content, u64)> {
         let source_err = |e: std::io::Error| Error::Source { path: path.to_path_buf(), reason: e.to_string() };
         let file = open_source(path).map_err(source_err)?;
         let before = file.metadata().map_err(source_err)?;
@@ -302,14 +317,15 @@ impl Walker<'_, '_> {
                 self.summary.changed_while_read.push(rel.to_vec());
             }
         }
+        let size = extents.iter().map(Extent::len).sum();
         if extents.len() <= INLINE_MAX {
-            return Ok(Content::Inline(extents));
+            return Ok((Content::Inline(extents), size));
         }
         let mut pieces = Vec::new();
         for piece in content::split_pieces(&extents) {
             pieces.push(self.saver.save(BlobKind::ChunkList, content::encode_piece(piece))?);
         }
-        Ok(Content::Pieces(pieces))
+        Ok((Content::Pieces(pieces), size))
     }
 }
 

@@ -13,7 +13,7 @@ use crate::id::BlobId;
 /// ratio trade-off on this data.
 pub const ZSTD_LEVEL: i32 = 3;
 /// Largest plaintext a blob may decompress to; bounds memory on hostile input.
-pub const MAX_BLOB_LEN: usize = 64 << 20;
+pub const MAX_BLOB_LEN: usize = 512 << 20;
 
 const CODEC_STORED: u8 = 0;
 const CODEC_ZSTD: u8 = 1;

@@ -32,8 +32,12 @@ macro_rules! define_id {
                 s.truncate(12);
                 s
             }
-            /// Parses the full 64-digit hex form.
+            /// Parses the full 64-digit lowercase hex form (the only form
+            /// written, so an uppercase file name is not taken for an object).
             pub fn from_hex(s: &str) -> Option<Self> {
+                if s.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return None;
+                }
                 crate::id::from_hex(s).and_then(|v| Self::from_slice(&v))
             }
         }
@@ -78,7 +82,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Parses lowercase or uppercase hex of even length.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);

@@ -67,6 +67,18 @@ impl Index {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Read the version before touching the schema: a newer index must be
+        // refused unchanged.
+        let has_meta: bool =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get::<_, i64>(0))? > 0;
+        let version: Option<i64> = if has_meta {
+            conn.query_row("SELECT value FROM meta WHERE key='version'", [], |r| r.get(0)).optional()?
+        } else {
+            None
+        };
+        if let Some(v) = version.filter(|v| *v > INDEX_VERSION) {
+            return Err(Error::UnsupportedVersion { found: v as u32, supported: INDEX_VERSION as u32 });
+        }
         // WAL lets a mount read while a snapshot writes; FULL makes each commit
         // durable. Some filesystems cannot hold WAL's shared memory: fall back
         // to a rollback journal, equally durable.
@@ -76,14 +88,9 @@ impl Index {
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
-        let version: Option<i64> =
-            conn.query_row("SELECT value FROM meta WHERE key='version'", [], |r| r.get(0)).optional()?;
         match version {
             None => {
                 conn.execute("INSERT INTO meta(key, value) VALUES ('version', ?1)", [INDEX_VERSION])?;
-            }
-            Some(v) if v > INDEX_VERSION => {
-                return Err(Error::UnsupportedVersion { found: v as u32, supported: INDEX_VERSION as u32 })
             }
             Some(_) => {}
         }

@@ -131,6 +131,11 @@ impl KeyFile {
         for v in &mut p {
             *v = r.u32_le().map_err(|_| bad("too short"))?;
         }
+        // The parameters are read before anything is authenticated: bound
+        // them so that a planted key file cannot exhaust memory or time.
+        if p[0] < 8 || p[0] > 4 << 20 || p[1] == 0 || p[1] > 64 || p[2] == 0 || p[2] > 16 {
+            return Err(bad("key derivation parameters out of range"));
+        }
         let mut salt = [0u8; SALT_LEN];
         salt.copy_from_slice(r.raw(SALT_LEN).map_err(|_| bad("too short"))?);
         let sealed = r.raw(r.remaining()).map_err(|_| bad("too short"))?.to_vec();

@@ -207,17 +207,22 @@ impl Repository {
         }
     }
 
-    /// Every snapshot, oldest first.
+    /// Every readable snapshot, oldest first, and the errors of those that
+    /// could not be read (a damaged record must not hide the others).
     ///
     /// # Errors
-    /// The first damaged record stops the listing with [`Error::Corrupt`].
-    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    /// Only when the snapshot directory cannot be listed.
+    pub fn snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<Error>)> {
         let mut out = Vec::new();
+        let mut errors = Vec::new();
         for id in self.store.list_snapshots()? {
-            out.push((id, self.load_snapshot(&id)?));
+            match self.load_snapshot(&id) {
+                Ok(s) => out.push((id, s)),
+                Err(e) => errors.push(e),
+            }
         }
         out.sort_by_key(|(id, s)| (s.time, *id));
-        Ok(out)
+        Ok((out, errors))
     }
 
     /// Loads one snapshot record.

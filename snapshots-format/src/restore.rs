@@ -96,6 +96,10 @@ pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progre
     Ok(r.summary)
 }
 
+/// Where the first name of a hard-linked inode was restored: its directory
+/// (as components from the target root) and its name.
+type LinkSource = (Vec<Vec<u8>>, Vec<u8>);
+
 struct Restorer<'a> {
     repo: &'a Repository,
     progress: &'a dyn Progress,
@@ -104,7 +108,7 @@ struct Restorer<'a> {
     summary: RestoreSummary,
     /// First restored name of each hard-linked inode: its directory path
     /// (from the target root) and name.
-    links: HashMap<(u64, u64), (Vec<Vec<u8>>, Vec<u8>)>,
+    links: HashMap<(u64, u64), LinkSource>,
     root: PathBuf,
 }
 

@@ -150,6 +150,9 @@ impl Snapshot {
         }
         let sec = r.zigzag()?;
         let nsec = r.varint_u32()?;
+        if nsec >= 1_000_000_000 {
+            return Err(DecodeError::Invalid("nanoseconds out of range"));
+        }
         let hostname = r.bytes()?.to_vec();
         let source = r.bytes()?.to_vec();
         let label = utf8(r.bytes()?)?;

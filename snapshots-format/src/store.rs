@@ -180,7 +180,8 @@ impl Store {
         let mut out = Vec::new();
         for entry in fs::read_dir(&dir).at(&dir)? {
             let entry = entry.at(&dir)?;
-            if let Some(id) = entry.file_name().to_str().and_then(SnapshotId::from_hex) {
+            let name = entry.file_name();
+            if let Some(id) = name.to_str().and_then(SnapshotId::from_hex) {
                 out.push(id);
             }
         }
@@ -196,10 +197,16 @@ impl Store {
         for entry in fs::read_dir(&dir).at(&dir)? {
             let entry = entry.at(&dir)?;
             let name = entry.file_name();
+            if !entry.file_type().at(entry.path())?.is_file() {
+                continue;
+            }
             let pid = name.to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<i32>().ok());
             let alive = match pid {
-                // SAFETY: kill with signal 0 only checks that the process exists.
-                Some(pid) if pid > 0 => unsafe { libc::kill(pid, 0) == 0 },
+                // SAFETY: kill with signal 0 only checks that the process
+                // exists; EPERM means it exists under another user.
+                Some(pid) if pid > 0 => unsafe {
+                    libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+                },
                 _ => false,
             };
             if !alive {

@@ -155,7 +155,8 @@ impl Tree {
         if r.u8()? != TREE_VERSION {
             return Err(DecodeError::Invalid("unknown tree version"));
         }
-        let n = r.count(16)?;
+        // The smallest entry (a fifo with a 1-byte name and zero times) is 15 bytes.
+        let n = r.count(15)?;
         let mut nodes: Vec<Node> = Vec::with_capacity(n);
         for _ in 0..n {
             let node = decode_node(&mut r)?;

@@ -11,7 +11,7 @@ use crate::format;
 /// Lists a directory of a snapshot (or one file).
 pub fn run(cli: &Cli, args: &LsArgs) -> Result<u8> {
     let repo = super::open(cli)?;
-    let all = repo.snapshots()?;
+    let all = super::snapshots(&repo)?;
     let (_, snap) = snapshot::resolve(&all, &args.snapshot)?;
     let (tree, node) = repo.find_path(&snap.tree, args.path.as_bytes())?;
     let prefix = args.path.trim_matches('/').to_string();

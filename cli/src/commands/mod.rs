@@ -41,6 +41,16 @@ pub fn open(cli: &Cli) -> Result<Repository> {
     Ok(Repository::open(path, &pass)?)
 }
 
+/// Every readable snapshot, oldest first; damaged records are reported on
+/// stderr and left out, so one bad record does not hide the others.
+pub fn snapshots(repo: &Repository) -> Result<Vec<(snapshots_format::SnapshotId, snapshots_format::snapshot::Snapshot)>> {
+    let (all, errors) = repo.snapshots()?;
+    for e in errors {
+        eprintln!("warning: {e}; run `coffre check`");
+    }
+    Ok(all)
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

@@ -11,7 +11,7 @@ use crate::progress::Bar;
 /// Restores; exit 1 if any entry could not be restored.
 pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<u8> {
     let repo = super::open(cli)?;
-    let all = repo.snapshots()?;
+    let all = super::snapshots(&repo)?;
     let (id, snap) = snapshot::resolve(&all, &args.snapshot)?;
     let bar = Bar::new(cli.json, "restore");
     let opts = RestoreOptions {

@@ -46,7 +46,7 @@ pub fn to_json(id: &SnapshotId, s: &Snapshot) -> Value {
 pub fn run(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
     let repo = super::open(cli)?;
     let all: Vec<_> =
-        repo.snapshots()?.into_iter().filter(|(_, s)| args.label.as_ref().is_none_or(|l| &s.label == l)).collect();
+        super::snapshots(&repo)?.into_iter().filter(|(_, s)| args.label.as_ref().is_none_or(|l| &s.label == l)).collect();
     if cli.json {
         super::print_json(&all.iter().map(|(id, s)| to_json(id, s)).collect::<Vec<_>>())?;
         return Ok(0);
