@@ -67,6 +67,9 @@ pub enum DecodeError {
     /// A field holds a value the format does not allow.
     #[error("invalid value: {0}")]
     Invalid(&'static str),
+    /// A version byte this build does not know: written by a newer Coffre.
+    #[error("{0} version {1} is newer than this Coffre reads (upgrade Coffre)")]
+    NewerVersion(&'static str, u8),
     /// Bytes left over after the last field.
     #[error("trailing bytes after record")]
     Trailing,
@@ -106,6 +109,15 @@ impl<'a> Reader<'a> {
     /// One byte.
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.raw(1)?[0])
+    }
+    /// A version byte that must equal `supported`: a higher one is reported
+    /// as written by a newer Coffre, a lower one (0) as invalid.
+    pub fn version(&mut self, what: &'static str, supported: u8) -> Result<(), DecodeError> {
+        match self.u8()? {
+            v if v == supported => Ok(()),
+            v if v > supported => Err(DecodeError::NewerVersion(what, v)),
+            _ => Err(DecodeError::Invalid("version 0")),
+        }
     }
     /// A little-endian u32.
     pub fn u32_le(&mut self) -> Result<u32, DecodeError> {

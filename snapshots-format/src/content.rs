@@ -122,9 +122,7 @@ pub fn encode_piece(extents: &[Extent]) -> Vec<u8> {
 /// Decodes a chunk-list piece blob.
 pub fn decode_piece(bytes: &[u8]) -> Result<Vec<Extent>, DecodeError> {
     let mut r = Reader::new(bytes);
-    if r.u8()? != PIECE_VERSION {
-        return Err(DecodeError::Invalid("unknown chunk-list version"));
-    }
+    r.version("chunk list", PIECE_VERSION)?;
     let out = decode_extents(&mut r)?;
     r.finish()?;
     Ok(out)

@@ -60,9 +60,7 @@ pub fn encode_trailer(entries: &[PackEntry]) -> Vec<u8> {
 /// Decodes a trailer, checking that every blob lies inside the pack's blob area.
 pub fn decode_trailer(bytes: &[u8], blob_area_end: u64) -> Result<Vec<PackEntry>, DecodeError> {
     let mut r = Reader::new(bytes);
-    if r.u8()? != TRAILER_VERSION {
-        return Err(DecodeError::Invalid("unknown trailer version"));
-    }
+    r.version("pack trailer", TRAILER_VERSION)?;
     let n = r.count(35)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {

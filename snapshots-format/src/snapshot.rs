@@ -145,9 +145,7 @@ impl Snapshot {
     /// Decodes a record.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        if r.u8()? != RECORD_VERSION {
-            return Err(DecodeError::Invalid("unknown snapshot record version"));
-        }
+        r.version("snapshot record", RECORD_VERSION)?;
         let sec = r.zigzag()?;
         let nsec = r.varint_u32()?;
         if nsec >= 1_000_000_000 {

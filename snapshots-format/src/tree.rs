@@ -152,9 +152,7 @@ impl Tree {
     /// unsorted name.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        if r.u8()? != TREE_VERSION {
-            return Err(DecodeError::Invalid("unknown tree version"));
-        }
+        r.version("tree", TREE_VERSION)?;
         // The smallest entry (a fifo with a 1-byte name and zero times) is 15 bytes.
         let n = r.count(15)?;
         let mut nodes: Vec<Node> = Vec::with_capacity(n);
@@ -352,5 +350,18 @@ mod tests {
         assert!(Tree::decode(&unsorted.encode()).is_err());
         let ok = Tree { nodes: vec![named(b"a"), named(b"b\xff")] };
         assert_eq!(Tree::decode(&ok.encode()).unwrap(), ok);
+    }
+
+    #[test]
+    fn smallest_entry_decodes_and_newer_version_is_named() {
+        let mut smallest = named(b"a");
+        smallest.mode = 0o7;
+        let t = Tree { nodes: vec![smallest] };
+        let bytes = t.encode();
+        assert_eq!(bytes.len(), 1 + 1 + 15);
+        assert_eq!(Tree::decode(&bytes).unwrap(), t);
+        let mut newer = bytes.clone();
+        newer[0] = 2;
+        assert_eq!(Tree::decode(&newer), Err(DecodeError::NewerVersion("tree", 2)));
     }
 }
