@@ -117,7 +117,11 @@ impl Repository {
 
     fn with_key(store: Store, header: Header, master: &MasterKey) -> Result<Self> {
         let keys = Keys::derive(master, header.repo_id);
-        let index_path = store.index_dir().join(INDEX_FILE);
+        let index_dir = store.index_dir();
+        if !index_dir.exists() {
+            fs::create_dir_all(&index_dir).at(&index_dir)?;
+        }
+        let index_path = index_dir.join(INDEX_FILE);
         let index = Index::open(&index_path)?;
         Ok(Self { store, keys, index, header, open_packs: Mutex::new(HashMap::new()) })
     }

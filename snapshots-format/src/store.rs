@@ -119,7 +119,17 @@ impl Store {
     pub fn temp_file(&self) -> Result<TempFile> {
         let suffix: [u8; 8] = crate::crypto::random_array();
         let path = self.tmp_dir().join(format!("{}-{}.tmp", std::process::id(), to_hex(&suffix)));
-        let file = OpenOptions::new().write(true).create_new(true).open(&path).at(&path)?;
+        let open = || OpenOptions::new().write(true).create_new(true).open(&path);
+        let file = match open() {
+            // Empty folders are easily lost when a repository is copied
+            // (some copy and sync tools skip them): recreate, do not fail.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(self.tmp_dir()).at(self.tmp_dir())?;
+                open()
+            }
+            other => other,
+        }
+        .at(&path)?;
         Ok(TempFile { path, file: Some(file) })
     }
 
@@ -194,6 +204,9 @@ impl Store {
     pub fn remove_stale_temp_files(&self) -> Result<usize> {
         let dir = self.tmp_dir();
         let mut removed = 0;
+        if !dir.exists() {
+            return Ok(0);
+        }
         for entry in fs::read_dir(&dir).at(&dir)? {
             let entry = entry.at(&dir)?;
             let name = entry.file_name();
@@ -235,7 +248,18 @@ impl TempFile {
         let file = self.file.take().expect("temp file is open until commit");
         file.sync_all().at(&self.path)?;
         drop(file);
-        fs::rename(&self.path, dest).at(dest)?;
+        match fs::rename(&self.path, dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dest.parent().is_some_and(|d| !d.exists()) => {
+                // A missing `data/xx/` folder (see `Store::temp_file`).
+                let dir = dest.parent().expect("checked above");
+                fs::create_dir_all(dir).at(dir)?;
+                if let Some(up) = dir.parent() {
+                    sync_dir(up)?;
+                }
+                fs::rename(&self.path, dest).at(dest)?;
+            }
+            other => other.at(dest)?,
+        }
         if let Some(dir) = dest.parent() {
             sync_dir(dir)?;
         }
