@@ -27,7 +27,10 @@ fn version_1_repository_is_read() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     // Work on a copy: opening a repository may create files (index journal).
-    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/repo-v1"), &repo);
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/repo-v1"),
+        &repo,
+    );
     let coffre = Coffre::new(&repo);
     let with_pass = |args: &[&OsStr]| {
         let mut cmd = coffre.cmd(args);
@@ -45,10 +48,22 @@ fn version_1_repository_is_read() {
     let meta = std::fs::metadata(&ord).unwrap();
     assert_eq!(meta.mode() & 0o7777, 0o4755);
     assert_eq!(meta.mtime_nsec(), 123_456_789);
-    assert_eq!(std::fs::read(out.join("dossier/grand.txt")).unwrap(), vec![b'a'; 300_000]);
+    assert_eq!(
+        std::fs::read(out.join("dossier/grand.txt")).unwrap(),
+        vec![b'a'; 300_000]
+    );
     assert!(out.join("dossier/vide").is_dir());
-    assert_eq!(std::fs::read_link(out.join("lien")).unwrap().as_os_str().as_bytes(), b"dossier/ordonnance.txt");
-    assert_eq!(std::fs::read(out.join(OsStr::from_bytes(b"nom_\xe9t\xe9.txt"))).unwrap(), b"x");
+    assert_eq!(
+        std::fs::read_link(out.join("lien"))
+            .unwrap()
+            .as_os_str()
+            .as_bytes(),
+        b"dossier/ordonnance.txt"
+    );
+    assert_eq!(
+        std::fs::read(out.join(OsStr::from_bytes(b"nom_\xe9t\xe9.txt"))).unwrap(),
+        b"x"
+    );
 
     // The checkout lacks empty folders (tmp/, most data/xx/): a new snapshot
     // into it still works.

@@ -6,7 +6,9 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use coffre_tests::{assert_same_tree, capture, json_string_fields, pharmagen_day, pharmagen_init, run, Coffre};
+use coffre_tests::{
+    assert_same_tree, capture, json_string_fields, pharmagen_day, pharmagen_init, run, Coffre,
+};
 
 fn packs(repo: &Path) -> Vec<(PathBuf, u64)> {
     let mut out = Vec::new();
@@ -39,15 +41,33 @@ fn flipped_byte_is_caught_and_named() {
     std::fs::write(&biggest, &bytes).unwrap();
 
     let out = run(&mut coffre.cmd(["--json", "check", "--read-data"]));
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = String::from_utf8_lossy(&out.stdout);
     let damaged = json_string_fields(&report, "path");
     assert!(!damaged.is_empty(), "no damaged file named: {report}");
     for path in &damaged {
-        assert!(src.join(path).is_file(), "named file {path} is not a file of the source");
+        assert!(
+            src.join(path).is_file(),
+            "named file {path} is not a file of the source"
+        );
         let target = tmp.path().join("one");
-        let out = run(&mut coffre.cmd([OsStr::new("restore"), "latest".as_ref(), target.as_os_str(), "--path".as_ref(), path.as_ref()]));
-        assert_eq!(out.status.code(), Some(1), "damaged {path} restored without error");
+        let out = run(&mut coffre.cmd([
+            OsStr::new("restore"),
+            "latest".as_ref(),
+            target.as_os_str(),
+            "--path".as_ref(),
+            path.as_ref(),
+        ]));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "damaged {path} restored without error"
+        );
         assert!(String::from_utf8_lossy(&out.stderr).contains("damaged"));
     }
     // The human form names it too.
@@ -55,8 +75,17 @@ fn flipped_byte_is_caught_and_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&damaged[0]));
     // An undamaged file still restores.
     let target = tmp.path().join("ok");
-    coffre.ok([OsStr::new("restore"), "latest".as_ref(), target.as_os_str(), "--path".as_ref(), "config".as_ref()]);
-    assert_same_tree(&capture(&src.join("config")), &capture(&target.join("config")));
+    coffre.ok([
+        OsStr::new("restore"),
+        "latest".as_ref(),
+        target.as_os_str(),
+        "--path".as_ref(),
+        "config".as_ref(),
+    ]);
+    assert_same_tree(
+        &capture(&src.join("config")),
+        &capture(&target.join("config")),
+    );
 }
 
 /// Deleting the index database loses nothing: commands say to rebuild it,
@@ -78,7 +107,11 @@ fn index_is_rebuilt_from_the_packs() {
     for f in std::fs::read_dir(coffre.repo.join("index")).unwrap() {
         std::fs::remove_file(f.unwrap().path()).unwrap();
     }
-    let out = run(&mut coffre.cmd([OsStr::new("restore"), "latest".as_ref(), tmp.path().join("x").as_os_str()]));
+    let out = run(&mut coffre.cmd([
+        OsStr::new("restore"),
+        "latest".as_ref(),
+        tmp.path().join("x").as_os_str(),
+    ]));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rebuild-index"));
 
@@ -93,7 +126,11 @@ fn index_is_rebuilt_from_the_packs() {
     assert_same_tree(&day1, &capture(&t1));
 
     // A garbage index database is replaced the same way.
-    std::fs::write(coffre.repo.join("index/index.db"), b"not a database at all, just junk bytes").unwrap();
+    std::fs::write(
+        coffre.repo.join("index/index.db"),
+        b"not a database at all, just junk bytes",
+    )
+    .unwrap();
     coffre.ok(["rebuild-index"]);
     coffre.ok(["check"]);
 }
@@ -104,7 +141,9 @@ fn wrong_passphrase_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let coffre = Coffre::new(tmp.path().join("repo"));
     coffre.init();
-    let out = run(coffre.cmd(["snapshots"]).env("COFFRE_PASSWORD", "not the passphrase"));
+    let out = run(coffre
+        .cmd(["snapshots"])
+        .env("COFFRE_PASSWORD", "not the passphrase"));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("wrong passphrase"), "{err}");
@@ -112,10 +151,16 @@ fn wrong_passphrase_is_a_clear_error() {
     // Through a passphrase file too.
     let pw = tmp.path().join("pw");
     std::fs::write(&pw, "still wrong\n").unwrap();
-    let out = run(coffre.cmd(["snapshots"]).env_remove("COFFRE_PASSWORD").env("COFFRE_PASSWORD_FILE", &pw));
+    let out = run(coffre
+        .cmd(["snapshots"])
+        .env_remove("COFFRE_PASSWORD")
+        .env("COFFRE_PASSWORD_FILE", &pw));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
     std::fs::write(&pw, format!("{}\n", coffre_tests::TEST_PASSWORD)).unwrap();
-    let out = run(coffre.cmd(["snapshots"]).env_remove("COFFRE_PASSWORD").env("COFFRE_PASSWORD_FILE", &pw));
+    let out = run(coffre
+        .cmd(["snapshots"])
+        .env_remove("COFFRE_PASSWORD")
+        .env("COFFRE_PASSWORD_FILE", &pw));
     assert!(out.status.success());
 }
 
@@ -152,19 +197,28 @@ fn kill_9_mid_snapshot_loses_nothing() {
         }
 
         let t = tmp.path().join(format!("after-{delay_ms}"));
-        coffre.ok([OsStr::new("restore"), json_string_fields(&coffre.ok(["--json", "snapshots"]), "id")[0][..12].as_ref(), t.as_os_str()]);
+        coffre.ok([
+            OsStr::new("restore"),
+            json_string_fields(&coffre.ok(["--json", "snapshots"]), "id")[0][..12].as_ref(),
+            t.as_os_str(),
+        ]);
         assert_same_tree(&day0, &capture(&t));
         std::fs::remove_dir_all(&t).unwrap();
         coffre.ok(["check"]);
     }
-    assert!(killed_mid_run >= 2, "only {killed_mid_run} kills landed during a snapshot");
+    assert!(
+        killed_mid_run >= 2,
+        "only {killed_mid_run} kills landed during a snapshot"
+    );
     let today = capture(&src);
     coffre.snapshot(&src);
     let t = tmp.path().join("final");
     coffre.ok([OsStr::new("restore"), "latest".as_ref(), t.as_os_str()]);
     assert_same_tree(&today, &capture(&t));
     coffre.ok(["check", "--read-data"]);
-    let leftovers: Vec<_> = std::fs::read_dir(coffre.repo.join("tmp")).unwrap().collect();
+    let leftovers: Vec<_> = std::fs::read_dir(coffre.repo.join("tmp"))
+        .unwrap()
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use coffre_tests::{assert_same_tree, capture, json_string_fields, pharmagen_day, pharmagen_init, Coffre, TreeImage};
+use coffre_tests::{
+    assert_same_tree, capture, json_string_fields, pharmagen_day, pharmagen_init, Coffre, TreeImage,
+};
 
 /// Days 0, 1 and 2 are each snapshotted, then each restored and compared
 /// with the tree as it was that day: contents, types, modes, owners, mtimes,
@@ -35,24 +37,44 @@ fn three_days_restore_bit_exact() {
     assert!(last.contains("\"path\": \"divers\""));
     let snaps = listing.split("\"summary\"").skip(2).collect::<Vec<_>>();
     for s in snaps {
-        assert!(!s.contains("\"files_unchanged\": 0,"), "a later day re-read everything: {s}");
+        assert!(
+            !s.contains("\"files_unchanged\": 0,"),
+            "a later day re-read everything: {s}"
+        );
     }
 
     for (day, (id, image)) in days.iter().enumerate() {
         let target = tmp.path().join(format!("restore-{day}"));
-        coffre.ok([std::ffi::OsStr::new("restore"), id[..12].as_ref(), target.as_os_str()]);
+        coffre.ok([
+            std::ffi::OsStr::new("restore"),
+            id[..12].as_ref(),
+            target.as_os_str(),
+        ]);
         assert_same_tree(image, &capture(&target));
     }
 
     // `latest` and today's date name the last snapshot.
     let target = tmp.path().join("restore-latest");
-    coffre.ok([std::ffi::OsStr::new("restore"), "latest".as_ref(), target.as_os_str()]);
+    coffre.ok([
+        std::ffi::OsStr::new("restore"),
+        "latest".as_ref(),
+        target.as_os_str(),
+    ]);
     assert_same_tree(&days[2].1, &capture(&target));
 
     // One folder alone, at its path under the target.
     let target = tmp.path().join("restore-divers");
-    coffre.ok([std::ffi::OsStr::new("restore"), "latest".as_ref(), target.as_os_str(), "--path".as_ref(), "divers".as_ref()]);
-    assert_same_tree(&capture(&src.join("divers")), &capture(&target.join("divers")));
+    coffre.ok([
+        std::ffi::OsStr::new("restore"),
+        "latest".as_ref(),
+        target.as_os_str(),
+        "--path".as_ref(),
+        "divers".as_ref(),
+    ]);
+    assert_same_tree(
+        &capture(&src.join("divers")),
+        &capture(&target.join("divers")),
+    );
 }
 
 /// Restoring over an existing tree without --overwrite changes nothing and
@@ -67,16 +89,29 @@ fn restore_refuses_to_overwrite_unless_asked() {
     let image = capture(&src);
     coffre.snapshot(&src);
     let target = tmp.path().join("t");
-    coffre.ok([std::ffi::OsStr::new("restore"), "latest".as_ref(), target.as_os_str()]);
+    coffre.ok([
+        std::ffi::OsStr::new("restore"),
+        "latest".as_ref(),
+        target.as_os_str(),
+    ]);
     let victim = target.join("config/officine.ini");
     std::fs::write(&victim, b"changed by the user").unwrap();
 
-    let out = coffre_tests::run(&mut coffre.cmd([std::ffi::OsStr::new("restore"), "latest".as_ref(), target.as_os_str()]));
+    let out = coffre_tests::run(&mut coffre.cmd([
+        std::ffi::OsStr::new("restore"),
+        "latest".as_ref(),
+        target.as_os_str(),
+    ]));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--overwrite"));
     assert_eq!(std::fs::read(&victim).unwrap(), b"changed by the user");
 
-    coffre.ok([std::ffi::OsStr::new("restore"), "latest".as_ref(), target.as_os_str(), "--overwrite".as_ref()]);
+    coffre.ok([
+        std::ffi::OsStr::new("restore"),
+        "latest".as_ref(),
+        target.as_os_str(),
+        "--overwrite".as_ref(),
+    ]);
     assert_same_tree(&image, &capture(&target));
 }
 
@@ -98,7 +133,12 @@ fn no_plaintext_on_the_drive() {
         "quotidien-soir".as_ref(),
     ]);
     pharmagen_day(&src, 1);
-    coffre.ok([std::ffi::OsStr::new("snapshot"), src.as_os_str(), "--label".as_ref(), "pharmacie-du-centre".as_ref()]);
+    coffre.ok([
+        std::ffi::OsStr::new("snapshot"),
+        src.as_os_str(),
+        "--label".as_ref(),
+        "pharmacie-du-centre".as_ref(),
+    ]);
 
     let mut needles: Vec<Vec<u8>> = vec![
         b"source-officine-Kq7Zp".to_vec(),
@@ -114,7 +154,8 @@ fn no_plaintext_on_the_drive() {
 
     // Index the needles by their first 6 bytes so each repository file is
     // scanned once, not once per needle.
-    let mut by_prefix: std::collections::HashMap<&[u8], Vec<&[u8]>> = std::collections::HashMap::new();
+    let mut by_prefix: std::collections::HashMap<&[u8], Vec<&[u8]>> =
+        std::collections::HashMap::new();
     for n in &needles {
         assert!(n.len() >= 6);
         by_prefix.entry(&n[..6]).or_default().push(n);
@@ -154,7 +195,10 @@ fn collect_needles(dir: &Path, out: &mut Vec<Vec<u8>>) {
             collect_needles(&e.path(), out);
         } else if ft.is_file() {
             let p = e.path();
-            let ext = p.extension().map(|x| x.as_bytes().to_vec()).unwrap_or_default();
+            let ext = p
+                .extension()
+                .map(|x| x.as_bytes().to_vec())
+                .unwrap_or_default();
             if [&b"csv"[..], b"ini", b"xml", b"log", b"txt", b"json"].contains(&&ext[..]) {
                 let data = std::fs::read(&p).unwrap();
                 for start in [0, data.len() / 2] {

@@ -678,28 +678,63 @@ fn zz_experiment_deep() {
     let repo = tmp.path().join("repo");
     let depth: usize = std::env::var("DEPTH").unwrap().parse().unwrap();
     let mut spec = file("leaf", "x");
-    for _ in 0..depth { spec = dir("d", vec![spec]); }
+    for _ in 0..depth {
+        spec = dir("d", vec![spec]);
+    }
     let t = std::time::Instant::now();
     // iterative store to avoid our own recursion
-    let cheap = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+    let cheap = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
     let r = Repository::init(&repo, PASS.as_bytes(), cheap).unwrap();
     let (tree, _) = Saver::run(&r, |s| {
         let mut id = store_tree(s, &[file("leaf", "x")])?;
-        for _ in 0..depth { let mut t = Tree::default(); t.nodes.push(node(b"d", NodeKind::Dir, 0, Payload::Dir(id))); id = s.save(BlobKind::Tree, t.encode())?; }
+        for _ in 0..depth {
+            let mut t = Tree::default();
+            t.nodes.push(node(b"d", NodeKind::Dir, 0, Payload::Dir(id)));
+            id = s.save(BlobKind::Tree, t.encode())?;
+        }
         Ok(id)
-    }).unwrap();
+    })
+    .unwrap();
     std::mem::forget(spec);
-    r.write_snapshot(&Snapshot { time: Timestamp { sec: 1_800_000_000, nsec: 0 }, hostname: b"h".to_vec(), source: b"/src".to_vec(), label: "x".into(), tags: vec![], parent: None, tree, summary: Summary::default() }).unwrap();
+    r.write_snapshot(&Snapshot {
+        time: Timestamp {
+            sec: 1_800_000_000,
+            nsec: 0,
+        },
+        hostname: b"h".to_vec(),
+        source: b"/src".to_vec(),
+        label: "x".into(),
+        tags: vec![],
+        parent: None,
+        tree,
+        summary: Summary::default(),
+    })
+    .unwrap();
     drop(r);
     eprintln!("built in {:?}", t.elapsed());
-    for args in [&["check"][..], &["ls", "latest", "-R"][..], &["restore", "latest"][..]] {
+    for args in [
+        &["check"][..],
+        &["ls", "latest", "-R"][..],
+        &["restore", "latest"][..],
+    ] {
         let t = std::time::Instant::now();
         let mut c = coffre(&repo);
         c.args(args);
-        if args[0] == "restore" { c.arg(tmp.path().join("t")); }
+        if args[0] == "restore" {
+            c.arg(tmp.path().join("t"));
+        }
         let out = run(&mut c);
         let err = text(&out.stderr);
-        eprintln!("{args:?}: {:?} in {:?}: stderr {}", out.status, t.elapsed(), &err[..err.len().min(600)]);
+        eprintln!(
+            "{args:?}: {:?} in {:?}: stderr {}",
+            out.status,
+            t.elapsed(),
+            &err[..err.len().min(600)]
+        );
     }
     std::mem::forget(tmp);
 }

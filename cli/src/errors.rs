@@ -17,8 +17,16 @@ fn explain(err: &anyhow::Error) -> String {
     let Some(lib) = err.chain().find_map(|e| e.downcast_ref::<Error>()) else {
         return format!("{err:#}");
     };
-    let context: Vec<String> = err.chain().take_while(|e| e.downcast_ref::<Error>().is_none()).map(|e| e.to_string()).collect();
-    let prefix = if context.is_empty() { String::new() } else { format!("{}: ", context.join(": ")) };
+    let context: Vec<String> = err
+        .chain()
+        .take_while(|e| e.downcast_ref::<Error>().is_none())
+        .map(|e| e.to_string())
+        .collect();
+    let prefix = if context.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", context.join(": "))
+    };
     let hint = match lib {
         Error::WrongPassphrase => "Check the passphrase (prompt, COFFRE_PASSWORD or the passphrase file) and try again.",
         Error::NotARepository(_) => "Check -r/--repo (or COFFRE_REPO), or create a repository with `coffre init`.",

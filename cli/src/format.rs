@@ -22,7 +22,9 @@ pub fn bytes(n: u64) -> String {
 pub fn local_time(t: Timestamp) -> String {
     use chrono::TimeZone;
     match chrono::Local.timestamp_opt(t.sec, t.nsec) {
-        chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => d.format("%Y-%m-%d %H:%M:%S").to_string(),
+        chrono::LocalResult::Single(d) | chrono::LocalResult::Ambiguous(d, _) => {
+            d.format("%Y-%m-%d %H:%M:%S").to_string()
+        }
         chrono::LocalResult::None => t.sec.to_string(),
     }
 }

@@ -16,7 +16,9 @@ pub fn get(cli: &Cli) -> Result<Vec<u8>> {
     if !std::io::stdin().is_terminal() {
         bail!("no passphrase given. Set COFFRE_PASSWORD_FILE (or --password-file) to a file holding it, or run in a terminal");
     }
-    Ok(rpassword::prompt_password("Passphrase: ").context("reading the passphrase")?.into_bytes())
+    Ok(rpassword::prompt_password("Passphrase: ")
+        .context("reading the passphrase")?
+        .into_bytes())
 }
 
 /// A passphrase for a new repository: asked twice on a terminal.
@@ -28,7 +30,8 @@ pub fn new(cli: &Cli) -> Result<Vec<u8>> {
         bail!("no passphrase given. Set COFFRE_PASSWORD_FILE (or --password-file) to a file holding the new passphrase, or run in a terminal");
     }
     let first = rpassword::prompt_password("New passphrase: ").context("reading the passphrase")?;
-    let second = rpassword::prompt_password("Same passphrase again: ").context("reading the passphrase")?;
+    let second =
+        rpassword::prompt_password("Same passphrase again: ").context("reading the passphrase")?;
     if first != second {
         bail!("the two passphrases differ; nothing was created. Run init again");
     }
@@ -48,7 +51,8 @@ fn from_env_or_file(cli: &Cli) -> Result<Option<Vec<u8>>> {
         return Ok(Some(p.into_vec()));
     }
     if let Some(path) = &cli.password_file {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
         let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         return Ok(Some(line.to_vec()));

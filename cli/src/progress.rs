@@ -28,7 +28,11 @@ impl Bar {
             bar.set_prefix(what.to_string());
             bar
         });
-        Self { bar, files: AtomicU64::new(0), total_files: AtomicU64::new(0) }
+        Self {
+            bar,
+            files: AtomicU64::new(0),
+            total_files: AtomicU64::new(0),
+        }
     }
 
     /// Removes the bar from the screen.
@@ -42,7 +46,11 @@ impl Bar {
         if let Some(bar) = &self.bar {
             let total = self.total_files.load(Ordering::Relaxed);
             let done = self.files.load(Ordering::Relaxed);
-            bar.set_message(if total > 0 { format!("{done}/{total} files") } else { format!("{done} files") });
+            bar.set_message(if total > 0 {
+                format!("{done}/{total} files")
+            } else {
+                format!("{done} files")
+            });
         }
     }
 }

@@ -5,8 +5,21 @@ use std::process::Command;
 
 #[test]
 fn every_command_has_help() {
-    for cmd in [&[][..], &["init"], &["snapshot"], &["snapshots"], &["ls"], &["restore"], &["check"], &["rebuild-index"]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_coffre")).args(cmd).arg("--help").output().expect("run coffre");
+    for cmd in [
+        &[][..],
+        &["init"],
+        &["snapshot"],
+        &["snapshots"],
+        &["ls"],
+        &["restore"],
+        &["check"],
+        &["rebuild-index"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+            .args(cmd)
+            .arg("--help")
+            .output()
+            .expect("run coffre");
         assert!(out.status.success(), "coffre {cmd:?} --help failed");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Usage:"), "no usage for {cmd:?}: {text}");

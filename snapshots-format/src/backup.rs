@@ -45,20 +45,35 @@ pub struct SnapshotOptions {
 /// [`Error::Source`] when the source is missing or not a directory; storage
 /// errors ([`Error::DriveFull`]...) abort the run and leave no snapshot
 /// (earlier snapshots are untouched).
-pub fn take_snapshot(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress) -> Result<(SnapshotId, Snapshot)> {
+pub fn take_snapshot(
+    repo: &Repository,
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<(SnapshotId, Snapshot)> {
     let started = Instant::now();
     // A snapshot is named by when it started: the state it holds is at best
     // that of the start of the walk.
     let time = opts.time.unwrap_or_else(now);
-    let source = fs::canonicalize(&opts.source)
-        .map_err(|e| Error::Source { path: opts.source.clone(), reason: e.to_string() })?;
-    let meta = fs::metadata(&source).map_err(|e| Error::Source { path: source.clone(), reason: e.to_string() })?;
+    let source = fs::canonicalize(&opts.source).map_err(|e| Error::Source {
+        path: opts.source.clone(),
+        reason: e.to_string(),
+    })?;
+    let meta = fs::metadata(&source).map_err(|e| Error::Source {
+        path: source.clone(),
+        reason: e.to_string(),
+    })?;
     if !meta.is_dir() {
-        return Err(Error::Source { path: source.clone(), reason: "not a directory".into() });
+        return Err(Error::Source {
+            path: source.clone(),
+            reason: "not a directory".into(),
+        });
     }
     repo.store().remove_stale_temp_files()?;
     let hostname = fsmeta::hostname();
-    let label = opts.label.clone().unwrap_or_else(|| String::from_utf8_lossy(&hostname).into_owned());
+    let label = opts
+        .label
+        .clone()
+        .unwrap_or_else(|| String::from_utf8_lossy(&hostname).into_owned());
     let source_bytes = source.as_os_str().as_bytes().to_vec();
     // A damaged record must not stop tonight's backup; `check` reports it.
     let parent = repo
@@ -104,8 +119,13 @@ pub fn take_snapshot(repo: &Repository, opts: &SnapshotOptions, progress: &dyn P
 }
 
 fn now() -> Timestamp {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp { sec: d.as_secs() as i64, nsec: d.subsec_nanos() }
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        sec: d.as_secs() as i64,
+        nsec: d.subsec_nanos(),
+    }
 }
 
 /// Counts the regular files and their bytes under `source`, for a progress
@@ -115,7 +135,9 @@ pub fn estimate(source: &Path) -> (u64, u64) {
     let mut bytes = 0;
     let mut stack = vec![source.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let Ok(meta) = entry.metadata() else { continue };
             if meta.is_dir() {
@@ -140,7 +162,10 @@ struct Walker<'a, 'r> {
 }
 
 fn stamp(sec: i64, nsec: i64) -> Timestamp {
-    Timestamp { sec, nsec: nsec.clamp(0, 999_999_999) as u32 }
+    Timestamp {
+        sec,
+        nsec: nsec.clamp(0, 999_999_999) as u32,
+    }
 }
 
 fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
@@ -153,7 +178,8 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
 
 impl Walker<'_, '_> {
     fn skip(&mut self, rel: &[u8], why: String) {
-        self.progress.warn(&format!("skipped {}: {why}", String::from_utf8_lossy(rel)));
+        self.progress
+            .warn(&format!("skipped {}: {why}", String::from_utf8_lossy(rel)));
         self.summary.skipped_count += 1;
         if self.summary.skipped.len() < MAX_RECORDED_PROBLEMS {
             self.summary.skipped.push((rel.to_vec(), why));
@@ -163,8 +189,14 @@ impl Walker<'_, '_> {
     /// Snapshots one directory and returns its tree id.
     fn dir(&mut self, path: &Path, rel: &[u8], parent: Option<&Tree>) -> Result<BlobId> {
         let mut names: Vec<_> = fs::read_dir(path)
-            .and_then(|it| it.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<Vec<_>>>())
-            .map_err(|e| Error::Source { path: path.to_path_buf(), reason: e.to_string() })?;
+            .and_then(|it| {
+                it.map(|e| e.map(|e| e.file_name()))
+                    .collect::<std::io::Result<Vec<_>>>()
+            })
+            .map_err(|e| Error::Source {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut tree = Tree::default();
         for name in names {
@@ -183,8 +215,17 @@ impl Walker<'_, '_> {
 
     /// One entry; `Ok(None)` when it vanished. Problems with the source come
     /// back as [`Error::Source`] so the caller can skip just this entry.
-    fn entry(&mut self, path: &Path, rel: &[u8], name: &[u8], old: Option<&Node>) -> Result<Option<Node>> {
-        let source_err = |e: std::io::Error| Error::Source { path: path.to_path_buf(), reason: e.to_string() };
+    fn entry(
+        &mut self,
+        path: &Path,
+        rel: &[u8],
+        name: &[u8],
+        old: Option<&Node>,
+    ) -> Result<Option<Node>> {
+        let source_err = |e: std::io::Error| Error::Source {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let meta = match fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -199,20 +240,29 @@ impl Walker<'_, '_> {
             (NodeKind::File, Payload::File(content))
         } else if ft.is_dir() {
             let old_tree = match old {
-                Some(Node { payload: Payload::Dir(id), .. }) => self.repo.load_tree(id).ok(),
+                Some(Node {
+                    payload: Payload::Dir(id),
+                    ..
+                }) => self.repo.load_tree(id).ok(),
                 _ => None,
             };
             let id = self.dir(path, rel, old_tree.as_ref())?;
             match old {
                 None => self.summary.dirs_new += 1,
-                Some(Node { payload: Payload::Dir(old_id), .. }) if *old_id == id => self.summary.dirs_unchanged += 1,
+                Some(Node {
+                    payload: Payload::Dir(old_id),
+                    ..
+                }) if *old_id == id => self.summary.dirs_unchanged += 1,
                 Some(_) => self.summary.dirs_changed += 1,
             }
             (NodeKind::Dir, Payload::Dir(id))
         } else if ft.is_symlink() {
             self.summary.others += 1;
             let target = fs::read_link(path).map_err(source_err)?;
-            (NodeKind::Symlink, Payload::Symlink(target.as_os_str().as_bytes().to_vec()))
+            (
+                NodeKind::Symlink,
+                Payload::Symlink(target.as_os_str().as_bytes().to_vec()),
+            )
         } else {
             self.summary.others += 1;
             let kind = if ft.is_fifo() {
@@ -241,7 +291,13 @@ impl Walker<'_, '_> {
     }
 
     /// A regular file's content and its stored size.
-    fn file(&mut self, path: &Path, rel: &[u8], meta: &Metadata, old: Option<&Node>) -> Result<(Content, u64)> {
+    fn file(
+        &mut self,
+        path: &Path,
+        rel: &[u8],
+        meta: &Metadata,
+        old: Option<&Node>,
+    ) -> Result<(Content, u64)> {
         self.summary.total_size += meta.len();
         if let Some(old) = old {
             if let Payload::File(content) = &old.payload {
@@ -275,30 +331,41 @@ impl Walker<'_, '_> {
     }
 
     fn read_file(&mut self, path: &Path, rel: &[u8], meta: &Metadata) -> Result<(Content, u64)> {
-        let source_err = |e: std::io::Error| Error::Source { path: path.to_path_buf(), reason: e.to_string() };
+        let source_err = |e: std::io::Error| Error::Source {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let file = open_source(path).map_err(source_err)?;
         let before = file.metadata().map_err(source_err)?;
         if !before.is_file() || before.ino() != meta.ino() {
-            return Err(Error::Source { path: path.to_path_buf(), reason: "replaced while being read".into() });
+            return Err(Error::Source {
+                path: path.to_path_buf(),
+                reason: "replaced while being read".into(),
+            });
         }
         let mut extents = Vec::new();
         let saver = self.saver;
         let progress = self.progress;
-        let read = chunker::chunk_file(&file, meta.len(), self.seed, |piece| -> Result<(), ReadError> {
-            match piece {
-                Piece::Data(data) => {
-                    let len = data.len() as u32;
-                    progress.advance(0, u64::from(len));
-                    let id = saver.save(BlobKind::Data, data).map_err(ReadError::Repo)?;
-                    extents.push(Extent::Chunk { id, len });
+        let read = chunker::chunk_file(
+            &file,
+            meta.len(),
+            self.seed,
+            |piece| -> Result<(), ReadError> {
+                match piece {
+                    Piece::Data(data) => {
+                        let len = data.len() as u32;
+                        progress.advance(0, u64::from(len));
+                        let id = saver.save(BlobKind::Data, data).map_err(ReadError::Repo)?;
+                        extents.push(Extent::Chunk { id, len });
+                    }
+                    Piece::Hole(len) => {
+                        progress.advance(0, len);
+                        extents.push(Extent::Hole { len });
+                    }
                 }
-                Piece::Hole(len) => {
-                    progress.advance(0, len);
-                    extents.push(Extent::Hole { len });
-                }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .map_err(|e| match e {
             ReadError::Source(e) => source_err(e),
             ReadError::Repo(e) => e,
@@ -312,7 +379,10 @@ impl Walker<'_, '_> {
             || after.ctime() != meta.ctime()
             || after.ctime_nsec() != meta.ctime_nsec()
         {
-            self.progress.warn(&format!("{} changed while it was read", String::from_utf8_lossy(rel)));
+            self.progress.warn(&format!(
+                "{} changed while it was read",
+                String::from_utf8_lossy(rel)
+            ));
             if self.summary.changed_while_read.len() < MAX_RECORDED_PROBLEMS {
                 self.summary.changed_while_read.push(rel.to_vec());
             }
@@ -323,7 +393,10 @@ impl Walker<'_, '_> {
         }
         let mut pieces = Vec::new();
         for piece in content::split_pieces(&extents) {
-            pieces.push(self.saver.save(BlobKind::ChunkList, content::encode_piece(piece))?);
+            pieces.push(
+                self.saver
+                    .save(BlobKind::ChunkList, content::encode_piece(piece))?,
+            );
         }
         Ok((Content::Pieces(pieces), size))
     }
@@ -347,13 +420,25 @@ impl From<std::io::Error> for ReadError {
 /// when allowed.
 fn open_source(path: &Path) -> std::io::Result<File> {
     let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
-    match OpenOptions::new().read(true).custom_flags(flags | libc::O_NOATIME).open(path) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => OpenOptions::new().read(true).custom_flags(flags).open(path),
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            OpenOptions::new().read(true).custom_flags(flags).open(path)
+        }
         other => other,
     }
 }
 
-fn node_from(name: &[u8], kind: NodeKind, meta: &Metadata, xattrs: Vec<(Vec<u8>, Vec<u8>)>, payload: Payload) -> Node {
+fn node_from(
+    name: &[u8],
+    kind: NodeKind,
+    meta: &Metadata,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    payload: Payload,
+) -> Node {
     Node {
         name: name.to_vec(),
         kind,

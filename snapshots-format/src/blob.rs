@@ -71,7 +71,9 @@ fn aad(kind: BlobKind, id: &BlobId) -> [u8; 33] {
 
 /// Compresses (when worth it) and seals a blob.
 pub fn encode(keys: &Keys, kind: BlobKind, id: &BlobId, plaintext: &[u8]) -> Vec<u8> {
-    let compressed = zstd::bulk::compress(plaintext, ZSTD_LEVEL).ok().filter(|c| c.len() < plaintext.len());
+    let compressed = zstd::bulk::compress(plaintext, ZSTD_LEVEL)
+        .ok()
+        .filter(|c| c.len() < plaintext.len());
     let mut framed = Vec::with_capacity(1 + compressed.as_ref().map_or(plaintext.len(), Vec::len));
     match compressed {
         Some(c) => {
@@ -93,7 +95,9 @@ pub fn encode(keys: &Keys, kind: BlobKind, id: &BlobId, plaintext: &[u8]) -> Vec
 /// [`Error::Corrupt`] naming the blob when any check fails.
 pub fn decode(keys: &Keys, kind: BlobKind, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>> {
     let bad = |why: &str| Error::corrupt(kind.name(), id.short(), why);
-    let framed = keys.open(ObjectKind::Blob, &aad(kind, id), sealed).map_err(|_| bad("authentication failed"))?;
+    let framed = keys
+        .open(ObjectKind::Blob, &aad(kind, id), sealed)
+        .map_err(|_| bad("authentication failed"))?;
     let (&codec, payload) = framed.split_first().ok_or_else(|| bad("empty"))?;
     let plain = match codec {
         CODEC_STORED => payload.to_vec(),

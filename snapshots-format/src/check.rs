@@ -72,17 +72,25 @@ impl CheckReport {
 }
 
 /// Checks `repo`.
-pub fn check(repo: &Repository, opts: CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+pub fn check(
+    repo: &Repository,
+    opts: CheckOptions,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let indexed: HashMap<PackId, u64> = repo.index().packs()?.into_iter().collect();
     let on_disk: HashMap<PackId, u64> = repo.store().list_packs()?.into_iter().collect();
     report.packs = indexed.len() as u64;
     for (id, size) in &indexed {
         match on_disk.get(id) {
-            None => report.errors.push(format!("pack {} is in the index but missing from the drive", id.short())),
-            Some(s) if s != size => {
-                report.errors.push(format!("pack {} is {s} bytes, the index says {size} (truncated?)", id.short()))
-            }
+            None => report.errors.push(format!(
+                "pack {} is in the index but missing from the drive",
+                id.short()
+            )),
+            Some(s) if s != size => report.errors.push(format!(
+                "pack {} is {s} bytes, the index says {size} (truncated?)",
+                id.short()
+            )),
             Some(_) => {}
         }
     }
@@ -105,7 +113,14 @@ pub fn check(repo: &Repository, opts: CheckOptions, progress: &dyn Progress) -> 
         }
     }
 
-    let mut walker = Walker { repo, damaged: &damaged, on_disk: &on_disk, trees: HashMap::new(), blobs_ok: HashSet::new(), errors: Vec::new() };
+    let mut walker = Walker {
+        repo,
+        damaged: &damaged,
+        on_disk: &on_disk,
+        trees: HashMap::new(),
+        blobs_ok: HashSet::new(),
+        errors: Vec::new(),
+    };
     let ids = repo.store().list_snapshots()?;
     for id in ids {
         let snap = match repo.load_snapshot(&id) {
@@ -122,7 +137,11 @@ pub fn check(repo: &Repository, opts: CheckOptions, progress: &dyn Progress) -> 
             report.damaged_files.push(DamagedFile {
                 snapshot: id.short(),
                 time: time.clone(),
-                path: if path.is_empty() { "/".into() } else { path.clone() },
+                path: if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.clone()
+                },
                 reason: reason.clone(),
             });
         }
@@ -134,18 +153,28 @@ pub fn check(repo: &Repository, opts: CheckOptions, progress: &dyn Progress) -> 
 }
 
 /// Reads one pack whole and verifies everything in it.
-fn read_pack(repo: &Repository, id: &PackId, report: &mut CheckReport, damaged: &mut HashSet<BlobId>) -> Result<()> {
+fn read_pack(
+    repo: &Repository,
+    id: &PackId,
+    report: &mut CheckReport,
+    damaged: &mut HashSet<BlobId>,
+) -> Result<()> {
     let path = repo.store().pack_path(id);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) => {
-            report.errors.push(format!("pack {}: cannot read: {e}", id.short()));
+            report
+                .errors
+                .push(format!("pack {}: cannot read: {e}", id.short()));
             damaged.extend(repo.index().blobs_in_pack(id)?);
             return Ok(());
         }
     };
     if blake3::hash(&bytes).as_bytes() != id.as_bytes() {
-        report.errors.push(format!("pack {}: contents do not match its name (damaged on the drive)", id.short()));
+        report.errors.push(format!(
+            "pack {}: contents do not match its name (damaged on the drive)",
+            id.short()
+        ));
     }
     let entries = match pack::read_trailer(repo.keys(), &id.short(), &bytes) {
         Ok(e) => e,
@@ -183,7 +212,10 @@ impl Walker<'_> {
             return bad.clone();
         }
         let mut bad = Vec::new();
-        match self.blob_ok(BlobKind::Tree, id).and_then(|_| self.repo.load_tree(id).map_err(|e| e.to_string())) {
+        match self
+            .blob_ok(BlobKind::Tree, id)
+            .and_then(|_| self.repo.load_tree(id).map_err(|e| e.to_string()))
+        {
             Err(e) => {
                 self.errors.push(format!("tree {}: {e}", id.short()));
                 bad.push((String::new(), format!("directory listing unreadable: {e}")));
@@ -194,7 +226,11 @@ impl Walker<'_> {
                     match &node.payload {
                         Payload::Dir(sub) => {
                             for (p, why) in self.tree(sub).iter() {
-                                let path = if p.is_empty() { name.clone() } else { format!("{name}/{p}") };
+                                let path = if p.is_empty() {
+                                    name.clone()
+                                } else {
+                                    format!("{name}/{p}")
+                                };
                                 bad.push((path, why.clone()));
                             }
                         }
@@ -244,12 +280,29 @@ impl Walker<'_> {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{} {} is missing from the index", kind.name(), id.short()))?;
         if loc.kind != kind {
-            return Err(format!("{} {} is indexed as a {}", kind.name(), id.short(), loc.kind.name()));
+            return Err(format!(
+                "{} {} is indexed as a {}",
+                kind.name(),
+                id.short(),
+                loc.kind.name()
+            ));
         }
         match self.on_disk.get(&loc.pack) {
-            None => return Err(format!("{} {} is in pack {}, which is missing", kind.name(), id.short(), loc.pack.short())),
+            None => {
+                return Err(format!(
+                    "{} {} is in pack {}, which is missing",
+                    kind.name(),
+                    id.short(),
+                    loc.pack.short()
+                ))
+            }
             Some(size) if u64::from(loc.offset) + u64::from(loc.length) > *size => {
-                return Err(format!("{} {} lies beyond the end of pack {}", kind.name(), id.short(), loc.pack.short()))
+                return Err(format!(
+                    "{} {} lies beyond the end of pack {}",
+                    kind.name(),
+                    id.short(),
+                    loc.pack.short()
+                ))
             }
             Some(_) => {}
         }

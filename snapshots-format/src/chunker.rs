@@ -52,7 +52,11 @@ pub fn data_ranges(file: &File, size: u64) -> io::Result<Vec<(u64, u64)>> {
         }
         // SAFETY: as above.
         let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
-        let end = if hole < 0 { size } else { (hole as u64).min(size) };
+        let end = if hole < 0 {
+            size
+        } else {
+            (hole as u64).min(size)
+        };
         ranges.push((data, end - data));
         pos = end;
     }
@@ -78,7 +82,14 @@ pub fn chunk_file<E: From<io::Error>>(
             emit(Piece::Hole(offset - pos))?;
         }
         file.seek(SeekFrom::Start(offset))?;
-        let chunker = StreamCDC::with_level_and_seed(file.take(len), MIN_CHUNK, AVG_CHUNK, MAX_CHUNK, Normalization::Level1, seed);
+        let chunker = StreamCDC::with_level_and_seed(
+            file.take(len),
+            MIN_CHUNK,
+            AVG_CHUNK,
+            MAX_CHUNK,
+            Normalization::Level1,
+            seed,
+        );
         let mut got = 0u64;
         for chunk in chunker {
             let chunk = chunk.map_err(io::Error::from)?;
@@ -144,7 +155,10 @@ mod tests {
         assert_eq!(lens.iter().sum::<usize>(), 1 << 20);
         assert_eq!(
             lens,
-            vec![67258, 69298, 70767, 156044, 121024, 119059, 65758, 31494, 109416, 56372, 113723, 68363],
+            vec![
+                67258, 69298, 70767, 156044, 121024, 119059, 65758, 31494, 109416, 56372, 113723,
+                68363
+            ],
             "pinned cut points changed"
         );
     }
@@ -162,7 +176,10 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let holes: u64 = pieces.iter().map(|p| if let Piece::Hole(n) = p { *n } else { 0 }).sum();
+        let holes: u64 = pieces
+            .iter()
+            .map(|p| if let Piece::Hole(n) = p { *n } else { 0 })
+            .sum();
         assert!(holes >= size - (1 << 20), "holes not detected: {holes}");
         assert_eq!(read + holes, size);
         let mut rebuilt = Vec::new();

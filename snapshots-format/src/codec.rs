@@ -196,9 +196,15 @@ mod tests {
 
     #[test]
     fn hostile_input_is_refused() {
-        assert_eq!(Reader::new(&[0xff; 11]).varint(), Err(DecodeError::Overflow));
+        assert_eq!(
+            Reader::new(&[0xff; 11]).varint(),
+            Err(DecodeError::Overflow)
+        );
         assert_eq!(Reader::new(&[0x80]).varint(), Err(DecodeError::Truncated));
         assert_eq!(Reader::new(&[5, 1, 2]).bytes(), Err(DecodeError::Truncated));
-        assert_eq!(Reader::new(&[0xff, 0xff, 0xff, 0x0f]).count(1), Err(DecodeError::Truncated));
+        assert_eq!(
+            Reader::new(&[0xff, 0xff, 0xff, 0x0f]).count(1),
+            Err(DecodeError::Truncated)
+        );
     }
 }

@@ -103,7 +103,10 @@ pub fn decode_extents(r: &mut Reader<'_>) -> Result<Vec<Extent>, DecodeError> {
             out.push(Extent::Hole { len: v >> 1 });
         } else {
             let len = u32::try_from(v >> 1).map_err(|_| DecodeError::Overflow)?;
-            out.push(Extent::Chunk { id: BlobId(r.id()?), len });
+            out.push(Extent::Chunk {
+                id: BlobId(r.id()?),
+                len,
+            });
         }
     }
     Ok(out)
@@ -135,7 +138,10 @@ mod tests {
 
     fn extent() -> impl Strategy<Value = Extent> {
         prop_oneof![
-            (any::<[u8; 32]>(), any::<u32>()).prop_map(|(id, len)| Extent::Chunk { id: BlobId(id), len }),
+            (any::<[u8; 32]>(), any::<u32>()).prop_map(|(id, len)| Extent::Chunk {
+                id: BlobId(id),
+                len
+            }),
             (0u64..1 << 62).prop_map(|len| Extent::Hole { len }),
         ]
     }
@@ -156,12 +162,21 @@ mod tests {
     #[test]
     fn one_changed_chunk_changes_few_pieces() {
         let ids: Vec<Extent> = (0..4000u32)
-            .map(|i| Extent::Chunk { id: BlobId(*blake3::hash(&i.to_le_bytes()).as_bytes()), len: 8192 })
+            .map(|i| Extent::Chunk {
+                id: BlobId(*blake3::hash(&i.to_le_bytes()).as_bytes()),
+                len: 8192,
+            })
             .collect();
         let mut edited = ids.clone();
-        edited[2000] = Extent::Chunk { id: BlobId([200; 32]), len: 8192 };
+        edited[2000] = Extent::Chunk {
+            id: BlobId([200; 32]),
+            len: 8192,
+        };
         let a: Vec<Vec<u8>> = split_pieces(&ids).iter().map(|p| encode_piece(p)).collect();
-        let b: Vec<Vec<u8>> = split_pieces(&edited).iter().map(|p| encode_piece(p)).collect();
+        let b: Vec<Vec<u8>> = split_pieces(&edited)
+            .iter()
+            .map(|p| encode_piece(p))
+            .collect();
         let new = b.iter().filter(|p| !a.contains(p)).count();
         assert!(new <= 2, "{new} pieces changed");
         assert!(a.len() > 20);

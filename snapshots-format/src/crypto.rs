@@ -89,13 +89,21 @@ impl Keys {
         let mut enc = blake3::derive_key("coffre 2026-11 v1 object encryption key", &master.0);
         let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(enc));
         enc.zeroize();
-        let id_key = IdKey(blake3::derive_key("coffre 2026-11 v1 blob id key", &master.0));
+        let id_key = IdKey(blake3::derive_key(
+            "coffre 2026-11 v1 blob id key",
+            &master.0,
+        ));
         let mut seed = blake3::derive_key("coffre 2026-11 v1 chunker seed", &master.0);
         let chunker_seed = u64::from_le_bytes([
             seed[0], seed[1], seed[2], seed[3], seed[4], seed[5], seed[6], seed[7],
         ]);
         seed.zeroize();
-        Self { cipher, id_key, chunker_seed, repo_id }
+        Self {
+            cipher,
+            id_key,
+            chunker_seed,
+            repo_id,
+        }
     }
 
     /// The keyed hash that names a blob: equal plaintexts in two repositories
@@ -122,7 +130,12 @@ impl Keys {
     ///
     /// # Errors
     /// [`AuthError`] when the key, the kind, the context or a single bit differs.
-    pub fn open(&self, kind: ObjectKind, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, AuthError> {
+    pub fn open(
+        &self,
+        kind: ObjectKind,
+        context: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, AuthError> {
         open_with(&self.cipher, &aad(&self.repo_id, kind, context), sealed)
     }
 }
@@ -141,7 +154,13 @@ fn seal_with(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     // Only fails for messages over 64 GiB, which no caller produces (blobs are
     // bounded by the chunker, records by the pack size).
     let ct = cipher
-        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("AES-GCM input within its size limit");
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce_bytes);
@@ -155,22 +174,36 @@ fn open_with(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, A
     }
     let (nonce, ct) = sealed.split_at(NONCE_LEN);
     let nonce = Nonce::try_from(nonce).map_err(|_| AuthError)?;
-    cipher.decrypt(&nonce, Payload { msg: ct, aad }).map_err(|_| AuthError)
+    cipher
+        .decrypt(&nonce, Payload { msg: ct, aad })
+        .map_err(|_| AuthError)
 }
 
 /// Seals the master key under a key-encryption key (from the passphrase KDF).
 pub fn wrap_master_key(kek: &[u8; 32], header: &[u8], master: &MasterKey) -> Vec<u8> {
     let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*kek));
-    seal_with(&cipher, &[header, &[ObjectKind::MasterKey as u8]].concat(), &master.0)
+    seal_with(
+        &cipher,
+        &[header, &[ObjectKind::MasterKey as u8]].concat(),
+        &master.0,
+    )
 }
 
 /// Opens a wrapped master key.
 ///
 /// # Errors
 /// [`AuthError`] when the passphrase (hence `kek`) is wrong or the key file was altered.
-pub fn unwrap_master_key(kek: &[u8; 32], header: &[u8], sealed: &[u8]) -> Result<MasterKey, AuthError> {
+pub fn unwrap_master_key(
+    kek: &[u8; 32],
+    header: &[u8],
+    sealed: &[u8],
+) -> Result<MasterKey, AuthError> {
     let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*kek));
-    let mut plain = open_with(&cipher, &[header, &[ObjectKind::MasterKey as u8]].concat(), sealed)?;
+    let mut plain = open_with(
+        &cipher,
+        &[header, &[ObjectKind::MasterKey as u8]].concat(),
+        sealed,
+    )?;
     let key = <[u8; 32]>::try_from(plain.as_slice()).map_err(|_| AuthError);
     plain.zeroize();
     key.map(MasterKey)
@@ -230,7 +263,10 @@ mod tests {
     fn master_key_wrap_round_trip() {
         let m = MasterKey::generate();
         let w = wrap_master_key(&[3; 32], b"hdr", &m);
-        assert_eq!(unwrap_master_key(&[3; 32], b"hdr", &w).unwrap().as_bytes(), m.as_bytes());
+        assert_eq!(
+            unwrap_master_key(&[3; 32], b"hdr", &w).unwrap().as_bytes(),
+            m.as_bytes()
+        );
         assert!(unwrap_master_key(&[4; 32], b"hdr", &w).is_err());
         assert!(unwrap_master_key(&[3; 32], b"hdx", &w).is_err());
     }

@@ -21,7 +21,9 @@ pub enum Error {
     #[error("{0} already holds a repository or other files")]
     AlreadyExists(PathBuf),
     /// The repository was written by a newer Coffre.
-    #[error("repository format version {found} is newer than this Coffre supports (up to {supported})")]
+    #[error(
+        "repository format version {found} is newer than this Coffre supports (up to {supported})"
+    )]
     UnsupportedVersion {
         /// Version found in the header.
         found: u32,
@@ -53,7 +55,9 @@ pub enum Error {
         reason: String,
     },
     /// A blob the snapshot needs is not in the index.
-    #[error("blob {0} is missing from the index (run `coffre rebuild-index`, then `coffre check`)")]
+    #[error(
+        "blob {0} is missing from the index (run `coffre rebuild-index`, then `coffre check`)"
+    )]
     BlobNotFound(String),
     /// The index database is missing while packs exist.
     #[error("the index database is missing (run `coffre rebuild-index`)")]
@@ -99,7 +103,11 @@ impl Error {
 
     /// A decode failure of a named object.
     pub fn corrupt(kind: &'static str, id: impl ToString, reason: impl ToString) -> Self {
-        Error::Corrupt { kind, id: id.to_string(), reason: reason.to_string() }
+        Error::Corrupt {
+            kind,
+            id: id.to_string(),
+            reason: reason.to_string(),
+        }
     }
 }
 

@@ -7,7 +7,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// Every extended attribute of `path` itself (not of a symlink's target),
@@ -23,7 +24,9 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
         // SAFETY: both strings are NUL-terminated; `fill` passes a buffer of `len` bytes.
-        match fill(|buf, len| unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), buf.cast(), len) }) {
+        match fill(|buf, len| unsafe {
+            libc::lgetxattr(c.as_ptr(), cname.as_ptr(), buf.cast(), len)
+        }) {
             Ok(value) => out.push((name.to_vec(), value)),
             // Removed between listing and reading: nothing to keep.
             Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}

@@ -26,7 +26,10 @@ pub struct Header {
 impl Header {
     /// A header for a new repository.
     pub fn new() -> Self {
-        Self { version: FORMAT_VERSION, repo_id: crate::crypto::random_array() }
+        Self {
+            version: FORMAT_VERSION,
+            repo_id: crate::crypto::random_array(),
+        }
     }
 
     /// magic (8) | version u32 LE (4) | repo id (16) | BLAKE3 of the previous 28 bytes (32).
@@ -53,10 +56,17 @@ impl Header {
         // The version is read before the checksum so that a future header
         // layout is refused as "newer", not as "damaged".
         if version > FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
         if version == 0 {
-            return Err(Error::corrupt("header", "config", "version 0 is not a valid version"));
+            return Err(Error::corrupt(
+                "header",
+                "config",
+                "version 0 is not a valid version",
+            ));
         }
         if bytes.len() != HEADER_LEN {
             return Err(Error::corrupt("header", "config", "wrong length"));
@@ -85,7 +95,10 @@ mod tests {
         let p = Path::new("config");
         let h = Header::new();
         assert_eq!(Header::decode(&h.encode(), p).unwrap(), h);
-        assert!(matches!(Header::decode(b"hello world!", p), Err(Error::NotARepository(_))));
+        assert!(matches!(
+            Header::decode(b"hello world!", p),
+            Err(Error::NotARepository(_))
+        ));
         let mut newer = h;
         newer.version = FORMAT_VERSION + 1;
         assert!(matches!(
@@ -94,6 +107,9 @@ mod tests {
         ));
         let mut damaged = h.encode();
         damaged[20] ^= 1;
-        assert!(matches!(Header::decode(&damaged, p), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            Header::decode(&damaged, p),
+            Err(Error::Corrupt { .. })
+        ));
     }
 }

@@ -69,15 +69,24 @@ impl Index {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         // Read the version before touching the schema: a newer index must be
         // refused unchanged.
-        let has_meta: bool =
-            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get::<_, i64>(0))? > 0;
+        let has_meta: bool = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? > 0;
         let version: Option<i64> = if has_meta {
-            conn.query_row("SELECT value FROM meta WHERE key='version'", [], |r| r.get(0)).optional()?
+            conn.query_row("SELECT value FROM meta WHERE key='version'", [], |r| {
+                r.get(0)
+            })
+            .optional()?
         } else {
             None
         };
         if let Some(v) = version.filter(|v| *v > INDEX_VERSION) {
-            return Err(Error::UnsupportedVersion { found: v as u32, supported: INDEX_VERSION as u32 });
+            return Err(Error::UnsupportedVersion {
+                found: v as u32,
+                supported: INDEX_VERSION as u32,
+            });
         }
         // WAL lets a mount read while a snapshot writes; FULL makes each commit
         // durable. Some filesystems cannot hold WAL's shared memory: fall back
@@ -88,13 +97,16 @@ impl Index {
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
-        match version {
-            None => {
-                conn.execute("INSERT INTO meta(key, value) VALUES ('version', ?1)", [INDEX_VERSION])?;
-            }
-            Some(_) => {}
+        if version.is_none() {
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('version', ?1)",
+                [INDEX_VERSION],
+            )?;
         }
-        Ok(Self { conn: Mutex::new(conn), path: path.to_path_buf() })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -120,17 +132,32 @@ impl Index {
             let mut stmt = conn.prepare_cached(
                 "SELECT p.pack_id, b.loc FROM blobs b JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?1",
             )?;
-            stmt.query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?))).optional()?
+            stmt.query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
         };
-        let Some((pack, loc)) = row else { return Ok(None) };
-        let pack = PackId::from_slice(&pack).ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
+        let Some((pack, loc)) = row else {
+            return Ok(None);
+        };
+        let pack = PackId::from_slice(&pack)
+            .ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
         let (kind, offset, length) = open_location(keys, id, &loc)?;
-        Ok(Some(Location { pack, kind, offset, length }))
+        Ok(Some(Location {
+            pack,
+            kind,
+            offset,
+            length,
+        }))
     }
 
     /// Records a durable pack and its blobs in one transaction. Blobs already
     /// indexed keep their first location.
-    pub fn add_pack(&self, keys: &Keys, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+    pub fn add_pack(
+        &self,
+        keys: &Keys,
+        pack: &PackId,
+        size: u64,
+        entries: &[PackEntry],
+    ) -> Result<()> {
         self.add_packs(keys, &[(*pack, size, entries)])
     }
 
@@ -139,10 +166,18 @@ impl Index {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         for (pack, size, entries) in packs {
-            tx.execute("INSERT OR IGNORE INTO packs(pack_id, size) VALUES (?1, ?2)", params![&pack.0[..], *size as i64])?;
-            let pack_no: i64 =
-                tx.query_row("SELECT pack_no FROM packs WHERE pack_id = ?1", [&pack.0[..]], |r| r.get(0))?;
-            let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO blobs(blob_id, pack_no, loc) VALUES (?1, ?2, ?3)")?;
+            tx.execute(
+                "INSERT OR IGNORE INTO packs(pack_id, size) VALUES (?1, ?2)",
+                params![&pack.0[..], *size as i64],
+            )?;
+            let pack_no: i64 = tx.query_row(
+                "SELECT pack_no FROM packs WHERE pack_id = ?1",
+                [&pack.0[..]],
+                |r| r.get(0),
+            )?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO blobs(blob_id, pack_no, loc) VALUES (?1, ?2, ?3)",
+            )?;
             for e in entries.iter() {
                 stmt.execute(params![&e.id.0[..], pack_no, seal_location(keys, e)])?;
             }
@@ -171,7 +206,9 @@ impl Index {
             let mut p = path.as_os_str().to_owned();
             p.push(suffix);
             match std::fs::remove_file(&p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(PathBuf::from(p), e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(PathBuf::from(p), e))
+                }
                 _ => {}
             }
         }
@@ -186,7 +223,8 @@ impl Index {
         let mut out = Vec::new();
         for row in rows {
             let (id, size) = row?;
-            let id = PackId::from_slice(&id).ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
+            let id = PackId::from_slice(&id)
+                .ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
             out.push((id, size as u64));
         }
         Ok(out)
@@ -194,7 +232,9 @@ impl Index {
 
     /// Number of indexed blobs.
     pub fn blob_count(&self) -> Result<u64> {
-        Ok(self.conn().query_row("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn()
+            .query_row("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
     /// Path of the database file.
@@ -213,9 +253,15 @@ fn seal_location(keys: &Keys, e: &PackEntry) -> Vec<u8> {
 
 fn open_location(keys: &Keys, id: &BlobId, sealed: &[u8]) -> Result<(BlobKind, u32, u32)> {
     let bad = |why: &str| Error::corrupt("index entry", id.short(), why);
-    let plain = keys.open(ObjectKind::Location, id.as_bytes(), sealed).map_err(|_| bad("fails authentication"))?;
+    let plain = keys
+        .open(ObjectKind::Location, id.as_bytes(), sealed)
+        .map_err(|_| bad("fails authentication"))?;
     let mut r = Reader::new(&plain);
-    let kind = r.u8().ok().and_then(BlobKind::from_u8).ok_or_else(|| bad("bad kind"))?;
+    let kind = r
+        .u8()
+        .ok()
+        .and_then(BlobKind::from_u8)
+        .ok_or_else(|| bad("bad kind"))?;
     let offset = r.u32_le().map_err(|_| bad("truncated"))?;
     let length = r.u32_le().map_err(|_| bad("truncated"))?;
     Ok((kind, offset, length))
@@ -232,18 +278,37 @@ mod tests {
         let keys = Keys::derive(&MasterKey::from_bytes([2; 32]), [0; 16]);
         let path = dir.path().join("index.db");
         let pack = PackId([9; 32]);
-        let e = PackEntry { id: BlobId([1; 32]), kind: BlobKind::Tree, offset: 12, length: 40 };
+        let e = PackEntry {
+            id: BlobId([1; 32]),
+            kind: BlobKind::Tree,
+            offset: 12,
+            length: 40,
+        };
         {
             let idx = Index::open(&path).unwrap();
             idx.add_pack(&keys, &pack, 100, &[e]).unwrap();
             // Adding the same blob again keeps the first location.
-            idx.add_pack(&keys, &PackId([8; 32]), 50, &[PackEntry { offset: 20, ..e }]).unwrap();
+            idx.add_pack(
+                &keys,
+                &PackId([8; 32]),
+                50,
+                &[PackEntry { offset: 20, ..e }],
+            )
+            .unwrap();
         }
         let idx = Index::open(&path).unwrap();
         assert!(idx.contains(&e.id).unwrap());
         assert!(!idx.contains(&BlobId([2; 32])).unwrap());
         let loc = idx.lookup(&keys, &e.id).unwrap().unwrap();
-        assert_eq!(loc, Location { pack, kind: BlobKind::Tree, offset: 12, length: 40 });
+        assert_eq!(
+            loc,
+            Location {
+                pack,
+                kind: BlobKind::Tree,
+                offset: 12,
+                length: 40
+            }
+        );
         assert_eq!(idx.packs().unwrap().len(), 2);
         // The location is sealed: another key cannot read it.
         let other = Keys::derive(&MasterKey::from_bytes([3; 32]), [0; 16]);
@@ -256,8 +321,12 @@ mod tests {
         let path = dir.path().join("index.db");
         drop(Index::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
-        conn.execute("UPDATE meta SET value = 99 WHERE key = 'version'", []).unwrap();
+        conn.execute("UPDATE meta SET value = 99 WHERE key = 'version'", [])
+            .unwrap();
         drop(conn);
-        assert!(matches!(Index::open(&path), Err(Error::UnsupportedVersion { found: 99, .. })));
+        assert!(matches!(
+            Index::open(&path),
+            Err(Error::UnsupportedVersion { found: 99, .. })
+        ));
     }
 }

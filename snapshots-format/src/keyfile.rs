@@ -34,7 +34,11 @@ impl Default for KdfParams {
     /// 64 MiB, 3 passes, 1 lane: about a quarter of a second on a small box,
     /// years per guess-list for an attacker holding a stolen drive.
     fn default() -> Self {
-        Self { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 }
+        Self {
+            memory_kib: 64 * 1024,
+            iterations: 3,
+            parallelism: 1,
+        }
     }
 }
 
@@ -52,9 +56,18 @@ impl KeyFile {
     ///
     /// # Errors
     /// [`Error::Corrupt`] if the KDF parameters are out of Argon2's range.
-    pub fn create(passphrase: &[u8], params: KdfParams, master: &MasterKey, repo_id: &[u8; REPO_ID_LEN]) -> Result<Self> {
+    pub fn create(
+        passphrase: &[u8],
+        params: KdfParams,
+        master: &MasterKey,
+        repo_id: &[u8; REPO_ID_LEN],
+    ) -> Result<Self> {
         let salt = crypto::random_array();
-        let mut kf = KeyFile { params, salt, sealed: Vec::new() };
+        let mut kf = KeyFile {
+            params,
+            salt,
+            sealed: Vec::new(),
+        };
         let mut kek = kf.derive_kek(passphrase)?;
         kf.sealed = crypto::wrap_master_key(&kek, &kf.aad(repo_id), master);
         kek.zeroize();
@@ -118,7 +131,10 @@ impl KeyFile {
         }
         let version = r.u32_le().map_err(|_| bad("too short"))?;
         if version > KEYFILE_VERSION {
-            return Err(Error::UnsupportedVersion { found: version, supported: KEYFILE_VERSION });
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: KEYFILE_VERSION,
+            });
         }
         if bytes.len() != KEYFILE_LEN {
             return Err(bad("wrong length"));
@@ -139,7 +155,15 @@ impl KeyFile {
         let mut salt = [0u8; SALT_LEN];
         salt.copy_from_slice(r.raw(SALT_LEN).map_err(|_| bad("too short"))?);
         let sealed = r.raw(r.remaining()).map_err(|_| bad("too short"))?.to_vec();
-        Ok(KeyFile { params: KdfParams { memory_kib: p[0], iterations: p[1], parallelism: p[2] }, salt, sealed })
+        Ok(KeyFile {
+            params: KdfParams {
+                memory_kib: p[0],
+                iterations: p[1],
+                parallelism: p[2],
+            },
+            salt,
+            sealed,
+        })
     }
 }
 
@@ -147,7 +171,11 @@ impl KeyFile {
 mod tests {
     use super::*;
 
-    const CHEAP: KdfParams = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+    const CHEAP: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
 
     #[test]
     fn wrap_unwrap_and_wrong_passphrase() {
@@ -156,8 +184,14 @@ mod tests {
         let kf = KeyFile::create(b"correct horse", CHEAP, &master, &repo).unwrap();
         let decoded = KeyFile::decode(&kf.encode(), "k").unwrap();
         assert_eq!(decoded, kf);
-        assert_eq!(decoded.open(b"correct horse", &repo).unwrap().as_bytes(), master.as_bytes());
-        assert!(matches!(decoded.open(b"wrong", &repo), Err(Error::WrongPassphrase)));
+        assert_eq!(
+            decoded.open(b"correct horse", &repo).unwrap().as_bytes(),
+            master.as_bytes()
+        );
+        assert!(matches!(
+            decoded.open(b"wrong", &repo),
+            Err(Error::WrongPassphrase)
+        ));
         // Tampering with the clear KDF parameters does not yield a key.
         let mut bytes = kf.encode();
         bytes[13] ^= 1;

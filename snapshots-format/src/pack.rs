@@ -71,7 +71,12 @@ pub fn decode_trailer(bytes: &[u8], blob_area_end: u64) -> Result<Vec<PackEntry>
         if u64::from(offset) < HEADER_LEN || u64::from(offset) + u64::from(length) > blob_area_end {
             return Err(DecodeError::Invalid("blob outside the pack"));
         }
-        out.push(PackEntry { id, kind, offset, length });
+        out.push(PackEntry {
+            id,
+            kind,
+            offset,
+            length,
+        });
     }
     r.finish()?;
     Ok(out)
@@ -83,7 +88,9 @@ pub fn decode_trailer(bytes: &[u8], blob_area_end: u64) -> Result<Vec<PackEntry>
 /// [`Error::Corrupt`] naming the pack when the footer or trailer is damaged.
 pub fn read_trailer(keys: &Keys, name: &str, pack: &[u8]) -> Result<Vec<PackEntry>> {
     let len = pack.len() as u64;
-    let (start, sealed) = locate_trailer(name, len, |off, n| Ok(pack[off as usize..off as usize + n].to_vec()))?;
+    let (start, sealed) = locate_trailer(name, len, |off, n| {
+        Ok(pack[off as usize..off as usize + n].to_vec())
+    })?;
     open_trailer(keys, name, &sealed, start)
 }
 
@@ -104,7 +111,10 @@ pub fn locate_trailer(
     }
     let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
     if version > PACK_VERSION {
-        return Err(Error::UnsupportedVersion { found: version, supported: PACK_VERSION });
+        return Err(Error::UnsupportedVersion {
+            found: version,
+            supported: PACK_VERSION,
+        });
     }
     let foot = read_at(len - FOOTER_LEN, FOOTER_LEN as usize)?;
     if &foot[4..] != MAGIC {
@@ -119,11 +129,17 @@ pub fn locate_trailer(
 }
 
 /// Opens and decodes a sealed trailer that starts at `trailer_start`.
-pub fn open_trailer(keys: &Keys, name: &str, sealed: &[u8], trailer_start: u64) -> Result<Vec<PackEntry>> {
+pub fn open_trailer(
+    keys: &Keys,
+    name: &str,
+    sealed: &[u8],
+    trailer_start: u64,
+) -> Result<Vec<PackEntry>> {
     let plain = keys
         .open(ObjectKind::PackTrailer, &[], sealed)
         .map_err(|_| Error::corrupt("pack", name, "trailer fails authentication"))?;
-    decode_trailer(&plain, trailer_start).map_err(|e| Error::corrupt("pack", name, format!("trailer: {e}")))
+    decode_trailer(&plain, trailer_start)
+        .map_err(|e| Error::corrupt("pack", name, format!("trailer: {e}")))
 }
 
 /// A pack being written: blobs are appended to a temporary file and hashed as
@@ -151,7 +167,12 @@ pub struct FinishedPack {
 impl PackWriter {
     /// Starts a pack in the store's temporary area.
     pub fn new(store: &Store) -> Result<Self> {
-        let mut w = Self { file: store.temp_file()?, hasher: blake3::Hasher::new(), len: 0, entries: Vec::new() };
+        let mut w = Self {
+            file: store.temp_file()?,
+            hasher: blake3::Hasher::new(),
+            len: 0,
+            entries: Vec::new(),
+        };
         let mut head = MAGIC.to_vec();
         head.extend_from_slice(&PACK_VERSION.to_le_bytes());
         w.append(&head)?;
@@ -167,10 +188,17 @@ impl PackWriter {
 
     /// Appends one sealed blob.
     pub fn add(&mut self, id: BlobId, kind: BlobKind, sealed: &[u8]) -> Result<()> {
-        let offset = u32::try_from(self.len).map_err(|_| Error::corrupt("pack", "being written", "over 4 GiB"))?;
-        let length = u32::try_from(sealed.len()).map_err(|_| Error::corrupt("blob", id.short(), "over 4 GiB"))?;
+        let offset = u32::try_from(self.len)
+            .map_err(|_| Error::corrupt("pack", "being written", "over 4 GiB"))?;
+        let length = u32::try_from(sealed.len())
+            .map_err(|_| Error::corrupt("blob", id.short(), "over 4 GiB"))?;
         self.append(sealed)?;
-        self.entries.push(PackEntry { id, kind, offset, length });
+        self.entries.push(PackEntry {
+            id,
+            kind,
+            offset,
+            length,
+        });
         Ok(())
     }
 
@@ -194,7 +222,12 @@ impl PackWriter {
         let id = PackId(*self.hasher.finalize().as_bytes());
         let path = store.pack_path(&id);
         self.file.commit(&path)?;
-        Ok(FinishedPack { id, size: self.len, path, entries: self.entries })
+        Ok(FinishedPack {
+            id,
+            size: self.len,
+            path,
+            entries: self.entries,
+        })
     }
 }
 
@@ -255,7 +288,12 @@ mod tests {
         let k = keys();
         let mut w = PackWriter::new(&store).unwrap();
         let id = blob::blob_id(&k, BlobKind::Data, b"x");
-        w.add(id, BlobKind::Data, &blob::encode(&k, BlobKind::Data, &id, b"x")).unwrap();
+        w.add(
+            id,
+            BlobKind::Data,
+            &blob::encode(&k, BlobKind::Data, &id, b"x"),
+        )
+        .unwrap();
         let done = w.finish(&k, &store).unwrap();
         let bytes = std::fs::read(&done.path).unwrap();
         for cut in [0, 5, bytes.len() / 2, bytes.len() - 1] {

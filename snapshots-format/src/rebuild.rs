@@ -56,7 +56,8 @@ pub fn rebuild_index(repo: &Repository, progress: &dyn Progress) -> Result<Rebui
 }
 
 fn flush(repo: &Repository, batch: &mut Vec<(PackId, u64, Vec<PackEntry>)>) -> Result<()> {
-    let refs: Vec<(PackId, u64, &[PackEntry])> = batch.iter().map(|(id, s, e)| (*id, *s, &e[..])).collect();
+    let refs: Vec<(PackId, u64, &[PackEntry])> =
+        batch.iter().map(|(id, s, e)| (*id, *s, &e[..])).collect();
     repo.index().add_packs(repo.keys(), &refs)?;
     batch.clear();
     Ok(())
@@ -67,6 +68,8 @@ pub fn read_entries(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<Pac
     let path = repo.store().pack_path(id);
     let file = std::fs::File::open(&path).at(&path)?;
     let name = id.short();
-    let (start, sealed) = pack::locate_trailer(&name, size, |off, len| Store::read_at(&file, &path, off, len))?;
+    let (start, sealed) = pack::locate_trailer(&name, size, |off, len| {
+        Store::read_at(&file, &path, off, len)
+    })?;
     pack::open_trailer(repo.keys(), &name, &sealed, start)
 }

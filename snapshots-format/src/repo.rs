@@ -23,6 +23,9 @@ use crate::tree::Tree;
 /// enough for any file-descriptor limit.
 const OPEN_PACKS: usize = 64;
 
+/// Snapshots with their ids, oldest first.
+pub type SnapshotList = Vec<(SnapshotId, Snapshot)>;
+
 /// An open, unlocked repository.
 pub struct Repository {
     store: Store,
@@ -86,7 +89,9 @@ impl Repository {
         let config = store.config_path();
         let bytes = match fs::read(&config) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotARepository(path.to_path_buf())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotARepository(path.to_path_buf()))
+            }
             Err(e) => return Err(Error::io(config, e)),
         };
         let header = Header::decode(&bytes, &config)?;
@@ -95,11 +100,17 @@ impl Repository {
 
     fn unlock(store: &Store, header: &Header, passphrase: &[u8]) -> Result<MasterKey> {
         let dir = store.keys_dir();
-        let mut names: Vec<PathBuf> = fs::read_dir(&dir).at(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut names: Vec<PathBuf> = fs::read_dir(&dir)
+            .at(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
         names.sort();
         let mut last_err = Error::WrongPassphrase;
         for path in names {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let key = match KeyFile::decode(&store.read(&path)?, &name) {
                 Ok(k) => k,
                 Err(e) => {
@@ -123,15 +134,27 @@ impl Repository {
         }
         let index_path = index_dir.join(INDEX_FILE);
         let index = Index::open(&index_path)?;
-        Ok(Self { store, keys, index, header, open_packs: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            store,
+            keys,
+            index,
+            header,
+            open_packs: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Adds another key file (another passphrase) to the repository.
-    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams, master_passphrase: &[u8]) -> Result<()> {
+    pub fn add_key(
+        &self,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        master_passphrase: &[u8],
+    ) -> Result<()> {
         let master = Self::unlock(&self.store, &self.header, master_passphrase)?;
         let key = KeyFile::create(passphrase, kdf, &master, &self.header.repo_id)?;
         let name: [u8; 8] = crate::crypto::random_array();
-        self.store.write_atomic(&self.store.keys_dir().join(to_hex(&name)), &key.encode())
+        self.store
+            .write_atomic(&self.store.keys_dir().join(to_hex(&name)), &key.encode())
     }
 
     /// The on-disk layout.
@@ -148,7 +171,6 @@ impl Repository {
     pub fn index(&self) -> &Index {
         &self.index
     }
-
 
     /// The plaintext header.
     pub fn header(&self) -> &Header {
@@ -181,12 +203,24 @@ impl Repository {
     /// [`Error::BlobNotFound`] when the index does not know it, [`Error::Corrupt`]
     /// when its bytes are damaged.
     pub fn load_blob(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
-        let loc = self.index.lookup(&self.keys, id)?.ok_or_else(|| Error::BlobNotFound(id.short()))?;
+        let loc = self
+            .index
+            .lookup(&self.keys, id)?
+            .ok_or_else(|| Error::BlobNotFound(id.short()))?;
         if loc.kind != kind {
-            return Err(Error::corrupt(kind.name(), id.short(), "indexed as another kind of blob"));
+            return Err(Error::corrupt(
+                kind.name(),
+                id.short(),
+                "indexed as another kind of blob",
+            ));
         }
         let file = self.pack_file(&loc.pack)?;
-        let sealed = Store::read_at(&file, &self.store.pack_path(&loc.pack), u64::from(loc.offset), loc.length as usize)?;
+        let sealed = Store::read_at(
+            &file,
+            &self.store.pack_path(&loc.pack),
+            u64::from(loc.offset),
+            loc.length as usize,
+        )?;
         blob::decode(&self.keys, kind, id, &sealed)
     }
 
@@ -204,7 +238,10 @@ impl Repository {
                 let mut out = Vec::new();
                 for id in ids {
                     let bytes = self.load_blob(BlobKind::ChunkList, id)?;
-                    out.extend(decode_piece(&bytes).map_err(|e| Error::corrupt("chunk list", id.short(), e))?);
+                    out.extend(
+                        decode_piece(&bytes)
+                            .map_err(|e| Error::corrupt("chunk list", id.short(), e))?,
+                    );
                 }
                 Ok(out)
             }
@@ -216,7 +253,7 @@ impl Repository {
     ///
     /// # Errors
     /// Only when the snapshot directory cannot be listed.
-    pub fn snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<Error>)> {
+    pub fn snapshots(&self) -> Result<(SnapshotList, Vec<Error>)> {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for id in self.store.list_snapshots()? {
@@ -239,7 +276,8 @@ impl Repository {
     pub fn write_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
         let bytes = snap.seal(&self.keys);
         let id = SnapshotId(*blake3::hash(&bytes).as_bytes());
-        self.store.write_atomic(&self.store.snapshot_path(&id), &bytes)?;
+        self.store
+            .write_atomic(&self.store.snapshot_path(&id), &bytes)?;
         Ok(id)
     }
 
@@ -248,13 +286,23 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::PathNotFound`] when a component is missing or not a directory.
-    pub fn find_path(&self, root: &BlobId, path: &[u8]) -> Result<(BlobId, Option<crate::tree::Node>)> {
+    pub fn find_path(
+        &self,
+        root: &BlobId,
+        path: &[u8],
+    ) -> Result<(BlobId, Option<crate::tree::Node>)> {
         let mut tree_id = *root;
         let mut found = None;
-        let parts: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|p| !p.is_empty()).collect();
+        let parts: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty())
+            .collect();
         for (i, part) in parts.iter().enumerate() {
             let tree = self.load_tree(&tree_id)?;
-            let node = tree.get(part).cloned().ok_or_else(|| Error::PathNotFound(String::from_utf8_lossy(path).into()))?;
+            let node = tree
+                .get(part)
+                .cloned()
+                .ok_or_else(|| Error::PathNotFound(String::from_utf8_lossy(path).into()))?;
             if let crate::tree::Payload::Dir(sub) = node.payload {
                 tree_id = sub;
             } else if i + 1 != parts.len() {

@@ -58,7 +58,12 @@ pub struct RestoreSummary {
 /// [`Error::PathNotFound`] for a missing `--path`; target I/O errors on the
 /// target root. Problems with single entries are collected in
 /// [`RestoreSummary::errors`] and the restore goes on.
-pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
+pub fn restore(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreSummary> {
     std::fs::create_dir_all(&opts.target).at(&opts.target)?;
     let root = DirFd::open_root(&opts.target).at(&opts.target)?;
     let mut r = Restorer {
@@ -72,17 +77,26 @@ pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progre
     };
     match &opts.path {
         None => {
-            progress.set_total(snap.summary.files_new + snap.summary.files_changed + snap.summary.files_unchanged, snap.summary.total_size);
+            progress.set_total(
+                snap.summary.files_new + snap.summary.files_changed + snap.summary.files_unchanged,
+                snap.summary.total_size,
+            );
             r.tree(&root, &mut Vec::new(), &snap.tree)?;
         }
         Some(path) => {
             let (tree_id, node) = repo.find_path(&snap.tree, path)?;
-            let parts: Vec<Vec<u8>> = path.split(|&b| b == b'/').filter(|p| !p.is_empty()).map(<[u8]>::to_vec).collect();
+            let parts: Vec<Vec<u8>> = path
+                .split(|&b| b == b'/')
+                .filter(|p| !p.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
             let mut dir = root;
             let mut rel = Vec::new();
             if let Some((_, parents)) = parts.split_last() {
                 for part in parents {
-                    dir = r.enter(&dir, part).map_err(|e| Error::Restore(format!("{}: {e}", show(&rel, part))))?;
+                    dir = r
+                        .enter(&dir, part)
+                        .map_err(|e| Error::Restore(format!("{}: {e}", show(&rel, part))))?;
                     rel.push(part.clone());
                 }
             }
@@ -158,7 +172,9 @@ impl Restorer<'_> {
     fn make_room(&self, dir: &DirFd, name: &[u8]) -> Result<()> {
         match dir.existing(name).map_err(io_err)? {
             Existing::Nothing => Ok(()),
-            Existing::Dir => Err(Error::Restore("a directory is in the way (remove it or restore elsewhere)".into())),
+            Existing::Dir => Err(Error::Restore(
+                "a directory is in the way (remove it or restore elsewhere)".into(),
+            )),
             Existing::Other if self.overwrite => dir.unlink(name).map_err(io_err),
             Existing::Other => Err(exists()),
         }
@@ -167,12 +183,16 @@ impl Restorer<'_> {
     fn try_entry(&mut self, dir: &DirFd, rel: &mut Vec<Vec<u8>>, node: &Node) -> Result<()> {
         // Decoding already refused these; checking again costs nothing.
         if !valid_name(&node.name) {
-            return Err(Error::Restore("unsafe name in the repository, refused".into()));
+            return Err(Error::Restore(
+                "unsafe name in the repository, refused".into(),
+            ));
         }
         let name = &node.name[..];
         let owner = self.owner.then_some((node.uid, node.gid));
         if node.kind == NodeKind::Dir {
-            let Payload::Dir(sub) = &node.payload else { return Err(bad_node(node)) };
+            let Payload::Dir(sub) = &node.payload else {
+                return Err(bad_node(node));
+            };
             let child = self.enter(dir, name)?;
             rel.push(node.name.clone());
             let res = self.tree(&child, rel, sub);
@@ -182,7 +202,9 @@ impl Restorer<'_> {
             for (k, v) in &node.xattrs {
                 child.set_xattr_self(k, v).map_err(|e| xattr_err(k, e))?;
             }
-            child.set_owner_mode_self(owner, node.mode).map_err(io_err)?;
+            child
+                .set_owner_mode_self(owner, node.mode)
+                .map_err(io_err)?;
             return child.set_mtime_self(node.mtime).map_err(io_err);
         }
         self.make_room(dir, name)?;
@@ -203,7 +225,11 @@ impl Restorer<'_> {
                     if let Extent::Chunk { id, len } = e {
                         let data = self.repo.load_blob(BlobKind::Data, id)?;
                         if data.len() != *len as usize {
-                            return Err(Error::corrupt("data blob", id.short(), "length differs from the file's chunk list"));
+                            return Err(Error::corrupt(
+                                "data blob",
+                                id.short(),
+                                "length differs from the file's chunk list",
+                            ));
                         }
                         file.write_all_at(&data, offset).map_err(io_err)?;
                         self.progress.advance(0, u64::from(*len));
@@ -212,7 +238,11 @@ impl Restorer<'_> {
                     offset += e.len();
                 }
                 if offset != node.size {
-                    return Err(Error::corrupt("tree", show(rel, name), "chunk list does not add up to the file size"));
+                    return Err(Error::corrupt(
+                        "tree",
+                        show(rel, name),
+                        "chunk list does not add up to the file size",
+                    ));
                 }
                 // Trailing holes: extend without writing, so they stay holes.
                 file.set_len(node.size).map_err(io_err)?;
@@ -228,7 +258,8 @@ impl Restorer<'_> {
                 dir.set_owner_mode(name, owner, None).map_err(io_err)?;
                 dir.set_mtime(name, node.mtime).map_err(io_err)?;
             }
-            (NodeKind::Fifo | NodeKind::Socket, _) | (NodeKind::CharDevice | NodeKind::BlockDevice, Payload::Device(_)) => {
+            (NodeKind::Fifo | NodeKind::Socket, _)
+            | (NodeKind::CharDevice | NodeKind::BlockDevice, Payload::Device(_)) => {
                 let (bits, rdev) = match (&node.kind, &node.payload) {
                     (NodeKind::Fifo, _) => (libc::S_IFIFO, 0),
                     (NodeKind::Socket, _) => (libc::S_IFSOCK, 0),
@@ -237,10 +268,13 @@ impl Restorer<'_> {
                     _ => return Err(bad_node(node)),
                 };
                 if rdev != 0 && !self.owner {
-                    return Err(Error::Restore("device files can only be recreated as root; skipped".into()));
+                    return Err(Error::Restore(
+                        "device files can only be recreated as root; skipped".into(),
+                    ));
                 }
                 dir.mknod(name, bits, rdev).map_err(io_err)?;
-                dir.set_owner_mode(name, owner, Some(node.mode)).map_err(io_err)?;
+                dir.set_owner_mode(name, owner, Some(node.mode))
+                    .map_err(io_err)?;
                 dir.set_mtime(name, node.mtime).map_err(io_err)?;
             }
             _ => return Err(bad_node(node)),
@@ -279,9 +313,16 @@ fn exists() -> Error {
 }
 
 fn xattr_err(name: &[u8], e: std::io::Error) -> Error {
-    Error::Restore(format!("extended attribute {}: {e}", String::from_utf8_lossy(name)))
+    Error::Restore(format!(
+        "extended attribute {}: {e}",
+        String::from_utf8_lossy(name)
+    ))
 }
 
 fn bad_node(node: &Node) -> Error {
-    Error::corrupt("tree entry", String::from_utf8_lossy(&node.name), "type and payload disagree")
+    Error::corrupt(
+        "tree entry",
+        String::from_utf8_lossy(&node.name),
+        "type and payload disagree",
+    )
 }

@@ -59,8 +59,13 @@ impl<'r> Saver<'r> {
     /// The first error of `work` or of any worker (a full drive, say); packs
     /// not yet finished are then discarded, and those already finished stay
     /// as unreferenced data for a later prune.
-    pub fn run<T>(repo: &'r Repository, work: impl FnOnce(&Saver<'r>) -> Result<T>) -> Result<(T, SaveStats)> {
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    pub fn run<T>(
+        repo: &'r Repository,
+        work: impl FnOnce(&Saver<'r>) -> Result<T>,
+    ) -> Result<(T, SaveStats)> {
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 8);
         let (tx, rx) = bounded::<Job>(workers * 2);
         let saver = Saver {
             repo,
@@ -91,7 +96,14 @@ impl<'r> Saver<'r> {
             saver.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
             out
         });
-        let Saver { error, packers, blobs, plain, stored, .. } = saver;
+        let Saver {
+            error,
+            packers,
+            blobs,
+            plain,
+            stored,
+            ..
+        } = saver;
         let value = result?;
         if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
@@ -101,7 +113,11 @@ impl<'r> Saver<'r> {
                 finish_pack(repo, w)?;
             }
         }
-        let stats = SaveStats { blobs: blobs.into_inner(), plain_bytes: plain.into_inner(), stored_bytes: stored.into_inner() };
+        let stats = SaveStats {
+            blobs: blobs.into_inner(),
+            plain_bytes: plain.into_inner(),
+            stored_bytes: stored.into_inner(),
+        };
         Ok((value, stats))
     }
 
@@ -128,10 +144,19 @@ impl<'r> Saver<'r> {
     pub fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<BlobId> {
         self.check_failed()?;
         let id = blob::blob_id(self.repo.keys(), kind, &data);
-        if self.queued.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) || self.repo.index().contains(&id)? {
+        if self
+            .queued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
+            || self.repo.index().contains(&id)?
+        {
             return Ok(id);
         }
-        self.queued.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        self.queued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if tx.is_none_or(|tx| tx.send(Job { kind, id, data }).is_err()) {
             // Workers only stop early by panicking; report it as an error.
@@ -150,8 +175,10 @@ impl<'r> Saver<'r> {
         let writer = packer.as_mut().expect("packer was just created");
         writer.add(job.id, job.kind, &sealed)?;
         self.blobs.fetch_add(1, Ordering::Relaxed);
-        self.plain.fetch_add(job.data.len() as u64, Ordering::Relaxed);
-        self.stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        self.plain
+            .fetch_add(job.data.len() as u64, Ordering::Relaxed);
+        self.stored
+            .fetch_add(sealed.len() as u64, Ordering::Relaxed);
         if writer.len() >= PACK_TARGET {
             let full = packer.take().expect("packer is present");
             // Finishing (fsync) outside the lock lets the other worker go on
@@ -168,5 +195,6 @@ fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<()> {
         return Ok(());
     }
     let done = writer.finish(repo.keys(), repo.store())?;
-    repo.index().add_pack(repo.keys(), &done.id, done.size, &done.entries)
+    repo.index()
+        .add_pack(repo.keys(), &done.id, done.size, &done.entries)
 }

@@ -82,7 +82,9 @@ pub struct Snapshot {
 impl Snapshot {
     /// The time as a UTC date-time.
     pub fn utc(&self) -> DateTime<Utc> {
-        Utc.timestamp_opt(self.time.sec, self.time.nsec).single().unwrap_or_default()
+        Utc.timestamp_opt(self.time.sec, self.time.nsec)
+            .single()
+            .unwrap_or_default()
     }
 
     /// The time in the local timezone (`TZ` respected).
@@ -155,7 +157,9 @@ impl Snapshot {
         let source = r.bytes()?.to_vec();
         let label = utf8(r.bytes()?)?;
         let nt = r.count(1)?;
-        let tags = (0..nt).map(|_| utf8(r.bytes()?)).collect::<Result<_, _>>()?;
+        let tags = (0..nt)
+            .map(|_| utf8(r.bytes()?))
+            .collect::<Result<_, _>>()?;
         let parent = match r.u8()? {
             0 => None,
             1 => Some(SnapshotId(r.id()?)),
@@ -167,9 +171,13 @@ impl Snapshot {
             *x = r.varint()?;
         }
         let nc = r.count(1)?;
-        let changed_while_read = (0..nc).map(|_| r.bytes().map(<[u8]>::to_vec)).collect::<Result<_, _>>()?;
+        let changed_while_read = (0..nc)
+            .map(|_| r.bytes().map(<[u8]>::to_vec))
+            .collect::<Result<_, _>>()?;
         let ns = r.count(2)?;
-        let skipped = (0..ns).map(|_| Ok((r.bytes()?.to_vec(), utf8(r.bytes()?)?))).collect::<Result<_, _>>()?;
+        let skipped = (0..ns)
+            .map(|_| Ok((r.bytes()?.to_vec(), utf8(r.bytes()?)?)))
+            .collect::<Result<_, _>>()?;
         r.finish()?;
         let summary = Summary {
             files_new: v[0],
@@ -189,12 +197,25 @@ impl Snapshot {
             changed_while_read,
             skipped,
         };
-        Ok(Snapshot { time: Timestamp { sec, nsec }, hostname, source, label, tags, parent, tree, summary })
+        Ok(Snapshot {
+            time: Timestamp { sec, nsec },
+            hostname,
+            source,
+            label,
+            tags,
+            parent,
+            tree,
+            summary,
+        })
     }
 
     /// The snapshot file: magic then the sealed record.
     pub fn seal(&self, keys: &Keys) -> Vec<u8> {
-        [&MAGIC[..], &keys.seal(ObjectKind::Snapshot, &[], &self.encode())].concat()
+        [
+            &MAGIC[..],
+            &keys.seal(ObjectKind::Snapshot, &[], &self.encode()),
+        ]
+        .concat()
     }
 
     /// Opens a snapshot file, checking that its hash is `id`.
@@ -226,19 +247,28 @@ fn utf8(b: &[u8]) -> Result<String, DecodeError> {
 ///
 /// # Errors
 /// [`Error::SnapshotNotFound`] or [`Error::AmbiguousSnapshot`].
-pub fn resolve<'a>(all: &'a [(SnapshotId, Snapshot)], spec: &str) -> Result<&'a (SnapshotId, Snapshot)> {
+pub fn resolve<'a>(
+    all: &'a [(SnapshotId, Snapshot)],
+    spec: &str,
+) -> Result<&'a (SnapshotId, Snapshot)> {
     let not_found = || Error::SnapshotNotFound(spec.to_string());
     if spec == "latest" {
         return all.iter().max_by_key(|(_, s)| s.time).ok_or_else(not_found);
     }
     if let Ok(day) = chrono::NaiveDate::parse_from_str(spec, "%Y-%m-%d") {
-        return all.iter().filter(|(_, s)| s.local().date_naive() == day).max_by_key(|(_, s)| s.time).ok_or_else(not_found);
+        return all
+            .iter()
+            .filter(|(_, s)| s.local().date_naive() == day)
+            .max_by_key(|(_, s)| s.time)
+            .ok_or_else(not_found);
     }
     let spec_l = spec.to_ascii_lowercase();
     if spec_l.is_empty() || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(not_found());
     }
-    let mut matches = all.iter().filter(|(id, _)| id.to_hex().starts_with(&spec_l));
+    let mut matches = all
+        .iter()
+        .filter(|(id, _)| id.to_hex().starts_with(&spec_l));
     let first = matches.next().ok_or_else(not_found)?;
     if matches.next().is_some() {
         return Err(Error::AmbiguousSnapshot(spec.to_string()));
@@ -252,7 +282,12 @@ mod tests {
     use crate::crypto::MasterKey;
     use proptest::prelude::*;
 
-    fn snap(sec: i64, tags: Vec<String>, host: Vec<u8>, skipped: Vec<(Vec<u8>, String)>) -> Snapshot {
+    fn snap(
+        sec: i64,
+        tags: Vec<String>,
+        host: Vec<u8>,
+        skipped: Vec<(Vec<u8>, String)>,
+    ) -> Snapshot {
         Snapshot {
             time: Timestamp { sec, nsec: 123 },
             hostname: host,
@@ -261,7 +296,13 @@ mod tests {
             tags,
             parent: Some(SnapshotId([4; 32])),
             tree: BlobId([5; 32]),
-            summary: Summary { files_new: 3, bytes_read: 1 << 40, skipped_count: skipped.len() as u64, skipped, ..Default::default() },
+            summary: Summary {
+                files_new: 3,
+                bytes_read: 1 << 40,
+                skipped_count: skipped.len() as u64,
+                skipped,
+                ..Default::default()
+            },
         }
     }
 
@@ -298,10 +339,22 @@ mod tests {
             (SnapshotId([0xbc; 32]), mk(1_764_057_600)),
         ];
         assert_eq!(resolve(&all, "latest").unwrap().0, SnapshotId([0xbc; 32]));
-        assert_eq!(resolve(&all, "2025-11-24").unwrap().0, SnapshotId([0xab; 32]));
+        assert_eq!(
+            resolve(&all, "2025-11-24").unwrap().0,
+            SnapshotId([0xab; 32])
+        );
         assert_eq!(resolve(&all, "bc").unwrap().0, SnapshotId([0xbc; 32]));
-        assert!(matches!(resolve(&all, "a"), Err(Error::AmbiguousSnapshot(_))));
-        assert!(matches!(resolve(&all, "2020-01-01"), Err(Error::SnapshotNotFound(_))));
-        assert!(matches!(resolve(&all, "zz"), Err(Error::SnapshotNotFound(_))));
+        assert!(matches!(
+            resolve(&all, "a"),
+            Err(Error::AmbiguousSnapshot(_))
+        ));
+        assert!(matches!(
+            resolve(&all, "2020-01-01"),
+            Err(Error::SnapshotNotFound(_))
+        ));
+        assert!(matches!(
+            resolve(&all, "zz"),
+            Err(Error::SnapshotNotFound(_))
+        ));
     }
 }

@@ -99,7 +99,13 @@ impl Store {
             }
         }
         fs::create_dir_all(&self.root).at(&self.root)?;
-        for dir in [self.keys_dir(), self.snapshots_dir(), self.index_dir(), self.data_dir(), self.tmp_dir()] {
+        for dir in [
+            self.keys_dir(),
+            self.snapshots_dir(),
+            self.index_dir(),
+            self.data_dir(),
+            self.tmp_dir(),
+        ] {
             fs::create_dir_all(&dir).at(&dir)?;
         }
         for i in 0..=255u8 {
@@ -118,7 +124,9 @@ impl Store {
     /// Starts writing a new file under `tmp/`.
     pub fn temp_file(&self) -> Result<TempFile> {
         let suffix: [u8; 8] = crate::crypto::random_array();
-        let path = self.tmp_dir().join(format!("{}-{}.tmp", std::process::id(), to_hex(&suffix)));
+        let path = self
+            .tmp_dir()
+            .join(format!("{}-{}.tmp", std::process::id(), to_hex(&suffix)));
         let open = || OpenOptions::new().write(true).create_new(true).open(&path);
         let file = match open() {
             // Empty folders are easily lost when a repository is copied
@@ -130,7 +138,10 @@ impl Store {
             other => other,
         }
         .at(&path)?;
-        Ok(TempFile { path, file: Some(file) })
+        Ok(TempFile {
+            path,
+            file: Some(file),
+        })
     }
 
     /// Writes a whole small file atomically and durably at `dest`.
@@ -213,12 +224,16 @@ impl Store {
             if !entry.file_type().at(entry.path())?.is_file() {
                 continue;
             }
-            let pid = name.to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<i32>().ok());
+            let pid = name
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .and_then(|p| p.parse::<i32>().ok());
             let alive = match pid {
                 // SAFETY: kill with signal 0 only checks that the process
                 // exists; EPERM means it exists under another user.
                 Some(pid) if pid > 0 => unsafe {
-                    libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+                    libc::kill(pid, 0) == 0
+                        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
                 },
                 _ => false,
             };
@@ -249,7 +264,10 @@ impl TempFile {
         file.sync_all().at(&self.path)?;
         drop(file);
         match fs::rename(&self.path, dest) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dest.parent().is_some_and(|d| !d.exists()) => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && dest.parent().is_some_and(|d| !d.exists()) =>
+            {
                 // A missing `data/xx/` folder (see `Store::temp_file`).
                 let dir = dest.parent().expect("checked above");
                 fs::create_dir_all(dir).at(dir)?;
@@ -281,7 +299,9 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -293,7 +313,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().join("repo"));
         store.create_layout().unwrap();
-        assert!(matches!(store.create_layout(), Err(Error::AlreadyExists(_))));
+        assert!(matches!(
+            store.create_layout(),
+            Err(Error::AlreadyExists(_))
+        ));
         let dest = store.snapshots_dir().join("x");
         store.write_atomic(&dest, b"abc").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"abc");

@@ -42,7 +42,12 @@ impl DirFd {
         use std::os::unix::ffi::OsStrExt;
         let c = cstr(path.as_os_str().as_bytes())?;
         // SAFETY: valid NUL-terminated path; we own the returned descriptor.
-        let fd = check(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+        let fd = check(unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })?;
         Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
@@ -55,7 +60,9 @@ impl DirFd {
         let c = cstr(name)?;
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: valid descriptor, NUL-terminated name, stat buffer we own.
-        match check(unsafe { libc::fstatat(self.fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) }) {
+        match check(unsafe {
+            libc::fstatat(self.fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW)
+        }) {
             Ok(_) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(Existing::Dir),
             Ok(_) => Ok(Existing::Other),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Existing::Nothing),
@@ -89,9 +96,11 @@ impl DirFd {
     /// Creates a new regular file for writing; fails if the name exists.
     pub fn create_file(&self, name: &[u8]) -> io::Result<File> {
         let c = cstr(name)?;
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let flags =
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         // SAFETY: as above; we own the returned descriptor.
-        let fd = check(unsafe { libc::openat(self.fd(), c.as_ptr(), flags, 0o600 as libc::c_uint) })?;
+        let fd =
+            check(unsafe { libc::openat(self.fd(), c.as_ptr(), flags, 0o600 as libc::c_uint) })?;
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
@@ -106,24 +115,40 @@ impl DirFd {
     pub fn mknod(&self, name: &[u8], kind_bits: libc::mode_t, rdev: u64) -> io::Result<()> {
         let c = cstr(name)?;
         // SAFETY: as above.
-        check(unsafe { libc::mknodat(self.fd(), c.as_ptr(), kind_bits | 0o600, rdev as libc::dev_t) }).map(drop)
+        check(unsafe {
+            libc::mknodat(
+                self.fd(),
+                c.as_ptr(),
+                kind_bits | 0o600,
+                rdev as libc::dev_t,
+            )
+        })
+        .map(drop)
     }
 
     /// Makes `name` a hard link to `from_name` in `from_dir`.
     pub fn link_from(&self, from_dir: &DirFd, from_name: &[u8], name: &[u8]) -> io::Result<()> {
         let (f, c) = (cstr(from_name)?, cstr(name)?);
         // SAFETY: as above; flags 0: a symlink is linked itself, not followed.
-        check(unsafe { libc::linkat(from_dir.fd(), f.as_ptr(), self.fd(), c.as_ptr(), 0) }).map(drop)
+        check(unsafe { libc::linkat(from_dir.fd(), f.as_ptr(), self.fd(), c.as_ptr(), 0) })
+            .map(drop)
     }
 
     /// Sets owner, then mode (chown clears setuid, so mode comes after) of
     /// `name`, not following a symlink. Mode is skipped for symlinks, whose
     /// permissions Linux ignores.
-    pub fn set_owner_mode(&self, name: &[u8], owner: Option<(u32, u32)>, mode: Option<u32>) -> io::Result<()> {
+    pub fn set_owner_mode(
+        &self,
+        name: &[u8],
+        owner: Option<(u32, u32)>,
+        mode: Option<u32>,
+    ) -> io::Result<()> {
         let c = cstr(name)?;
         if let Some((uid, gid)) = owner {
             // SAFETY: as above.
-            check(unsafe { libc::fchownat(self.fd(), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })?;
+            check(unsafe {
+                libc::fchownat(self.fd(), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
+            })?;
         }
         if let Some(mode) = mode {
             // SAFETY: as above. `name` was just created by us and is not a symlink.
@@ -135,10 +160,21 @@ impl DirFd {
     /// Sets the modification time of `name` (atime is set to the same value).
     pub fn set_mtime(&self, name: &[u8], mtime: Timestamp) -> io::Result<()> {
         let c = cstr(name)?;
-        let ts = libc::timespec { tv_sec: mtime.sec as libc::time_t, tv_nsec: mtime.nsec as libc::c_long };
+        let ts = libc::timespec {
+            tv_sec: mtime.sec as libc::time_t,
+            tv_nsec: mtime.nsec as libc::c_long,
+        };
         let times = [ts, ts];
         // SAFETY: as above; `times` holds two timespecs.
-        check(unsafe { libc::utimensat(self.fd(), c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
+        check(unsafe {
+            libc::utimensat(
+                self.fd(),
+                c.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+        .map(drop)
     }
 
     /// Sets an extended attribute on the directory itself.
@@ -161,7 +197,8 @@ impl DirFd {
 pub fn set_xattr_fd(fd: libc::c_int, name: &[u8], value: &[u8]) -> io::Result<()> {
     let c = cstr(name)?;
     // SAFETY: valid descriptor, NUL-terminated name, value slice valid for its length.
-    check(unsafe { libc::fsetxattr(fd, c.as_ptr(), value.as_ptr().cast(), value.len(), 0) }).map(drop)
+    check(unsafe { libc::fsetxattr(fd, c.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
+        .map(drop)
 }
 
 /// Sets owner then mode of an open file.
@@ -176,7 +213,10 @@ pub fn set_owner_mode_fd(fd: libc::c_int, owner: Option<(u32, u32)>, mode: u32) 
 
 /// Sets the modification (and access) time of an open file.
 pub fn set_mtime_fd(fd: libc::c_int, mtime: Timestamp) -> io::Result<()> {
-    let ts = libc::timespec { tv_sec: mtime.sec as libc::time_t, tv_nsec: mtime.nsec as libc::c_long };
+    let ts = libc::timespec {
+        tv_sec: mtime.sec as libc::time_t,
+        tv_nsec: mtime.nsec as libc::c_long,
+    };
     let times = [ts, ts];
     // SAFETY: valid descriptor; `times` holds two timespecs.
     check(unsafe { libc::futimens(fd, times.as_ptr()) }).map(drop)

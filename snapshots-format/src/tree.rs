@@ -126,7 +126,10 @@ pub fn valid_name(name: &[u8]) -> bool {
 impl Tree {
     /// Finds an entry by name (binary search: nodes are sorted).
     pub fn get(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)).ok().map(|i| &self.nodes[i])
+        self.nodes
+            .binary_search_by(|n| n.name.as_slice().cmp(name))
+            .ok()
+            .map(|i| &self.nodes[i])
     }
 
     /// Sorts entries by name, as encoding requires.
@@ -248,7 +251,9 @@ fn decode_node(r: &mut Reader<'_>) -> Result<Node, DecodeError> {
             0 => Payload::File(Content::Inline(decode_extents(r)?)),
             1 => {
                 let n = r.count(32)?;
-                let ids = (0..n).map(|_| r.id().map(BlobId)).collect::<Result<_, _>>()?;
+                let ids = (0..n)
+                    .map(|_| r.id().map(BlobId))
+                    .collect::<Result<_, _>>()?;
                 Payload::File(Content::Pieces(ids))
             }
             _ => return Err(DecodeError::Invalid("unknown content form")),
@@ -258,7 +263,21 @@ fn decode_node(r: &mut Reader<'_>) -> Result<Node, DecodeError> {
         NodeKind::CharDevice | NodeKind::BlockDevice => Payload::Device(r.varint()?),
         NodeKind::Fifo | NodeKind::Socket => Payload::None,
     };
-    Ok(Node { name, kind, mode, uid, gid, mtime, ctime, size, dev, inode, nlink, xattrs, payload })
+    Ok(Node {
+        name,
+        kind,
+        mode,
+        uid,
+        gid,
+        mtime,
+        ctime,
+        size,
+        dev,
+        inode,
+        nlink,
+        xattrs,
+        payload,
+    })
 }
 
 #[cfg(test)]
@@ -276,35 +295,65 @@ mod tests {
             proptest::collection::vec((any::<[u8; 32]>(), any::<u32>()), 0..5).prop_map(|v| (
                 NodeKind::File,
                 Payload::File(Content::Inline(
-                    v.into_iter().map(|(id, len)| Extent::Chunk { id: BlobId(id), len }).collect()
+                    v.into_iter()
+                        .map(|(id, len)| Extent::Chunk {
+                            id: BlobId(id),
+                            len
+                        })
+                        .collect()
                 ))
             )),
-            proptest::collection::vec(any::<[u8; 32]>(), 1..4)
-                .prop_map(|v| (NodeKind::File, Payload::File(Content::Pieces(v.into_iter().map(BlobId).collect())))),
+            proptest::collection::vec(any::<[u8; 32]>(), 1..4).prop_map(|v| (
+                NodeKind::File,
+                Payload::File(Content::Pieces(v.into_iter().map(BlobId).collect()))
+            )),
             any::<[u8; 32]>().prop_map(|id| (NodeKind::Dir, Payload::Dir(BlobId(id)))),
-            proptest::collection::vec(any::<u8>(), 0..50).prop_map(|t| (NodeKind::Symlink, Payload::Symlink(t))),
+            proptest::collection::vec(any::<u8>(), 0..50)
+                .prop_map(|t| (NodeKind::Symlink, Payload::Symlink(t))),
             any::<u64>().prop_map(|d| (NodeKind::BlockDevice, Payload::Device(d))),
             Just((NodeKind::Fifo, Payload::None)),
         ]
     }
 
     fn node() -> impl Strategy<Value = Node> {
-        (name(), payload(), 0u32..0o10000, any::<(u32, u32, i64, u64, u64, u64)>(), 0u32..1_000_000_000, proptest::collection::vec((name(), proptest::collection::vec(any::<u8>(), 0..20)), 0..3))
-            .prop_map(|(name, (kind, payload), mode, (uid, gid, sec, size, inode, nlink), nsec, xattrs)| Node {
-                name,
-                kind,
-                mode,
-                uid,
-                gid,
-                mtime: Timestamp { sec, nsec },
-                ctime: Timestamp { sec: sec / 2, nsec: nsec / 3 },
-                size,
-                dev: 2049,
-                inode,
-                nlink,
-                xattrs,
-                payload,
-            })
+        (
+            name(),
+            payload(),
+            0u32..0o10000,
+            any::<(u32, u32, i64, u64, u64, u64)>(),
+            0u32..1_000_000_000,
+            proptest::collection::vec(
+                (name(), proptest::collection::vec(any::<u8>(), 0..20)),
+                0..3,
+            ),
+        )
+            .prop_map(
+                |(
+                    name,
+                    (kind, payload),
+                    mode,
+                    (uid, gid, sec, size, inode, nlink),
+                    nsec,
+                    xattrs,
+                )| Node {
+                    name,
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                    mtime: Timestamp { sec, nsec },
+                    ctime: Timestamp {
+                        sec: sec / 2,
+                        nsec: nsec / 3,
+                    },
+                    size,
+                    dev: 2049,
+                    inode,
+                    nlink,
+                    xattrs,
+                    payload,
+                },
+            )
     }
 
     proptest! {
@@ -341,14 +390,22 @@ mod tests {
     #[test]
     fn unsafe_and_duplicate_names_are_refused() {
         for bad in [&b".."[..], b".", b"a/b", b"", b"x\0y", b"/etc"] {
-            let t = Tree { nodes: vec![named(bad)] };
+            let t = Tree {
+                nodes: vec![named(bad)],
+            };
             assert!(Tree::decode(&t.encode()).is_err(), "{bad:?} accepted");
         }
-        let dup = Tree { nodes: vec![named(b"a"), named(b"a")] };
+        let dup = Tree {
+            nodes: vec![named(b"a"), named(b"a")],
+        };
         assert!(Tree::decode(&dup.encode()).is_err());
-        let unsorted = Tree { nodes: vec![named(b"b"), named(b"a")] };
+        let unsorted = Tree {
+            nodes: vec![named(b"b"), named(b"a")],
+        };
         assert!(Tree::decode(&unsorted.encode()).is_err());
-        let ok = Tree { nodes: vec![named(b"a"), named(b"b\xff")] };
+        let ok = Tree {
+            nodes: vec![named(b"a"), named(b"b\xff")],
+        };
         assert_eq!(Tree::decode(&ok.encode()).unwrap(), ok);
     }
 
@@ -356,12 +413,17 @@ mod tests {
     fn smallest_entry_decodes_and_newer_version_is_named() {
         let mut smallest = named(b"a");
         smallest.mode = 0o7;
-        let t = Tree { nodes: vec![smallest] };
+        let t = Tree {
+            nodes: vec![smallest],
+        };
         let bytes = t.encode();
         assert_eq!(bytes.len(), 1 + 1 + 15);
         assert_eq!(Tree::decode(&bytes).unwrap(), t);
         let mut newer = bytes.clone();
         newer[0] = 2;
-        assert_eq!(Tree::decode(&newer), Err(DecodeError::NewerVersion("tree", 2)));
+        assert_eq!(
+            Tree::decode(&newer),
+            Err(DecodeError::NewerVersion("tree", 2))
+        );
     }
 }

@@ -168,7 +168,11 @@ impl Coffre {
 
     /// Takes a snapshot of `source` and returns the full snapshot id.
     pub fn snapshot(&self, source: &Path) -> String {
-        let out = self.ok([std::ffi::OsStr::new("--json"), "snapshot".as_ref(), source.as_os_str()]);
+        let out = self.ok([
+            std::ffi::OsStr::new("--json"),
+            "snapshot".as_ref(),
+            source.as_os_str(),
+        ]);
         json_string_field(&out, "id").unwrap_or_else(|| panic!("no id in snapshot output: {out}"))
     }
 }

@@ -11,10 +11,18 @@ use crate::progress::Bar;
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<u8> {
     let repo = super::open(cli)?;
     let bar = Bar::new(cli.json, "check");
-    let report = check::check(&repo, CheckOptions { read_data: args.read_data }, &bar)?;
+    let report = check::check(
+        &repo,
+        CheckOptions {
+            read_data: args.read_data,
+        },
+        &bar,
+    )?;
     bar.finish();
     if cli.json {
-        super::print_json(&serde_json::json!({ "ok": report.is_ok(), "read_data": args.read_data, "report": report }))?;
+        super::print_json(
+            &serde_json::json!({ "ok": report.is_ok(), "read_data": args.read_data, "report": report }),
+        )?;
     } else {
         println!(
             "Checked {} snapshot(s), {} folders, {} blobs, {} packs{}.",
@@ -22,7 +30,11 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<u8> {
             report.trees,
             report.blobs,
             report.packs,
-            if args.read_data { format!(", read {}", format::bytes(report.bytes_read)) } else { String::new() }
+            if args.read_data {
+                format!(", read {}", format::bytes(report.bytes_read))
+            } else {
+                String::new()
+            }
         );
         for w in &report.warnings {
             println!("warning: {w}");
@@ -40,7 +52,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<u8> {
     if !report.damaged_files.is_empty() {
         eprintln!("Damaged files (cannot be restored from these snapshots):");
         for d in &report.damaged_files {
-            eprintln!("    snapshot {} ({}): {} ({})", d.snapshot, d.time, d.path, d.reason);
+            eprintln!(
+                "    snapshot {} ({}): {} ({})",
+                d.snapshot, d.time, d.path, d.reason
+            );
         }
     }
     eprintln!("The repository is damaged. Other files restore normally; take a new snapshot soon, and restore damaged files from another drive if you have one.");

@@ -21,8 +21,14 @@ pub fn run(cli: &Cli, _args: &InitArgs) -> Result<u8> {
             "format_version": repo.header().version,
         }))?;
     } else {
-        println!("Created repository {} (format version {}).", path.display(), repo.header().version);
-        println!("Keep the passphrase safe: without it, nobody (not even us) can read the backups.");
+        println!(
+            "Created repository {} (format version {}).",
+            path.display(),
+            repo.header().version
+        );
+        println!(
+            "Keep the passphrase safe: without it, nobody (not even us) can read the backups."
+        );
     }
     Ok(0)
 }

@@ -40,7 +40,11 @@ pub fn run(cli: &Cli, args: &LsArgs) -> Result<u8> {
         return Ok(0);
     }
     for (path, n) in &out {
-        let shown = if args.recursive { path.clone() } else { format::name(&n.name) };
+        let shown = if args.recursive {
+            path.clone()
+        } else {
+            format::name(&n.name)
+        };
         let target = match &n.payload {
             Payload::Symlink(t) => format!(" -> {}", format::name(t)),
             _ => String::new(),
@@ -63,9 +67,19 @@ pub fn run(cli: &Cli, args: &LsArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn list(repo: &Repository, tree: &BlobId, prefix: &str, recursive: bool, out: &mut Vec<(String, Node)>) -> Result<()> {
+fn list(
+    repo: &Repository,
+    tree: &BlobId,
+    prefix: &str,
+    recursive: bool,
+    out: &mut Vec<(String, Node)>,
+) -> Result<()> {
     for n in repo.load_tree(tree)?.nodes {
-        let path = if prefix.is_empty() { format::name(&n.name) } else { format!("{prefix}/{}", format::name(&n.name)) };
+        let path = if prefix.is_empty() {
+            format::name(&n.name)
+        } else {
+            format!("{prefix}/{}", format::name(&n.name))
+        };
         let sub = match &n.payload {
             Payload::Dir(id) if recursive => Some(*id),
             _ => None,

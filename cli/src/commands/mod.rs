@@ -28,7 +28,9 @@ pub fn run(cli: &Cli) -> Result<u8> {
 
 /// The repository path from -r / COFFRE_REPO.
 pub fn repo_path(cli: &Cli) -> Result<&std::path::Path> {
-    cli.repo.as_deref().context("no repository given: use -r/--repo PATH or set COFFRE_REPO")
+    cli.repo
+        .as_deref()
+        .context("no repository given: use -r/--repo PATH or set COFFRE_REPO")
 }
 
 /// Opens the repository named on the command line.
@@ -43,7 +45,14 @@ pub fn open(cli: &Cli) -> Result<Repository> {
 
 /// Every readable snapshot, oldest first; damaged records are reported on
 /// stderr and left out, so one bad record does not hide the others.
-pub fn snapshots(repo: &Repository) -> Result<Vec<(snapshots_format::SnapshotId, snapshots_format::snapshot::Snapshot)>> {
+pub fn snapshots(
+    repo: &Repository,
+) -> Result<
+    Vec<(
+        snapshots_format::SnapshotId,
+        snapshots_format::snapshot::Snapshot,
+    )>,
+> {
     let (all, errors) = repo.snapshots()?;
     for e in errors {
         eprintln!("warning: {e}; run `coffre check`");

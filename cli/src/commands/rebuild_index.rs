@@ -19,10 +19,16 @@ pub fn run(cli: &Cli) -> Result<u8> {
     if cli.json {
         super::print_json(&report)?;
     } else {
-        println!("Index rebuilt: {} packs, {} blobs.", report.packs, report.blobs);
+        println!(
+            "Index rebuilt: {} packs, {} blobs.",
+            report.packs, report.blobs
+        );
     }
     if !report.unreadable.is_empty() {
-        eprintln!("{} pack(s) could not be read and were left out (run `coffre check --read-data`).", report.unreadable.len());
+        eprintln!(
+            "{} pack(s) could not be read and were left out (run `coffre check --read-data`).",
+            report.unreadable.len()
+        );
         return Ok(crate::EXIT_ERROR);
     }
     Ok(0)

@@ -22,7 +22,9 @@ pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<u8> {
     let summary = restore::restore(&repo, snap, &opts, &bar)?;
     bar.finish();
     if cli.json {
-        super::print_json(&serde_json::json!({ "snapshot": id.to_hex(), "target": args.target, "summary": summary }))?;
+        super::print_json(
+            &serde_json::json!({ "snapshot": id.to_hex(), "target": args.target, "summary": summary }),
+        )?;
     } else {
         println!(
             "Restored snapshot {} ({}) into {}: {} files, {} folders, {} other, {}.",
@@ -36,7 +38,10 @@ pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<u8> {
         );
     }
     if !summary.errors.is_empty() {
-        eprintln!("error: {} item(s) could not be restored:", summary.errors.len());
+        eprintln!(
+            "error: {} item(s) could not be restored:",
+            summary.errors.len()
+        );
         for e in &summary.errors {
             eprintln!("    {e}");
         }

@@ -18,7 +18,12 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
     }
     let repo = super::open(cli)?;
     let bar = Bar::new(cli.json, "snapshot");
-    let opts = SnapshotOptions { source: args.source.clone(), label: args.label.clone(), tags: args.tags.clone(), time: None };
+    let opts = SnapshotOptions {
+        source: args.source.clone(),
+        label: args.label.clone(),
+        tags: args.tags.clone(),
+        time: None,
+    };
     let (id, snap) = std::thread::scope(|s| {
         // Counting the source runs beside the snapshot so that the bar gets
         // a total (and an ETA) without delaying the start.
@@ -33,9 +38,20 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
     if cli.json {
         super::print_json(&super::snapshots::to_json(&id, &snap))?;
     } else {
-        println!("Snapshot {} saved ({}, label {}).", id.short(), snap.local().format("%Y-%m-%d %H:%M:%S"), snap.label);
-        println!("  files: {} new, {} changed, {} unchanged", sm.files_new, sm.files_changed, sm.files_unchanged);
-        println!("  dirs:  {} new, {} changed, {} unchanged", sm.dirs_new, sm.dirs_changed, sm.dirs_unchanged);
+        println!(
+            "Snapshot {} saved ({}, label {}).",
+            id.short(),
+            snap.local().format("%Y-%m-%d %H:%M:%S"),
+            snap.label
+        );
+        println!(
+            "  files: {} new, {} changed, {} unchanged",
+            sm.files_new, sm.files_changed, sm.files_unchanged
+        );
+        println!(
+            "  dirs:  {} new, {} changed, {} unchanged",
+            sm.dirs_new, sm.dirs_changed, sm.dirs_unchanged
+        );
         println!(
             "  read {}, added {} ({} on the drive after compression), in {:.1} s",
             format::bytes(sm.bytes_read),
@@ -51,7 +67,10 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
         }
     }
     if sm.skipped_count > 0 {
-        eprintln!("warning: {} item(s) could not be read and are missing from this snapshot:", sm.skipped_count);
+        eprintln!(
+            "warning: {} item(s) could not be read and are missing from this snapshot:",
+            sm.skipped_count
+        );
         for (p, why) in &sm.skipped {
             eprintln!("    {}: {why}", format::name(p));
         }

@@ -45,8 +45,10 @@ pub fn to_json(id: &SnapshotId, s: &Snapshot) -> Value {
 /// Lists snapshots, oldest first.
 pub fn run(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
     let repo = super::open(cli)?;
-    let all: Vec<_> =
-        super::snapshots(&repo)?.into_iter().filter(|(_, s)| args.label.as_ref().is_none_or(|l| &s.label == l)).collect();
+    let all: Vec<_> = super::snapshots(&repo)?
+        .into_iter()
+        .filter(|(_, s)| args.label.as_ref().is_none_or(|l| &s.label == l))
+        .collect();
     if cli.json {
         super::print_json(&all.iter().map(|(id, s)| to_json(id, s)).collect::<Vec<_>>())?;
         return Ok(0);
@@ -70,7 +72,11 @@ pub fn run(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
                 format::name(&s.source),
                 (sm.files_new + sm.files_changed + sm.files_unchanged).to_string(),
                 format::bytes(sm.total_size),
-                if status.is_empty() { format!("+{}", format::bytes(sm.bytes_stored)) } else { format!("+{} ({status})", format::bytes(sm.bytes_stored)) },
+                if status.is_empty() {
+                    format!("+{}", format::bytes(sm.bytes_stored))
+                } else {
+                    format!("+{} ({status})", format::bytes(sm.bytes_stored))
+                },
             ]
         })
         .collect();
@@ -82,7 +88,11 @@ pub fn run(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
         }
     }
     for r in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", line.join("  ").trim_end());
     }
     println!("{} snapshot(s)", rows.len());
