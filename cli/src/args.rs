@@ -41,6 +41,33 @@ pub enum Command {
     Check(CheckArgs),
     /// Recreate the index database from the pack files.
     RebuildIndex,
+    /// Show every snapshot as a read-only dated folder (FUSE).
+    Mount(MountArgs),
+    /// Unmount a folder mounted by `coffre mount` (also clears a stale mount).
+    Umount(UmountArgs),
+}
+
+/// `coffre mount`.
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// Empty folder to mount on.
+    pub mountpoint: PathBuf,
+    /// Let other users see the mount (needed to share it with Samba).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Return once mounted, leaving the mount running in the background.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Memory for decoded file chunks (e.g. 256M, 1G).
+    #[arg(long, default_value = "256M")]
+    pub cache_size: String,
+}
+
+/// `coffre umount`.
+#[derive(Args, Debug)]
+pub struct UmountArgs {
+    /// The mounted folder.
+    pub mountpoint: PathBuf,
 }
 
 /// `coffre init`.

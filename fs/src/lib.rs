@@ -1,1 +1,167 @@
+//! The read-only FUSE view of a Coffre repository: every snapshot as a dated
+//! folder (`2026-11-24`, `2026-11-24_12h00`, `latest`), usable as soon as it
+//! is mounted whatever the repository's size (trees are loaded as folders
+//! are opened, the index stays on disk), shared to Windows through Samba.
+//!
+//! This crate holds the FUSE edge only; it reads the repository through the
+//! library's browsing API (`snapshots_format::browse`).
 
+pub mod filesystem;
+pub mod inodes;
+pub mod layout;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fuser::{BackgroundSession, Config, MountOption};
+use snapshots_format::browse::Browser;
+use snapshots_format::Repository;
+
+/// How to mount.
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    /// Let other users (Samba's) see the mount.
+    pub allow_other: bool,
+    /// Bytes of decoded chunks to keep in memory.
+    pub cache_bytes: usize,
+}
+
+/// Why a mount could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The mountpoint does not exist.
+    #[error("mountpoint {0} does not exist (create it with mkdir)")]
+    Missing(PathBuf),
+    /// The mountpoint is not a directory.
+    #[error("mountpoint {0} is not a folder")]
+    NotADirectory(PathBuf),
+    /// The mountpoint holds files.
+    #[error("mountpoint {0} is not empty (choose an empty folder)")]
+    NotEmpty(PathBuf),
+    /// Something is already mounted there.
+    #[error("something is already mounted on {0} (unmount it first: coffre umount {0})")]
+    AlreadyMounted(PathBuf),
+    /// No FUSE support.
+    #[error("/dev/fuse is missing: install fuse3 (apt-get install fuse3) and load the fuse module (modprobe fuse)")]
+    NoFuse,
+    /// The mount itself failed.
+    #[error("mounting on {path} failed: {source}")]
+    Mount {
+        /// The mountpoint.
+        path: PathBuf,
+        /// What the kernel or fusermount3 said.
+        source: std::io::Error,
+    },
+}
+
+/// Whether `path` is a mountpoint (per /proc/self/mountinfo).
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(canon) = std::fs::canonicalize(path).or_else(|_| std::path::absolute(path)) else { return false };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    info.lines().any(|l| l.split(' ').nth(4).map(unescape_mountinfo).is_some_and(|m| Path::new(&m) == canon))
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Checks that `path` can be mounted on.
+///
+/// # Errors
+/// A [`MountError`] saying what is wrong and what to do.
+pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
+    if is_mounted(path) {
+        return Err(MountError::AlreadyMounted(path.to_path_buf()));
+    }
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => MountError::Missing(path.to_path_buf()),
+        // ENOTCONN: a stale FUSE mount left by a crash.
+        _ if e.raw_os_error() == Some(libc::ENOTCONN) => MountError::AlreadyMounted(path.to_path_buf()),
+        _ => MountError::Mount { path: path.to_path_buf(), source: e },
+    })?;
+    if !meta.is_dir() {
+        return Err(MountError::NotADirectory(path.to_path_buf()));
+    }
+    let mut entries = std::fs::read_dir(path).map_err(|e| MountError::Mount { path: path.to_path_buf(), source: e })?;
+    if entries.next().is_some() {
+        return Err(MountError::NotEmpty(path.to_path_buf()));
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Err(MountError::NoFuse);
+    }
+    Ok(())
+}
+
+/// Mounts `repo` on `mountpoint` and serves it on background threads until
+/// the returned session is unmounted or dropped.
+///
+/// # Errors
+/// [`MountError`] for a bad mountpoint or a failed mount.
+pub fn mount(repo: Repository, mountpoint: &Path, opts: &MountOptions) -> Result<BackgroundSession, MountError> {
+    check_mountpoint(mountpoint)?;
+    let browser = Arc::new(Browser::new(Arc::new(repo), opts.cache_bytes));
+    // Read-ahead runs on its own threads so a sequential reader keeps both
+    // cores busy: one serving the kernel, one decoding what comes next.
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    for _ in 0..2 {
+        let rx: crossbeam_channel::Receiver<snapshots_format::BlobId> = rx.clone();
+        let browser = browser.clone();
+        std::thread::spawn(move || {
+            for id in rx {
+                // A failure here shows up again, logged, when the reader
+                // reaches that chunk.
+                let _ = browser.prefetch(&id);
+            }
+        });
+    }
+    let fs = filesystem::CoffreFs::new(browser, tx);
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::FSName("coffre".into()),
+        MountOption::Subtype("coffre".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    if opts.allow_other {
+        config.acl = fuser::SessionACL::All;
+    }
+    config.n_threads = Some(2);
+    fuser::spawn_mount(fs, mountpoint, &config)
+        .map_err(|e| MountError::Mount { path: mountpoint.to_path_buf(), source: e })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_unescape() {
+        assert_eq!(unescape_mountinfo("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    #[test]
+    fn mountpoint_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(check_mountpoint(&dir.path().join("nope")), Err(MountError::Missing(_))));
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        assert!(matches!(check_mountpoint(dir.path()), Err(MountError::NotEmpty(_))));
+        assert!(matches!(check_mountpoint(&dir.path().join("f")), Err(MountError::NotADirectory(_))));
+        assert!(matches!(check_mountpoint(Path::new("/proc")), Err(MountError::AlreadyMounted(_))));
+    }
+}

@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod blob;
+pub mod browse;
 pub mod check;
 pub mod chunker;
 pub mod codec;

@@ -3,10 +3,12 @@
 mod check;
 mod init;
 mod ls;
+mod mount;
 mod rebuild_index;
 mod restore;
 mod snapshot;
 mod snapshots;
+mod umount;
 
 use anyhow::{Context, Result};
 use snapshots_format::Repository;
@@ -23,6 +25,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Restore(a) => restore::run(cli, a),
         Command::Check(a) => check::run(cli, a),
         Command::RebuildIndex => rebuild_index::run(cli),
+        Command::Mount(a) => mount::run(cli, a),
+        Command::Umount(a) => umount::run(a),
     }
 }
 

@@ -1,0 +1,143 @@
+//! `coffre mount MOUNTPOINT`: serve the repository as dated folders until
+//! Ctrl-C, SIGTERM or `coffre umount`; `--daemon` returns once mounted.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use coffre_fs::MountOptions;
+use snapshots_format::Repository;
+
+use crate::args::{Cli, MountArgs};
+
+/// Set by SIGINT / SIGTERM / SIGHUP: unmount and stop.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Marks the background child of `--daemon`, which reads the passphrase on stdin.
+const DAEMON_CHILD: &str = "COFFRE_MOUNT_DAEMON_CHILD";
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Mounts and serves.
+pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
+    let daemon_child = std::env::var_os(DAEMON_CHILD).is_some();
+    if !daemon_child {
+        coffre_fs::check_mountpoint(&args.mountpoint)?;
+    }
+    let cache_bytes = parse_size(&args.cache_size)?;
+    let path = super::repo_path(cli)?;
+    Repository::read_header(path)?;
+    let pass = if daemon_child {
+        let mut p = Vec::new();
+        std::io::stdin().read_to_end(&mut p).context("reading the passphrase from the parent")?;
+        p
+    } else {
+        crate::password::get(cli)?
+    };
+    // Opening checks the passphrase before anything is mounted or forked.
+    let repo = Repository::open(path, &pass)?;
+    if args.daemon && !daemon_child {
+        drop(repo);
+        return daemonize(&args.mountpoint, &pass);
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    let session = coffre_fs::mount(repo, &args.mountpoint, &MountOptions { allow_other: args.allow_other, cache_bytes })?;
+    if !daemon_child {
+        eprintln!(
+            "Mounted on {}. Stop with Ctrl-C or `coffre umount {}`.",
+            args.mountpoint.display(),
+            args.mountpoint.display()
+        );
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if STOP.load(Ordering::SeqCst) {
+            session.umount_and_join().context("unmounting")?;
+            break;
+        }
+        if session.guard.is_finished() {
+            // Unmounted from outside (coffre umount, fusermount3 -u).
+            session.join().context("serving the mount")?;
+            break;
+        }
+    }
+    Ok(0)
+}
+
+/// Starts this same command in the background (a new session, no
+/// terminal), hands it the passphrase through a pipe, and returns once the
+/// mount is visible, or with the child's error.
+fn daemonize(mountpoint: &Path, pass: &[u8]) -> Result<u8> {
+    let log = std::env::temp_dir().join(format!("coffre-mount-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let args: Vec<_> = std::env::args_os().skip(1).filter(|a| a != "--daemon").collect();
+    let exe = std::env::current_exe().context("finding the coffre executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .env(DAEMON_CHILD, "1")
+        .env_remove("COFFRE_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    // SAFETY: setsid is async-signal-safe; it detaches the child from our
+    // terminal so that closing it does not stop the mount.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the background mount")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(pass).context("passing the passphrase")?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if coffre_fs::is_mounted(mountpoint) {
+            let _ = std::fs::remove_file(&log);
+            println!("Mounted on {} (in the background, pid {}).", mountpoint.display(), child.id());
+            return Ok(0);
+        }
+        if let Some(status) = child.try_wait()? {
+            let msg = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            bail!("the background mount stopped ({status}): {}", msg.trim());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("the mount did not come up within 30 s; see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// "256M" -> 268435456.
+fn parse_size(s: &str) -> Result<usize> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], 1usize << 10),
+        Some('M') => (&s[..s.len() - 1], 1 << 20),
+        Some('G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: usize = num.trim().parse().with_context(|| format!("invalid size {s:?} (examples: 256M, 1G)"))?;
+    Ok(n.saturating_mul(mult).max(1 << 20))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("256M").unwrap(), 256 << 20);
+        assert_eq!(super::parse_size("1g").unwrap(), 1 << 30);
+        assert!(super::parse_size("lots").is_err());
+    }
+}

@@ -1,0 +1,582 @@
+//! The FUSE callbacks: every kernel request lands here and is answered from
+//! the layout (top folders), the inode table, and the library's browser.
+//! Every write of any kind is refused with EROFS. Errors reading the
+//! repository become EIO with a log line naming the file; a missing name is
+//! ENOENT.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Sender;
+use fuser::{
+    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
+};
+use snapshots_format::browse::{Browser, FileReader};
+use snapshots_format::snapshot::Snapshot;
+use snapshots_format::tree::{Node, NodeKind, Payload, Timestamp};
+use snapshots_format::{BlobId, Error, SnapshotId};
+
+use crate::inodes::{child_key, Inode, Kind, Table};
+use crate::layout::{layout, Folder, LabelFolders};
+
+/// How long the kernel may cache what never changes (snapshot contents).
+const TTL_FROZEN: Duration = Duration::from_secs(3600);
+/// How long for the top folders, which change when snapshots are taken.
+const TTL_TOP: Duration = Duration::from_secs(1);
+/// How often the list of snapshots is re-read.
+const REFRESH: Duration = Duration::from_secs(2);
+/// Chunks read ahead after each read.
+const READ_AHEAD: usize = 4;
+
+struct View {
+    snapshots: HashMap<SnapshotId, Snapshot>,
+    labels: Vec<LabelFolders>,
+    refreshed: Instant,
+}
+
+/// The mounted filesystem.
+pub struct CoffreFs {
+    browser: Arc<Browser>,
+    table: Mutex<Table>,
+    view: RwLock<View>,
+    files: Mutex<HashMap<u64, Arc<(FileReader, String)>>>,
+    next_fh: AtomicU64,
+    prefetch: Sender<BlobId>,
+    started: SystemTime,
+}
+
+fn ts(t: Timestamp) -> SystemTime {
+    if t.sec >= 0 {
+        UNIX_EPOCH + Duration::new(t.sec as u64, t.nsec)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs()) + Duration::from_nanos(u64::from(t.nsec))
+    }
+}
+
+fn file_type(kind: NodeKind) -> FileType {
+    match kind {
+        NodeKind::File => FileType::RegularFile,
+        NodeKind::Dir => FileType::Directory,
+        NodeKind::Symlink => FileType::Symlink,
+        NodeKind::Fifo => FileType::NamedPipe,
+        NodeKind::Socket => FileType::Socket,
+        NodeKind::CharDevice => FileType::CharDevice,
+        NodeKind::BlockDevice => FileType::BlockDevice,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl CoffreFs {
+    /// A filesystem over `browser`'s repository; read-ahead requests go to `prefetch`.
+    pub fn new(browser: Arc<Browser>, prefetch: Sender<BlobId>) -> Self {
+        let fs = Self {
+            browser,
+            table: Mutex::new(Table::new()),
+            view: RwLock::new(View { snapshots: HashMap::new(), labels: Vec::new(), refreshed: Instant::now() }),
+            files: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            prefetch,
+            started: SystemTime::now(),
+        };
+        fs.refresh(true);
+        fs
+    }
+
+    /// Re-reads the list of snapshots if it is older than [`REFRESH`], so a
+    /// snapshot taken while mounted appears within seconds. A drive that
+    /// vanished keeps the last known list (reads then fail with EIO).
+    fn refresh(&self, force: bool) {
+        if !force && self.view.read().unwrap_or_else(|p| p.into_inner()).refreshed.elapsed() < REFRESH {
+            return;
+        }
+        let repo = self.browser.repo();
+        let Ok(ids) = repo.store().list_snapshots() else {
+            self.view.write().unwrap_or_else(|p| p.into_inner()).refreshed = Instant::now();
+            return;
+        };
+        let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+        let mut snapshots = HashMap::new();
+        for id in ids {
+            if let Some(s) = view.snapshots.remove(&id) {
+                snapshots.insert(id, s);
+            } else {
+                match repo.load_snapshot(&id) {
+                    Ok(s) => {
+                        snapshots.insert(id, s);
+                    }
+                    Err(e) => eprintln!("coffre mount: snapshot {} left out: {e}", id.short()),
+                }
+            }
+        }
+        let mut sorted: Vec<(SnapshotId, Snapshot)> = snapshots.iter().map(|(i, s)| (*i, s.clone())).collect();
+        sorted.sort_by_key(|(i, s)| (s.time, *i));
+        view.labels = layout(&sorted);
+        view.snapshots = snapshots;
+        view.refreshed = Instant::now();
+    }
+
+    /// The folders shown in a top-level folder: the root (one label: its
+    /// dated folders; several: one folder per label) or a label's folder.
+    fn top_entries(&self, kind: &Kind) -> Vec<(String, Option<Folder>)> {
+        self.refresh(false);
+        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
+        match kind {
+            Kind::Root if view.labels.len() == 1 => {
+                view.labels[0].folders.iter().map(|f| (f.name.clone(), Some(f.clone()))).collect()
+            }
+            Kind::Root => view.labels.iter().map(|l| (l.name.clone(), None)).collect(),
+            Kind::Label(name) => view
+                .labels
+                .iter()
+                .filter(|l| &l.name == name)
+                .flat_map(|l| l.folders.iter().map(|f| (f.name.clone(), Some(f.clone()))))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn dir_attr(&self, ino: u64, mtime: SystemTime) -> FileAttr {
+        FileAttr {
+            ino: INodeNo(ino),
+            size: 0,
+            blocks: 0,
+            atime: mtime,
+            mtime,
+            ctime: mtime,
+            crtime: mtime,
+            kind: FileType::Directory,
+            perm: 0o555,
+            nlink: 2,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn attr(&self, ino: u64, inode: &Inode) -> FileAttr {
+        match &inode.kind {
+            Kind::Root | Kind::Label(_) => self.dir_attr(ino, self.started),
+            Kind::SnapshotRoot { time, .. } => self.dir_attr(ino, ts(*time)),
+            Kind::Entry { node, .. } => node_attr(ino, node),
+        }
+    }
+
+    /// Looks up `name` in folder `parent`, registering the child.
+    fn lookup_child(&self, parent: u64, name: &[u8]) -> Result<(u64, FileAttr, Duration), Errno> {
+        let parent_inode = lock(&self.table).get(parent).cloned().ok_or(Errno::ENOENT)?;
+        let (key, kind, ttl) = match &parent_inode.kind {
+            Kind::Root | Kind::Label(_) => {
+                let entry = self
+                    .top_entries(&parent_inode.kind)
+                    .into_iter()
+                    .find(|(n, _)| n.as_bytes() == name)
+                    .ok_or(Errno::ENOENT)?;
+                match entry.1 {
+                    None => (format!("label\0{}", entry.0).into_bytes(), Kind::Label(entry.0), TTL_TOP),
+                    Some(folder) => {
+                        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
+                        let snap = view.snapshots.get(&folder.snapshot).ok_or(Errno::ENOENT)?;
+                        let mut key = parent_inode.key.clone();
+                        key.extend_from_slice(format!("\0{}\0{}", folder.name, folder.snapshot.to_hex()).as_bytes());
+                        let kind = Kind::SnapshotRoot { snapshot: folder.snapshot, tree: snap.tree, time: snap.time };
+                        (key, kind, TTL_TOP)
+                    }
+                }
+            }
+            Kind::SnapshotRoot { .. } | Kind::Entry { .. } => {
+                let (snapshot, tree_id, root_key) = self.dir_of(&parent_inode)?;
+                let tree = self.browser.tree(&tree_id).map_err(|e| self.io_error(&parent_inode.path, &e))?;
+                let node = tree.get(name).ok_or(Errno::ENOENT)?;
+                let key = child_key(&parent_inode.key, name, &root_key, node.link_key());
+                (key, Kind::Entry { snapshot, node: Arc::new(node.clone()) }, TTL_FROZEN)
+            }
+        };
+        let path = format!("{}/{}", parent_inode.path.trim_end_matches('/'), String::from_utf8_lossy(name));
+        let mut table = lock(&self.table);
+        let ino = table.remember(key, kind, parent, path);
+        let inode = table.get(ino).cloned().ok_or(Errno::EIO)?;
+        drop(table);
+        Ok((ino, self.attr(ino, &inode), ttl))
+    }
+
+    /// For a folder inside a snapshot: the snapshot, the folder's tree, and
+    /// the key of the snapshot's root (for hard-link numbers).
+    fn dir_of(&self, inode: &Inode) -> Result<(SnapshotId, BlobId, Vec<u8>), Errno> {
+        match &inode.kind {
+            Kind::SnapshotRoot { snapshot, tree, .. } => Ok((*snapshot, *tree, inode.key.clone())),
+            Kind::Entry { snapshot, node } => match &node.payload {
+                Payload::Dir(tree) => {
+                    // The snapshot root's key is this key's prefix up to the
+                    // first '/' after the folder part.
+                    let root_len = root_key_len(&inode.key);
+                    Ok((*snapshot, *tree, inode.key[..root_len].to_vec()))
+                }
+                _ => Err(Errno::ENOTDIR),
+            },
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    fn io_error(&self, path: &str, e: &Error) -> Errno {
+        match e {
+            Error::PathNotFound(_) => Errno::ENOENT,
+            _ => {
+                eprintln!("coffre mount: cannot read {path}: {e}");
+                Errno::EIO
+            }
+        }
+    }
+
+    fn entry_node(&self, ino: u64) -> Result<(Arc<Node>, String), Errno> {
+        match lock(&self.table).get(ino) {
+            Some(Inode { kind: Kind::Entry { node, .. }, path, .. }) => Ok((node.clone(), path.clone())),
+            Some(_) => Err(Errno::ENODATA),
+            None => Err(Errno::ENOENT),
+        }
+    }
+}
+
+/// Length of the snapshot-root part of an entry key: root keys contain no
+/// '/', and every entry key is a root key followed by "/name...".
+fn root_key_len(key: &[u8]) -> usize {
+    key.iter().position(|&b| b == b'/').unwrap_or(key.len())
+}
+
+fn node_attr(ino: u64, node: &Node) -> FileAttr {
+    let mtime = ts(node.mtime);
+    FileAttr {
+        ino: INodeNo(ino),
+        size: node.size,
+        blocks: node.size.div_ceil(512),
+        atime: mtime,
+        mtime,
+        ctime: ts(node.ctime),
+        crtime: mtime,
+        kind: file_type(node.kind),
+        perm: (node.mode & 0o7777) as u16,
+        nlink: if node.kind == NodeKind::Dir { 2 } else { node.nlink.clamp(1, u64::from(u32::MAX)) as u32 },
+        uid: node.uid,
+        gid: node.gid,
+        rdev: match node.payload {
+            Payload::Device(d) => d as u32,
+            _ => 0,
+        },
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+impl Filesystem for CoffreFs {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.lookup_child(parent.0, name.as_bytes()) {
+            Ok((_, attr, ttl)) => reply.entry(&ttl, &attr, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        lock(&self.table).forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let inode = lock(&self.table).get(ino.0).cloned();
+        match inode {
+            Some(i) => {
+                let ttl = if matches!(i.kind, Kind::Entry { .. }) { TTL_FROZEN } else { TTL_TOP };
+                reply.attr(&ttl, &self.attr(ino.0, &i))
+            }
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.entry_node(ino.0) {
+            Ok((node, _)) => match &node.payload {
+                Payload::Symlink(t) => reply.data(t),
+                _ => reply.error(Errno::EINVAL),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        let (node, path) = match self.entry_node(ino.0) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let Payload::File(content) = &node.payload else { return reply.error(Errno::EINVAL) };
+        match FileReader::open(self.browser.repo(), content) {
+            Ok(reader) => {
+                let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+                lock(&self.files).insert(fh, Arc::new((reader, path)));
+                // Contents never change: the page cache may outlive this open.
+                reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+            }
+            Err(e) => reply.error(self.io_error(&path, &e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(file) = lock(&self.files).get(&fh.0).cloned() else { return reply.error(Errno::EBADF) };
+        let (reader, path) = &*file;
+        match reader.read(&self.browser, offset, size as usize) {
+            Ok(data) => {
+                reply.data(&data);
+                // Sequential readers (cp, SMB) find the next chunks decoded
+                // by the prefetch threads, using the other core meanwhile.
+                let end = offset + size as u64;
+                for id in reader.chunks_after(end.saturating_sub(1), READ_AHEAD) {
+                    if self.prefetch.try_send(id).is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => reply.error(self.io_error(path, &e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        lock(&self.files).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        match lock(&self.table).get(ino.0) {
+            Some(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let Some(inode) = lock(&self.table).get(ino.0).cloned() else { return reply.error(Errno::ENOENT) };
+        let mut offset = offset;
+        if offset == 0 {
+            if reply.add(ino, 1, FileType::Directory, ".") {
+                return reply.ok();
+            }
+            offset = 1;
+        }
+        if offset == 1 {
+            if reply.add(INodeNo(inode.parent), 2, FileType::Directory, "..") {
+                return reply.ok();
+            }
+            offset = 2;
+        }
+        let skip = (offset - 2) as usize;
+        match &inode.kind {
+            Kind::Root | Kind::Label(_) => {
+                let entries = self.top_entries(&inode.kind);
+                for (i, (name, folder)) in entries.iter().enumerate().skip(skip) {
+                    let key = match folder {
+                        None => format!("label\0{name}").into_bytes(),
+                        Some(f) => {
+                            let mut k = inode.key.clone();
+                            k.extend_from_slice(format!("\0{}\0{}", f.name, f.snapshot.to_hex()).as_bytes());
+                            k
+                        }
+                    };
+                    if reply.add(INodeNo(crate::inodes::number(&key)), i as u64 + 3, FileType::Directory, name) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            _ => {
+                let (_, tree_id, root_key) = match self.dir_of(&inode) {
+                    Ok(d) => d,
+                    Err(e) => return reply.error(e),
+                };
+                let tree = match self.browser.tree(&tree_id) {
+                    Ok(t) => t,
+                    Err(e) => return reply.error(self.io_error(&inode.path, &e)),
+                };
+                for (i, node) in tree.nodes.iter().enumerate().skip(skip) {
+                    let key = child_key(&inode.key, &node.name, &root_key, node.link_key());
+                    let n = crate::inodes::number(&key);
+                    if reply.add(INodeNo(n), i as u64 + 3, file_type(node.kind), OsStr::from_bytes(&node.name)) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let node = match self.entry_node(ino.0) {
+            Ok((n, _)) => n,
+            Err(_) => return reply.error(Errno::ENODATA),
+        };
+        match node.xattrs.iter().find(|(k, _)| k.as_slice() == name.as_bytes()) {
+            None => reply.error(Errno::ENODATA),
+            Some((_, v)) if size == 0 => reply.size(v.len() as u32),
+            Some((_, v)) if (size as usize) < v.len() => reply.error(Errno::ERANGE),
+            Some((_, v)) => reply.data(v),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let mut list = Vec::new();
+        if let Ok((node, _)) = self.entry_node(ino.0) {
+            for (k, _) in &node.xattrs {
+                list.extend_from_slice(k);
+                list.push(0);
+            }
+        }
+        if size == 0 {
+            reply.size(list.len() as u32)
+        } else if (size as usize) < list.len() {
+            reply.error(Errno::ERANGE)
+        } else {
+            reply.data(&list)
+        }
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if mask.contains(AccessFlags::W_OK) {
+            reply.error(Errno::EROFS)
+        } else {
+            reply.ok()
+        }
+    }
+
+    // Everything below would change the filesystem: refused.
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _d: u32, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _r: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _np: INodeNo, _nn: &OsStr, _f: RenameFlags, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(&self, _r: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn write(
+        &self,
+        _r: &Request,
+        _i: INodeNo,
+        _fh: FileHandle,
+        _o: u64,
+        _d: &[u8],
+        _wf: WriteFlags,
+        _f: OpenFlags,
+        _l: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _f: i32, reply: ReplyCreate) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(&self, _r: &Request, _i: INodeNo, _fh: FileHandle, _o: u64, _l: u64, _m: i32, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _r: &Request,
+        _ii: INodeNo,
+        _fi: FileHandle,
+        _oi: u64,
+        _io: INodeNo,
+        _fo: FileHandle,
+        _oo: u64,
+        _l: u64,
+        _f: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+}

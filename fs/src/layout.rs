@@ -1,0 +1,148 @@
+//! What the top of the mount looks like: one folder per day (its last
+//! snapshot), one per snapshot when a day has several, and `latest`; one
+//! folder per label above them when the repository holds several labels.
+//! Names are legal on Windows and SMB (no `:`) and sort by time.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Local};
+use snapshots_format::snapshot::Snapshot;
+use snapshots_format::SnapshotId;
+
+/// A folder showing one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folder {
+    /// Its name (`2026-11-24`, `2026-11-24_12h00`, `latest`...).
+    pub name: String,
+    /// The snapshot shown.
+    pub snapshot: SnapshotId,
+}
+
+/// The folders of one label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelFolders {
+    /// The label, made safe as a folder name.
+    pub name: String,
+    /// Its folders, sorted by name (`latest` last).
+    pub folders: Vec<Folder>,
+}
+
+/// Folders per label, for snapshots sorted oldest first.
+pub fn layout(snapshots: &[(SnapshotId, Snapshot)]) -> Vec<LabelFolders> {
+    let mut by_label: BTreeMap<String, Vec<(SnapshotId, DateTime<Local>)>> = BTreeMap::new();
+    for (id, s) in snapshots {
+        by_label.entry(s.label.clone()).or_default().push((*id, s.local()));
+    }
+    let mut out: Vec<LabelFolders> = Vec::new();
+    for (label, snaps) in by_label {
+        let mut name = windows_safe(&label);
+        while out.iter().any(|l| l.name == name) {
+            name.push('_');
+        }
+        out.push(LabelFolders { name, folders: folders(&snaps) });
+    }
+    out
+}
+
+fn folders(snaps: &[(SnapshotId, DateTime<Local>)]) -> Vec<Folder> {
+    let mut days: BTreeMap<String, Vec<(SnapshotId, DateTime<Local>)>> = BTreeMap::new();
+    for (id, t) in snaps {
+        days.entry(t.format("%Y-%m-%d").to_string()).or_default().push((*id, *t));
+    }
+    let mut out = Vec::new();
+    for (day, mut list) in days {
+        list.sort_by_key(|(id, t)| (*t, *id));
+        let last = list.last().expect("a day has at least one snapshot").0;
+        out.push(Folder { name: day.clone(), snapshot: last });
+        if list.len() > 1 {
+            let minute = |t: &DateTime<Local>| t.format("%Hh%M").to_string();
+            let second = |t: &DateTime<Local>| t.format("%Hh%Mm%S").to_string();
+            let mut names: Vec<String> = Vec::new();
+            for (i, (id, t)) in list.iter().enumerate() {
+                let shares_minute = list.iter().enumerate().any(|(j, (_, u))| j != i && minute(u) == minute(t));
+                let mut name = format!("{day}_{}", if shares_minute { second(t) } else { minute(t) });
+                if names.contains(&name) {
+                    name = format!("{name}_{}", &id.short()[..6]);
+                }
+                names.push(name.clone());
+                out.push(Folder { name, snapshot: *id });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some((id, _)) = snaps.iter().max_by_key(|(id, t)| (*t, *id)) {
+        out.push(Folder { name: "latest".into(), snapshot: *id });
+    }
+    out
+}
+
+/// A label as a folder name Windows can show: no `<>:"/\|?*` or control
+/// characters, no trailing dot or space, not empty.
+pub fn windows_safe(label: &str) -> String {
+    let mut s: String = label
+        .chars()
+        .map(|c| if c.is_control() || "<>:\"/\\|?*".contains(c) { '_' } else { c })
+        .collect();
+    while s.ends_with('.') || s.ends_with(' ') {
+        s.pop();
+    }
+    if s.is_empty() || s == "latest" {
+        s.insert(0, '_');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use snapshots_format::snapshot::Summary;
+    use snapshots_format::tree::Timestamp;
+    use snapshots_format::BlobId;
+
+    fn snap(label: &str, sec: i64) -> Snapshot {
+        Snapshot {
+            time: Timestamp { sec, nsec: 0 },
+            hostname: vec![],
+            source: vec![],
+            label: label.into(),
+            tags: vec![],
+            parent: None,
+            tree: BlobId([0; 32]),
+            summary: Summary::default(),
+        }
+    }
+
+    fn names(l: &LabelFolders) -> Vec<&str> {
+        l.folders.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    #[test]
+    fn days_times_seconds_and_latest() {
+        std::env::set_var("TZ", "Europe/Paris");
+        // 2026-11-24 08:00:00, 12:00:00, 12:00:30 and 2026-11-25 20:30 Paris (UTC+1).
+        let base = 1_795_503_600; // 2026-11-24 08:00 Paris
+        let all: Vec<(SnapshotId, Snapshot)> = [0, 4 * 3600, 4 * 3600 + 30, 36 * 3600 + 1800]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (SnapshotId([i as u8; 32]), snap("officine", base + d)))
+            .collect();
+        let l = layout(&all);
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            names(&l[0]),
+            ["2026-11-24", "2026-11-24_08h00", "2026-11-24_12h00m00", "2026-11-24_12h00m30", "2026-11-25", "latest"]
+        );
+        assert_eq!(l[0].folders[0].snapshot, SnapshotId([2; 32]));
+        assert_eq!(l[0].folders[5].snapshot, SnapshotId([3; 32]));
+        assert!(l[0].folders.iter().all(|f| !f.name.contains(':')));
+    }
+
+    #[test]
+    fn one_folder_per_label_with_safe_names() {
+        let all = vec![(SnapshotId([1; 32]), snap("a:b?", 1_795_503_600)), (SnapshotId([2; 32]), snap("cabinet", 1_795_503_600))];
+        let l = layout(&all);
+        assert_eq!(l.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["a_b_", "cabinet"]);
+        assert_eq!(windows_safe("x. "), "x");
+        assert_eq!(windows_safe("latest"), "_latest");
+    }
+}
