@@ -26,11 +26,21 @@ fn main() -> ExitCode {
         eprintln!("coffre: internal error: {info}. Please report this; your repository is unchanged by it.");
     }));
     let cli = args::Cli::parse();
-    match commands::run(&cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            errors::report(&err, &cli);
-            ExitCode::from(EXIT_ERROR)
-        }
+    // Walks recurse once per folder level; a generous stack (reserved, not
+    // used, until needed) keeps the deepest legal tree far from overflowing.
+    let worker =
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(move || match commands::run(&cli) {
+                Ok(code) => code,
+                Err(err) => {
+                    errors::report(&err, &cli);
+                    EXIT_ERROR
+                }
+            });
+    match worker.map(|w| w.join()) {
+        Ok(Ok(code)) => ExitCode::from(code),
+        // The panic hook has already said what happened.
+        _ => ExitCode::from(EXIT_ERROR),
     }
 }

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::Sender;
 use fuser::{
     AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
-    WriteFlags,
+    Generation, INodeNo, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use snapshots_format::browse::{Browser, FileReader};
 use snapshots_format::snapshot::Snapshot;
@@ -57,7 +57,8 @@ fn ts(t: Timestamp) -> SystemTime {
     if t.sec >= 0 {
         UNIX_EPOCH + Duration::new(t.sec as u64, t.nsec)
     } else {
-        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs()) + Duration::from_nanos(u64::from(t.nsec))
+        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs())
+            + Duration::from_nanos(u64::from(t.nsec))
     }
 }
 
@@ -83,7 +84,11 @@ impl CoffreFs {
         let fs = Self {
             browser,
             table: Mutex::new(Table::new()),
-            view: RwLock::new(View { snapshots: HashMap::new(), labels: Vec::new(), refreshed: Instant::now() }),
+            view: RwLock::new(View {
+                snapshots: HashMap::new(),
+                labels: Vec::new(),
+                refreshed: Instant::now(),
+            }),
             files: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             prefetch,
@@ -97,12 +102,23 @@ impl CoffreFs {
     /// snapshot taken while mounted appears within seconds. A drive that
     /// vanished keeps the last known list (reads then fail with EIO).
     fn refresh(&self, force: bool) {
-        if !force && self.view.read().unwrap_or_else(|p| p.into_inner()).refreshed.elapsed() < REFRESH {
+        if !force
+            && self
+                .view
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .refreshed
+                .elapsed()
+                < REFRESH
+        {
             return;
         }
         let repo = self.browser.repo();
         let Ok(ids) = repo.store().list_snapshots() else {
-            self.view.write().unwrap_or_else(|p| p.into_inner()).refreshed = Instant::now();
+            self.view
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .refreshed = Instant::now();
             return;
         };
         let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
@@ -119,7 +135,8 @@ impl CoffreFs {
                 }
             }
         }
-        let mut sorted: Vec<(SnapshotId, Snapshot)> = snapshots.iter().map(|(i, s)| (*i, s.clone())).collect();
+        let mut sorted: Vec<(SnapshotId, Snapshot)> =
+            snapshots.iter().map(|(i, s)| (*i, s.clone())).collect();
         sorted.sort_by_key(|(i, s)| (s.time, *i));
         view.labels = layout(&sorted);
         view.snapshots = snapshots;
@@ -132,9 +149,11 @@ impl CoffreFs {
         self.refresh(false);
         let view = self.view.read().unwrap_or_else(|p| p.into_inner());
         match kind {
-            Kind::Root if view.labels.len() == 1 => {
-                view.labels[0].folders.iter().map(|f| (f.name.clone(), Some(f.clone()))).collect()
-            }
+            Kind::Root if view.labels.len() == 1 => view.labels[0]
+                .folders
+                .iter()
+                .map(|f| (f.name.clone(), Some(f.clone())))
+                .collect(),
             Kind::Root => view.labels.iter().map(|l| (l.name.clone(), None)).collect(),
             Kind::Label(name) => view
                 .labels
@@ -169,6 +188,9 @@ impl CoffreFs {
     fn attr(&self, ino: u64, inode: &Inode) -> FileAttr {
         match &inode.kind {
             Kind::Root | Kind::Label(_) => self.dir_attr(ino, self.started),
+            Kind::SnapshotRoot {
+                root: Some(node), ..
+            } => node_attr(ino, node),
             Kind::SnapshotRoot { time, .. } => self.dir_attr(ino, ts(*time)),
             Kind::Entry { node, .. } => node_attr(ino, node),
         }
@@ -176,7 +198,10 @@ impl CoffreFs {
 
     /// Looks up `name` in folder `parent`, registering the child.
     fn lookup_child(&self, parent: u64, name: &[u8]) -> Result<(u64, FileAttr, Duration), Errno> {
-        let parent_inode = lock(&self.table).get(parent).cloned().ok_or(Errno::ENOENT)?;
+        let parent_inode = lock(&self.table)
+            .get(parent)
+            .cloned()
+            .ok_or(Errno::ENOENT)?;
         let (key, kind, ttl) = match &parent_inode.kind {
             Kind::Root | Kind::Label(_) => {
                 let entry = self
@@ -185,26 +210,51 @@ impl CoffreFs {
                     .find(|(n, _)| n.as_bytes() == name)
                     .ok_or(Errno::ENOENT)?;
                 match entry.1 {
-                    None => (format!("label\0{}", entry.0).into_bytes(), Kind::Label(entry.0), TTL_TOP),
+                    None => (
+                        format!("label\0{}", entry.0).into_bytes(),
+                        Kind::Label(entry.0),
+                        TTL_TOP,
+                    ),
                     Some(folder) => {
                         let view = self.view.read().unwrap_or_else(|p| p.into_inner());
                         let snap = view.snapshots.get(&folder.snapshot).ok_or(Errno::ENOENT)?;
                         let mut key = parent_inode.key.clone();
-                        key.extend_from_slice(format!("\0{}\0{}", folder.name, folder.snapshot.to_hex()).as_bytes());
-                        let kind = Kind::SnapshotRoot { snapshot: folder.snapshot, tree: snap.tree, time: snap.time };
+                        key.extend_from_slice(
+                            format!("\0{}\0{}", folder.name, folder.snapshot.to_hex()).as_bytes(),
+                        );
+                        let kind = Kind::SnapshotRoot {
+                            snapshot: folder.snapshot,
+                            tree: snap.tree,
+                            time: snap.time,
+                            root: snap.root.clone().map(Arc::new),
+                        };
                         (key, kind, TTL_TOP)
                     }
                 }
             }
             Kind::SnapshotRoot { .. } | Kind::Entry { .. } => {
                 let (snapshot, tree_id, root_key) = self.dir_of(&parent_inode)?;
-                let tree = self.browser.tree(&tree_id).map_err(|e| self.io_error(&parent_inode.path, &e))?;
+                let tree = self
+                    .browser
+                    .tree(&tree_id)
+                    .map_err(|e| self.io_error(&parent_inode.path, &e))?;
                 let node = tree.get(name).ok_or(Errno::ENOENT)?;
                 let key = child_key(&parent_inode.key, name, &root_key, node.link_key());
-                (key, Kind::Entry { snapshot, node: Arc::new(node.clone()) }, TTL_FROZEN)
+                (
+                    key,
+                    Kind::Entry {
+                        snapshot,
+                        node: Arc::new(node.clone()),
+                    },
+                    TTL_FROZEN,
+                )
             }
         };
-        let path = format!("{}/{}", parent_inode.path.trim_end_matches('/'), String::from_utf8_lossy(name));
+        let path = format!(
+            "{}/{}",
+            parent_inode.path.trim_end_matches('/'),
+            String::from_utf8_lossy(name)
+        );
         let mut table = lock(&self.table);
         let ino = table.remember(key, kind, parent, path);
         let inode = table.get(ino).cloned().ok_or(Errno::EIO)?;
@@ -242,7 +292,19 @@ impl CoffreFs {
 
     fn entry_node(&self, ino: u64) -> Result<(Arc<Node>, String), Errno> {
         match lock(&self.table).get(ino) {
-            Some(Inode { kind: Kind::Entry { node, .. }, path, .. }) => Ok((node.clone(), path.clone())),
+            Some(Inode {
+                kind: Kind::Entry { node, .. },
+                path,
+                ..
+            }) => Ok((node.clone(), path.clone())),
+            Some(Inode {
+                kind:
+                    Kind::SnapshotRoot {
+                        root: Some(node), ..
+                    },
+                path,
+                ..
+            }) => Ok((node.clone(), path.clone())),
             Some(_) => Err(Errno::ENODATA),
             None => Err(Errno::ENOENT),
         }
@@ -267,7 +329,11 @@ fn node_attr(ino: u64, node: &Node) -> FileAttr {
         crtime: mtime,
         kind: file_type(node.kind),
         perm: (node.mode & 0o7777) as u16,
-        nlink: if node.kind == NodeKind::Dir { 2 } else { node.nlink.clamp(1, u64::from(u32::MAX)) as u32 },
+        nlink: if node.kind == NodeKind::Dir {
+            2
+        } else {
+            node.nlink.clamp(1, u64::from(u32::MAX)) as u32
+        },
         uid: node.uid,
         gid: node.gid,
         rdev: match node.payload {
@@ -295,7 +361,11 @@ impl Filesystem for CoffreFs {
         let inode = lock(&self.table).get(ino.0).cloned();
         match inode {
             Some(i) => {
-                let ttl = if matches!(i.kind, Kind::Entry { .. }) { TTL_FROZEN } else { TTL_TOP };
+                let ttl = if matches!(i.kind, Kind::Entry { .. }) {
+                    TTL_FROZEN
+                } else {
+                    TTL_TOP
+                };
                 reply.attr(&ttl, &self.attr(ino.0, &i))
             }
             None => reply.error(Errno::ENOENT),
@@ -320,7 +390,9 @@ impl Filesystem for CoffreFs {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        let Payload::File(content) = &node.payload else { return reply.error(Errno::EINVAL) };
+        let Payload::File(content) = &node.payload else {
+            return reply.error(Errno::EINVAL);
+        };
         match FileReader::open(self.browser.repo(), content) {
             Ok(reader) => {
                 let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -343,7 +415,9 @@ impl Filesystem for CoffreFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(file) = lock(&self.files).get(&fh.0).cloned() else { return reply.error(Errno::EBADF) };
+        let Some(file) = lock(&self.files).get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
         let (reader, path) = &*file;
         match reader.read(&self.browser, offset, size as usize) {
             Ok(data) => {
@@ -375,6 +449,33 @@ impl Filesystem for CoffreFs {
         reply.ok();
     }
 
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        let Some(file) = lock(&self.files).get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        let Ok(offset) = u64::try_from(offset) else {
+            return reply.error(Errno::EINVAL);
+        };
+        // Holes are recorded, so `cp --sparse` and our own restore keep them.
+        let found = match whence {
+            libc::SEEK_DATA => file.0.seek_data(offset),
+            libc::SEEK_HOLE => file.0.seek_hole(offset),
+            _ => return reply.error(Errno::EINVAL),
+        };
+        match found {
+            Some(o) => reply.offset(o as i64),
+            None => reply.error(Errno::ENXIO),
+        }
+    }
+
     fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
             return reply.error(Errno::EROFS);
@@ -385,8 +486,17 @@ impl Filesystem for CoffreFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let Some(inode) = lock(&self.table).get(ino.0).cloned() else { return reply.error(Errno::ENOENT) };
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(inode) = lock(&self.table).get(ino.0).cloned() else {
+            return reply.error(Errno::ENOENT);
+        };
         let mut offset = offset;
         if offset == 0 {
             if reply.add(ino, 1, FileType::Directory, ".") {
@@ -409,11 +519,18 @@ impl Filesystem for CoffreFs {
                         None => format!("label\0{name}").into_bytes(),
                         Some(f) => {
                             let mut k = inode.key.clone();
-                            k.extend_from_slice(format!("\0{}\0{}", f.name, f.snapshot.to_hex()).as_bytes());
+                            k.extend_from_slice(
+                                format!("\0{}\0{}", f.name, f.snapshot.to_hex()).as_bytes(),
+                            );
                             k
                         }
                     };
-                    if reply.add(INodeNo(crate::inodes::number(&key)), i as u64 + 3, FileType::Directory, name) {
+                    if reply.add(
+                        INodeNo(crate::inodes::number(&key)),
+                        i as u64 + 3,
+                        FileType::Directory,
+                        name,
+                    ) {
                         break;
                     }
                 }
@@ -431,7 +548,12 @@ impl Filesystem for CoffreFs {
                 for (i, node) in tree.nodes.iter().enumerate().skip(skip) {
                     let key = child_key(&inode.key, &node.name, &root_key, node.link_key());
                     let n = crate::inodes::number(&key);
-                    if reply.add(INodeNo(n), i as u64 + 3, file_type(node.kind), OsStr::from_bytes(&node.name)) {
+                    if reply.add(
+                        INodeNo(n),
+                        i as u64 + 3,
+                        file_type(node.kind),
+                        OsStr::from_bytes(&node.name),
+                    ) {
                         break;
                     }
                 }
@@ -449,7 +571,11 @@ impl Filesystem for CoffreFs {
             Ok((n, _)) => n,
             Err(_) => return reply.error(Errno::ENODATA),
         };
-        match node.xattrs.iter().find(|(k, _)| k.as_slice() == name.as_bytes()) {
+        match node
+            .xattrs
+            .iter()
+            .find(|(k, _)| k.as_slice() == name.as_bytes())
+        {
             None => reply.error(Errno::ENODATA),
             Some((_, v)) if size == 0 => reply.size(v.len() as u32),
             Some((_, v)) if (size as usize) < v.len() => reply.error(Errno::ERANGE),
@@ -505,7 +631,16 @@ impl Filesystem for CoffreFs {
         reply.error(Errno::EROFS);
     }
 
-    fn mknod(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _d: u32, reply: ReplyEntry) {
+    fn mknod(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _d: u32,
+        reply: ReplyEntry,
+    ) {
         reply.error(Errno::EROFS);
     }
 
@@ -525,7 +660,16 @@ impl Filesystem for CoffreFs {
         reply.error(Errno::EROFS);
     }
 
-    fn rename(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _np: INodeNo, _nn: &OsStr, _f: RenameFlags, reply: ReplyEmpty) {
+    fn rename(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _np: INodeNo,
+        _nn: &OsStr,
+        _f: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
         reply.error(Errno::EROFS);
     }
 
@@ -548,11 +692,29 @@ impl Filesystem for CoffreFs {
         reply.error(Errno::EROFS);
     }
 
-    fn create(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _f: i32, reply: ReplyCreate) {
+    fn create(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: ReplyCreate,
+    ) {
         reply.error(Errno::EROFS);
     }
 
-    fn setxattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
+    fn setxattr(
+        &self,
+        _r: &Request,
+        _i: INodeNo,
+        _n: &OsStr,
+        _v: &[u8],
+        _f: i32,
+        _p: u32,
+        reply: ReplyEmpty,
+    ) {
         reply.error(Errno::EROFS);
     }
 
@@ -560,7 +722,16 @@ impl Filesystem for CoffreFs {
         reply.error(Errno::EROFS);
     }
 
-    fn fallocate(&self, _r: &Request, _i: INodeNo, _fh: FileHandle, _o: u64, _l: u64, _m: i32, reply: ReplyEmpty) {
+    fn fallocate(
+        &self,
+        _r: &Request,
+        _i: INodeNo,
+        _fh: FileHandle,
+        _o: u64,
+        _l: u64,
+        _m: i32,
+        reply: ReplyEmpty,
+    ) {
         reply.error(Errno::EROFS);
     }
 

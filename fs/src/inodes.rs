@@ -28,8 +28,11 @@ pub enum Kind {
         snapshot: SnapshotId,
         /// Tree of its root directory.
         tree: snapshots_format::BlobId,
-        /// Local time of the snapshot, as the folder's mtime.
+        /// Time of the snapshot, as the folder's mtime when the source
+        /// folder's own metadata was not recorded.
         time: snapshots_format::tree::Timestamp,
+        /// The source folder's recorded metadata, shown as this folder's.
+        root: Option<Arc<Node>>,
     },
     /// An entry inside a snapshot.
     Entry {
@@ -71,7 +74,12 @@ pub fn number(key: &[u8]) -> u64 {
 
 /// The key of a child named `name` under a folder with key `parent`, or of a
 /// hard-linked file (`link`: its recorded device and inode).
-pub fn child_key(parent: &[u8], name: &[u8], snapshot_root_key: &[u8], link: Option<(u64, u64)>) -> Vec<u8> {
+pub fn child_key(
+    parent: &[u8],
+    name: &[u8],
+    snapshot_root_key: &[u8],
+    link: Option<(u64, u64)>,
+) -> Vec<u8> {
     match link {
         Some((dev, ino)) => {
             let mut k = snapshot_root_key.to_vec();
@@ -93,7 +101,16 @@ impl Table {
     /// A table holding the root.
     pub fn new() -> Self {
         let mut map = HashMap::new();
-        map.insert(ROOT, Inode { kind: Kind::Root, key: Vec::new(), parent: ROOT, path: "/".into(), lookups: 1 });
+        map.insert(
+            ROOT,
+            Inode {
+                kind: Kind::Root,
+                key: Vec::new(),
+                parent: ROOT,
+                path: "/".into(),
+                lookups: 1,
+            },
+        );
         Self { map }
     }
 
@@ -115,7 +132,16 @@ impl Table {
                 }
                 Some(_) => ino = ino.wrapping_add(1).max(2),
                 None => {
-                    self.map.insert(ino, Inode { kind, key, parent, path, lookups: 1 });
+                    self.map.insert(
+                        ino,
+                        Inode {
+                            kind,
+                            key,
+                            parent,
+                            path,
+                            lookups: 1,
+                        },
+                    );
                     return ino;
                 }
             }
@@ -172,6 +198,9 @@ mod tests {
         let l1 = child_key(b"r/a", b"x", b"r", Some((1, 7)));
         let l2 = child_key(b"r/b", b"y", b"r", Some((1, 7)));
         assert_eq!(l1, l2);
-        assert_ne!(child_key(b"r/a", b"x", b"r", None), child_key(b"r/b", b"x", b"r", None));
+        assert_ne!(
+            child_key(b"r/a", b"x", b"r", None),
+            child_key(b"r/b", b"x", b"r", None)
+        );
     }
 }

@@ -31,7 +31,10 @@ pub struct LabelFolders {
 pub fn layout(snapshots: &[(SnapshotId, Snapshot)]) -> Vec<LabelFolders> {
     let mut by_label: BTreeMap<String, Vec<(SnapshotId, DateTime<Local>)>> = BTreeMap::new();
     for (id, s) in snapshots {
-        by_label.entry(s.label.clone()).or_default().push((*id, s.local()));
+        by_label
+            .entry(s.label.clone())
+            .or_default()
+            .push((*id, s.local()));
     }
     let mut out: Vec<LabelFolders> = Vec::new();
     for (label, snaps) in by_label {
@@ -39,7 +42,10 @@ pub fn layout(snapshots: &[(SnapshotId, Snapshot)]) -> Vec<LabelFolders> {
         while out.iter().any(|l| l.name == name) {
             name.push('_');
         }
-        out.push(LabelFolders { name, folders: folders(&snaps) });
+        out.push(LabelFolders {
+            name,
+            folders: folders(&snaps),
+        });
     }
     out
 }
@@ -47,31 +53,56 @@ pub fn layout(snapshots: &[(SnapshotId, Snapshot)]) -> Vec<LabelFolders> {
 fn folders(snaps: &[(SnapshotId, DateTime<Local>)]) -> Vec<Folder> {
     let mut days: BTreeMap<String, Vec<(SnapshotId, DateTime<Local>)>> = BTreeMap::new();
     for (id, t) in snaps {
-        days.entry(t.format("%Y-%m-%d").to_string()).or_default().push((*id, *t));
+        days.entry(t.format("%Y-%m-%d").to_string())
+            .or_default()
+            .push((*id, *t));
     }
     let mut out = Vec::new();
     for (day, mut list) in days {
         list.sort_by_key(|(id, t)| (*t, *id));
         let last = list.last().expect("a day has at least one snapshot").0;
-        out.push(Folder { name: day.clone(), snapshot: last });
+        out.push(Folder {
+            name: day.clone(),
+            snapshot: last,
+        });
         if list.len() > 1 {
             let minute = |t: &DateTime<Local>| t.format("%Hh%M").to_string();
             let second = |t: &DateTime<Local>| t.format("%Hh%Mm%S").to_string();
+            let milli = |t: &DateTime<Local>| t.format("%Hh%Mm%S_%3f").to_string();
             let mut names: Vec<String> = Vec::new();
             for (i, (id, t)) in list.iter().enumerate() {
-                let shares_minute = list.iter().enumerate().any(|(j, (_, u))| j != i && minute(u) == minute(t));
-                let mut name = format!("{day}_{}", if shares_minute { second(t) } else { minute(t) });
+                let others = || {
+                    list.iter()
+                        .enumerate()
+                        .filter(move |(j, _)| *j != i)
+                        .map(|(_, (_, u))| u)
+                };
+                // As short as possible, but always in time order when sorted.
+                let stamp = if !others().any(|u| minute(u) == minute(t)) {
+                    minute(t)
+                } else if !others().any(|u| second(u) == second(t)) {
+                    second(t)
+                } else {
+                    milli(t)
+                };
+                let mut name = format!("{day}_{stamp}");
                 if names.contains(&name) {
                     name = format!("{name}_{}", &id.short()[..6]);
                 }
                 names.push(name.clone());
-                out.push(Folder { name, snapshot: *id });
+                out.push(Folder {
+                    name,
+                    snapshot: *id,
+                });
             }
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some((id, _)) = snaps.iter().max_by_key(|(id, t)| (*t, *id)) {
-        out.push(Folder { name: "latest".into(), snapshot: *id });
+        out.push(Folder {
+            name: "latest".into(),
+            snapshot: *id,
+        });
     }
     out
 }
@@ -81,7 +112,13 @@ fn folders(snaps: &[(SnapshotId, DateTime<Local>)]) -> Vec<Folder> {
 pub fn windows_safe(label: &str) -> String {
     let mut s: String = label
         .chars()
-        .map(|c| if c.is_control() || "<>:\"/\\|?*".contains(c) { '_' } else { c })
+        .map(|c| {
+            if c.is_control() || "<>:\"/\\|?*".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     while s.ends_with('.') || s.ends_with(' ') {
         s.pop();
@@ -108,6 +145,7 @@ mod tests {
             tags: vec![],
             parent: None,
             tree: BlobId([0; 32]),
+            root: None,
             summary: Summary::default(),
         }
     }
@@ -121,27 +159,49 @@ mod tests {
         std::env::set_var("TZ", "Europe/Paris");
         // 2026-11-24 08:00:00, 12:00:00, 12:00:30 and 2026-11-25 20:30 Paris (UTC+1).
         let base = 1_795_503_600; // 2026-11-24 08:00 Paris
-        let all: Vec<(SnapshotId, Snapshot)> = [0, 4 * 3600, 4 * 3600 + 30, 36 * 3600 + 1800]
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (SnapshotId([i as u8; 32]), snap("officine", base + d)))
-            .collect();
+        let all: Vec<(SnapshotId, Snapshot)> = [
+            0,
+            4 * 3600,
+            4 * 3600 + 30,
+            36 * 3600 + 1800,
+            36 * 3600 + 1800,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (SnapshotId([i as u8; 32]), snap("officine", base + d)))
+        .collect();
         let l = layout(&all);
         assert_eq!(l.len(), 1);
         assert_eq!(
             names(&l[0]),
-            ["2026-11-24", "2026-11-24_08h00", "2026-11-24_12h00m00", "2026-11-24_12h00m30", "2026-11-25", "latest"]
+            [
+                "2026-11-24",
+                "2026-11-24_08h00",
+                "2026-11-24_12h00m00",
+                "2026-11-24_12h00m30",
+                "2026-11-25",
+                "2026-11-25_20h30m00_000",
+                "2026-11-25_20h30m00_000_040404",
+                "latest"
+            ]
         );
         assert_eq!(l[0].folders[0].snapshot, SnapshotId([2; 32]));
-        assert_eq!(l[0].folders[5].snapshot, SnapshotId([3; 32]));
+        assert_eq!(l[0].folders[4].snapshot, SnapshotId([4; 32]));
+        assert_eq!(l[0].folders[7].snapshot, SnapshotId([4; 32]));
         assert!(l[0].folders.iter().all(|f| !f.name.contains(':')));
     }
 
     #[test]
     fn one_folder_per_label_with_safe_names() {
-        let all = vec![(SnapshotId([1; 32]), snap("a:b?", 1_795_503_600)), (SnapshotId([2; 32]), snap("cabinet", 1_795_503_600))];
+        let all = vec![
+            (SnapshotId([1; 32]), snap("a:b?", 1_795_503_600)),
+            (SnapshotId([2; 32]), snap("cabinet", 1_795_503_600)),
+        ];
         let l = layout(&all);
-        assert_eq!(l.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["a_b_", "cabinet"]);
+        assert_eq!(
+            l.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+            ["a_b_", "cabinet"]
+        );
         assert_eq!(windows_safe("x. "), "x");
         assert_eq!(windows_safe("latest"), "_latest");
     }

@@ -56,9 +56,18 @@ pub enum MountError {
 
 /// Whether `path` is a mountpoint (per /proc/self/mountinfo).
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(canon) = std::fs::canonicalize(path).or_else(|_| std::path::absolute(path)) else { return false };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    info.lines().any(|l| l.split(' ').nth(4).map(unescape_mountinfo).is_some_and(|m| Path::new(&m) == canon))
+    let Ok(canon) = std::fs::canonicalize(path).or_else(|_| std::path::absolute(path)) else {
+        return false;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .map(unescape_mountinfo)
+            .is_some_and(|m| Path::new(&m) == canon)
+    })
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal.
@@ -67,7 +76,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -89,13 +101,21 @@ pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => MountError::Missing(path.to_path_buf()),
         // ENOTCONN: a stale FUSE mount left by a crash.
-        _ if e.raw_os_error() == Some(libc::ENOTCONN) => MountError::AlreadyMounted(path.to_path_buf()),
-        _ => MountError::Mount { path: path.to_path_buf(), source: e },
+        _ if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            MountError::AlreadyMounted(path.to_path_buf())
+        }
+        _ => MountError::Mount {
+            path: path.to_path_buf(),
+            source: e,
+        },
     })?;
     if !meta.is_dir() {
         return Err(MountError::NotADirectory(path.to_path_buf()));
     }
-    let mut entries = std::fs::read_dir(path).map_err(|e| MountError::Mount { path: path.to_path_buf(), source: e })?;
+    let mut entries = std::fs::read_dir(path).map_err(|e| MountError::Mount {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     if entries.next().is_some() {
         return Err(MountError::NotEmpty(path.to_path_buf()));
     }
@@ -110,7 +130,11 @@ pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
 ///
 /// # Errors
 /// [`MountError`] for a bad mountpoint or a failed mount.
-pub fn mount(repo: Repository, mountpoint: &Path, opts: &MountOptions) -> Result<BackgroundSession, MountError> {
+pub fn mount(
+    repo: Repository,
+    mountpoint: &Path,
+    opts: &MountOptions,
+) -> Result<BackgroundSession, MountError> {
     check_mountpoint(mountpoint)?;
     let browser = Arc::new(Browser::new(Arc::new(repo), opts.cache_bytes));
     // Read-ahead runs on its own threads so a sequential reader keeps both
@@ -141,8 +165,10 @@ pub fn mount(repo: Repository, mountpoint: &Path, opts: &MountOptions) -> Result
         config.acl = fuser::SessionACL::All;
     }
     config.n_threads = Some(2);
-    fuser::spawn_mount(fs, mountpoint, &config)
-        .map_err(|e| MountError::Mount { path: mountpoint.to_path_buf(), source: e })
+    fuser::spawn_mount(fs, mountpoint, &config).map_err(|e| MountError::Mount {
+        path: mountpoint.to_path_buf(),
+        source: e,
+    })
 }
 
 #[cfg(test)]
@@ -158,10 +184,22 @@ mod tests {
     #[test]
     fn mountpoint_checks() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(check_mountpoint(&dir.path().join("nope")), Err(MountError::Missing(_))));
+        assert!(matches!(
+            check_mountpoint(&dir.path().join("nope")),
+            Err(MountError::Missing(_))
+        ));
         std::fs::write(dir.path().join("f"), b"x").unwrap();
-        assert!(matches!(check_mountpoint(dir.path()), Err(MountError::NotEmpty(_))));
-        assert!(matches!(check_mountpoint(&dir.path().join("f")), Err(MountError::NotADirectory(_))));
-        assert!(matches!(check_mountpoint(Path::new("/proc")), Err(MountError::AlreadyMounted(_))));
+        assert!(matches!(
+            check_mountpoint(dir.path()),
+            Err(MountError::NotEmpty(_))
+        ));
+        assert!(matches!(
+            check_mountpoint(&dir.path().join("f")),
+            Err(MountError::NotADirectory(_))
+        ));
+        assert!(matches!(
+            check_mountpoint(Path::new("/proc")),
+            Err(MountError::AlreadyMounted(_))
+        ));
     }
 }

@@ -87,6 +87,10 @@ pub fn take_snapshot(
         None => None,
     };
 
+    let root_xattrs = fsmeta::read_xattrs(&source).map_err(|e| Error::Source {
+        path: source.clone(),
+        reason: e.to_string(),
+    })?;
     let ((tree, mut summary), stats) = Saver::run(repo, |saver| {
         let mut walker = Walker {
             repo,
@@ -112,6 +116,13 @@ pub fn take_snapshot(
         tags: opts.tags.clone(),
         parent: parent.map(|(id, _)| id),
         tree,
+        root: Some(node_from(
+            b"",
+            NodeKind::Dir,
+            &meta,
+            root_xattrs,
+            Payload::Dir(tree),
+        )),
         summary,
     };
     let id = repo.write_snapshot(&snap)?;
@@ -246,6 +257,12 @@ impl Walker<'_, '_> {
                 }) => self.repo.load_tree(id).ok(),
                 _ => None,
             };
+            if rel.iter().filter(|&&b| b == b'/').count() >= crate::tree::MAX_DEPTH {
+                return Err(Error::Source {
+                    path: path.to_path_buf(),
+                    reason: "folders nested too deep".into(),
+                });
+            }
             let id = self.dir(path, rel, old_tree.as_ref())?;
             match old {
                 None => self.summary.dirs_new += 1,

@@ -30,7 +30,15 @@ struct LruInner<V> {
 impl<V> Lru<V> {
     /// An empty cache holding at most `max_cost`.
     pub fn new(max_cost: usize) -> Self {
-        Self { max_cost, inner: Mutex::new(LruInner { map: HashMap::new(), order: BTreeMap::new(), tick: 0, cost: 0 }) }
+        Self {
+            max_cost,
+            inner: Mutex::new(LruInner {
+                map: HashMap::new(),
+                order: BTreeMap::new(),
+                tick: 0,
+                cost: 0,
+            }),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruInner<V>> {
@@ -70,7 +78,9 @@ impl<V> Lru<V> {
         g.order.insert(tick, id);
         g.cost += cost;
         while g.cost > self.max_cost && g.map.len() > 1 {
-            let Some((&t, &victim)) = g.order.iter().next() else { break };
+            let Some((&t, &victim)) = g.order.iter().next() else {
+                break;
+            };
             g.order.remove(&t);
             if let Some((_, _, c)) = g.map.remove(&victim) {
                 g.cost -= c;
@@ -94,7 +104,11 @@ pub struct Browser {
 impl Browser {
     /// A browser with a chunk cache of `cache_bytes` (trees get an eighth more).
     pub fn new(repo: Arc<Repository>, cache_bytes: usize) -> Self {
-        Self { repo, trees: Lru::new(cache_bytes / 8 + (1 << 20)), chunks: Lru::new(cache_bytes) }
+        Self {
+            repo,
+            trees: Lru::new(cache_bytes / 8 + (1 << 20)),
+            chunks: Lru::new(cache_bytes),
+        }
     }
 
     /// The repository.
@@ -110,7 +124,8 @@ impl Browser {
         let tree = Arc::new(self.repo.load_tree(id)?);
         // Decoded entries take several times their encoded size; 200 bytes
         // an entry is a fair estimate.
-        self.trees.insert(*id, tree.clone(), 200 * tree.nodes.len() + 64);
+        self.trees
+            .insert(*id, tree.clone(), 200 * tree.nodes.len() + 64);
         Ok(tree)
     }
 
@@ -150,7 +165,11 @@ impl FileReader {
             starts.push(pos);
             pos += e.len();
         }
-        Ok(Self { extents, starts, size: pos })
+        Ok(Self {
+            extents,
+            starts,
+            size: pos,
+        })
     }
 
     /// Size of the file.
@@ -186,7 +205,11 @@ impl FileReader {
                 Extent::Chunk { id, len } => {
                     let data = browser.chunk(id)?;
                     if data.len() != *len as usize {
-                        return Err(Error::corrupt("data blob", id.short(), "length differs from the chunk list"));
+                        return Err(Error::corrupt(
+                            "data blob",
+                            id.short(),
+                            "length differs from the chunk list",
+                        ));
                     }
                     out.extend_from_slice(&data[from as usize..to as usize]);
                 }
@@ -197,6 +220,29 @@ impl FileReader {
             }
         }
         Ok(out)
+    }
+
+    /// SEEK_DATA: the first offset at or after `offset` holding data, if any.
+    pub fn seek_data(&self, offset: u64) -> Option<u64> {
+        if offset >= self.size {
+            return None;
+        }
+        let i = self.extent_at(offset);
+        (i..self.extents.len())
+            .find(|&j| matches!(self.extents[j], Extent::Chunk { .. }))
+            .map(|j| self.starts[j].max(offset))
+    }
+
+    /// SEEK_HOLE: the first offset at or after `offset` inside a hole (the
+    /// end of the file counts as one), if `offset` is inside the file.
+    pub fn seek_hole(&self, offset: u64) -> Option<u64> {
+        if offset >= self.size {
+            return None;
+        }
+        let i = self.extent_at(offset);
+        let hole =
+            (i..self.extents.len()).find(|&j| matches!(self.extents[j], Extent::Hole { .. }));
+        Some(hole.map_or(self.size, |j| self.starts[j].max(offset)))
     }
 
     /// The chunks that follow the byte at `offset`, up to `n`, for read-ahead.
@@ -219,6 +265,34 @@ impl FileReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seek_data_and_hole() {
+        let id = BlobId([1; 32]);
+        let extents = vec![
+            Extent::Hole { len: 100 },
+            Extent::Chunk { id, len: 50 },
+            Extent::Hole { len: 30 },
+        ];
+        let mut starts = Vec::new();
+        let mut pos = 0;
+        for e in &extents {
+            starts.push(pos);
+            pos += e.len();
+        }
+        let r = FileReader {
+            extents,
+            starts,
+            size: pos,
+        };
+        assert_eq!(r.seek_data(0), Some(100));
+        assert_eq!(r.seek_data(120), Some(120));
+        assert_eq!(r.seek_data(160), None);
+        assert_eq!(r.seek_hole(0), Some(0));
+        assert_eq!(r.seek_hole(100), Some(150));
+        assert_eq!(r.seek_hole(170), Some(170));
+        assert_eq!(r.seek_hole(180), None);
+    }
 
     #[test]
     fn lru_evicts_least_recently_used_within_budget() {

@@ -131,7 +131,7 @@ pub fn check(
             }
         };
         report.snapshots += 1;
-        let bad = walker.tree(&snap.tree);
+        let bad = walker.tree(&snap.tree, 0);
         let time = snap.local().format("%Y-%m-%d %H:%M:%S").to_string();
         for (path, reason) in bad.iter() {
             report.damaged_files.push(DamagedFile {
@@ -207,9 +207,14 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     /// Walks a tree; returns the damaged paths below it, relative to it.
-    fn tree(&mut self, id: &BlobId) -> Rc<Vec<(String, String)>> {
+    fn tree(&mut self, id: &BlobId, depth: usize) -> Rc<Vec<(String, String)>> {
         if let Some(bad) = self.trees.get(id) {
             return bad.clone();
+        }
+        if depth >= crate::tree::MAX_DEPTH {
+            self.errors
+                .push(format!("tree {}: folders nested too deep", id.short()));
+            return Rc::new(vec![(String::new(), "folders nested too deep".into())]);
         }
         let mut bad = Vec::new();
         match self
@@ -225,7 +230,7 @@ impl Walker<'_> {
                     let name = String::from_utf8_lossy(&node.name).into_owned();
                     match &node.payload {
                         Payload::Dir(sub) => {
-                            for (p, why) in self.tree(sub).iter() {
+                            for (p, why) in self.tree(sub, depth + 1).iter() {
                                 let path = if p.is_empty() {
                                     name.clone()
                                 } else {

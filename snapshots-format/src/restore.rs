@@ -64,6 +64,14 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreSummary> {
+    // Check the path before creating anything: a bad --path leaves no trace.
+    let selected = match &opts.path {
+        Some(path) => Some(repo.find_path(&snap.tree, path)?),
+        None => None,
+    };
+    // The snapshot's root metadata goes onto the target only when restore
+    // creates it: an existing folder (say /srv or /tmp) keeps its own.
+    let created = !opts.target.exists();
     std::fs::create_dir_all(&opts.target).at(&opts.target)?;
     let root = DirFd::open_root(&opts.target).at(&opts.target)?;
     let mut r = Restorer {
@@ -82,9 +90,14 @@ pub fn restore(
                 snap.summary.total_size,
             );
             r.tree(&root, &mut Vec::new(), &snap.tree)?;
+            if let (true, Some(node)) = (created, &snap.root) {
+                if let Err(e) = r.apply_dir_meta(&root, node) {
+                    r.summary.errors.push(format!("(target folder): {e}"));
+                }
+            }
         }
         Some(path) => {
-            let (tree_id, node) = repo.find_path(&snap.tree, path)?;
+            let (tree_id, node) = selected.expect("resolved above");
             let parts: Vec<Vec<u8>> = path
                 .split(|&b| b == b'/')
                 .filter(|p| !p.is_empty())
@@ -190,6 +203,13 @@ impl Restorer<'_> {
         let name = &node.name[..];
         let owner = self.owner.then_some((node.uid, node.gid));
         if node.kind == NodeKind::Dir {
+            if rel.len() >= crate::tree::MAX_DEPTH {
+                return Err(Error::corrupt(
+                    "tree",
+                    show(rel, name),
+                    "folders nested too deep",
+                ));
+            }
             let Payload::Dir(sub) = &node.payload else {
                 return Err(bad_node(node));
             };
@@ -284,6 +304,17 @@ impl Restorer<'_> {
         }
         self.count(node);
         Ok(())
+    }
+
+    /// A directory's metadata, applied after its contents (which would
+    /// change its mtime, and which a read-only mode would forbid).
+    fn apply_dir_meta(&self, dir: &DirFd, node: &Node) -> Result<()> {
+        for (k, v) in &node.xattrs {
+            dir.set_xattr_self(k, v).map_err(|e| xattr_err(k, e))?;
+        }
+        dir.set_owner_mode_self(self.owner.then_some((node.uid, node.gid)), node.mode)
+            .map_err(io_err)?;
+        dir.set_mtime_self(node.mtime).map_err(io_err)
     }
 
     fn count(&mut self, node: &Node) {

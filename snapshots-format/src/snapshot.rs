@@ -75,6 +75,9 @@ pub struct Snapshot {
     pub parent: Option<SnapshotId>,
     /// The root directory's tree blob.
     pub tree: BlobId,
+    /// The source directory's own metadata (mode, owner, times, xattrs),
+    /// with an empty name and `Payload::Dir(tree)`.
+    pub root: Option<crate::tree::Node>,
     /// What the run did.
     pub summary: Summary,
 }
@@ -113,6 +116,13 @@ impl Snapshot {
             None => w.u8(0),
         }
         w.raw(self.tree.as_bytes());
+        match &self.root {
+            Some(node) => {
+                w.u8(1);
+                crate::tree::encode_node(&mut w, node);
+            }
+            None => w.u8(0),
+        }
         let s = &self.summary;
         for v in [
             s.files_new,
@@ -166,6 +176,11 @@ impl Snapshot {
             _ => return Err(DecodeError::Invalid("bad parent flag")),
         };
         let tree = BlobId(r.id()?);
+        let root = match r.u8()? {
+            0 => None,
+            1 => Some(crate::tree::decode_node_named(&mut r, false)?),
+            _ => return Err(DecodeError::Invalid("bad root flag")),
+        };
         let mut v = [0u64; 14];
         for x in &mut v {
             *x = r.varint()?;
@@ -205,6 +220,7 @@ impl Snapshot {
             tags,
             parent,
             tree,
+            root,
             summary,
         })
     }
@@ -296,6 +312,21 @@ mod tests {
             tags,
             parent: Some(SnapshotId([4; 32])),
             tree: BlobId([5; 32]),
+            root: Some(crate::tree::Node {
+                name: Vec::new(),
+                kind: crate::tree::NodeKind::Dir,
+                mode: 0o750,
+                uid: 1000,
+                gid: 100,
+                mtime: Timestamp { sec: 5, nsec: 6 },
+                ctime: Timestamp { sec: 7, nsec: 8 },
+                size: 0,
+                dev: 1,
+                inode: 2,
+                nlink: 3,
+                xattrs: vec![(b"user.k".to_vec(), b"v".to_vec())],
+                payload: crate::tree::Payload::Dir(BlobId([5; 32])),
+            }),
             summary: Summary {
                 files_new: 3,
                 bytes_read: 1 << 40,

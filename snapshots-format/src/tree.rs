@@ -118,6 +118,11 @@ pub struct Tree {
     pub nodes: Vec<Node>,
 }
 
+/// Deepest directory nesting walked. Real trees stop far earlier (a path
+/// is at most 4096 bytes); a hostile repository must not be able to make a
+/// recursive walk overflow the stack.
+pub const MAX_DEPTH: usize = 4096;
+
 /// Whether a raw name may appear in a tree.
 pub fn valid_name(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
@@ -187,7 +192,8 @@ fn decode_time(r: &mut Reader<'_>) -> Result<Timestamp, DecodeError> {
     Ok(Timestamp { sec, nsec })
 }
 
-fn encode_node(w: &mut Writer, n: &Node) {
+/// Encodes one node (FORMAT.md §7.1); also used for a snapshot's root.
+pub(crate) fn encode_node(w: &mut Writer, n: &Node) {
     w.bytes(&n.name);
     w.u8(n.kind as u8);
     w.varint(u64::from(n.mode));
@@ -224,8 +230,14 @@ fn encode_node(w: &mut Writer, n: &Node) {
 }
 
 fn decode_node(r: &mut Reader<'_>) -> Result<Node, DecodeError> {
+    decode_node_named(r, true)
+}
+
+/// Decodes one node; `check_name` is false only for a snapshot's root
+/// directory, whose name is empty.
+pub(crate) fn decode_node_named(r: &mut Reader<'_>, check_name: bool) -> Result<Node, DecodeError> {
     let name = r.bytes()?.to_vec();
-    if !valid_name(&name) {
+    if check_name && !valid_name(&name) {
         return Err(DecodeError::Invalid("unsafe entry name"));
     }
     let kind = NodeKind::from_u8(r.u8()?).ok_or(DecodeError::Invalid("unknown entry type"))?;

@@ -8,6 +8,7 @@
 
 mod compare;
 mod digest;
+pub mod mount;
 mod tree;
 
 #[cfg(test)]

@@ -74,6 +74,9 @@ fn list(
     recursive: bool,
     out: &mut Vec<(String, Node)>,
 ) -> Result<()> {
+    if prefix.matches('/').count() >= snapshots_format::tree::MAX_DEPTH {
+        anyhow::bail!("{prefix}: folders nested too deep (damaged or hostile repository)");
+    }
     for n in repo.load_tree(tree)?.nodes {
         let path = if prefix.is_empty() {
             format::name(&n.name)

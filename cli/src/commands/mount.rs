@@ -34,7 +34,9 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
     Repository::read_header(path)?;
     let pass = if daemon_child {
         let mut p = Vec::new();
-        std::io::stdin().read_to_end(&mut p).context("reading the passphrase from the parent")?;
+        std::io::stdin()
+            .read_to_end(&mut p)
+            .context("reading the passphrase from the parent")?;
         p
     } else {
         crate::password::get(cli)?
@@ -49,7 +51,14 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
-    let session = coffre_fs::mount(repo, &args.mountpoint, &MountOptions { allow_other: args.allow_other, cache_bytes })?;
+    let session = coffre_fs::mount(
+        repo,
+        &args.mountpoint,
+        &MountOptions {
+            allow_other: args.allow_other,
+            cache_bytes,
+        },
+    )?;
     if !daemon_child {
         eprintln!(
             "Mounted on {}. Stop with Ctrl-C or `coffre umount {}`.",
@@ -77,8 +86,12 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
 /// mount is visible, or with the child's error.
 fn daemonize(mountpoint: &Path, pass: &[u8]) -> Result<u8> {
     let log = std::env::temp_dir().join(format!("coffre-mount-{}.log", std::process::id()));
-    let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let args: Vec<_> = std::env::args_os().skip(1).filter(|a| a != "--daemon").collect();
+    let log_file =
+        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let args: Vec<_> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--daemon")
+        .collect();
     let exe = std::env::current_exe().context("finding the coffre executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(args)
@@ -103,7 +116,11 @@ fn daemonize(mountpoint: &Path, pass: &[u8]) -> Result<u8> {
     loop {
         if coffre_fs::is_mounted(mountpoint) {
             let _ = std::fs::remove_file(&log);
-            println!("Mounted on {} (in the background, pid {}).", mountpoint.display(), child.id());
+            println!(
+                "Mounted on {} (in the background, pid {}).",
+                mountpoint.display(),
+                child.id()
+            );
             return Ok(0);
         }
         if let Some(status) = child.try_wait()? {
@@ -113,7 +130,10 @@ fn daemonize(mountpoint: &Path, pass: &[u8]) -> Result<u8> {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            bail!("the mount did not come up within 30 s; see {}", log.display());
+            bail!(
+                "the mount did not come up within 30 s; see {}",
+                log.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -128,7 +148,10 @@ fn parse_size(s: &str) -> Result<usize> {
         Some('G') => (&s[..s.len() - 1], 1 << 30),
         _ => (s, 1),
     };
-    let n: usize = num.trim().parse().with_context(|| format!("invalid size {s:?} (examples: 256M, 1G)"))?;
+    let n: usize = num
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid size {s:?} (examples: 256M, 1G)"))?;
     Ok(n.saturating_mul(mult).max(1 << 20))
 }
 

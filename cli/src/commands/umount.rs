@@ -15,7 +15,11 @@ pub fn run(args: &UmountArgs) -> Result<u8> {
     }
     let mut last = String::new();
     // Plain unmount first; a lazy one detaches a busy or stale mount.
-    for (prog, flags) in [("fusermount3", "-u"), ("fusermount3", "-uz"), ("umount", "-l")] {
+    for (prog, flags) in [
+        ("fusermount3", "-u"),
+        ("fusermount3", "-uz"),
+        ("umount", "-l"),
+    ] {
         match Command::new(prog).arg(flags).arg(mp).output() {
             Ok(out) if out.status.success() && !coffre_fs::is_mounted(mp) => {
                 println!("Unmounted {}.", mp.display());
@@ -25,5 +29,8 @@ pub fn run(args: &UmountArgs) -> Result<u8> {
             Err(e) => last = format!("{prog}: {e}"),
         }
     }
-    bail!("could not unmount {}: {last}. Close the windows and programs using it, then try again", mp.display())
+    bail!(
+        "could not unmount {}: {last}. Close the windows and programs using it, then try again",
+        mp.display()
+    )
 }
