@@ -58,6 +58,10 @@ pub struct MountArgs {
     /// Return once mounted, leaving the mount running in the background.
     #[arg(long)]
     pub daemon: bool,
+    /// Show names that are not UTF-8 as Windows-1252 text, so that a Samba
+    /// share can list them (see docs/NAS.md).
+    #[arg(long)]
+    pub windows_names: bool,
     /// Memory for decoded file chunks (e.g. 256M, 1G).
     #[arg(long, default_value = "256M")]
     pub cache_size: String,

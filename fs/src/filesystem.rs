@@ -51,6 +51,9 @@ pub struct CoffreFs {
     next_fh: AtomicU64,
     prefetch: Sender<BlobId>,
     started: SystemTime,
+    /// Per folder (tree id): the names shown instead of the raw ones, when
+    /// `--windows-names` is on and the folder has names that are not UTF-8.
+    windows_names: Option<snapshots_format::browse::Lru<Option<Vec<Vec<u8>>>>>,
 }
 
 fn ts(t: Timestamp) -> SystemTime {
@@ -80,7 +83,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl CoffreFs {
     /// A filesystem over `browser`'s repository; read-ahead requests go to `prefetch`.
-    pub fn new(browser: Arc<Browser>, prefetch: Sender<BlobId>) -> Self {
+    pub fn new(browser: Arc<Browser>, prefetch: Sender<BlobId>, windows_names: bool) -> Self {
         let fs = Self {
             browser,
             table: Mutex::new(Table::new()),
@@ -93,6 +96,7 @@ impl CoffreFs {
             next_fh: AtomicU64::new(1),
             prefetch,
             started: SystemTime::now(),
+            windows_names: windows_names.then(|| snapshots_format::browse::Lru::new(16 << 20)),
         };
         fs.refresh(true);
         fs
@@ -238,7 +242,11 @@ impl CoffreFs {
                     .browser
                     .tree(&tree_id)
                     .map_err(|e| self.io_error(&parent_inode.path, &e))?;
-                let node = tree.get(name).ok_or(Errno::ENOENT)?;
+                let node = match self.shown_names(&tree_id, &tree) {
+                    Some(shown) => shown.iter().position(|n| n == name).map(|i| &tree.nodes[i]),
+                    None => tree.get(name),
+                }
+                .ok_or(Errno::ENOENT)?;
                 let key = child_key(&parent_inode.key, name, &root_key, node.link_key());
                 (
                     key,
@@ -278,6 +286,23 @@ impl CoffreFs {
             },
             _ => Err(Errno::ENOTDIR),
         }
+    }
+
+    /// The names shown for a folder's entries, if they differ from the raw
+    /// ones (see [`crate::names`]). Inode numbers always hash the raw names.
+    fn shown_names(&self, tree_id: &BlobId, tree: &snapshots_format::tree::Tree) -> Option<Arc<Vec<Vec<u8>>>> {
+        let cache = self.windows_names.as_ref()?;
+        let computed = match cache.get(tree_id) {
+            Some(c) => c,
+            None => {
+                let raw: Vec<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
+                let names = Arc::new(crate::names::windows_names(&raw));
+                let cost = names.as_ref().as_ref().map_or(16, |v| v.iter().map(|n| n.len() + 24).sum());
+                cache.insert(*tree_id, names.clone(), cost);
+                names
+            }
+        };
+        computed.as_ref().as_ref().map(|v| Arc::new(v.clone()))
     }
 
     fn io_error(&self, path: &str, e: &Error) -> Errno {
@@ -545,15 +570,12 @@ impl Filesystem for CoffreFs {
                     Ok(t) => t,
                     Err(e) => return reply.error(self.io_error(&inode.path, &e)),
                 };
+                let shown = self.shown_names(&tree_id, &tree);
                 for (i, node) in tree.nodes.iter().enumerate().skip(skip) {
                     let key = child_key(&inode.key, &node.name, &root_key, node.link_key());
                     let n = crate::inodes::number(&key);
-                    if reply.add(
-                        INodeNo(n),
-                        i as u64 + 3,
-                        file_type(node.kind),
-                        OsStr::from_bytes(&node.name),
-                    ) {
+                    let name = shown.as_ref().map_or(&node.name, |s| &s[i]);
+                    if reply.add(INodeNo(n), i as u64 + 3, file_type(node.kind), OsStr::from_bytes(name)) {
                         break;
                     }
                 }

@@ -9,6 +9,7 @@
 pub mod filesystem;
 pub mod inodes;
 pub mod layout;
+pub mod names;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct MountOptions {
     pub allow_other: bool,
     /// Bytes of decoded chunks to keep in memory.
     pub cache_bytes: usize,
+    /// Show names that are not UTF-8 decoded as Windows-1252 (for Samba).
+    pub windows_names: bool,
 }
 
 /// Why a mount could not start.
@@ -151,7 +154,7 @@ pub fn mount(
             }
         });
     }
-    let fs = filesystem::CoffreFs::new(browser, tx);
+    let fs = filesystem::CoffreFs::new(browser, tx, opts.windows_names);
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::RO,

@@ -57,6 +57,7 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
         &MountOptions {
             allow_other: args.allow_other,
             cache_bytes,
+            windows_names: args.windows_names,
         },
     )?;
     if !daemon_child {
