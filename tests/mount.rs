@@ -349,3 +349,34 @@ fn daemon_umount_and_stale_mounts() {
     let out = run(&mut coffre.cmd([OsStr::new("mount"), tmp.path().join("nope").as_os_str()]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+/// The repository drive disappearing while mounted (here: its folder moved
+/// away): reads of data not yet cached fail with EIO, the mount neither
+/// hangs nor crashes, and works again when the drive is back.
+#[test]
+fn vanished_drive_gives_eio_not_a_hang() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..4 {
+        let data: Vec<u8> = (0..3_000_000u32).map(|j| (j.wrapping_mul(2654435761 + i) >> 11) as u8).collect();
+        std::fs::write(src.join(format!("f{i}.bin")), data).unwrap();
+    }
+    let coffre = Coffre::new(tmp.path().join("repo"));
+    coffre.init();
+    coffre.snapshot(&src);
+    let m = Mounted::start(&coffre, &tmp.path().join("mnt"), &[]);
+    let names = folders(&m.path.join("latest"));
+    assert_eq!(names.len(), 4);
+    let gone = tmp.path().join("repo-unplugged");
+    std::fs::rename(&coffre.repo, &gone).unwrap();
+    let started = Instant::now();
+    let err = std::fs::read(m.path.join("latest/f3.bin")).expect_err("read from a vanished drive succeeded");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Still answering.
+    assert_eq!(folders(&m.path.join("latest")).len(), 4);
+    std::fs::rename(&gone, &coffre.repo).unwrap();
+    assert_eq!(std::fs::read(m.path.join("latest/f3.bin")).unwrap(), std::fs::read(src.join("f3.bin")).unwrap());
+    m.stop();
+}
