@@ -359,7 +359,9 @@ fn vanished_drive_gives_eio_not_a_hang() {
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     for i in 0..4 {
-        let data: Vec<u8> = (0..3_000_000u32).map(|j| (j.wrapping_mul(2654435761 + i) >> 11) as u8).collect();
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|j| (j.wrapping_mul(2654435761 + i) >> 11) as u8)
+            .collect();
         std::fs::write(src.join(format!("f{i}.bin")), data).unwrap();
     }
     let coffre = Coffre::new(tmp.path().join("repo"));
@@ -371,12 +373,16 @@ fn vanished_drive_gives_eio_not_a_hang() {
     let gone = tmp.path().join("repo-unplugged");
     std::fs::rename(&coffre.repo, &gone).unwrap();
     let started = Instant::now();
-    let err = std::fs::read(m.path.join("latest/f3.bin")).expect_err("read from a vanished drive succeeded");
+    let err = std::fs::read(m.path.join("latest/f3.bin"))
+        .expect_err("read from a vanished drive succeeded");
     assert_eq!(err.raw_os_error(), Some(libc::EIO));
     assert!(started.elapsed() < Duration::from_secs(10));
     // Still answering.
     assert_eq!(folders(&m.path.join("latest")).len(), 4);
     std::fs::rename(&gone, &coffre.repo).unwrap();
-    assert_eq!(std::fs::read(m.path.join("latest/f3.bin")).unwrap(), std::fs::read(src.join("f3.bin")).unwrap());
+    assert_eq!(
+        std::fs::read(m.path.join("latest/f3.bin")).unwrap(),
+        std::fs::read(src.join("f3.bin")).unwrap()
+    );
     m.stop();
 }

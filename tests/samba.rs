@@ -83,7 +83,11 @@ fn samba_serves_the_dated_folders() {
     coffre.init();
     pharmagen_init(&src, 4);
     coffre.snapshot(&src);
-    let mnt = Mounted::start(&coffre, &tmp.path().join("mnt"), &["--allow-other", "--windows-names"]);
+    let mnt = Mounted::start(
+        &coffre,
+        &tmp.path().join("mnt"),
+        &["--allow-other", "--windows-names"],
+    );
     let conf = smb_conf(&tmp.path().join("samba"), &mnt.path);
     let smbd = Smbd(
         Command::new("smbd")
@@ -101,24 +105,49 @@ fn samba_serves_the_dated_folders() {
         if out.status.success() {
             break String::from_utf8_lossy(&out.stdout).into_owned();
         }
-        assert!(Instant::now() < deadline, "smbd did not answer: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            Instant::now() < deadline,
+            "smbd did not answer: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let today = chrono_free_today();
-    assert!(listing.contains(&today), "no dated folder {today} in: {listing}");
+    assert!(
+        listing.contains(&today),
+        "no dated folder {today} in: {listing}"
+    );
     assert!(listing.contains("latest"), "no latest in: {listing}");
 
     let fetched = tmp.path().join("fetched.fdb");
-    let out = smbclient(&conf, &format!("get {today}\\db\\officine.fdb {}", fetched.display()));
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(std::fs::read(&fetched).unwrap() == std::fs::read(src.join("db/officine.fdb")).unwrap(), "fetched file differs");
+    let out = smbclient(
+        &conf,
+        &format!("get {today}\\db\\officine.fdb {}", fetched.display()),
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(&fetched).unwrap() == std::fs::read(src.join("db/officine.fdb")).unwrap(),
+        "fetched file differs"
+    );
 
     // The awkward names are all listed and reachable: a Windows-1252 name
     // decoded (--windows-names), `:` and `?` mapped by vfs_catia, reserved
     // or trailing-dot names mangled to 8.3 forms by Samba.
     let out = smbclient(&conf, "cd latest\\divers; ls");
     let names = String::from_utf8_lossy(&out.stdout).into_owned();
-    for want in ["Facture_été_2019.pdf", "original.txt", "rapport", "Lisez-moi.txt", "LISEZ-MOI.TXT", "secret.key"] {
+    for want in [
+        "Facture_été_2019.pdf",
+        "original.txt",
+        "rapport",
+        "Lisez-moi.txt",
+        "LISEZ-MOI.TXT",
+        "secret.key",
+    ] {
         assert!(names.contains(want), "{want} not listed: {names}");
     }
     let mangled_con = names
@@ -132,14 +161,36 @@ fn samba_serves_the_dated_folders() {
         .unwrap_or_else(|| panic!("CON.txt not listed under a mangled name: {names}"))
         .to_string();
     let got = tmp.path().join("con.txt");
-    let out = smbclient(&conf, &format!("get latest\\divers\\{mangled_con} {}", got.display()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(src.join("divers/CON.txt")).unwrap());
+    let out = smbclient(
+        &conf,
+        &format!("get latest\\divers\\{mangled_con} {}", got.display()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read(&got).unwrap(),
+        std::fs::read(src.join("divers/CON.txt")).unwrap()
+    );
     let got = tmp.path().join("facture.pdf");
-    let out = smbclient(&conf, &format!("get latest\\divers\\Facture_été_2019.pdf {}", got.display()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let raw_name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"divers/Facture_\xe9t\xe9_2019.pdf");
-    assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(src.join(raw_name)).unwrap());
+    let out = smbclient(
+        &conf,
+        &format!("get latest\\divers\\Facture_été_2019.pdf {}", got.display()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let raw_name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+        b"divers/Facture_\xe9t\xe9_2019.pdf",
+    );
+    assert_eq!(
+        std::fs::read(&got).unwrap(),
+        std::fs::read(src.join(raw_name)).unwrap()
+    );
     drop(smbd);
     mnt.stop();
 }

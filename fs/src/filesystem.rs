@@ -290,14 +290,21 @@ impl CoffreFs {
 
     /// The names shown for a folder's entries, if they differ from the raw
     /// ones (see [`crate::names`]). Inode numbers always hash the raw names.
-    fn shown_names(&self, tree_id: &BlobId, tree: &snapshots_format::tree::Tree) -> Option<Arc<Vec<Vec<u8>>>> {
+    fn shown_names(
+        &self,
+        tree_id: &BlobId,
+        tree: &snapshots_format::tree::Tree,
+    ) -> Option<Arc<Vec<Vec<u8>>>> {
         let cache = self.windows_names.as_ref()?;
         let computed = match cache.get(tree_id) {
             Some(c) => c,
             None => {
                 let raw: Vec<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
                 let names = Arc::new(crate::names::windows_names(&raw));
-                let cost = names.as_ref().as_ref().map_or(16, |v| v.iter().map(|n| n.len() + 24).sum());
+                let cost = names
+                    .as_ref()
+                    .as_ref()
+                    .map_or(16, |v| v.iter().map(|n| n.len() + 24).sum());
                 cache.insert(*tree_id, names.clone(), cost);
                 names
             }
@@ -575,7 +582,12 @@ impl Filesystem for CoffreFs {
                     let key = child_key(&inode.key, &node.name, &root_key, node.link_key());
                     let n = crate::inodes::number(&key);
                     let name = shown.as_ref().map_or(&node.name, |s| &s[i]);
-                    if reply.add(INodeNo(n), i as u64 + 3, file_type(node.kind), OsStr::from_bytes(name)) {
+                    if reply.add(
+                        INodeNo(n),
+                        i as u64 + 3,
+                        file_type(node.kind),
+                        OsStr::from_bytes(name),
+                    ) {
                         break;
                     }
                 }

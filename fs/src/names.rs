@@ -9,8 +9,8 @@ use std::collections::HashSet;
 
 /// Windows-1252 characters for bytes 0x80..=0x9F ('_' where undefined).
 const CP1252_HIGH: [char; 32] = [
-    '€', '_', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '_', 'Ž', '_', '_', '‘', '’', '“', '”', '•', '–',
-    '—', '˜', '™', 'š', '›', 'œ', '_', 'ž', 'Ÿ',
+    '€', '_', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '_', 'Ž', '_', '_', '‘', '’',
+    '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '_', 'ž', 'Ÿ',
 ];
 
 /// `raw` with its invalid UTF-8 bytes decoded as Windows-1252.
@@ -34,7 +34,11 @@ pub fn windows_names(raw: &[&[u8]]) -> Option<Vec<Vec<u8>>> {
     if raw.iter().all(|n| std::str::from_utf8(n).is_ok()) {
         return None;
     }
-    let mut taken: HashSet<Vec<u8>> = raw.iter().filter(|n| std::str::from_utf8(n).is_ok()).map(|n| n.to_vec()).collect();
+    let mut taken: HashSet<Vec<u8>> = raw
+        .iter()
+        .filter(|n| std::str::from_utf8(n).is_ok())
+        .map(|n| n.to_vec())
+        .collect();
     let mut out = Vec::with_capacity(raw.len());
     for n in raw {
         if std::str::from_utf8(n).is_ok() {
@@ -61,13 +65,21 @@ mod tests {
 
     #[test]
     fn latin_names_become_readable_and_unique() {
-        assert_eq!(decode_lossless_enough(b"Facture_\xe9t\xe9_2019.pdf"), "Facture_été_2019.pdf");
-        assert_eq!(decode_lossless_enough(b"\x80uro d\xc3\xa9j\xe0"), "€uro déjà");
+        assert_eq!(
+            decode_lossless_enough(b"Facture_\xe9t\xe9_2019.pdf"),
+            "Facture_été_2019.pdf"
+        );
+        assert_eq!(
+            decode_lossless_enough(b"\x80uro d\xc3\xa9j\xe0"),
+            "€uro déjà"
+        );
         assert_eq!(windows_names(&[b"a", b"b"]), None);
         let names = windows_names(&[b"caf\xe9.txt", "café.txt".as_bytes(), b"x"]).unwrap();
         assert_eq!(names[1], "café.txt".as_bytes());
         assert_ne!(names[0], names[1]);
-        assert!(String::from_utf8(names[0].clone()).unwrap().starts_with("café~"));
+        assert!(String::from_utf8(names[0].clone())
+            .unwrap()
+            .starts_with("café~"));
         assert!(names[0].ends_with(b".txt"));
     }
 }

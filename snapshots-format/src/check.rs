@@ -211,7 +211,7 @@ impl Walker<'_> {
         if let Some(bad) = self.trees.get(id) {
             return bad.clone();
         }
-        if depth >= crate::tree::MAX_DEPTH {
+        if depth > crate::tree::MAX_DEPTH {
             self.errors
                 .push(format!("tree {}: folders nested too deep", id.short()));
             return Rc::new(vec![(String::new(), "folders nested too deep".into())]);

@@ -53,7 +53,7 @@ pub const INLINE_MAX: usize = 32;
 const PIECE_MIN: usize = 16;
 const PIECE_MAX: usize = 256;
 /// A piece ends after a chunk whose id's first byte is below this: about one
-/// chunk in 64, which makes pieces of ~64 extents (~2.6 KiB) on average.
+/// chunk in 64, which with the minimum of 16 makes pieces of ~78 extents (~3 KiB) on average.
 const PIECE_CUT_BELOW: u8 = 4;
 
 /// Cuts a long extent list into pieces. The cut points depend only on the

@@ -21,10 +21,10 @@ pub enum Error {
     #[error("{0} already holds a repository or other files")]
     AlreadyExists(PathBuf),
     /// The repository was written by a newer Coffre.
-    #[error(
-        "repository format version {found} is newer than this Coffre supports (up to {supported})"
-    )]
+    #[error("{what} version {found} is newer than this Coffre supports (up to {supported})")]
     UnsupportedVersion {
+        /// What carries the version ("repository format", "pack", "key file", "index").
+        what: &'static str,
         /// Version found in the header.
         found: u32,
         /// Highest version this build reads.

@@ -57,6 +57,7 @@ impl Header {
         // layout is refused as "newer", not as "damaged".
         if version > FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
+                what: "repository format",
                 found: version,
                 supported: FORMAT_VERSION,
             });

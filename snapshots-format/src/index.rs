@@ -84,6 +84,7 @@ impl Index {
         };
         if let Some(v) = version.filter(|v| *v > INDEX_VERSION) {
             return Err(Error::UnsupportedVersion {
+                what: "index",
                 found: v as u32,
                 supported: INDEX_VERSION as u32,
             });
@@ -264,6 +265,7 @@ fn open_location(keys: &Keys, id: &BlobId, sealed: &[u8]) -> Result<(BlobKind, u
         .ok_or_else(|| bad("bad kind"))?;
     let offset = r.u32_le().map_err(|_| bad("truncated"))?;
     let length = r.u32_le().map_err(|_| bad("truncated"))?;
+    r.finish().map_err(|_| bad("trailing bytes"))?;
     Ok((kind, offset, length))
 }
 

@@ -130,8 +130,12 @@ impl KeyFile {
             return Err(bad("not a key file"));
         }
         let version = r.u32_le().map_err(|_| bad("too short"))?;
+        if version == 0 {
+            return Err(bad("version 0"));
+        }
         if version > KEYFILE_VERSION {
             return Err(Error::UnsupportedVersion {
+                what: "key file",
                 found: version,
                 supported: KEYFILE_VERSION,
             });

@@ -110,8 +110,12 @@ pub fn locate_trailer(
         return Err(bad("bad magic"));
     }
     let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    if version == 0 {
+        return Err(bad("version 0"));
+    }
     if version > PACK_VERSION {
         return Err(Error::UnsupportedVersion {
+            what: "pack",
             found: version,
             supported: PACK_VERSION,
         });

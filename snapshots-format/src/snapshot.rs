@@ -178,7 +178,20 @@ impl Snapshot {
         let tree = BlobId(r.id()?);
         let root = match r.u8()? {
             0 => None,
-            1 => Some(crate::tree::decode_node_named(&mut r, false)?),
+            1 => {
+                let node = crate::tree::decode_node_named(&mut r, false)?;
+                // The root is the source folder itself: nameless, a folder,
+                // and pointing at the record's own tree.
+                if !node.name.is_empty()
+                    || node.kind != crate::tree::NodeKind::Dir
+                    || node.payload != crate::tree::Payload::Dir(tree)
+                {
+                    return Err(DecodeError::Invalid(
+                        "root entry does not describe the root folder",
+                    ));
+                }
+                Some(node)
+            }
             _ => return Err(DecodeError::Invalid("bad root flag")),
         };
         let mut v = [0u64; 14];

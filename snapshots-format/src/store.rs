@@ -177,6 +177,9 @@ impl Store {
     pub fn list_packs(&self) -> Result<Vec<(PackId, u64)>> {
         let mut out = Vec::new();
         let data = self.data_dir();
+        if !data.exists() {
+            return Ok(out);
+        }
         for sub in fs::read_dir(&data).at(&data)? {
             let sub = sub.at(&data)?.path();
             if !sub.is_dir() {
@@ -199,6 +202,11 @@ impl Store {
     pub fn list_snapshots(&self) -> Result<Vec<SnapshotId>> {
         let dir = self.snapshots_dir();
         let mut out = Vec::new();
+        // A folder dropped by a copy tool (empty folders are easily lost)
+        // holds nothing: no error.
+        if !dir.exists() {
+            return Ok(out);
+        }
         for entry in fs::read_dir(&dir).at(&dir)? {
             let entry = entry.at(&dir)?;
             let name = entry.file_name();
