@@ -65,7 +65,7 @@ fn smb_conf(dir: &Path, share: &Path) -> std::path::PathBuf {
 
 fn smbclient(conf: &Path, command: &str) -> std::process::Output {
     Command::new("smbclient")
-        .arg(format!("//127.0.0.1/coffre"))
+        .arg("//127.0.0.1/coffre")
         .args(["-p", &PORT.to_string(), "-N", "-s"])
         .arg(conf)
         .args(["-c", command])
