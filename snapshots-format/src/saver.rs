@@ -184,17 +184,26 @@ impl<'r> Saver<'r> {
             // Finishing (fsync) outside the lock lets the other worker go on
             // packing into a fresh pack meanwhile.
             drop(packer);
-            finish_pack(self.repo, full)?;
+            let ids = finish_pack(self.repo, full)?;
+            // Now in the index: forget them here, so that this set holds
+            // only what sits in open packs and memory does not grow with
+            // the size of the source.
+            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            for id in ids {
+                queued.remove(&id);
+            }
         }
         Ok(())
     }
 }
 
-fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<()> {
+/// Seals, syncs and indexes a pack; returns the ids it holds.
+fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<Vec<BlobId>> {
     if writer.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let done = writer.finish(repo.keys(), repo.store())?;
     repo.index()
-        .add_pack(repo.keys(), &done.id, done.size, &done.entries)
+        .add_pack(repo.keys(), &done.id, done.size, &done.entries)?;
+    Ok(done.entries.iter().map(|e| e.id).collect())
 }

@@ -1,0 +1,101 @@
+//! Incremental snapshots through the library: an unchanged tree is not read
+//! again, and a one-page change in a large file stores a page and a piece of
+//! its chunk list, not the whole list.
+
+use std::os::unix::fs::FileExt;
+
+use snapshots_format::backup::{take_snapshot, SnapshotOptions};
+use snapshots_format::keyfile::KdfParams;
+use snapshots_format::progress::NoProgress;
+use snapshots_format::Repository;
+
+const CHEAP: KdfParams = KdfParams {
+    memory_kib: 64,
+    iterations: 1,
+    parallelism: 1,
+};
+
+fn opts(src: &std::path::Path) -> SnapshotOptions {
+    SnapshotOptions {
+        source: src.to_path_buf(),
+        label: Some("t".into()),
+        tags: vec![],
+        time: None,
+    }
+}
+
+fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A second snapshot of an unchanged tree reads no file contents and adds
+/// no blob: every file and directory is recognised as unchanged.
+#[test]
+fn unchanged_tree_is_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("a/b")).unwrap();
+    for i in 0..50 {
+        std::fs::write(
+            src.join(format!("a/b/f{i}")),
+            pseudo_random(10_000 + i * 977, i as u64),
+        )
+        .unwrap();
+    }
+    std::fs::write(src.join("big"), pseudo_random(3 << 20, 7)).unwrap();
+    let repo = Repository::init(&dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    let (_, first) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    assert!(first.summary.bytes_read > 3 << 20);
+    let (_, second) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    let s = &second.summary;
+    assert_eq!(s.bytes_read, 0, "an unchanged tree was read again");
+    assert_eq!(s.blobs_added, 0);
+    assert_eq!(
+        (s.files_new, s.files_changed, s.files_unchanged),
+        (0, 0, 51)
+    );
+    assert_eq!(s.dirs_changed + s.dirs_new, 0);
+    assert_eq!(second.tree, first.tree);
+}
+
+/// A 1-page change in a large file adds one page and about one chunk-list
+/// piece: far less than the file's whole chunk list.
+#[test]
+fn one_page_change_stores_far_less_than_the_chunk_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // 64 MiB of 8 KiB pages: 8192 pages, a chunk list of ~330 KiB.
+    let db = src.join("officine.fdb");
+    std::fs::write(&db, pseudo_random(64 << 20, 3)).unwrap();
+    let repo = Repository::init(&dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    let list_size = (64 << 20) / 8192 * 40;
+
+    let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    f.write_all_at(&pseudo_random(8192, 99), 4000 * 8192)
+        .unwrap();
+    drop(f);
+    let (_, next) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    let s = &next.summary;
+    assert_eq!(s.files_changed, 1);
+    // One page, a chunk-list piece or two, the file's tree: a few KiB.
+    assert!(
+        s.bytes_added < 8192 + 3 * 256 * 40 + 4096,
+        "added {} bytes",
+        s.bytes_added
+    );
+    assert!(
+        s.bytes_added * 20 < list_size as u64,
+        "added {} of a {list_size}-byte list",
+        s.bytes_added
+    );
+}
