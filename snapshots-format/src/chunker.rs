@@ -45,7 +45,7 @@ pub enum Cutting {
 
 /// Chooses the cutting for a file of `size` bytes whose first bytes are `head`.
 pub fn choose(size: u64, head: &[u8]) -> Cutting {
-    if size < PAGED_MIN_SIZE || size % PAGED_MULTIPLE != 0 {
+    if size < PAGED_MIN_SIZE || !size.is_multiple_of(PAGED_MULTIPLE) {
         return Cutting::ContentDefined;
     }
     // An SQLite database states its page size (big-endian u16 at offset 16,
