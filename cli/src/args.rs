@@ -20,6 +20,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// How long to wait for another Coffre process using the repository
+    /// (e.g. 30s, 10m) before giving up and naming it.
+    #[arg(long, global = true, default_value = "60s")]
+    pub lock_wait: String,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,6 +50,93 @@ pub enum Command {
     Mount(MountArgs),
     /// Unmount a folder mounted by `coffre mount` (also clears a stale mount).
     Umount(UmountArgs),
+    /// Remove snapshots, by retention policy or by name; --prune frees the space.
+    Forget(ForgetArgs),
+    /// Free the space of data no snapshot uses any more.
+    Prune(PruneArgs),
+    /// Save or show the retention policy kept in the repository.
+    Policy(PolicyArgs),
+    /// Remove locks left by crashed processes (or all locks, with --all).
+    Unlock(UnlockArgs),
+}
+
+/// The keep-* rules.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Rules {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N weeks (ISO, Monday to Sunday).
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot newer than this, counted back from the newest (e.g. 14d, 2w, 1y6m).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+}
+
+/// `coffre forget`.
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Snapshots to remove (id prefix, date, latest); without them, the policy decides.
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub rules: Rules,
+    /// Only snapshots with this label.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Show what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Then prune: free the space of the removed snapshots.
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: repack packs whose unused share exceeds this (e.g. 5%).
+    #[arg(long, default_value = "5%")]
+    pub max_unused: String,
+}
+
+/// `coffre prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Show what would be freed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Repack packs whose unused share exceeds this (e.g. 5%).
+    #[arg(long, default_value = "5%")]
+    pub max_unused: String,
+}
+
+/// `coffre policy`.
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub action: PolicyAction,
+}
+
+/// `coffre policy set|show`.
+#[derive(Subcommand, Debug)]
+pub enum PolicyAction {
+    /// Save the retention policy in the repository (used by `forget` without rules).
+    Set(Rules),
+    /// Show the saved retention policy.
+    Show,
+}
+
+/// `coffre unlock`.
+#[derive(Args, Debug)]
+pub struct UnlockArgs {
+    /// Remove every lock, even those of processes that may still run elsewhere.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `coffre mount`.

@@ -45,6 +45,7 @@ fn explain(err: &anyhow::Error) -> String {
             "An input/output error: the drive may be failing or was unplugged. Check the drive and run `coffre check`."
         }
         Error::Io { source, .. } if source.raw_os_error() == Some(libc::EACCES) => "Permission denied: run as a user that can access the repository.",
+        Error::Locked(_) => "Try again when it has finished (or give a longer --lock-wait). If that process crashed on another machine, run `coffre unlock --all`.",
         Error::Io { .. } | Error::Restore(_) | Error::Interrupted => "",
     };
     if hint.is_empty() {

@@ -34,6 +34,10 @@ pub enum ObjectKind {
     Snapshot = 0x04,
     /// A blob location in the index; the context is the blob id.
     Location = 0x05,
+    /// A lock file's description of its holder; the context is the file name.
+    Lock = 0x06,
+    /// The saved retention policy.
+    Policy = 0x07,
 }
 
 /// Sealing failed to authenticate: wrong key, or the bytes were changed.

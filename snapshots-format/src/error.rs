@@ -85,6 +85,9 @@ pub enum Error {
     /// A restore target problem (existing file without overwrite, unsafe entry...).
     #[error("{0}")]
     Restore(String),
+    /// Another process holds a conflicting lock.
+    #[error("the repository is in use by {0}")]
+    Locked(String),
     /// The operation was interrupted on request.
     #[error("interrupted")]
     Interrupted,

@@ -38,6 +38,21 @@ pub struct Location {
     pub length: u32,
 }
 
+/// How one pack is used, for prune.
+#[derive(Debug)]
+pub struct PackUsage {
+    /// The pack.
+    pub pack: PackId,
+    /// Its size.
+    pub size: u64,
+    /// Its blobs still referenced.
+    pub used: Vec<PackEntry>,
+    /// Number of blobs no snapshot references.
+    pub unused: u64,
+    /// Their sealed bytes.
+    pub unused_bytes: u64,
+}
+
 /// The open index database.
 pub struct Index {
     conn: Mutex<Connection>,
@@ -199,6 +214,140 @@ impl Index {
             out.extend(BlobId::from_slice(&row?));
         }
         Ok(out)
+    }
+
+    /// Starts a mark phase: an empty temporary set of used blob ids, filled
+    /// inside one transaction (the set lives in SQLite's temporary storage,
+    /// on disk when large, so marking years of snapshots stays small in memory).
+    pub fn used_begin(&self) -> Result<()> {
+        self.conn().execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS used (id BLOB PRIMARY KEY) WITHOUT ROWID;
+             DELETE FROM temp.used;
+             BEGIN;",
+        )?;
+        Ok(())
+    }
+
+    /// Marks a blob used; true if it was not marked yet.
+    pub fn used_insert(&self, id: &BlobId) -> Result<bool> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO temp.used(id) VALUES (?1)")?;
+        Ok(stmt.execute([&id.0[..]])? == 1)
+    }
+
+    /// Ends the mark phase's transaction.
+    pub fn used_end(&self) -> Result<()> {
+        self.conn().execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    /// Abandons a mark phase (on error).
+    pub fn used_abort(&self) {
+        let _ = self.conn().execute_batch("ROLLBACK");
+    }
+
+    /// How many used blobs the index does not know.
+    pub fn used_missing(&self) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM temp.used u WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.blob_id = u.id)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Every indexed pack with its blobs and whether each is marked used,
+    /// one pack at a time (rows are streamed, not loaded whole).
+    pub fn for_each_pack_usage(
+        &self,
+        keys: &Keys,
+        mut f: impl FnMut(PackUsage) -> Result<()>,
+    ) -> Result<()> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT p.pack_id, p.size, b.blob_id, b.loc, u.id IS NOT NULL
+             FROM packs p LEFT JOIN blobs b ON b.pack_no = p.pack_no LEFT JOIN temp.used u ON u.id = b.blob_id
+             ORDER BY p.pack_no",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut current: Option<PackUsage> = None;
+        while let Some(row) = rows.next()? {
+            let pack: Vec<u8> = row.get(0)?;
+            let pack = PackId::from_slice(&pack)
+                .ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
+            if current.as_ref().is_some_and(|c| c.pack != pack) {
+                f(current.take().expect("checked above"))?;
+            }
+            let usage = current.get_or_insert_with(|| PackUsage {
+                pack,
+                size: 0,
+                used: Vec::new(),
+                unused: 0,
+                unused_bytes: 0,
+            });
+            usage.size = row.get::<_, i64>(1)? as u64;
+            let Some(blob) = row.get::<_, Option<Vec<u8>>>(2)? else {
+                continue;
+            };
+            let id = BlobId::from_slice(&blob)
+                .ok_or_else(|| Error::corrupt("index", "blobs", "bad blob id"))?;
+            let loc: Vec<u8> = row.get(3)?;
+            let (kind, offset, length) = open_location(keys, &id, &loc)?;
+            if row.get::<_, bool>(4)? {
+                usage.used.push(PackEntry {
+                    id,
+                    kind,
+                    offset,
+                    length,
+                });
+            } else {
+                usage.unused += 1;
+                usage.unused_bytes += u64::from(length);
+            }
+        }
+        if let Some(c) = current {
+            f(c)?;
+        }
+        Ok(())
+    }
+
+    /// Prune's commit: records the new packs (their blobs now point there)
+    /// and forgets the dropped packs and whatever blobs still point at them,
+    /// in one transaction.
+    pub fn replace_packs(
+        &self,
+        keys: &Keys,
+        new: &[(PackId, u64, &[PackEntry])],
+        dropped: &[PackId],
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (pack, size, entries) in new {
+            tx.execute(
+                "INSERT OR IGNORE INTO packs(pack_id, size) VALUES (?1, ?2)",
+                params![&pack.0[..], *size as i64],
+            )?;
+            let pack_no: i64 = tx.query_row(
+                "SELECT pack_no FROM packs WHERE pack_id = ?1",
+                [&pack.0[..]],
+                |r| r.get(0),
+            )?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO blobs(blob_id, pack_no, loc) VALUES (?1, ?2, ?3)",
+            )?;
+            for e in entries.iter() {
+                stmt.execute(params![&e.id.0[..], pack_no, seal_location(keys, e)])?;
+            }
+        }
+        for pack in dropped {
+            tx.execute(
+                "DELETE FROM blobs WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?1)",
+                [&pack.0[..]],
+            )?;
+            tx.execute("DELETE FROM packs WHERE pack_id = ?1", [&pack.0[..]])?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Removes the database files at `path` (the index is a cache; see `rebuild`).

@@ -23,6 +23,9 @@ use crate::tree::Tree;
 /// enough for any file-descriptor limit.
 const OPEN_PACKS: usize = 64;
 
+/// Magic opening the saved policy file.
+const POLICY_MAGIC: &[u8; 8] = b"COFFREPL";
+
 /// Snapshots with their ids, oldest first.
 pub type SnapshotList = Vec<(SnapshotId, Snapshot)>;
 
@@ -279,6 +282,39 @@ impl Repository {
         self.store
             .write_atomic(&self.store.snapshot_path(&id), &bytes)?;
         Ok(id)
+    }
+
+    /// Saves the retention policy (sealed; file `policy`).
+    pub fn save_policy(&self, policy: &crate::policy::Policy) -> Result<()> {
+        let sealed = self
+            .keys
+            .seal(crate::crypto::ObjectKind::Policy, &[], &policy.encode());
+        let bytes = [&POLICY_MAGIC[..], &sealed].concat();
+        self.store.write_atomic(&self.store.policy_path(), &bytes)
+    }
+
+    /// The saved retention policy, if any.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the file is damaged.
+    pub fn load_policy(&self) -> Result<Option<crate::policy::Policy>> {
+        let path = self.store.policy_path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let bad = |why: String| Error::corrupt("policy", "policy", why);
+        let sealed = bytes
+            .strip_prefix(&POLICY_MAGIC[..])
+            .ok_or_else(|| bad("bad magic".into()))?;
+        let plain = self
+            .keys
+            .open(crate::crypto::ObjectKind::Policy, &[], sealed)
+            .map_err(|_| bad("fails authentication".into()))?;
+        crate::policy::Policy::decode(&plain)
+            .map(Some)
+            .map_err(|e| bad(e.to_string()))
     }
 
     /// Finds the tree node at a slash-separated `path` below `root` (empty

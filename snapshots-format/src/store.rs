@@ -62,6 +62,16 @@ impl Store {
         self.root.join("snapshots")
     }
 
+    /// Directory of lock files.
+    pub fn locks_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    /// Path of the saved retention policy.
+    pub fn policy_path(&self) -> PathBuf {
+        self.root.join("policy")
+    }
+
     /// Directory holding the index database.
     pub fn index_dir(&self) -> PathBuf {
         self.root.join("index")
@@ -100,6 +110,7 @@ impl Store {
         }
         fs::create_dir_all(&self.root).at(&self.root)?;
         for dir in [
+            self.locks_dir(),
             self.keys_dir(),
             self.snapshots_dir(),
             self.index_dir(),
@@ -216,6 +227,28 @@ impl Store {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// Deletes a pack file (prune only) and syncs its folder.
+    pub fn delete_pack(&self, id: &PackId) -> Result<()> {
+        let path = self.pack_path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(path, e)),
+        }
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a snapshot record (forget only) and syncs its folder, so the
+    /// removal survives a power loss.
+    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        let path = self.snapshot_path(id);
+        fs::remove_file(&path).at(&path)?;
+        sync_dir(&self.snapshots_dir())
     }
 
     /// Removes files left in `tmp/` by writers that are no longer running on

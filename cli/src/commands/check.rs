@@ -10,6 +10,12 @@ use crate::progress::Bar;
 /// Checks; exit 1 on any damage.
 pub fn run(cli: &Cli, args: &CheckArgs) -> Result<u8> {
     let repo = super::open(cli)?;
+    let _lock = super::lock(
+        cli,
+        &repo,
+        snapshots_format::lock::LockKind::Shared,
+        "check",
+    )?;
     let bar = Bar::new(cli.json, "check");
     let report = check::check(
         &repo,

@@ -1,16 +1,22 @@
 //! One module per subcommand; `run` dispatches.
 
 mod check;
+mod forget;
 mod init;
 mod ls;
 mod mount;
+mod policy;
+mod prune;
 mod rebuild_index;
 mod restore;
 mod snapshot;
 mod snapshots;
 mod umount;
+mod unlock;
 
 use anyhow::{Context, Result};
+use snapshots_format::lock::{Lock, LockKind};
+use snapshots_format::tree::Timestamp;
 use snapshots_format::Repository;
 
 use crate::args::{Cli, Command};
@@ -27,6 +33,10 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::RebuildIndex => rebuild_index::run(cli),
         Command::Mount(a) => mount::run(cli, a),
         Command::Umount(a) => umount::run(a),
+        Command::Forget(a) => forget::run(cli, a),
+        Command::Prune(a) => prune::run(cli, a),
+        Command::Policy(a) => policy::run(cli, a),
+        Command::Unlock(a) => unlock::run(cli, a),
     }
 }
 
@@ -62,6 +72,84 @@ pub fn snapshots(
         eprintln!("warning: {e}; run `coffre check`");
     }
     Ok(all)
+}
+
+/// Takes a repository lock, telling the user whom it waits for.
+pub fn lock(cli: &Cli, repo: &Repository, kind: LockKind, command: &str) -> Result<Lock> {
+    let wait = parse_duration(&cli.lock_wait)?;
+    let quiet = cli.json;
+    Ok(snapshots_format::lock::acquire(
+        repo,
+        kind,
+        command,
+        wait,
+        &|h| {
+            if !quiet {
+                eprintln!(
+                    "Waiting for {} to finish (up to {})...",
+                    h.describe(),
+                    cli.lock_wait
+                );
+            }
+        },
+    )?)
+}
+
+/// "30s", "10m", "2h", "45" (seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("invalid duration {s:?} (examples: 30s, 10m, 2h)"))?;
+    let secs = match unit {
+        's' => n,
+        'm' => n * 60,
+        'h' => n * 3600,
+        _ => anyhow::bail!("invalid duration {s:?} (examples: 30s, 10m, 2h)"),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// "5%" or "0.05" -> 0.05.
+pub fn parse_share(s: &str) -> Result<f64> {
+    let t = s.trim();
+    let v: f64 = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .with_context(|| format!("invalid share {s:?} (examples: 5%, 0.1)"))?;
+    if !(0.0..=1.0).contains(&v) {
+        anyhow::bail!("{s:?} is not between 0% and 100%");
+    }
+    Ok(v)
+}
+
+/// The current time, or `COFFRE_FAKE_NOW` (Unix seconds or RFC 3339) for
+/// tests that simulate days; documented as test-only.
+pub fn now() -> Result<Timestamp> {
+    if let Some(v) = std::env::var_os("COFFRE_FAKE_NOW") {
+        let v = v.to_string_lossy();
+        if let Ok(sec) = v.parse::<i64>() {
+            return Ok(Timestamp { sec, nsec: 0 });
+        }
+        let t = chrono::DateTime::parse_from_rfc3339(&v)
+            .with_context(|| format!("COFFRE_FAKE_NOW={v} is not a time"))?;
+        return Ok(Timestamp {
+            sec: t.timestamp(),
+            nsec: t.timestamp_subsec_nanos(),
+        });
+    }
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(Timestamp {
+        sec: d.as_secs() as i64,
+        nsec: d.subsec_nanos(),
+    })
 }
 
 /// Prints a value as pretty JSON on stdout.

@@ -47,6 +47,8 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
         drop(repo);
         return daemonize(&args.mountpoint, &pass);
     }
+    // Registered so that prune can say a mount is active; never waited for.
+    let _lock = super::lock(cli, &repo, snapshots_format::lock::LockKind::Mount, "mount")?;
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };

@@ -12,10 +12,21 @@ pub fn run(cli: &Cli) -> Result<u8> {
     let path = super::repo_path(cli)?;
     Repository::read_header(path)?;
     let pass = crate::password::get(cli)?;
+    // Lock before replacing the index: nobody may read or add meanwhile.
+    let repo = Repository::open(path, &pass)
+        .or_else(|_| Repository::open_with_fresh_index(path, &pass))?;
+    let lock = super::lock(
+        cli,
+        &repo,
+        snapshots_format::lock::LockKind::Exclusive,
+        "rebuild-index",
+    )?;
+    drop(repo);
     let repo = Repository::open_with_fresh_index(path, &pass)?;
     let bar = Bar::new(cli.json, "rebuild-index");
     let report = rebuild::rebuild_index(&repo, &bar)?;
     bar.finish();
+    drop(lock);
     if cli.json {
         super::print_json(&report)?;
     } else {

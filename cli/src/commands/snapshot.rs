@@ -17,12 +17,19 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
         );
     }
     let repo = super::open(cli)?;
+    let _lock = super::lock(
+        cli,
+        &repo,
+        snapshots_format::lock::LockKind::Shared,
+        "snapshot",
+    )?;
     let bar = Bar::new(cli.json, "snapshot");
+    let fake = std::env::var_os("COFFRE_FAKE_NOW").is_some();
     let opts = SnapshotOptions {
         source: args.source.clone(),
         label: args.label.clone(),
         tags: args.tags.clone(),
-        time: None,
+        time: if fake { Some(super::now()?) } else { None },
     };
     let (id, snap) = std::thread::scope(|s| {
         // Counting the source runs beside the snapshot so that the bar gets

@@ -1,0 +1,160 @@
+//! `coffre forget`: remove snapshots named on the command line, or those
+//! the retention policy (given, or saved in the repository) does not keep;
+//! `--prune` then frees their space.
+
+use anyhow::{bail, Result};
+use snapshots_format::lock::LockKind;
+use snapshots_format::policy;
+use snapshots_format::snapshot;
+
+use crate::args::{Cli, ForgetArgs};
+
+/// Forgets, under the exclusive lock (none for --dry-run).
+pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
+    let repo = super::open(cli)?;
+    let all = super::snapshots(&repo)?;
+    let rules = super::policy::from_rules(&args.rules)?;
+    let in_scope: Vec<_> = all
+        .iter()
+        .filter(|(_, s)| args.label.as_ref().is_none_or(|l| &s.label == l))
+        .cloned()
+        .collect();
+
+    // (id, keep, reasons) for every snapshot in scope.
+    let decisions: Vec<(snapshots_format::SnapshotId, bool, Vec<String>)> = if !args
+        .snapshots
+        .is_empty()
+    {
+        if !rules.is_empty() {
+            bail!("give either snapshots to remove or --keep-* rules, not both");
+        }
+        let mut named = Vec::new();
+        for spec in &args.snapshots {
+            named.push(snapshot::resolve(&in_scope, spec)?.0);
+        }
+        in_scope
+            .iter()
+            .map(|(id, _)| {
+                let remove = named.contains(id);
+                (
+                    *id,
+                    !remove,
+                    if remove {
+                        vec!["named".to_string()]
+                    } else {
+                        Vec::new()
+                    },
+                )
+            })
+            .collect()
+    } else {
+        let policy = if rules.is_empty() {
+            match repo.load_policy()? {
+                Some(p) => p,
+                None => bail!(
+                    "no --keep-* rule given and no policy saved: nothing would be kept, so nothing is done. Give rules (e.g. --keep-daily 7 --keep-weekly 5 --keep-monthly 12) or save them with `coffre policy set`"
+                ),
+            }
+        } else {
+            rules
+        };
+        let now = super::now()?;
+        let now = chrono::TimeZone::timestamp_opt(&chrono::Local, now.sec, now.nsec)
+            .single()
+            .unwrap_or_else(chrono::Local::now);
+        policy::apply(&policy, &in_scope, now)?
+            .into_iter()
+            .map(|d| {
+                (
+                    d.id,
+                    d.keep,
+                    d.reasons.iter().map(|r| r.to_string()).collect(),
+                )
+            })
+            .collect()
+    };
+
+    let removed: Vec<_> = decisions.iter().filter(|d| !d.1).map(|d| d.0).collect();
+    if cli.json && !args.prune {
+        print_json(&all, &decisions, args.dry_run)?;
+    } else if !cli.json {
+        print_table(&all, &decisions, args.dry_run);
+    }
+    if args.dry_run {
+        return Ok(0);
+    }
+    let _lock = super::lock(cli, &repo, LockKind::Exclusive, "forget")?;
+    for id in &removed {
+        repo.store().delete_snapshot(id)?;
+    }
+    if args.prune {
+        drop(_lock);
+        let report = super::prune::run_on(cli, &repo, false, &args.max_unused)?;
+        if cli.json {
+            print_json(&all, &decisions, false)?;
+        }
+        super::prune::print(cli, &report, false)?;
+    }
+    Ok(0)
+}
+
+fn print_table(
+    all: &[(
+        snapshots_format::SnapshotId,
+        snapshots_format::snapshot::Snapshot,
+    )],
+    decisions: &[(snapshots_format::SnapshotId, bool, Vec<String>)],
+    dry_run: bool,
+) {
+    let time = |id: &snapshots_format::SnapshotId| {
+        all.iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, s)| {
+                (
+                    s.local().format("%Y-%m-%d %H:%M").to_string(),
+                    s.label.clone(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    let kept: Vec<_> = decisions.iter().filter(|d| d.1).collect();
+    let gone: Vec<_> = decisions.iter().filter(|d| !d.1).collect();
+    println!("Keep {} snapshot(s):", kept.len());
+    for (id, _, reasons) in &kept {
+        let (t, label) = time(id);
+        println!("  {}  {t}  {label}  ({})", id.short(), reasons.join(", "));
+    }
+    println!(
+        "{} {} snapshot(s):",
+        if dry_run { "Would remove" } else { "Remove" },
+        gone.len()
+    );
+    for (id, _, _) in &gone {
+        let (t, label) = time(id);
+        println!("  {}  {t}  {label}", id.short());
+    }
+}
+
+fn print_json(
+    all: &[(
+        snapshots_format::SnapshotId,
+        snapshots_format::snapshot::Snapshot,
+    )],
+    decisions: &[(snapshots_format::SnapshotId, bool, Vec<String>)],
+    dry_run: bool,
+) -> Result<()> {
+    let item = |id: &snapshots_format::SnapshotId, reasons: &[String]| {
+        let s = all.iter().find(|(i, _)| i == id).map(|(_, s)| s);
+        serde_json::json!({
+            "id": id.to_hex(),
+            "time_local": s.map(|s| s.local().to_rfc3339()),
+            "label": s.map(|s| s.label.clone()),
+            "reasons": reasons,
+        })
+    };
+    super::print_json(&serde_json::json!({
+        "dry_run": dry_run,
+        "keep": decisions.iter().filter(|d| d.1).map(|d| item(&d.0, &d.2)).collect::<Vec<_>>(),
+        "remove": decisions.iter().filter(|d| !d.1).map(|d| item(&d.0, &d.2)).collect::<Vec<_>>(),
+    }))
+}

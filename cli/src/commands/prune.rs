@@ -1,0 +1,82 @@
+//! `coffre prune [--dry-run] [--max-unused 5%]`.
+
+use anyhow::Result;
+use snapshots_format::lock::LockKind;
+use snapshots_format::prune::{self, PruneOptions, PruneReport};
+
+use crate::args::{Cli, PruneArgs};
+use crate::format;
+use crate::progress::Bar;
+
+/// Prunes under the exclusive lock.
+pub fn run(cli: &Cli, args: &PruneArgs) -> Result<u8> {
+    let repo = super::open(cli)?;
+    let report = run_on(cli, &repo, args.dry_run, &args.max_unused)?;
+    print(cli, &report, args.dry_run)?;
+    Ok(0)
+}
+
+/// Prunes an open repository (also used by `forget --prune`).
+pub fn run_on(
+    cli: &Cli,
+    repo: &snapshots_format::Repository,
+    dry_run: bool,
+    max_unused: &str,
+) -> Result<PruneReport> {
+    let opts = PruneOptions {
+        dry_run,
+        max_unused: super::parse_share(max_unused)?,
+    };
+    let _lock = super::lock(cli, repo, LockKind::Exclusive, "prune")?;
+    for h in snapshots_format::lock::holders(repo)?
+        .iter()
+        .filter(|h| h.kind == LockKind::Mount)
+    {
+        if !cli.json {
+            eprintln!(
+                "note: a mount is active ({}); folders of removed snapshots disappear from it within seconds",
+                h.describe()
+            );
+        }
+    }
+    let bar = Bar::new(cli.json, "prune");
+    // Test-only hooks (tests/prune.rs): stop dead at a phase, like kill -9,
+    // or pause there so that another command meets the lock.
+    let abort_at = std::env::var("COFFRE_TEST_PRUNE_ABORT").ok();
+    let pause_at = std::env::var("COFFRE_TEST_PRUNE_PAUSE").ok();
+    let report = prune::prune(repo, opts, &bar, &|phase| {
+        if abort_at.as_deref() == Some(phase) {
+            std::process::abort();
+        }
+        if pause_at.as_deref() == Some(phase) {
+            std::thread::sleep(std::time::Duration::from_secs(4));
+        }
+    })?;
+    bar.finish();
+    Ok(report)
+}
+
+/// Prints a prune report.
+pub fn print(cli: &Cli, r: &PruneReport, dry_run: bool) -> Result<()> {
+    if cli.json {
+        return super::print_json(&serde_json::json!({ "dry_run": dry_run, "prune": r }));
+    }
+    let verb = if dry_run { "Would free" } else { "Freed" };
+    println!(
+        "{verb} {} of {} ({} packs deleted, {} repacked into {}, {} leftover files removed; {} unused blobs).",
+        format::bytes(r.bytes_freed),
+        format::bytes(r.bytes_before),
+        r.packs_deleted,
+        r.packs_repacked,
+        r.packs_written,
+        r.unindexed_removed,
+        r.blobs_removed
+    );
+    if r.bytes_unused_left > 0 {
+        println!(
+            "{} unused bytes stay in packs below the repack threshold.",
+            format::bytes(r.bytes_unused_left)
+        );
+    }
+    Ok(())
+}
