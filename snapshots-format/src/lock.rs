@@ -151,12 +151,12 @@ pub fn acquire(
         repo.store().write_atomic(&mine.file, &sealed)?;
 
         let conflict = holders(repo)?.into_iter().find(|h| {
+            // Mount locks never conflict; two shared locks do not either.
             h.file != mine.file
-                && match (kind, h.kind) {
-                    (_, LockKind::Mount) | (LockKind::Mount, _) => false,
-                    (LockKind::Shared, LockKind::Shared) => false,
-                    _ => true,
-                }
+                && !matches!(
+                    (kind, h.kind),
+                    (_, LockKind::Mount) | (LockKind::Mount, _) | (LockKind::Shared, LockKind::Shared)
+                )
         });
         let Some(holder) = conflict else {
             return Ok(mine);
