@@ -22,13 +22,15 @@
 //!   newest snapshot, not from now: backups that stopped running do not make
 //!   the rule drop everything);
 //! - a snapshot is kept if any rule keeps it, and the newest snapshot of each
-//!   group is always kept;
+//!   group is always kept (its reasons end with `newest`, whether or not
+//!   other rules keep it too);
 //! - a policy without any rule is refused ([`PolicyError::Empty`]), never
 //!   read as "remove everything".
 //!
-//! One deliberate difference with recent restic versions: restic also keeps
-//! the oldest snapshot of a group while a rule still has counts left; Coffre
-//! does not (the rule keeps exactly the newest snapshot of each bucket).
+//! Differences with restic: no `keep-hourly` nor `keep-tag`; groups are
+//! always (label, source); and recent restic versions also keep the oldest
+//! snapshot of a group while a rule still has counts left, which Coffre does
+//! not (a rule keeps exactly the newest snapshot of each of its buckets).
 //!
 //! A policy saved in the repository is encoded with [`Policy::encode`]
 //! (version byte 1, then the rules) and sealed by the caller.
@@ -1142,6 +1144,14 @@ mod tests {
         assert_eq!(reasons(&out[23]), ["daily 2026-11-24"]);
     }
 
+    /// 20:00 local time on `d`, in seconds.
+    fn evening(d: NaiveDate) -> i64 {
+        Local
+            .from_local_datetime(&d.and_hms_opt(20, 0, 0).unwrap())
+            .unwrap()
+            .timestamp()
+    }
+
     #[test]
     fn a_year_of_pharmacy_policy() {
         let _tz = paris();
@@ -1149,17 +1159,7 @@ mod tests {
         // docs/RETENTION.md).
         let start = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
         let dates: Vec<NaiveDate> = start.iter_days().take(365).collect();
-        let snaps = group(
-            &dates
-                .iter()
-                .map(|d| {
-                    Local
-                        .from_local_datetime(&d.and_hms_opt(20, 0, 0).unwrap())
-                        .unwrap()
-                        .timestamp()
-                })
-                .collect::<Vec<_>>(),
-        );
+        let snaps = group(&dates.iter().map(|d| evening(*d)).collect::<Vec<_>>());
         let p = Policy {
             keep_daily: Some(7),
             keep_weekly: Some(5),
@@ -1192,5 +1192,22 @@ mod tests {
         );
         assert_eq!(reasons(&out[333]), ["monthly 2026-11"]); // 30 November
         assert_eq!(reasons(&out[339]), ["weekly 2026-W49"]); // 6 December
+
+        // Five years, 2026-01-01 .. 2030-12-31: 25 snapshots remain, among
+        // them the last one of 2026, 2027, 2028 and 2029.
+        let dates: Vec<NaiveDate> = start.iter_days().take_while(|d| d.year() <= 2030).collect();
+        let snaps = group(&dates.iter().map(|d| evening(*d)).collect::<Vec<_>>());
+        let out = run(&p, &snaps);
+        let left: Vec<NaiveDate> = kept(&out).iter().map(|&n| dates[n]).collect();
+        assert_eq!(left.len(), 25);
+        let before_2030: Vec<String> = left
+            .iter()
+            .filter(|d| d.year() < 2030)
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(
+            before_2030,
+            ["2026-12-31", "2027-12-31", "2028-12-31", "2029-12-31"]
+        );
     }
 }

@@ -48,6 +48,16 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
             })
             .collect()
     } else {
+        let r = &args.rules;
+        let any_rule = r.keep_last.is_some()
+            || r.keep_daily.is_some()
+            || r.keep_weekly.is_some()
+            || r.keep_monthly.is_some()
+            || r.keep_yearly.is_some()
+            || r.keep_within.is_some();
+        if any_rule && rules.is_empty() {
+            bail!("these rules keep nothing (all zero); nothing is done. Give at least one rule above zero");
+        }
         let policy = if rules.is_empty() {
             match repo.load_policy()? {
                 Some(p) => p,
