@@ -71,7 +71,7 @@ fn aad(kind: BlobKind, id: &BlobId) -> [u8; 33] {
 
 /// Compresses (when worth it) and seals a blob.
 pub fn encode(keys: &Keys, kind: BlobKind, id: &BlobId, plaintext: &[u8]) -> Vec<u8> {
-    let compressed = zstd::bulk::compress(plaintext, ZSTD_LEVEL)
+    let compressed = compress(plaintext)
         .ok()
         .filter(|c| c.len() < plaintext.len());
     let mut framed = Vec::with_capacity(1 + compressed.as_ref().map_or(plaintext.len(), Vec::len));
@@ -115,7 +115,32 @@ fn decompress(payload: &[u8]) -> Option<Vec<u8>> {
     if size > MAX_BLOB_LEN as u64 {
         return None;
     }
-    zstd::bulk::decompress(payload, size as usize).ok()
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = zstd::bulk::Decompressor::new().ok();
+        }
+        d.as_mut()?.decompress(payload, size as usize).ok()
+    })
+}
+
+// One zstd context per thread, reused: creating a context costs about as
+// much as compressing a database page, and pages are most of the chunks.
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(plaintext: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        c.as_mut().expect("just created").compress(plaintext)
+    })
 }
 
 #[cfg(test)]

@@ -155,7 +155,9 @@ pub fn acquire(
             h.file != mine.file
                 && !matches!(
                     (kind, h.kind),
-                    (_, LockKind::Mount) | (LockKind::Mount, _) | (LockKind::Shared, LockKind::Shared)
+                    (_, LockKind::Mount)
+                        | (LockKind::Mount, _)
+                        | (LockKind::Shared, LockKind::Shared)
                 )
         });
         let Some(holder) = conflict else {
@@ -206,6 +208,7 @@ pub fn holders(repo: &Repository) -> Result<Vec<Holder>> {
             let pid = u32::try_from(r.varint().ok()?).ok()?;
             let command = String::from_utf8_lossy(r.bytes().ok()?).into_owned();
             let since = r.zigzag().ok()?;
+            r.finish().ok()?;
             Some((host, pid, command, since))
         });
         let (host, pid, command, since) =

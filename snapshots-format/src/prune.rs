@@ -1,5 +1,5 @@
-//! Removing data no snapshot references (DESIGN invariant 3: prune never
-//! loses a kept snapshot).
+//! Removing data no snapshot references (FORMAT.md §10.5; DESIGN invariant 3:
+//! prune never loses a kept snapshot).
 //!
 //! 1. **Mark**: walk every snapshot's trees and mark each blob they
 //!    reference (in SQLite temporary storage). Any unreadable snapshot or
@@ -156,7 +156,8 @@ pub fn prune(
     let total: u64 = repack.iter().map(|u| u.size).sum();
     progress.set_total(repack.len() as u64, total);
     let mut written = Vec::new();
-    let mut writer: Option<PackWriter> = None;
+    // Data and metadata go to separate packs, as when they were first saved.
+    let mut writers: [Option<PackWriter>; 2] = [None, None];
     for u in &repack {
         let path = repo.store().pack_path(&u.pack);
         let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
@@ -164,13 +165,14 @@ pub fn prune(
             let sealed = Store::read_at(&file, &path, u64::from(e.offset), e.length as usize)?;
             // Never carry damage forward silently.
             blob::decode(repo.keys(), e.kind, &e.id, &sealed)?;
-            let w = match &mut writer {
+            let slot = &mut writers[usize::from(e.kind.is_metadata())];
+            let w = match slot {
                 Some(w) => w,
-                None => writer.insert(PackWriter::new(repo.store())?),
+                None => slot.insert(PackWriter::new(repo.store())?),
             };
             w.add(e.id, e.kind, &sealed)?;
             if w.len() >= PACK_TARGET {
-                let full = writer.take().expect("just used");
+                let full = slot.take().expect("just used");
                 written.push(full.finish(repo.keys(), repo.store())?);
             }
         }
@@ -178,7 +180,7 @@ pub fn prune(
         drop.push(u.pack);
         report.bytes_freed += u.size;
     }
-    if let Some(w) = writer.take().filter(|w| !w.is_empty()) {
+    for w in writers.into_iter().flatten().filter(|w| !w.is_empty()) {
         written.push(w.finish(repo.keys(), repo.store())?);
     }
     report.packs_written = written.len() as u64;

@@ -284,7 +284,7 @@ impl Repository {
         Ok(id)
     }
 
-    /// Saves the retention policy (sealed; file `policy`).
+    /// Saves the retention policy (sealed; file `policy`, FORMAT.md §16).
     pub fn save_policy(&self, policy: &crate::policy::Policy) -> Result<()> {
         let sealed = self
             .keys

@@ -7,6 +7,8 @@
 //! REPO/data/<2 hex>/<64 hex>  pack files                  (pack.rs)
 //! REPO/snapshots/<64 hex>     snapshot records            (snapshot.rs)
 //! REPO/index/index.db         SQLite index, rebuildable   (index.rs)
+//! REPO/locks/<kind>-<16 hex>  who is using the repository (lock.rs)
+//! REPO/policy                 saved retention policy      (repo.rs, policy.rs)
 //! REPO/tmp/                   files being written; never read as data
 //! ```
 //!
