@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use coffre_tests::mount::{is_mounted, Mounted};
 use coffre_tests::{
-    assert_same_tree, capture, pharmagen_day, pharmagen_init, run, Coffre, TreeImage,
+    assert_same_tree, capture, pharmagen_day, run, Coffre, Fixture, TreeImage,
 };
 
 fn folders(root: &Path) -> Vec<String> {
@@ -27,11 +27,7 @@ fn folders(root: &Path) -> Vec<String> {
 /// mtimes, symlinks, hard links, xattrs, holes) with the tree of that day.
 #[test]
 fn every_dated_folder_is_that_day() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("officine");
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    pharmagen_init(&src, 16);
+    let Fixture { tmp, src, coffre } = Fixture::new(16);
     let mut images: Vec<TreeImage> = Vec::new();
     for day in 0..3 {
         if day > 0 {
@@ -101,11 +97,7 @@ fn random_reads_match_the_source() {
 /// Every kind of write fails with EROFS; nothing changes.
 #[test]
 fn every_write_fails_with_erofs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("officine");
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    pharmagen_init(&src, 4);
+    let Fixture { tmp, src, coffre } = Fixture::new(4);
     coffre.snapshot(&src);
     let m = Mounted::start(&coffre, &tmp.path().join("mnt"), &[]);
     let root = m.path.join("latest");
@@ -180,11 +172,7 @@ fn every_write_fails_with_erofs() {
 /// within seconds.
 #[test]
 fn inode_numbers_are_stable_and_new_snapshots_appear() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("officine");
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    pharmagen_init(&src, 4);
+    let Fixture { tmp, src, coffre } = Fixture::new(4);
     coffre.snapshot(&src);
     let paths = [
         "latest",
@@ -286,11 +274,7 @@ fn damaged_data_gives_eio() {
 /// a non-empty or missing mountpoint is a clear error.
 #[test]
 fn daemon_umount_and_stale_mounts() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("officine");
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    pharmagen_init(&src, 4);
+    let Fixture { tmp, src, coffre } = Fixture::new(4);
     coffre.snapshot(&src);
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use coffre_tests::{
-    assert_same_tree, capture, json_string_fields, pharmagen_day, pharmagen_init, run, Coffre,
+    assert_same_tree, capture, json_string_fields, pharmagen_day, run, Coffre,
+    Fixture,
 };
 
 fn packs(repo: &Path) -> Vec<(PathBuf, u64)> {
@@ -27,11 +28,7 @@ fn packs(repo: &Path) -> Vec<(PathBuf, u64)> {
 /// file then fails to restore while the others restore fine.
 #[test]
 fn flipped_byte_is_caught_and_named() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("officine");
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    pharmagen_init(&src, 4);
+    let Fixture { tmp, src, coffre } = Fixture::new(4);
     coffre.snapshot(&src);
     coffre.ok(["check", "--read-data"]);
 
@@ -93,11 +90,7 @@ fn flipped_byte_is_caught_and_named() {
 /// then restores bit-exact and passes `check --read-data`.
 #[test]
 fn index_is_rebuilt_from_the_packs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("officine");
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    pharmagen_init(&src, 4);
+    let Fixture { tmp, src, coffre } = Fixture::new(4);
     let day0 = capture(&src);
     let id0 = coffre.snapshot(&src);
     pharmagen_day(&src, 1);
@@ -169,11 +162,7 @@ fn wrong_passphrase_is_a_clear_error() {
 /// tidies the half-written temporary files.
 #[test]
 fn kill_9_mid_snapshot_loses_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("officine");
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    pharmagen_init(&src, 4);
+    let Fixture { tmp, src, coffre } = Fixture::new(4);
     let day0 = capture(&src);
     coffre.snapshot(&src);
     // Enough new incompressible data that the snapshot runs for a while.

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use coffre_tests::{
-    assert_same_tree, capture, json_string_fields, pharmagen_day, pharmagen_init, Coffre, TreeImage,
+    assert_same_tree, capture, json_string_fields, pharmagen_day, pharmagen_init, Coffre, Fixture,
+    TreeImage,
 };
 
 /// Days 0, 1 and 2 are each snapshotted, then each restored and compared
@@ -12,11 +13,7 @@ use coffre_tests::{
 /// symlinks, hard links, xattrs, non-UTF-8 names, the fifo, sparse holes.
 #[test]
 fn three_days_restore_bit_exact() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("officine");
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    pharmagen_init(&src, 16);
+    let Fixture { tmp, src, coffre } = Fixture::new(16);
 
     let mut days: Vec<(String, TreeImage)> = Vec::new();
     for day in 0..3 {
@@ -81,11 +78,7 @@ fn three_days_restore_bit_exact() {
 /// says what to do; with --overwrite, the tree comes back as it was.
 #[test]
 fn restore_refuses_to_overwrite_unless_asked() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("officine");
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    pharmagen_init(&src, 4);
+    let Fixture { tmp, src, coffre } = Fixture::new(4);
     let image = capture(&src);
     coffre.snapshot(&src);
     let target = tmp.path().join("t");

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coffre_tests::mount::Mounted;
-use coffre_tests::{pharmagen_init, Coffre};
+use coffre_tests::Fixture;
 
 /// A private smbd, killed on drop.
 struct Smbd(Child);
@@ -77,11 +77,7 @@ fn smbclient(conf: &Path, command: &str) -> std::process::Output {
 /// file back, bit-exact.
 #[test]
 fn samba_serves_the_dated_folders() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("officine");
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    pharmagen_init(&src, 4);
+    let Fixture { tmp, src, coffre } = Fixture::new(4);
     coffre.snapshot(&src);
     let mnt = Mounted::start(
         &coffre,

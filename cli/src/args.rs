@@ -99,7 +99,7 @@ pub struct ForgetArgs {
     /// Then prune: free the space of the removed snapshots.
     #[arg(long)]
     pub prune: bool,
-    /// With --prune: repack packs whose unused share exceeds this (e.g. 5%).
+    /// With --prune: unused space allowed to remain, as a share of the repository (e.g. 5%).
     #[arg(long, default_value = "5%")]
     pub max_unused: String,
 }
@@ -110,7 +110,8 @@ pub struct PruneArgs {
     /// Show what would be freed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Repack packs whose unused share exceeds this (e.g. 5%).
+    /// Unused space allowed to remain, as a share of the repository (e.g. 5%);
+    /// the emptiest packs are rewritten until the rest fits.
     #[arg(long, default_value = "5%")]
     pub max_unused: String,
 }
@@ -155,7 +156,7 @@ pub struct MountArgs {
     #[arg(long)]
     pub windows_names: bool,
     /// Memory for decoded file chunks (e.g. 256M, 1G).
-    #[arg(long, default_value = "256M")]
+    #[arg(long, default_value = "64M")]
     pub cache_size: String,
 }
 

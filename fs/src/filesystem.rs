@@ -33,8 +33,19 @@ const TTL_FROZEN: Duration = Duration::from_secs(3600);
 const TTL_TOP: Duration = Duration::from_secs(1);
 /// How often the list of snapshots is re-read.
 const REFRESH: Duration = Duration::from_secs(2);
-/// Chunks read ahead after each read.
-const READ_AHEAD: usize = 4;
+/// Bytes decoded ahead of a sequential reader: enough 8 KiB database pages
+/// or 64 KiB chunks to keep the prefetch threads busy while the kernel
+/// copies out what is ready.
+const READ_AHEAD: u64 = 2 << 20;
+
+/// An open file: its extents, its path for log lines, and how far a
+/// sequential reader has got and has been read ahead.
+struct OpenFile {
+    reader: FileReader,
+    path: String,
+    next: AtomicU64,
+    ahead: AtomicU64,
+}
 
 struct View {
     snapshots: HashMap<SnapshotId, Snapshot>,
@@ -47,7 +58,7 @@ pub struct CoffreFs {
     browser: Arc<Browser>,
     table: Mutex<Table>,
     view: RwLock<View>,
-    files: Mutex<HashMap<u64, Arc<(FileReader, String)>>>,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
     prefetch: Sender<BlobId>,
     started: SystemTime,
@@ -428,7 +439,13 @@ impl Filesystem for CoffreFs {
         match FileReader::open(self.browser.repo(), content) {
             Ok(reader) => {
                 let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-                lock(&self.files).insert(fh, Arc::new((reader, path)));
+                let file = OpenFile {
+                    reader,
+                    path,
+                    next: AtomicU64::new(0),
+                    ahead: AtomicU64::new(0),
+                };
+                lock(&self.files).insert(fh, Arc::new(file));
                 // Contents never change: the page cache may outlive this open.
                 reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
             }
@@ -450,20 +467,25 @@ impl Filesystem for CoffreFs {
         let Some(file) = lock(&self.files).get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
-        let (reader, path) = &*file;
-        match reader.read(&self.browser, offset, size as usize) {
-            Ok(data) => {
-                reply.data(&data);
-                // Sequential readers (cp, SMB) find the next chunks decoded
-                // by the prefetch threads, using the other core meanwhile.
-                let end = offset + size as u64;
-                for id in reader.chunks_after(end.saturating_sub(1), READ_AHEAD) {
+        let end = offset + u64::from(size);
+        // Sequential readers (cp, SMB) find the next chunks already decoded
+        // by the prefetch threads, on the other core; random readers do not
+        // trigger read-ahead they would not use.
+        if file.next.swap(end, Ordering::Relaxed) == offset {
+            let from = file.ahead.load(Ordering::Relaxed).max(end);
+            let to = end + READ_AHEAD;
+            if from < to {
+                for id in file.reader.chunks_in(from, to) {
                     if self.prefetch.try_send(id).is_err() {
                         break;
                     }
                 }
+                file.ahead.store(to, Ordering::Relaxed);
             }
-            Err(e) => reply.error(self.io_error(path, &e)),
+        }
+        match file.reader.read(&self.browser, offset, size as usize) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(self.io_error(&file.path, &e)),
         }
     }
 
@@ -498,8 +520,8 @@ impl Filesystem for CoffreFs {
         };
         // Holes are recorded, so `cp --sparse` and our own restore keep them.
         let found = match whence {
-            libc::SEEK_DATA => file.0.seek_data(offset),
-            libc::SEEK_HOLE => file.0.seek_hole(offset),
+            libc::SEEK_DATA => file.reader.seek_data(offset),
+            libc::SEEK_HOLE => file.reader.seek_hole(offset),
             _ => return reply.error(Errno::EINVAL),
         };
         match found {

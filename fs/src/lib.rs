@@ -142,7 +142,7 @@ pub fn mount(
     let browser = Arc::new(Browser::new(Arc::new(repo), opts.cache_bytes));
     // Read-ahead runs on its own threads so a sequential reader keeps both
     // cores busy: one serving the kernel, one decoding what comes next.
-    let (tx, rx) = crossbeam_channel::bounded(64);
+    let (tx, rx) = crossbeam_channel::bounded(1024);
     for _ in 0..2 {
         let rx: crossbeam_channel::Receiver<snapshots_format::BlobId> = rx.clone();
         let browser = browser.clone();

@@ -245,19 +245,20 @@ impl FileReader {
         Some(hole.map_or(self.size, |j| self.starts[j].max(offset)))
     }
 
-    /// The chunks that follow the byte at `offset`, up to `n`, for read-ahead.
-    pub fn chunks_after(&self, offset: u64, n: usize) -> Vec<BlobId> {
-        if offset >= self.size {
+    /// The chunks holding bytes of `[from, to)`, for read-ahead.
+    pub fn chunks_in(&self, from: u64, to: u64) -> Vec<BlobId> {
+        let to = to.min(self.size);
+        if from >= to {
             return Vec::new();
         }
-        self.extents[self.extent_at(offset)..]
+        let first = self.extent_at(from);
+        let last = self.extent_at(to - 1);
+        self.extents[first..=last]
             .iter()
-            .skip(1)
             .filter_map(|e| match e {
                 Extent::Chunk { id, .. } => Some(*id),
                 Extent::Hole { .. } => None,
             })
-            .take(n)
             .collect()
     }
 }

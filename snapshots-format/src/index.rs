@@ -181,23 +181,7 @@ impl Index {
     pub fn add_packs(&self, keys: &Keys, packs: &[(PackId, u64, &[PackEntry])]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        for (pack, size, entries) in packs {
-            tx.execute(
-                "INSERT OR IGNORE INTO packs(pack_id, size) VALUES (?1, ?2)",
-                params![&pack.0[..], *size as i64],
-            )?;
-            let pack_no: i64 = tx.query_row(
-                "SELECT pack_no FROM packs WHERE pack_id = ?1",
-                [&pack.0[..]],
-                |r| r.get(0),
-            )?;
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO blobs(blob_id, pack_no, loc) VALUES (?1, ?2, ?3)",
-            )?;
-            for e in entries.iter() {
-                stmt.execute(params![&e.id.0[..], pack_no, seal_location(keys, e)])?;
-            }
-        }
+        insert_packs(&tx, keys, packs, "INSERT OR IGNORE")?;
         tx.commit()?;
         Ok(())
     }
@@ -322,23 +306,8 @@ impl Index {
     ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        for (pack, size, entries) in new {
-            tx.execute(
-                "INSERT OR IGNORE INTO packs(pack_id, size) VALUES (?1, ?2)",
-                params![&pack.0[..], *size as i64],
-            )?;
-            let pack_no: i64 = tx.query_row(
-                "SELECT pack_no FROM packs WHERE pack_id = ?1",
-                [&pack.0[..]],
-                |r| r.get(0),
-            )?;
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO blobs(blob_id, pack_no, loc) VALUES (?1, ?2, ?3)",
-            )?;
-            for e in entries.iter() {
-                stmt.execute(params![&e.id.0[..], pack_no, seal_location(keys, e)])?;
-            }
-        }
+        // Blobs copied by the repack now point at their new packs.
+        insert_packs(&tx, keys, new, "INSERT OR REPLACE")?;
         for pack in dropped {
             tx.execute(
                 "DELETE FROM blobs WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?1)",
@@ -391,6 +360,34 @@ impl Index {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Inserts packs and their blobs; `verb` says what happens to a blob
+/// already indexed: kept (`INSERT OR IGNORE`) or moved (`INSERT OR REPLACE`).
+fn insert_packs(
+    tx: &rusqlite::Transaction<'_>,
+    keys: &Keys,
+    packs: &[(PackId, u64, &[PackEntry])],
+    verb: &str,
+) -> Result<()> {
+    for (pack, size, entries) in packs {
+        tx.execute(
+            "INSERT OR IGNORE INTO packs(pack_id, size) VALUES (?1, ?2)",
+            params![&pack.0[..], *size as i64],
+        )?;
+        let pack_no: i64 = tx.query_row(
+            "SELECT pack_no FROM packs WHERE pack_id = ?1",
+            [&pack.0[..]],
+            |r| r.get(0),
+        )?;
+        let mut stmt = tx.prepare_cached(&format!(
+            "{verb} INTO blobs(blob_id, pack_no, loc) VALUES (?1, ?2, ?3)"
+        ))?;
+        for e in entries.iter() {
+            stmt.execute(params![&e.id.0[..], pack_no, seal_location(keys, e)])?;
+        }
+    }
+    Ok(())
 }
 
 fn seal_location(keys: &Keys, e: &PackEntry) -> Vec<u8> {

@@ -6,7 +6,8 @@
 //!    tree stops prune before anything changes: deleting on an incomplete
 //!    mark would lose data.
 //! 2. **Plan**: per pack, count unused blobs. Packs with nothing used are
-//!    dropped; packs whose unused share exceeds `max_unused` are repacked.
+//!    dropped; the emptiest of the others are repacked until the unused
+//!    bytes left fit within `max_unused` of the repository.
 //! 3. **Repack**: copy the used blobs (verified, still sealed; sealing binds
 //!    kind and id, not place) into new packs, made durable.
 //! 4. **Commit**: one index transaction points the copied blobs at the new
@@ -39,7 +40,7 @@ use crate::tree::Payload;
 pub struct PruneOptions {
     /// Compute and report, change nothing.
     pub dry_run: bool,
-    /// Repack a pack when more than this share of its bytes is unused (0.0-1.0).
+    /// Share of the kept bytes allowed to stay unused inside packs (0.0-1.0).
     pub max_unused: f64,
 }
 
@@ -121,21 +122,34 @@ pub fn prune(
 
     // 2. Plan.
     let mut drop: Vec<PackId> = Vec::new();
-    let mut repack: Vec<PackUsage> = Vec::new();
+    let mut partial: Vec<PackUsage> = Vec::new();
     index.for_each_pack_usage(repo.keys(), |u: PackUsage| {
         report.bytes_before += u.size;
         if u.used.is_empty() {
             report.blobs_removed += u.unused;
             report.bytes_freed += u.size;
             drop.push(u.pack);
-        } else if u.unused > 0 && u.unused_bytes as f64 > opts.max_unused * u.size as f64 {
-            report.blobs_removed += u.unused;
-            repack.push(u);
-        } else {
-            report.bytes_unused_left += u.unused_bytes;
+        } else if u.unused > 0 {
+            partial.push(u);
         }
         Ok(())
     })?;
+    // Unused bytes may stay up to `max_unused` of what the repository keeps
+    // (as restic counts it): repack the emptiest packs first until the rest
+    // fits the allowance, so little is rewritten for much space.
+    let kept_bytes = report.bytes_before - report.bytes_freed;
+    let mut left: u64 = partial.iter().map(|u| u.unused_bytes).sum();
+    let allowance = (opts.max_unused * kept_bytes as f64) as u64;
+    partial.sort_by(|a, b| (b.unused_bytes * a.size).cmp(&(a.unused_bytes * b.size)));
+    let mut repack: Vec<PackUsage> = Vec::new();
+    for u in partial {
+        if left > allowance {
+            left -= u.unused_bytes;
+            report.blobs_removed += u.unused;
+            repack.push(u);
+        }
+    }
+    report.bytes_unused_left = left;
     let indexed: HashSet<PackId> = index.packs()?.into_iter().map(|(id, _)| id).collect();
     let unindexed: Vec<(PackId, u64)> = repo
         .store()

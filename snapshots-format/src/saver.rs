@@ -63,10 +63,13 @@ impl<'r> Saver<'r> {
         repo: &'r Repository,
         work: impl FnOnce(&Saver<'r>) -> Result<T>,
     ) -> Result<(T, SaveStats)> {
+        // One more worker than cores: a worker waiting on a pack's fsync
+        // must not leave a core idle.
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
-            .clamp(1, 8);
-        let (tx, rx) = bounded::<Job>(workers * 2);
+            .clamp(1, 8)
+            + 1;
+        let (tx, rx) = bounded::<Job>(workers * 4);
         let saver = Saver {
             repo,
             queued: Mutex::new(HashSet::new()),

@@ -35,7 +35,7 @@ pub struct Store {
 /// Dropping it without committing removes it.
 pub struct TempFile {
     path: PathBuf,
-    file: Option<File>,
+    file: Option<std::io::BufWriter<File>>,
 }
 
 impl Store {
@@ -153,7 +153,8 @@ impl Store {
         .at(&path)?;
         Ok(TempFile {
             path,
-            file: Some(file),
+            // Packs receive one write per blob: buffer them into large writes.
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
         })
     }
 
@@ -290,7 +291,7 @@ impl Store {
 }
 
 impl TempFile {
-    fn file(&mut self) -> &mut File {
+    fn file(&mut self) -> &mut std::io::BufWriter<File> {
         self.file.as_mut().expect("temp file is open until commit")
     }
 
@@ -304,6 +305,9 @@ impl TempFile {
     /// fsync the destination directory.
     pub fn commit(mut self, dest: &Path) -> Result<()> {
         let file = self.file.take().expect("temp file is open until commit");
+        let file = file
+            .into_inner()
+            .map_err(|e| Error::io(&self.path, e.into_error()))?;
         file.sync_all().at(&self.path)?;
         drop(file);
         match fs::rename(&self.path, dest) {

@@ -201,3 +201,26 @@ pub fn json_string_fields(json: &str, field: &str) -> Vec<String> {
     }
     out
 }
+
+/// A temporary folder holding a new repository (`repo/`) and a pharmagen
+/// source (`officine/`), the starting point of most end-to-end tests.
+pub struct Fixture {
+    /// The folder; everything is removed when it drops.
+    pub tmp: tempfile::TempDir,
+    /// The pharmagen source.
+    pub src: PathBuf,
+    /// The repository, already initialised.
+    pub coffre: Coffre,
+}
+
+impl Fixture {
+    /// Generates `scale_mb` of pharmagen data and initialises a repository.
+    pub fn new(scale_mb: u32) -> Self {
+        let tmp = tempfile::tempdir().expect("create a temporary folder");
+        let src = tmp.path().join("officine");
+        let coffre = Coffre::new(tmp.path().join("repo"));
+        coffre.init();
+        pharmagen_init(&src, scale_mb);
+        Self { tmp, src, coffre }
+    }
+}

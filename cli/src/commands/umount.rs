@@ -15,9 +15,13 @@ pub fn run(args: &UmountArgs) -> Result<u8> {
     }
     let mut last = String::new();
     // Plain unmount first; a lazy one detaches a busy or stale mount.
+    // fusermount3 (fuse3) or fusermount (fuse 2, which some peers' packages
+    // install instead) for users; umount for root.
     for (prog, flags) in [
         ("fusermount3", "-u"),
+        ("fusermount", "-u"),
         ("fusermount3", "-uz"),
+        ("fusermount", "-uz"),
         ("umount", "-l"),
     ] {
         match Command::new(prog).arg(flags).arg(mp).output() {
