@@ -9,9 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coffre_tests::mount::{is_mounted, Mounted};
-use coffre_tests::{
-    assert_same_tree, capture, pharmagen_day, run, Coffre, Fixture, TreeImage,
-};
+use coffre_tests::{assert_same_tree, capture, pharmagen_day, run, Coffre, Fixture, TreeImage};
 
 fn folders(root: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(root)

@@ -6,8 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coffre_tests::{
-    assert_same_tree, capture, json_string_fields, pharmagen_day, run, Coffre,
-    Fixture, TreeImage,
+    assert_same_tree, capture, json_string_fields, pharmagen_day, run, Coffre, Fixture, TreeImage,
 };
 
 /// 2026-09-01 20:00 in Paris (UTC+2), the first simulated evening.
@@ -36,8 +35,16 @@ fn du(dir: &Path) -> u64 {
 /// The first `"field": number` in some JSON text.
 fn json_number(json: &str, field: &str) -> u64 {
     let key = format!("\"{field}\": ");
-    let start = json.find(&key).unwrap_or_else(|| panic!("no {field} in {json}")) + key.len();
-    json[start..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
+    let start = json
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {field} in {json}"))
+        + key.len();
+    json[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
 }
 
 fn snapshot_ids(coffre: &Coffre) -> Vec<String> {
@@ -111,10 +118,16 @@ fn thirty_days_forget_and_prune() {
     assert_eq!(remaining, expected);
     // The default --max-unused 5% leaves at most 5 % of the repository unused.
     let after = du(&coffre.repo);
-    assert!(after < before, "repository did not shrink: {before} -> {after}");
+    assert!(
+        after < before,
+        "repository did not shrink: {before} -> {after}"
+    );
     let plan = coffre.ok(["--json", "prune", "--dry-run"]);
     let unused_left = json_number(&plan, "bytes_unused_left");
-    assert!(unused_left * 20 <= after, "{unused_left} unused bytes left in {after}: {plan}");
+    assert!(
+        unused_left * 20 <= after,
+        "{unused_left} unused bytes left in {after}: {plan}"
+    );
     // With 0%, nothing unused remains: the repository holds exactly what the
     // kept snapshots need.
     coffre.ok(["prune", "--max-unused", "0%"]);
@@ -122,7 +135,9 @@ fn thirty_days_forget_and_prune() {
     let plan = coffre.ok(["--json", "prune", "--dry-run", "--max-unused", "0%"]);
     assert_eq!(json_number(&plan, "bytes_freed"), 0, "{plan}");
     assert!(tight <= after);
-    eprintln!("30 days, keep-daily 7 + keep-weekly 4: {before} -> {after} (5%) -> {tight} (0%) bytes");
+    eprintln!(
+        "30 days, keep-daily 7 + keep-weekly 4: {before} -> {after} (5%) -> {tight} (0%) bytes"
+    );
     coffre.ok(["check", "--read-data"]);
     for &d in &kept_days {
         let t = tmp.path().join(format!("r{d}"));
@@ -182,7 +197,11 @@ fn prune_killed_at_each_phase_loses_nothing() {
 /// process is cleared by the next command.
 #[test]
 fn locks_wait_name_the_holder_and_clear_stale_ones() {
-    let Fixture { tmp: _tmp, src, coffre } = Fixture::new(4);
+    let Fixture {
+        tmp: _tmp,
+        src,
+        coffre,
+    } = Fixture::new(4);
     coffre.snapshot(&src);
     let locks = coffre.repo.join("locks");
     let mut prune = coffre

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use coffre_tests::{
-    assert_same_tree, capture, json_string_fields, pharmagen_day, run, Coffre,
-    Fixture,
+    assert_same_tree, capture, json_string_fields, pharmagen_day, run, Coffre, Fixture,
 };
 
 fn packs(repo: &Path) -> Vec<(PathBuf, u64)> {

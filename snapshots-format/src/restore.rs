@@ -182,6 +182,25 @@ impl Restorer<'_> {
     }
 
     /// Clears the way for a new non-directory entry `name`.
+    /// Creates a non-directory entry with `op`; only if the name is taken
+    /// does it look at what is there (replace it with --overwrite, or
+    /// refuse). Trying first halves the directory lookups, which is what a
+    /// restore of many small files costs on a large folder.
+    fn create<T>(
+        &self,
+        dir: &DirFd,
+        name: &[u8],
+        op: impl Fn() -> std::io::Result<T>,
+    ) -> Result<T> {
+        match op() {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.make_room(dir, name)?;
+                op().map_err(io_err)
+            }
+            other => other.map_err(io_err),
+        }
+    }
+
     fn make_room(&self, dir: &DirFd, name: &[u8]) -> Result<()> {
         match dir.existing(name).map_err(io_err)? {
             Existing::Nothing => Ok(()),
@@ -227,18 +246,17 @@ impl Restorer<'_> {
                 .map_err(io_err)?;
             return child.set_mtime_self(node.mtime).map_err(io_err);
         }
-        self.make_room(dir, name)?;
         if let Some(key) = node.link_key() {
             if let Some((first_dir, first_name)) = self.links.get(&key).cloned() {
                 let from = self.open_path(&first_dir)?;
-                dir.link_from(&from, &first_name, name).map_err(io_err)?;
+                self.create(dir, name, || dir.link_from(&from, &first_name, name))?;
                 self.count(node);
                 return Ok(());
             }
         }
         match (&node.kind, &node.payload) {
             (NodeKind::File, Payload::File(content)) => {
-                let file = dir.create_file(name).map_err(io_err)?;
+                let file = self.create(dir, name, || dir.create_file(name))?;
                 let extents = self.repo.load_extents(content)?;
                 let offset = write_extents(self.repo, &file, &extents, self.progress)?;
                 self.summary.bytes += extents
@@ -263,7 +281,7 @@ impl Restorer<'_> {
                 self.progress.advance(1, 0);
             }
             (NodeKind::Symlink, Payload::Symlink(t)) => {
-                dir.symlink(t, name).map_err(io_err)?;
+                self.create(dir, name, || dir.symlink(t, name))?;
                 dir.set_owner_mode(name, owner, None).map_err(io_err)?;
                 dir.set_mtime(name, node.mtime).map_err(io_err)?;
             }
@@ -281,7 +299,7 @@ impl Restorer<'_> {
                         "device files can only be recreated as root; skipped".into(),
                     ));
                 }
-                dir.mknod(name, bits, rdev).map_err(io_err)?;
+                self.create(dir, name, || dir.mknod(name, bits, rdev))?;
                 dir.set_owner_mode(name, owner, Some(node.mode))
                     .map_err(io_err)?;
                 dir.set_mtime(name, node.mtime).map_err(io_err)?;
@@ -357,9 +375,7 @@ fn write_extents(
         }
         Ok(())
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4);
+    let threads = cores().min(4);
     if threads < 2 || extents.len() < 16 {
         write_share(0, 1)?;
         return Ok(end);
@@ -377,6 +393,13 @@ fn write_extents(
             .collect::<Result<Vec<()>>>()
     })?;
     Ok(end)
+}
+
+/// Number of cores, asked once: `available_parallelism` reads several
+/// cgroup files on every call, which costs more than a small file's restore.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn io_err(e: std::io::Error) -> Error {
