@@ -43,18 +43,7 @@ fn coffre(repo: &Path) -> Command {
     c
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
+use coffre_tests::{describe, text};
 
 /// Asserts a clean failure: exit code 1 (not a crash, not a usage error), an
 /// `error: ` line on stderr, and no panic.

@@ -50,18 +50,7 @@ fn init_repo(repo: &Path) {
     drop(Repository::init(repo, PASS.as_bytes(), cheap).expect("init repository"));
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
+use coffre_tests::{describe, text};
 
 /// Asserts that stderr shows no crash.
 fn assert_no_panic(out: &Output, what: &str) {

@@ -105,6 +105,21 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
 }
 
+/// Bytes shown as text (invalid UTF-8 replaced).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A command's status, stdout and stderr, for failure messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
 /// Runs a command like [`run`] and panics unless it exits with status 0, printing the
 /// command line, the status, stdout and stderr.
 pub fn run_ok(cmd: &mut Command) -> Output {
