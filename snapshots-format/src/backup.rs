@@ -6,6 +6,12 @@
 //! trees are loaded one directory at a time, as the walk reaches them.
 //! Unreadable entries are skipped and listed in the summary; files that
 //! change while read are stored as read and flagged.
+//!
+//! Files are read by a few reader threads while the walker goes on listing:
+//! a folder of thousands of small files must not wait on one file at a time,
+//! and reading, chunking and hashing would otherwise hold the whole snapshot
+//! to one core. The walker still builds each tree in name order, from the
+//! readers' answers, once the folder's last file is read.
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -13,6 +19,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::blob::BlobKind;
 use crate::chunker::{self, Piece};
@@ -92,16 +100,40 @@ pub fn take_snapshot(
         reason: e.to_string(),
     })?;
     let ((tree, mut summary), stats) = Saver::run(repo, |saver| {
-        let mut walker = Walker {
-            repo,
+        let reader = FileReader {
             saver,
             progress,
             seed: repo.keys().chunker_seed(),
-            summary: Summary::default(),
-            links: HashMap::new(),
         };
-        let tree = walker.dir(&source, b"", parent_tree.as_ref())?;
-        Ok((tree, walker.summary))
+        let readers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 8);
+        let (jobs, queue) = bounded::<ReadJob>(readers * 4);
+        std::thread::scope(|scope| {
+            for _ in 0..readers {
+                let queue: Receiver<ReadJob> = queue.clone();
+                let reader = &reader;
+                scope.spawn(move || {
+                    for job in queue {
+                        let result = reader.read(&job.path, &job.rel, &job.meta);
+                        // The walker only stops listening when it failed.
+                        let _ = job.reply.send(result);
+                    }
+                });
+            }
+            drop(queue);
+            let mut walker = Walker {
+                repo,
+                reader: &reader,
+                jobs,
+                progress,
+                summary: Summary::default(),
+                links: HashMap::new(),
+            };
+            let tree = walker.dir(&source, b"", parent_tree.as_ref())?;
+            // Dropping the walker closes the queue, which ends the readers.
+            Ok((tree, walker.summary))
+        })
     })?;
     summary.bytes_added = stats.plain_bytes;
     summary.bytes_stored = stats.stored_bytes;
@@ -164,12 +196,45 @@ pub fn estimate(source: &Path) -> (u64, u64) {
 
 struct Walker<'a, 'r> {
     repo: &'r Repository,
-    saver: &'a Saver<'r>,
+    reader: &'a FileReader<'a, 'r>,
+    /// Files waiting for a reader thread.
+    jobs: Sender<ReadJob>,
     progress: &'a dyn Progress,
-    seed: u64,
     summary: Summary,
     /// Contents already stored for hard-linked inodes in this run.
     links: HashMap<(u64, u64), (Content, u64)>,
+}
+
+/// A file handed to a reader thread; the answer comes back on `reply`.
+struct ReadJob {
+    path: PathBuf,
+    rel: Vec<u8>,
+    meta: Metadata,
+    reply: Sender<Result<FileRead>>,
+}
+
+/// A regular file, read and stored.
+struct FileRead {
+    content: Content,
+    /// Bytes stored, which differ from the stat size only for a file that
+    /// changed while read.
+    size: u64,
+    /// Bytes read from the source (holes are not read).
+    read: u64,
+    changed_while_read: bool,
+}
+
+/// A directory entry: complete, or a file whose content a reader is still
+/// storing.
+enum Slot {
+    Done(Node),
+    Reading(Node, Receiver<Result<FileRead>>),
+}
+
+/// The entry's content, known now or still being read.
+enum FileContent {
+    Known(Content, u64),
+    Reading(Receiver<Result<FileRead>>),
 }
 
 fn stamp(sec: i64, nsec: i64) -> Timestamp {
@@ -209,19 +274,48 @@ impl Walker<'_, '_> {
                 reason: e.to_string(),
             })?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let mut tree = Tree::default();
+        let mut slots = Vec::with_capacity(names.len());
         for name in names {
             let child = path.join(&name);
             let child_rel = join(rel, name.as_bytes());
             let old = parent.and_then(|p| p.get(name.as_bytes()));
             match self.entry(&child, &child_rel, name.as_bytes(), old) {
-                Ok(Some(node)) => tree.nodes.push(node),
+                Ok(Some(slot)) => slots.push((child_rel, slot)),
                 Ok(None) => {}
                 Err(Error::Source { reason, .. }) => self.skip(&child_rel, reason),
                 Err(e) => return Err(e),
             }
         }
-        self.saver.save(BlobKind::Tree, tree.encode())
+        let mut tree = Tree::default();
+        for (child_rel, slot) in slots {
+            let (mut node, reply) = match slot {
+                Slot::Done(node) => {
+                    tree.nodes.push(node);
+                    continue;
+                }
+                Slot::Reading(node, reply) => (node, reply),
+            };
+            // A reader only drops its reply when it panicked.
+            match reply.recv().map_err(|_| Error::Interrupted)? {
+                Ok(read) => {
+                    self.read_done(&child_rel, &read);
+                    node.payload = Payload::File(read.content);
+                    node.size = read.size;
+                    tree.nodes.push(node);
+                }
+                Err(Error::Source { reason, .. }) => self.skip(&child_rel, reason),
+                Err(e) => return Err(e),
+            }
+        }
+        self.reader.saver.save(BlobKind::Tree, tree.encode())
+    }
+
+    fn read_done(&mut self, rel: &[u8], read: &FileRead) {
+        self.summary.bytes_read += read.read;
+        if read.changed_while_read && self.summary.changed_while_read.len() < MAX_RECORDED_PROBLEMS
+        {
+            self.summary.changed_while_read.push(rel.to_vec());
+        }
     }
 
     /// One entry; `Ok(None)` when it vanished. Problems with the source come
@@ -232,7 +326,7 @@ impl Walker<'_, '_> {
         rel: &[u8],
         name: &[u8],
         old: Option<&Node>,
-    ) -> Result<Option<Node>> {
+    ) -> Result<Option<Slot>> {
         let source_err = |e: std::io::Error| Error::Source {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -244,11 +338,16 @@ impl Walker<'_, '_> {
         };
         let xattrs = fsmeta::read_xattrs(path).map_err(source_err)?;
         let ft = meta.file_type();
-        let mut size = meta.len();
         let (kind, payload) = if ft.is_file() {
-            let (content, read_size) = self.file(path, rel, &meta, old)?;
-            size = read_size;
-            (NodeKind::File, Payload::File(content))
+            let node = node_from(name, NodeKind::File, &meta, xattrs, Payload::None);
+            return Ok(Some(match self.file(path, rel, &meta, old)? {
+                FileContent::Known(content, size) => Slot::Done(Node {
+                    payload: Payload::File(content),
+                    size,
+                    ..node
+                }),
+                FileContent::Reading(reply) => Slot::Reading(node, reply),
+            }));
         } else if ft.is_dir() {
             let old_tree = match old {
                 Some(Node {
@@ -297,24 +396,21 @@ impl Walker<'_, '_> {
             };
             (kind, payload)
         };
-        let mut node = node_from(name, kind, &meta, xattrs, payload);
-        if kind == NodeKind::File {
-            // What was stored, which differs from the stat size only for a
-            // file that changed while read (flagged; re-read next time since
-            // its recorded ctime is the old one).
-            node.size = size;
-        }
-        Ok(Some(node))
+        Ok(Some(Slot::Done(node_from(
+            name, kind, &meta, xattrs, payload,
+        ))))
     }
 
-    /// A regular file's content and its stored size.
+    /// A regular file's content and its stored size (which differs from the
+    /// stat size only for a file that changed while read: flagged, and read
+    /// again next time since its recorded ctime is the old one).
     fn file(
         &mut self,
         path: &Path,
         rel: &[u8],
         meta: &Metadata,
         old: Option<&Node>,
-    ) -> Result<(Content, u64)> {
+    ) -> Result<FileContent> {
         self.summary.total_size += meta.len();
         if let Some(old) = old {
             if let Payload::File(content) = &old.payload {
@@ -326,7 +422,7 @@ impl Walker<'_, '_> {
                 {
                     self.summary.files_unchanged += 1;
                     self.progress.advance(1, meta.len());
-                    return Ok((content.clone(), old.size));
+                    return Ok(FileContent::Known(content.clone(), old.size));
                 }
             }
         }
@@ -335,19 +431,40 @@ impl Walker<'_, '_> {
         } else {
             self.summary.files_new += 1;
         }
-        let link = (meta.nlink() > 1).then_some((meta.dev(), meta.ino()));
-        if let Some(stored) = link.and_then(|k| self.links.get(&k)) {
+        let Some(link) = (meta.nlink() > 1).then_some((meta.dev(), meta.ino())) else {
+            let (reply, answer) = bounded(1);
+            let job = ReadJob {
+                path: path.to_path_buf(),
+                rel: rel.to_vec(),
+                meta: meta.clone(),
+                reply,
+            };
+            // Readers only stop when the queue closes, or by panicking.
+            self.jobs.send(job).map_err(|_| Error::Interrupted)?;
+            return Ok(FileContent::Reading(answer));
+        };
+        // Hard links are read here, in walk order, so that every later name
+        // finds the first one's content (they are few).
+        if let Some((content, size)) = self.links.get(&link) {
             self.progress.advance(1, meta.len());
-            return Ok(stored.clone());
+            return Ok(FileContent::Known(content.clone(), *size));
         }
-        let stored = self.read_file(path, rel, meta)?;
-        if let Some(k) = link {
-            self.links.insert(k, stored.clone());
-        }
-        Ok(stored)
+        let read = self.reader.read(path, rel, meta)?;
+        self.read_done(rel, &read);
+        self.links.insert(link, (read.content.clone(), read.size));
+        Ok(FileContent::Known(read.content, read.size))
     }
+}
 
-    fn read_file(&mut self, path: &Path, rel: &[u8], meta: &Metadata) -> Result<(Content, u64)> {
+/// Reads, chunks and stores regular files; shared by the reader threads.
+struct FileReader<'a, 'r> {
+    saver: &'a Saver<'r>,
+    progress: &'a dyn Progress,
+    seed: u64,
+}
+
+impl FileReader<'_, '_> {
+    fn read(&self, path: &Path, rel: &[u8], meta: &Metadata) -> Result<FileRead> {
         let source_err = |e: std::io::Error| Error::Source {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -387,35 +504,38 @@ impl Walker<'_, '_> {
             ReadError::Source(e) => source_err(e),
             ReadError::Repo(e) => e,
         })?;
-        self.summary.bytes_read += read;
         self.progress.advance(1, 0);
         let after = file.metadata().map_err(source_err)?;
-        if after.len() != meta.len()
+        let changed_while_read = after.len() != meta.len()
             || after.mtime() != meta.mtime()
             || after.mtime_nsec() != meta.mtime_nsec()
             || after.ctime() != meta.ctime()
-            || after.ctime_nsec() != meta.ctime_nsec()
-        {
+            || after.ctime_nsec() != meta.ctime_nsec();
+        if changed_while_read {
             self.progress.warn(&format!(
                 "{} changed while it was read",
                 String::from_utf8_lossy(rel)
             ));
-            if self.summary.changed_while_read.len() < MAX_RECORDED_PROBLEMS {
-                self.summary.changed_while_read.push(rel.to_vec());
-            }
         }
         let size = extents.iter().map(Extent::len).sum();
-        if extents.len() <= INLINE_MAX {
-            return Ok((Content::Inline(extents), size));
-        }
-        let mut pieces = Vec::new();
-        for piece in content::split_pieces(&extents) {
-            pieces.push(
-                self.saver
-                    .save(BlobKind::ChunkList, content::encode_piece(piece))?,
-            );
-        }
-        Ok((Content::Pieces(pieces), size))
+        let content = if extents.len() <= INLINE_MAX {
+            Content::Inline(extents)
+        } else {
+            let mut pieces = Vec::new();
+            for piece in content::split_pieces(&extents) {
+                pieces.push(
+                    self.saver
+                        .save(BlobKind::ChunkList, content::encode_piece(piece))?,
+                );
+            }
+            Content::Pieces(pieces)
+        };
+        Ok(FileRead {
+            content,
+            size,
+            read,
+            changed_while_read,
+        })
     }
 }
 
