@@ -5,7 +5,7 @@
 //! Sealed plaintext: codec u8 (0 = stored, 1 = zstd frame) || payload.
 //! Associated data: repository id || 0x02 || kind u8 || blob id.
 
-use crate::crypto::{Keys, ObjectKind};
+use crate::crypto::{Keys, ObjectKind, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 
@@ -71,21 +71,24 @@ fn aad(kind: BlobKind, id: &BlobId) -> [u8; 33] {
 
 /// Compresses (when worth it) and seals a blob.
 pub fn encode(keys: &Keys, kind: BlobKind, id: &BlobId, plaintext: &[u8]) -> Vec<u8> {
-    let compressed = compress(plaintext)
-        .ok()
-        .filter(|c| c.len() < plaintext.len());
-    let mut framed = Vec::with_capacity(1 + compressed.as_ref().map_or(plaintext.len(), Vec::len));
-    match compressed {
-        Some(c) => {
-            framed.push(CODEC_ZSTD);
-            framed.extend_from_slice(&c);
+    // One buffer all the way: room for the nonce, the codec byte, the
+    // payload compressed straight into place, then sealed in place.
+    let head = NONCE_LEN + 1;
+    let mut buf = vec![0u8; head + zstd::zstd_safe::compress_bound(plaintext.len())];
+    buf.reserve(TAG_LEN);
+    match compress_into(plaintext, &mut buf[head..]) {
+        Some(n) if n < plaintext.len() => {
+            buf[NONCE_LEN] = CODEC_ZSTD;
+            buf.truncate(head + n);
         }
-        None => {
-            framed.push(CODEC_STORED);
-            framed.extend_from_slice(plaintext);
+        _ => {
+            buf[NONCE_LEN] = CODEC_STORED;
+            buf.truncate(head);
+            buf.extend_from_slice(plaintext);
         }
     }
-    keys.seal(ObjectKind::Blob, &aad(kind, id), &framed)
+    keys.seal_in_place(ObjectKind::Blob, &aad(kind, id), &mut buf);
+    buf
 }
 
 /// Opens, decompresses and verifies a blob: the plaintext's keyed hash must
@@ -133,13 +136,15 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn compress(plaintext: &[u8]) -> std::io::Result<Vec<u8>> {
+/// Compresses into `out` (at least zstd's bound long); `None` when zstd
+/// fails, which the caller treats as incompressible.
+fn compress_into(plaintext: &[u8], out: &mut [u8]) -> Option<usize> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.is_none() {
-            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+            *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
         }
-        c.as_mut().expect("just created").compress(plaintext)
+        c.as_mut()?.compress_to_buffer(plaintext, out).ok()
     })
 }
 

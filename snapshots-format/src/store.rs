@@ -291,14 +291,10 @@ impl Store {
 }
 
 impl TempFile {
-    fn file(&mut self) -> &mut std::io::BufWriter<File> {
-        self.file.as_mut().expect("temp file is open until commit")
-    }
-
     /// Appends bytes.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        let path = self.path.clone();
-        self.file().write_all(bytes).at(path)
+        let file = self.file.as_mut().expect("temp file is open until commit");
+        file.write_all(bytes).at(&self.path)
     }
 
     /// Makes the file durable and moves it to `dest`: fsync the file, rename,
