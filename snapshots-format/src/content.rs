@@ -50,11 +50,13 @@ pub enum Content {
 
 /// Lists up to this many extents stay inline.
 pub const INLINE_MAX: usize = 32;
-const PIECE_MIN: usize = 16;
+const PIECE_MIN: usize = 4;
 const PIECE_MAX: usize = 256;
 /// A piece ends after a chunk whose id's first byte is below this: about one
-/// chunk in 64, which with the minimum of 16 makes pieces of ~78 extents (~3 KiB) on average.
-const PIECE_CUT_BELOW: u8 = 4;
+/// chunk in 16, which with the minimum of 4 makes pieces of ~19 extents
+/// (~0.7 KiB) on average. Small pieces because a database changes a few
+/// pages scattered everywhere: FORMAT.md §7.2 gives the measurements.
+const PIECE_CUT_BELOW: u8 = 16;
 
 /// Cuts a long extent list into pieces. The cut points depend only on the
 /// extents near them, so an edit moves at most the pieces around it.
