@@ -1,12 +1,13 @@
 //! Repositories written by earlier versions of Coffre stay readable: the
-//! committed version-1 fixture restores bit-exact and passes a full check.
+//! committed fixtures of each format version restore bit-exact and pass a
+//! full check.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use coffre_tests::{run_ok, Coffre};
+use coffre_tests::{run, run_ok, Coffre};
 
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -20,23 +21,34 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// A copy of a committed fixture (opening a repository may create files,
+/// such as the index journal).
+fn fixture(name: &str) -> (tempfile::TempDir, std::path::PathBuf, Coffre) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+        &repo,
+    );
+    let coffre = Coffre::new(&repo);
+    (tmp, repo, coffre)
+}
+
+/// Runs a command with the fixtures' passphrase; returns its stdout.
+fn with_passphrase(coffre: &Coffre, args: &[&OsStr]) -> String {
+    let mut cmd = coffre.cmd(args);
+    cmd.env("COFFRE_PASSWORD", "fixture-passphrase");
+    String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
+}
+
 /// Format version 1, as committed in `tests/fixtures/repo-v1` (passphrase
 /// `fixture-passphrase`): restore, check --read-data, and a new snapshot.
 #[test]
 fn version_1_repository_is_read() {
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    // Work on a copy: opening a repository may create files (index journal).
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/repo-v1"),
-        &repo,
-    );
-    let coffre = Coffre::new(&repo);
-    let with_pass = |args: &[&OsStr]| {
-        let mut cmd = coffre.cmd(args);
-        cmd.env("COFFRE_PASSWORD", "fixture-passphrase");
-        String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
-    };
+    let (tmp, repo, coffre) = fixture("repo-v1");
+    let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
     let listing = with_pass(&["--json".as_ref(), "snapshots".as_ref()]);
     assert!(listing.contains("\"label\": \"fixture\""), "{listing}");
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
@@ -69,4 +81,79 @@ fn version_1_repository_is_read() {
     // into it still works.
     with_pass(&["snapshot".as_ref(), out.as_os_str()]);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+    assert_eq!(
+        format_version(&repo),
+        1,
+        "no dictionary yet: still format 1"
+    );
+
+    // Enough small files to train a dictionary: the repository gets one and
+    // moves to format 2, so that an older Coffre refuses it plainly; both
+    // snapshots still read back.
+    let many = tmp.path().join("many");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..150 {
+        std::fs::write(many.join(format!("{i}.txt")), receipt(i)).unwrap();
+    }
+    with_pass(&["snapshot".as_ref(), many.as_os_str()]);
+    assert!(repo.join("dictionary").is_file());
+    assert_eq!(format_version(&repo), 2);
+    with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+    let again = tmp.path().join("again");
+    with_pass(&["restore".as_ref(), "latest".as_ref(), again.as_os_str()]);
+    assert_eq!(std::fs::read(again.join("42.txt")).unwrap(), receipt(42));
+}
+
+fn receipt(i: usize) -> Vec<u8> {
+    format!("FSE|{i:06}|CPAM|DOLIPRANE 1000|{}\n", i * 7)
+        .repeat(30)
+        .into_bytes()
+}
+
+/// The format version in a repository's plaintext header.
+fn format_version(repo: &Path) -> u32 {
+    let config = std::fs::read(repo.join("config")).unwrap();
+    u32::from_le_bytes(config[8..12].try_into().unwrap())
+}
+
+/// Format version 2, as committed in `tests/fixtures/repo-v2`: blobs
+/// compressed with the repository's dictionary.
+#[test]
+fn version_2_repository_with_a_dictionary_is_read() {
+    let (tmp, repo, coffre) = fixture("repo-v2");
+    assert_eq!(format_version(&repo), 2);
+    let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
+    with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+    let out = tmp.path().join("out");
+    with_pass(&["restore".as_ref(), "latest".as_ref(), out.as_os_str()]);
+    for i in 0..150 {
+        let path = out.join(format!("recus/recu-{i:03}.txt"));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            receipt(i),
+            "{}",
+            path.display()
+        );
+    }
+
+    // Its files need the dictionary: a damaged one is named by check.
+    let dict = repo.join("dictionary");
+    let mut bytes = std::fs::read(&dict).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&dict, bytes).unwrap();
+    let mut cmd = coffre.cmd(["check", "--read-data"]);
+    cmd.env("COFFRE_PASSWORD", "fixture-passphrase");
+    let out = run(&mut cmd);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("dictionary is damaged"), "{text}");
+    assert!(
+        text.contains("recus/recu-000.txt"),
+        "damaged files named: {text}"
+    );
 }

@@ -25,6 +25,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::blob::BlobKind;
 use crate::chunker::{self, Piece};
 use crate::content::{self, Content, Extent, INLINE_MAX};
+use crate::dict;
 use crate::error::{Error, Result};
 use crate::fsmeta;
 use crate::id::{BlobId, SnapshotId};
@@ -95,6 +96,13 @@ pub fn take_snapshot(
         None => None,
     };
 
+    // The first snapshot trains the dictionary that compresses every small
+    // chunk from then on (a damaged one is left for `check` to report).
+    if let Ok(None) = repo.dictionary() {
+        if let Some(raw) = dict::train(&dict::sample_source(&source)) {
+            repo.add_dictionary(raw)?;
+        }
+    }
     let root_xattrs = fsmeta::read_xattrs(&source).map_err(|e| Error::Source {
         path: source.clone(),
         reason: e.to_string(),

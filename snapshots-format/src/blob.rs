@@ -2,10 +2,14 @@
 //! a tree, a chunk-list piece), named by the keyed hash of its kind and
 //! plaintext, compressed with zstd when that shrinks it, then sealed.
 //!
-//! Sealed plaintext: codec u8 (0 = stored, 1 = zstd frame) || payload.
+//! Sealed plaintext: codec u8 (0 = stored, 1 = zstd frame, 2 = zstd frame
+//! made with the repository's dictionary) || payload.
 //! Associated data: repository id || 0x02 || kind u8 || blob id.
 
+use std::sync::Arc;
+
 use crate::crypto::{Keys, ObjectKind, NONCE_LEN, TAG_LEN};
+use crate::dict::{Dictionary, DICT_BLOB_MAX};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 
@@ -17,6 +21,7 @@ pub const MAX_BLOB_LEN: usize = 512 << 20;
 
 const CODEC_STORED: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
+const CODEC_ZSTD_DICT: u8 = 2;
 
 /// What a blob holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,16 +74,29 @@ fn aad(kind: BlobKind, id: &BlobId) -> [u8; 33] {
     ctx
 }
 
-/// Compresses (when worth it) and seals a blob.
-pub fn encode(keys: &Keys, kind: BlobKind, id: &BlobId, plaintext: &[u8]) -> Vec<u8> {
+/// Compresses (when worth it) and seals a blob. Small data blobs use `dict`
+/// when given.
+pub fn encode(
+    keys: &Keys,
+    kind: BlobKind,
+    id: &BlobId,
+    plaintext: &[u8],
+    dict: Option<&Dictionary>,
+) -> Vec<u8> {
     // One buffer all the way: room for the nonce, the codec byte, the
     // payload compressed straight into place, then sealed in place.
     let head = NONCE_LEN + 1;
     let mut buf = vec![0u8; head + zstd::zstd_safe::compress_bound(plaintext.len())];
     buf.reserve(TAG_LEN);
-    match compress_into(plaintext, &mut buf[head..]) {
+    let dict = dict.filter(|_| kind == BlobKind::Data && plaintext.len() <= DICT_BLOB_MAX);
+    let codec = if dict.is_some() {
+        CODEC_ZSTD_DICT
+    } else {
+        CODEC_ZSTD
+    };
+    match compress_into(plaintext, &mut buf[head..], dict) {
         Some(n) if n < plaintext.len() => {
-            buf[NONCE_LEN] = CODEC_ZSTD;
+            buf[NONCE_LEN] = codec;
             buf.truncate(head + n);
         }
         _ => {
@@ -93,10 +111,18 @@ pub fn encode(keys: &Keys, kind: BlobKind, id: &BlobId, plaintext: &[u8]) -> Vec
 
 /// Opens, decompresses and verifies a blob: the plaintext's keyed hash must
 /// equal `id`, so a blob that decrypts but is not the one asked for is refused.
+/// `dict` is asked for the repository's dictionary only when the blob needs it.
 ///
 /// # Errors
-/// [`Error::Corrupt`] naming the blob when any check fails.
-pub fn decode(keys: &Keys, kind: BlobKind, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>> {
+/// [`Error::Corrupt`] naming the blob when any check fails; the error of
+/// `dict` when the dictionary cannot be read.
+pub fn decode(
+    keys: &Keys,
+    kind: BlobKind,
+    id: &BlobId,
+    sealed: &[u8],
+    dict: &dyn Fn() -> Result<Option<Arc<Dictionary>>>,
+) -> Result<Vec<u8>> {
     let bad = |why: &str| Error::corrupt(kind.name(), id.short(), why);
     let framed = keys
         .open(ObjectKind::Blob, &aad(kind, id), sealed)
@@ -104,7 +130,18 @@ pub fn decode(keys: &Keys, kind: BlobKind, id: &BlobId, sealed: &[u8]) -> Result
     let (&codec, payload) = framed.split_first().ok_or_else(|| bad("empty"))?;
     let plain = match codec {
         CODEC_STORED => payload.to_vec(),
-        CODEC_ZSTD => decompress(payload).ok_or_else(|| bad("zstd frame does not decode"))?,
+        CODEC_ZSTD => decompress(payload, None).ok_or_else(|| bad("zstd frame does not decode"))?,
+        CODEC_ZSTD_DICT => {
+            let dict = dict()?
+                .ok_or_else(|| bad("compressed with a dictionary, and the repository has none"))?;
+            let named = zstd::zstd_safe::get_dict_id_from_frame(payload).map(|n| n.get());
+            if named != Some(dict.id()) {
+                return Err(bad(
+                    "compressed with another dictionary than the repository's",
+                ));
+            }
+            decompress(payload, Some(&dict)).ok_or_else(|| bad("zstd frame does not decode"))?
+        }
         _ => return Err(bad("unknown codec")),
     };
     if blob_id(keys, kind, &plain) != *id {
@@ -113,38 +150,51 @@ pub fn decode(keys: &Keys, kind: BlobKind, id: &BlobId, sealed: &[u8]) -> Result
     Ok(plain)
 }
 
-fn decompress(payload: &[u8]) -> Option<Vec<u8>> {
+fn decompress(payload: &[u8], dict: Option<&Dictionary>) -> Option<Vec<u8>> {
     let size = zstd::zstd_safe::get_frame_content_size(payload).ok()??;
     if size > MAX_BLOB_LEN as u64 {
         return None;
     }
+    let mut out = Vec::with_capacity(size as usize);
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {
-            *d = zstd::bulk::Decompressor::new().ok();
+            *d = zstd::zstd_safe::DCtx::try_create();
         }
-        d.as_mut()?.decompress(payload, size as usize).ok()
+        let d = d.as_mut()?;
+        let n = match dict {
+            Some(dict) => d.decompress_using_ddict(&mut out, payload, dict.ddict()),
+            None => d.decompress(&mut out, payload),
+        };
+        // A frame must fill exactly the size its header announced.
+        n.ok().filter(|&n| n == size as usize)?;
+        Some(out)
     })
 }
 
 // One zstd context per thread, reused: creating a context costs about as
 // much as compressing a database page, and pages are most of the chunks.
 thread_local! {
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::zstd_safe::CCtx<'static>>> =
         const { std::cell::RefCell::new(None) };
-    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// Compresses into `out` (at least zstd's bound long); `None` when zstd
 /// fails, which the caller treats as incompressible.
-fn compress_into(plaintext: &[u8], out: &mut [u8]) -> Option<usize> {
+fn compress_into(plaintext: &[u8], out: &mut [u8], dict: Option<&Dictionary>) -> Option<usize> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.is_none() {
-            *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            *c = zstd::zstd_safe::CCtx::try_create();
         }
-        c.as_mut()?.compress_to_buffer(plaintext, out).ok()
+        let c = c.as_mut()?;
+        match dict {
+            Some(dict) => c.compress_using_cdict(out, plaintext, dict.cdict()),
+            None => c.compress(out, plaintext, ZSTD_LEVEL),
+        }
+        .ok()
     })
 }
 
@@ -158,24 +208,40 @@ mod tests {
         Keys::derive(&MasterKey::from_bytes([1; 32]), [0; 16])
     }
 
+    fn no_dict() -> Result<Option<Arc<Dictionary>>> {
+        Ok(None)
+    }
+
+    fn page_dict() -> Arc<Dictionary> {
+        static DICT: std::sync::OnceLock<Arc<Dictionary>> = std::sync::OnceLock::new();
+        DICT.get_or_init(|| {
+            let raw = crate::dict::train(&crate::dict::tests::page_like(400)).unwrap();
+            Arc::new(Dictionary::from_raw(raw).unwrap())
+        })
+        .clone()
+    }
+
     proptest! {
         #[test]
         fn round_trip(data in proptest::collection::vec(any::<u8>(), 0..4000), repeat in 1usize..4) {
             let k = keys();
             let plain = data.repeat(repeat);
             let id = blob_id(&k, BlobKind::Data, &plain);
-            let sealed = encode(&k, BlobKind::Data, &id, &plain);
-            prop_assert_eq!(decode(&k, BlobKind::Data, &id, &sealed).unwrap(), plain);
+            let sealed = encode(&k, BlobKind::Data, &id, &plain, None);
+            prop_assert_eq!(decode(&k, BlobKind::Data, &id, &sealed, &no_dict).unwrap(), plain.clone());
+            let dict = page_dict();
+            let sealed = encode(&k, BlobKind::Data, &id, &plain, Some(&dict));
+            prop_assert_eq!(decode(&k, BlobKind::Data, &id, &sealed, &|| Ok(Some(dict.clone()))).unwrap(), plain);
         }
 
         #[test]
         fn flipped_bit_rejected(data in proptest::collection::vec(any::<u8>(), 1..500), bit in any::<usize>()) {
             let k = keys();
             let id = blob_id(&k, BlobKind::Tree, &data);
-            let mut sealed = encode(&k, BlobKind::Tree, &id, &data);
+            let mut sealed = encode(&k, BlobKind::Tree, &id, &data, None);
             let bit = bit % (sealed.len() * 8);
             sealed[bit / 8] ^= 1 << (bit % 8);
-            prop_assert!(decode(&k, BlobKind::Tree, &id, &sealed).is_err());
+            prop_assert!(decode(&k, BlobKind::Tree, &id, &sealed, &no_dict).is_err());
         }
     }
 
@@ -184,10 +250,43 @@ mod tests {
         let k = keys();
         let plain = vec![b'a'; 100_000];
         let id = blob_id(&k, BlobKind::Data, &plain);
-        let sealed = encode(&k, BlobKind::Data, &id, &plain);
+        let sealed = encode(&k, BlobKind::Data, &id, &plain, None);
         assert!(sealed.len() < 1000);
-        assert!(decode(&k, BlobKind::Tree, &id, &sealed).is_err());
+        assert!(decode(&k, BlobKind::Tree, &id, &sealed, &no_dict).is_err());
         let other = blob_id(&k, BlobKind::Data, b"other");
-        assert!(decode(&k, BlobKind::Data, &other, &sealed).is_err());
+        assert!(decode(&k, BlobKind::Data, &other, &sealed, &no_dict).is_err());
+    }
+
+    #[test]
+    fn dictionary_shrinks_pages_and_is_required_to_read_them() {
+        let k = keys();
+        let dict = page_dict();
+        let page = crate::dict::tests::page_like(1000).pop().unwrap();
+        let id = blob_id(&k, BlobKind::Data, &page);
+        let plain = encode(&k, BlobKind::Data, &id, &page, None);
+        let with = encode(&k, BlobKind::Data, &id, &page, Some(&dict));
+        assert!(
+            with.len() < plain.len(),
+            "{} !< {}",
+            with.len(),
+            plain.len()
+        );
+        let err = decode(&k, BlobKind::Data, &id, &with, &no_dict).unwrap_err();
+        assert!(err.to_string().contains("dictionary"), "{err}");
+        // Another dictionary (a different id) is refused by name, not misread.
+        let other_raw = crate::dict::train(
+            &(0..300)
+                .map(|i| format!("other {i} ").repeat(100).into_bytes())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let other = Arc::new(Dictionary::from_raw(other_raw).unwrap());
+        assert_ne!(other.id(), dict.id());
+        let err = decode(&k, BlobKind::Data, &id, &with, &|| Ok(Some(other.clone()))).unwrap_err();
+        assert!(err.to_string().contains("another dictionary"), "{err}");
+        // Trees and large chunks never use it.
+        let tree_id = blob_id(&k, BlobKind::Tree, &page);
+        let tree = encode(&k, BlobKind::Tree, &tree_id, &page, Some(&dict));
+        assert!(decode(&k, BlobKind::Tree, &tree_id, &tree, &no_dict).is_ok());
     }
 }

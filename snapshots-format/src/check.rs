@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use crate::blob::{self, BlobKind};
+use crate::blob::BlobKind;
 use crate::content::{Content, Extent};
 use crate::error::Result;
 use crate::id::{BlobId, PackId};
@@ -98,6 +98,13 @@ pub fn check(
         report.warnings.push(format!(
             "pack {} is not in the index (left by an interrupted run: prune removes it; rebuild-index adds it)",
             id.short()
+        ));
+    }
+
+    // Every small chunk may need the dictionary: its damage comes first.
+    if let Err(e) = repo.dictionary() {
+        report.errors.push(format!(
+            "{e} (every file compressed with it is unreadable; restore the repository's `dictionary` file from a copy of the drive)"
         ));
     }
 
@@ -186,7 +193,7 @@ fn read_pack(
     };
     for e in entries {
         let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-        if let Err(err) = blob::decode(repo.keys(), e.kind, &e.id, sealed) {
+        if let Err(err) = repo.decode_blob(e.kind, &e.id, sealed) {
             report.errors.push(format!("pack {}: {err}", id.short()));
             damaged.insert(e.id);
         }

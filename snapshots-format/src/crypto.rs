@@ -38,6 +38,8 @@ pub enum ObjectKind {
     Lock = 0x06,
     /// The saved retention policy.
     Policy = 0x07,
+    /// The compression dictionary.
+    Dictionary = 0x08,
 }
 
 /// Sealing failed to authenticate: wrong key, or the bytes were changed.

@@ -9,8 +9,13 @@ use crate::error::{Error, Result};
 
 /// Magic bytes opening the header.
 pub const MAGIC: &[u8; 8] = b"COFFRE\x00R";
-/// The repository format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The repository format version this build writes and reads (it reads
+/// every earlier one too).
+pub const FORMAT_VERSION: u32 = 2;
+/// The first format whose repository may hold a compression dictionary and
+/// blobs compressed with it (FORMAT.md §17); a format-1 repository moves to
+/// it when it gets its dictionary.
+pub const DICTIONARY_VERSION: u32 = 2;
 /// Length of the encoded header.
 pub const HEADER_LEN: usize = 8 + 4 + REPO_ID_LEN + 32;
 

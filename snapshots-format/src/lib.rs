@@ -15,6 +15,7 @@ pub mod chunker;
 pub mod codec;
 pub mod content;
 pub mod crypto;
+pub mod dict;
 pub mod error;
 pub mod fsmeta;
 pub mod header;

@@ -274,7 +274,7 @@ mod tests {
             let mut ids = Vec::new();
             for b in &blobs {
                 let id = blob::blob_id(&k, BlobKind::Data, b);
-                w.add(id, BlobKind::Data, &blob::encode(&k, BlobKind::Data, &id, b)).unwrap();
+                w.add(id, BlobKind::Data, &blob::encode(&k, BlobKind::Data, &id, b, None)).unwrap();
                 ids.push(id);
             }
             let done = w.finish(&k, &store).unwrap();
@@ -284,7 +284,7 @@ mod tests {
             prop_assert_eq!(&entries, &done.entries);
             for (e, b) in entries.iter().zip(&blobs) {
                 let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-                prop_assert_eq!(&blob::decode(&k, e.kind, &e.id, sealed).unwrap(), b);
+                prop_assert_eq!(&blob::decode(&k, e.kind, &e.id, sealed, &|| Ok(None)).unwrap(), b);
             }
         }
 
@@ -311,7 +311,7 @@ mod tests {
         w.add(
             id,
             BlobKind::Data,
-            &blob::encode(&k, BlobKind::Data, &id, b"x"),
+            &blob::encode(&k, BlobKind::Data, &id, b"x", None),
         )
         .unwrap();
         let done = w.finish(&k, &store).unwrap();

@@ -23,7 +23,6 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use crate::blob;
 use crate::content::{Content, Extent};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
@@ -178,7 +177,7 @@ pub fn prune(
         for e in &u.used {
             let sealed = Store::read_at(&file, &path, u64::from(e.offset), e.length as usize)?;
             // Never carry damage forward silently.
-            blob::decode(repo.keys(), e.kind, &e.id, &sealed)?;
+            repo.decode_blob(e.kind, &e.id, &sealed)?;
             let slot = &mut writers[usize::from(e.kind.is_metadata())];
             let w = match slot {
                 Some(w) => w,

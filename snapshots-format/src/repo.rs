@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::blob::{self, BlobKind};
 use crate::content::{decode_piece, Content, Extent};
-use crate::crypto::{Keys, MasterKey};
+use crate::crypto::{Keys, MasterKey, ObjectKind};
+use crate::dict::Dictionary;
 use crate::error::{Error, IoContext, Result};
 use crate::header::Header;
 use crate::id::{to_hex, BlobId, PackId, SnapshotId};
@@ -25,6 +26,10 @@ const OPEN_PACKS: usize = 64;
 
 /// Magic opening the saved policy file.
 const POLICY_MAGIC: &[u8; 8] = b"COFFREPL";
+/// Magic opening the dictionary file.
+const DICT_MAGIC: &[u8; 8] = b"COFFREDI";
+/// Version of the dictionary file's plaintext.
+const DICT_VERSION: u8 = 1;
 
 /// Snapshots with their ids, oldest first.
 pub type SnapshotList = Vec<(SnapshotId, Snapshot)>;
@@ -36,6 +41,9 @@ pub struct Repository {
     index: Index,
     header: Header,
     open_packs: Mutex<HashMap<PackId, Arc<File>>>,
+    /// The compression dictionary once read. Its absence is not cached: a
+    /// mount open while the first snapshot trains one must then find it.
+    dictionary: Mutex<Option<Arc<Dictionary>>>,
 }
 
 impl Repository {
@@ -143,6 +151,7 @@ impl Repository {
             index,
             header,
             open_packs: Mutex::new(HashMap::new()),
+            dictionary: Mutex::new(None),
         })
     }
 
@@ -224,7 +233,87 @@ impl Repository {
             u64::from(loc.offset),
             loc.length as usize,
         )?;
-        blob::decode(&self.keys, kind, id, &sealed)
+        self.decode_blob(kind, id, &sealed)
+    }
+
+    /// Opens, decompresses and verifies a sealed blob read from a pack.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when its bytes (or the dictionary it needs) are damaged.
+    pub fn decode_blob(&self, kind: BlobKind, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>> {
+        blob::decode(&self.keys, kind, id, sealed, &|| self.dictionary())
+    }
+
+    /// The repository's compression dictionary, if it has one (read once
+    /// found).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the dictionary file is damaged.
+    pub fn dictionary(&self) -> Result<Option<Arc<Dictionary>>> {
+        let mut slot = self.dictionary.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dict) = &*slot {
+            return Ok(Some(dict.clone()));
+        }
+        let path = self.store.dictionary_path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let bad = |why: &str| Error::corrupt("dictionary", "dictionary", why);
+        let sealed = bytes
+            .strip_prefix(&DICT_MAGIC[..])
+            .ok_or_else(|| bad("bad magic"))?;
+        let plain = self
+            .keys
+            .open(ObjectKind::Dictionary, &[], sealed)
+            .map_err(|_| bad("fails authentication"))?;
+        let raw = match plain.split_first() {
+            Some((&DICT_VERSION, raw)) => raw.to_vec(),
+            Some((&v, _)) if v > DICT_VERSION => {
+                return Err(Error::UnsupportedVersion {
+                    what: "dictionary",
+                    found: u32::from(v),
+                    supported: u32::from(DICT_VERSION),
+                })
+            }
+            _ => return Err(bad("unknown version")),
+        };
+        let dict = Arc::new(Dictionary::from_raw(raw).ok_or_else(|| bad("not a zstd dictionary"))?);
+        *slot = Some(dict.clone());
+        Ok(Some(dict))
+    }
+
+    /// Gives the repository the dictionary `raw`, unless it has one already;
+    /// returns the repository's dictionary (`raw`'s, or the one another
+    /// process wrote first). The header moves to format 2 first, so that a
+    /// Coffre too old to read dictionaries refuses the repository plainly.
+    ///
+    /// # Errors
+    /// Storage errors; [`Error::Corrupt`] when `raw` is not a dictionary.
+    pub fn add_dictionary(&self, raw: Vec<u8>) -> Result<Option<Arc<Dictionary>>> {
+        if let Some(existing) = self.dictionary()? {
+            return Ok(Some(existing));
+        }
+        if Dictionary::from_raw(raw.clone()).is_none() {
+            return Err(Error::corrupt("dictionary", "new", "not a zstd dictionary"));
+        }
+        if self.header.version < crate::header::DICTIONARY_VERSION {
+            let upgraded = Header {
+                version: crate::header::DICTIONARY_VERSION,
+                ..self.header
+            };
+            self.store
+                .write_atomic(&self.store.config_path(), &upgraded.encode())?;
+        }
+        let mut plain = vec![DICT_VERSION];
+        plain.extend_from_slice(&raw);
+        let sealed = self.keys.seal(ObjectKind::Dictionary, &[], &plain);
+        let bytes = [&DICT_MAGIC[..], &sealed].concat();
+        self.store
+            .write_new(&self.store.dictionary_path(), &bytes)?;
+        // Whoever won, read back what is there now.
+        self.dictionary()
     }
 
     /// Loads and decodes a tree.

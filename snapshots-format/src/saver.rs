@@ -10,11 +10,12 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::blob::{self, BlobKind};
+use crate::dict::Dictionary;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::pack::PackWriter;
@@ -43,6 +44,8 @@ pub struct SaveStats {
 /// Deduplicates and stores blobs; see the module documentation.
 pub struct Saver<'r> {
     repo: &'r Repository,
+    /// Small data blobs are compressed with it.
+    dict: Option<Arc<Dictionary>>,
     queued: Mutex<HashSet<BlobId>>,
     tx: Mutex<Option<Sender<Job>>>,
     error: Mutex<Option<Error>>,
@@ -72,6 +75,9 @@ impl<'r> Saver<'r> {
         let (tx, rx) = bounded::<Job>(workers * 4);
         let saver = Saver {
             repo,
+            // A damaged dictionary must not stop tonight's backup: compress
+            // without it (`check` reports the damage).
+            dict: repo.dictionary().ok().flatten(),
             queued: Mutex::new(HashSet::new()),
             tx: Mutex::new(Some(tx)),
             error: Mutex::new(None),
@@ -169,7 +175,13 @@ impl<'r> Saver<'r> {
     }
 
     fn store(&self, job: Job) -> Result<()> {
-        let sealed = blob::encode(self.repo.keys(), job.kind, &job.id, &job.data);
+        let sealed = blob::encode(
+            self.repo.keys(),
+            job.kind,
+            &job.id,
+            &job.data,
+            self.dict.as_deref(),
+        );
         let slot = &self.packers[usize::from(job.kind.is_metadata())];
         let mut packer = slot.lock().unwrap_or_else(|p| p.into_inner());
         if packer.is_none() {

@@ -74,6 +74,23 @@ impl Store {
         self.root.join("policy")
     }
 
+    /// Path of the compression dictionary.
+    pub fn dictionary_path(&self) -> PathBuf {
+        self.root.join("dictionary")
+    }
+
+    /// Writes a small file atomically and durably at `dest` unless a file is
+    /// already there; returns whether it wrote. Two writers racing get one
+    /// winner, and neither replaces what the other may already be using.
+    ///
+    /// # Errors
+    /// I/O errors, [`Error::DriveFull`].
+    pub fn write_new(&self, dest: &Path, bytes: &[u8]) -> Result<bool> {
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes)?;
+        tmp.commit_new(dest)
+    }
+
     /// Directory holding the index database.
     pub fn index_dir(&self) -> PathBuf {
         self.root.join("index")
@@ -297,15 +314,20 @@ impl TempFile {
         file.write_all(bytes).at(&self.path)
     }
 
-    /// Makes the file durable and moves it to `dest`: fsync the file, rename,
-    /// fsync the destination directory.
-    pub fn commit(mut self, dest: &Path) -> Result<()> {
+    /// Flushes, fsyncs and closes the file (which stays at its temporary
+    /// path; the caller moves or removes it).
+    fn sync_and_close(&mut self) -> Result<()> {
         let file = self.file.take().expect("temp file is open until commit");
         let file = file
             .into_inner()
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
-        file.sync_all().at(&self.path)?;
-        drop(file);
+        file.sync_all().at(&self.path)
+    }
+
+    /// Makes the file durable and moves it to `dest`: fsync the file, rename,
+    /// fsync the destination directory.
+    pub fn commit(mut self, dest: &Path) -> Result<()> {
+        self.sync_and_close()?;
         match fs::rename(&self.path, dest) {
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
@@ -325,6 +347,34 @@ impl TempFile {
             sync_dir(dir)?;
         }
         Ok(())
+    }
+}
+
+impl TempFile {
+    /// [`TempFile::commit`], but never replacing an existing `dest`: returns
+    /// false (and removes the temporary file) when `dest` exists.
+    pub fn commit_new(mut self, dest: &Path) -> Result<bool> {
+        self.sync_and_close()?;
+        // A hard link fails when the name is taken; unlike rename it cannot
+        // replace. Drives whose filesystem has no hard links (exFAT) fall
+        // back to a look then a rename: the window is tiny and only two
+        // first snapshots started together could meet in it.
+        let linked = match fs::hard_link(&self.path, dest) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(_) if dest.exists() => false,
+            Err(_) => {
+                fs::rename(&self.path, dest).at(dest)?;
+                true
+            }
+        };
+        let _ = fs::remove_file(&self.path);
+        if linked {
+            if let Some(dir) = dest.parent() {
+                sync_dir(dir)?;
+            }
+        }
+        Ok(linked)
     }
 }
 
