@@ -116,6 +116,15 @@ impl Index {
         conn.execute_batch(
             "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;",
         )?;
+        // Plans that do not depend on bound values. Without this, SQLite
+        // marks the lookup by blob id as "replan when rebound", and since a
+        // cached statement's bindings are cleared on every return to the
+        // cache, each lookup was parsed and planned again (a third of a
+        // small file's restore time).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         conn.execute_batch(SCHEMA)?;
         if version.is_none() {
             conn.execute(

@@ -7,11 +7,20 @@
 //! (decrypted, authenticated, re-hashed) before it is written. Existing
 //! files are left alone unless `overwrite` is set; existing directories are
 //! merged into.
+//!
+//! One thread (the walker) reads the trees in order, creates the
+//! directories and hard links, and queues every other entry for a few
+//! worker threads that create, fill and label them. Restoring many small
+//! files is mostly creating files, which several threads do faster than
+//! one. A directory's own metadata is applied once its last entry is done
+//! (see [`Dir`]).
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -52,6 +61,11 @@ pub struct RestoreSummary {
     pub errors: Vec<String>,
 }
 
+/// Entries queued for the workers at most: enough to keep them busy while
+/// the walker loads the next tree, few enough that memory and the number of
+/// open directories stay small whatever the size of the snapshot.
+const QUEUE: usize = 256;
+
 /// Restores `snap` per `opts`.
 ///
 /// # Errors
@@ -73,70 +87,153 @@ pub fn restore(
     // creates it: an existing folder (say /srv or /tmp) keeps its own.
     let created = !opts.target.exists();
     std::fs::create_dir_all(&opts.target).at(&opts.target)?;
-    let root = DirFd::open_root(&opts.target).at(&opts.target)?;
-    let mut r = Restorer {
+    let root_fd = DirFd::open_root(&opts.target).at(&opts.target)?;
+    let shared = Shared {
         repo,
         progress,
         overwrite: opts.overwrite,
         owner: unsafe { libc::geteuid() } == 0,
-        summary: RestoreSummary::default(),
-        links: HashMap::new(),
+        summary: Mutex::new(RestoreSummary::default()),
         root: opts.target.clone(),
     };
-    match &opts.path {
-        None => {
+    let (queue, jobs) = mpsc::sync_channel(QUEUE);
+    let jobs = Mutex::new(jobs);
+    let walked = std::thread::scope(|scope| {
+        for _ in 0..workers() {
+            scope.spawn(|| shared.work(&jobs));
+        }
+        let mut walker = Walker {
+            shared: &shared,
+            queue,
+            links: HashMap::new(),
+        };
+        let root = Arc::new(Dir {
+            fd: root_fd,
+            rel: Vec::new(),
+            meta: if created && opts.path.is_none() {
+                snap.root.clone()
+            } else {
+                None
+            },
+            _parent: None,
+            shared: &shared,
+        });
+        let Some(path) = &opts.path else {
             progress.set_total(
                 snap.summary.files_new + snap.summary.files_changed + snap.summary.files_unchanged,
                 snap.summary.total_size,
             );
-            r.tree(&root, &mut Vec::new(), &snap.tree)?;
-            if let (true, Some(node)) = (created, &snap.root) {
-                if let Err(e) = r.apply_dir_meta(&root, node) {
-                    r.summary.errors.push(format!("(target folder): {e}"));
-                }
+            return walker.tree(&root, &snap.tree);
+        };
+        let (tree_id, node) = selected.expect("resolved above");
+        let parts: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty())
+            .collect();
+        let mut dir = root;
+        if let Some((_, parents)) = parts.split_last() {
+            for part in parents {
+                let fd = shared
+                    .enter(&dir.fd, part)
+                    .map_err(|e| Error::Restore(format!("{}: {e}", show(&dir.rel, part))))?;
+                dir = dir.child(fd, part, None);
             }
         }
-        Some(path) => {
-            let (tree_id, node) = selected.expect("resolved above");
-            let parts: Vec<Vec<u8>> = path
-                .split(|&b| b == b'/')
-                .filter(|p| !p.is_empty())
-                .map(<[u8]>::to_vec)
-                .collect();
-            let mut dir = root;
-            let mut rel = Vec::new();
-            if let Some((_, parents)) = parts.split_last() {
-                for part in parents {
-                    dir = r
-                        .enter(&dir, part)
-                        .map_err(|e| Error::Restore(format!("{}: {e}", show(&rel, part))))?;
-                    rel.push(part.clone());
-                }
-            }
-            match node {
-                Some(node) => r.entry(&dir, &mut rel, &node),
-                // An empty path names the whole snapshot.
-                None => r.tree(&dir, &mut rel, &tree_id)?,
-            }
+        match node {
+            Some(node) => walker.entry(&dir, node),
+            // An empty path names the whole snapshot.
+            None => walker.tree(&dir, &tree_id)?,
         }
-    }
-    Ok(r.summary)
+        Ok(())
+        // Leaving the scope drops the walker, which closes the queue, and
+        // waits for the workers; the last directories are labelled then.
+    });
+    // The queue's type names `shared`: end it before taking the summary out.
+    drop(jobs);
+    let summary = shared
+        .summary
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    walked.map(|()| summary)
+}
+
+/// How many threads create files: more than the cores, since creating a
+/// file often waits on the disk rather than on a core.
+fn workers() -> usize {
+    (cores() * 2).clamp(2, 8)
 }
 
 /// Where the first name of a hard-linked inode was restored: its directory
 /// (as components from the target root) and its name.
 type LinkSource = (Vec<Vec<u8>>, Vec<u8>);
 
-struct Restorer<'a> {
+/// What the walker and the workers share.
+struct Shared<'a> {
     repo: &'a Repository,
     progress: &'a dyn Progress,
     overwrite: bool,
     owner: bool,
-    summary: RestoreSummary,
-    /// First restored name of each hard-linked inode: its directory path
-    /// (from the target root) and name.
-    links: HashMap<(u64, u64), LinkSource>,
+    summary: Mutex<RestoreSummary>,
     root: PathBuf,
+}
+
+/// A restored directory, kept open while entries remain to be made in it.
+///
+/// The walker and every queued entry hold it (and through it its parents).
+/// When the last of them lets go, its own metadata (xattrs, owner, mode,
+/// mtime) is applied: after its entries, whose creation would change its
+/// mtime and which a read-only mode would forbid, and before its parent's.
+struct Dir<'s> {
+    fd: DirFd,
+    /// Path from the target root, for messages and hard links.
+    rel: Vec<Vec<u8>>,
+    /// The snapshot's entry for this directory; `None` for folders that
+    /// keep their own metadata (an existing target, the parents of `--path`).
+    meta: Option<Node>,
+    /// Keeps the parent's metadata pending until this directory is done.
+    _parent: Option<Arc<Dir<'s>>>,
+    shared: &'s Shared<'s>,
+}
+
+impl<'s> Dir<'s> {
+    fn child(self: &Arc<Self>, fd: DirFd, name: &[u8], meta: Option<Node>) -> Arc<Self> {
+        let mut rel = self.rel.clone();
+        rel.push(name.to_vec());
+        Arc::new(Dir {
+            fd,
+            rel,
+            meta,
+            _parent: Some(Arc::clone(self)),
+            shared: self.shared,
+        })
+    }
+}
+
+impl Drop for Dir<'_> {
+    fn drop(&mut self) {
+        let Some(node) = &self.meta else { return };
+        if let Err(e) = self.shared.apply_dir_meta(&self.fd, node) {
+            match self.rel.split_last() {
+                Some((name, parents)) => self.shared.fail(parents, name, &e),
+                None => self.shared.fail(&[], b"(target folder)", &e),
+            }
+        }
+    }
+}
+
+/// A non-directory entry for a worker to restore in `dir`.
+struct Job<'s> {
+    dir: Arc<Dir<'s>>,
+    node: Node,
+}
+
+/// Reads the trees in order, creates directories and hard links, and queues
+/// everything else for the workers.
+struct Walker<'s> {
+    shared: &'s Shared<'s>,
+    queue: SyncSender<Job<'s>>,
+    /// First restored name of each hard-linked inode.
+    links: HashMap<(u64, u64), LinkSource>,
 }
 
 fn show(rel: &[Vec<u8>], name: &[u8]) -> String {
@@ -148,27 +245,113 @@ fn show(rel: &[Vec<u8>], name: &[u8]) -> String {
     String::from_utf8_lossy(&s).into_owned()
 }
 
-impl Restorer<'_> {
-    fn tree(&mut self, dir: &DirFd, rel: &mut Vec<Vec<u8>>, id: &BlobId) -> Result<()> {
-        let tree = self.repo.load_tree(id)?;
-        for node in &tree.nodes {
-            self.entry(dir, rel, node);
+impl<'s> Walker<'s> {
+    fn tree(&mut self, dir: &Arc<Dir<'s>>, id: &BlobId) -> Result<()> {
+        let tree = self.shared.repo.load_tree(id)?;
+        for node in tree.nodes {
+            self.entry(dir, node);
         }
         Ok(())
     }
 
-    /// Restores one entry; failures are recorded, not returned, so one bad
-    /// file does not stop the rest.
-    fn entry(&mut self, dir: &DirFd, rel: &mut Vec<Vec<u8>>, node: &Node) {
-        if let Err(e) = self.try_entry(dir, rel, node) {
-            let msg = format!("{}: {e}", show(rel, &node.name));
-            self.progress.warn(&msg);
-            self.summary.errors.push(msg);
+    /// Restores or queues one entry; failures are recorded, not returned, so
+    /// one bad entry does not stop the rest.
+    fn entry(&mut self, dir: &Arc<Dir<'s>>, node: Node) {
+        let res = if !valid_name(&node.name) {
+            // Decoding already refused these; checking again costs nothing.
+            Err(Error::Restore(
+                "unsafe name in the repository, refused".into(),
+            ))
+        } else if node.kind == NodeKind::Dir {
+            self.dir(dir, &node)
+        } else if let Some(key) = node.link_key() {
+            // Made here, in order, so that the first name of an inode exists
+            // before a later one is linked to it.
+            self.linked(dir, &node, key)
+        } else {
+            let job = Job {
+                dir: Arc::clone(dir),
+                node,
+            };
+            if let Err(mpsc::SendError(job)) = self.queue.send(job) {
+                // No worker is left (one panicked): do it here.
+                self.shared.entry(&job.dir, &job.node);
+            }
+            return;
+        };
+        if let Err(e) = res {
+            self.shared.fail(&dir.rel, &node.name, &e);
         }
     }
 
+    fn dir(&mut self, parent: &Arc<Dir<'s>>, node: &Node) -> Result<()> {
+        if parent.rel.len() >= crate::tree::MAX_DEPTH {
+            return Err(Error::corrupt(
+                "tree",
+                show(&parent.rel, &node.name),
+                "folders nested too deep",
+            ));
+        }
+        let Payload::Dir(sub) = &node.payload else {
+            return Err(bad_node(node));
+        };
+        let fd = self.shared.enter(&parent.fd, &node.name)?;
+        self.shared.record(|s| s.dirs += 1);
+        let child = parent.child(fd, &node.name, Some(node.clone()));
+        self.tree(&child, sub)
+    }
+
+    fn linked(&mut self, dir: &Dir<'s>, node: &Node, key: (u64, u64)) -> Result<()> {
+        let name = &node.name[..];
+        if let Some((first_dir, first_name)) = self.links.get(&key) {
+            let from = self.shared.open_path(first_dir)?;
+            self.shared
+                .create(&dir.fd, name, || dir.fd.link_from(&from, first_name, name))?;
+            self.shared.count(node);
+            return Ok(());
+        }
+        self.shared.try_entry(dir, node)?;
+        self.links.insert(key, (dir.rel.clone(), node.name.clone()));
+        Ok(())
+    }
+}
+
+impl Shared<'_> {
+    /// A worker: restores queued entries until the walker is done.
+    fn work(&self, jobs: &Mutex<Receiver<Job<'_>>>) {
+        loop {
+            // Only one idle worker waits in `recv`; the others wait for the lock.
+            let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+            let Ok(job) = job else { return };
+            self.entry(&job.dir, &job.node);
+        }
+    }
+
+    fn entry(&self, dir: &Dir<'_>, node: &Node) {
+        if let Err(e) = self.try_entry(dir, node) {
+            self.fail(&dir.rel, &node.name, &e);
+        }
+    }
+
+    fn record(&self, f: impl FnOnce(&mut RestoreSummary)) {
+        f(&mut self.summary.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn fail(&self, rel: &[Vec<u8>], name: &[u8], e: &Error) {
+        let msg = format!("{}: {e}", show(rel, name));
+        self.progress.warn(&msg);
+        self.record(|s| s.errors.push(msg));
+    }
+
+    fn count(&self, node: &Node) {
+        self.record(|s| match node.kind {
+            NodeKind::File => s.files += 1,
+            _ => s.others += 1,
+        });
+    }
+
     /// Opens (creating it if needed) the subdirectory `name`.
-    fn enter(&mut self, dir: &DirFd, name: &[u8]) -> Result<DirFd> {
+    fn enter(&self, dir: &DirFd, name: &[u8]) -> Result<DirFd> {
         match dir.existing(name).map_err(io_err)? {
             Existing::Dir => {}
             Existing::Other if self.overwrite => {
@@ -181,7 +364,6 @@ impl Restorer<'_> {
         dir.open_dir(name).map_err(io_err)
     }
 
-    /// Clears the way for a new non-directory entry `name`.
     /// Creates a non-directory entry with `op`; only if the name is taken
     /// does it look at what is there (replace it with --overwrite, or
     /// refuse). Trying first halves the directory lookups, which is what a
@@ -212,78 +394,45 @@ impl Restorer<'_> {
         }
     }
 
-    fn try_entry(&mut self, dir: &DirFd, rel: &mut Vec<Vec<u8>>, node: &Node) -> Result<()> {
-        // Decoding already refused these; checking again costs nothing.
-        if !valid_name(&node.name) {
-            return Err(Error::Restore(
-                "unsafe name in the repository, refused".into(),
-            ));
-        }
-        let name = &node.name[..];
+    /// Restores one non-directory entry (not a further name of a hard link).
+    fn try_entry(&self, dir: &Dir<'_>, node: &Node) -> Result<()> {
+        let (fd, name) = (&dir.fd, &node.name[..]);
         let owner = self.owner.then_some((node.uid, node.gid));
-        if node.kind == NodeKind::Dir {
-            if rel.len() >= crate::tree::MAX_DEPTH {
-                return Err(Error::corrupt(
-                    "tree",
-                    show(rel, name),
-                    "folders nested too deep",
-                ));
-            }
-            let Payload::Dir(sub) = &node.payload else {
-                return Err(bad_node(node));
-            };
-            let child = self.enter(dir, name)?;
-            rel.push(node.name.clone());
-            let res = self.tree(&child, rel, sub);
-            rel.pop();
-            res?;
-            self.summary.dirs += 1;
-            for (k, v) in &node.xattrs {
-                child.set_xattr_self(k, v).map_err(|e| xattr_err(k, e))?;
-            }
-            child
-                .set_owner_mode_self(owner, node.mode)
-                .map_err(io_err)?;
-            return child.set_mtime_self(node.mtime).map_err(io_err);
-        }
-        if let Some(key) = node.link_key() {
-            if let Some((first_dir, first_name)) = self.links.get(&key).cloned() {
-                let from = self.open_path(&first_dir)?;
-                self.create(dir, name, || dir.link_from(&from, &first_name, name))?;
-                self.count(node);
-                return Ok(());
-            }
-        }
         match (&node.kind, &node.payload) {
             (NodeKind::File, Payload::File(content)) => {
-                let file = self.create(dir, name, || dir.create_file(name))?;
+                let file = self.create(fd, name, || fd.create_file(name))?;
                 let extents = self.repo.load_extents(content)?;
-                let offset = write_extents(self.repo, &file, &extents, self.progress)?;
-                self.summary.bytes += extents
-                    .iter()
-                    .filter(|e| matches!(e, Extent::Chunk { .. }))
-                    .map(Extent::len)
-                    .sum::<u64>();
-                if offset != node.size {
+                let (size, written) = write_extents(self.repo, &file, &extents, self.progress)?;
+                if size != node.size {
                     return Err(Error::corrupt(
                         "tree",
-                        show(rel, name),
+                        show(&dir.rel, name),
                         "chunk list does not add up to the file size",
                     ));
                 }
                 // Trailing holes: extend without writing, so they stay holes.
-                file.set_len(node.size).map_err(io_err)?;
+                // The file is new (created exclusively), so otherwise its
+                // length is already right.
+                if written < size {
+                    file.set_len(size).map_err(io_err)?;
+                }
                 for (k, v) in &node.xattrs {
                     target::set_xattr_fd(file.as_raw_fd(), k, v).map_err(|e| xattr_err(k, e))?;
                 }
                 target::set_owner_mode_fd(file.as_raw_fd(), owner, node.mode).map_err(io_err)?;
                 target::set_mtime_fd(file.as_raw_fd(), node.mtime).map_err(io_err)?;
+                let bytes = extents
+                    .iter()
+                    .filter(|e| matches!(e, Extent::Chunk { .. }))
+                    .map(Extent::len)
+                    .sum::<u64>();
+                self.record(|s| s.bytes += bytes);
                 self.progress.advance(1, 0);
             }
             (NodeKind::Symlink, Payload::Symlink(t)) => {
-                self.create(dir, name, || dir.symlink(t, name))?;
-                dir.set_owner_mode(name, owner, None).map_err(io_err)?;
-                dir.set_mtime(name, node.mtime).map_err(io_err)?;
+                self.create(fd, name, || fd.symlink(t, name))?;
+                fd.set_owner_mode(name, owner, None).map_err(io_err)?;
+                fd.set_mtime(name, node.mtime).map_err(io_err)?;
             }
             (NodeKind::Fifo | NodeKind::Socket, _)
             | (NodeKind::CharDevice | NodeKind::BlockDevice, Payload::Device(_)) => {
@@ -299,15 +448,12 @@ impl Restorer<'_> {
                         "device files can only be recreated as root; skipped".into(),
                     ));
                 }
-                self.create(dir, name, || dir.mknod(name, bits, rdev))?;
-                dir.set_owner_mode(name, owner, Some(node.mode))
+                self.create(fd, name, || fd.mknod(name, bits, rdev))?;
+                fd.set_owner_mode(name, owner, Some(node.mode))
                     .map_err(io_err)?;
-                dir.set_mtime(name, node.mtime).map_err(io_err)?;
+                fd.set_mtime(name, node.mtime).map_err(io_err)?;
             }
             _ => return Err(bad_node(node)),
-        }
-        if let Some(key) = node.link_key() {
-            self.links.insert(key, (rel.clone(), node.name.clone()));
         }
         self.count(node);
         Ok(())
@@ -324,13 +470,6 @@ impl Restorer<'_> {
         dir.set_mtime_self(node.mtime).map_err(io_err)
     }
 
-    fn count(&mut self, node: &Node) {
-        match node.kind {
-            NodeKind::File => self.summary.files += 1,
-            _ => self.summary.others += 1,
-        }
-    }
-
     /// Re-opens a directory already restored, component by component from
     /// the target root, never following symlinks.
     fn open_path(&self, parts: &[Vec<u8>]) -> Result<DirFd> {
@@ -342,7 +481,8 @@ impl Restorer<'_> {
     }
 }
 
-/// Writes a file's chunks at their offsets and returns the file's length.
+/// Writes a file's chunks at their offsets and returns the file's length
+/// and the end of its last chunk (less when the file ends in a hole).
 /// Large files are decoded (read, decrypt, decompress, verify) by one thread
 /// per core, each writing its own chunks with positioned writes: decoding,
 /// not the disk, is what limits a restore.
@@ -351,12 +491,15 @@ fn write_extents(
     file: &std::fs::File,
     extents: &[Extent],
     progress: &dyn Progress,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let mut offsets = Vec::with_capacity(extents.len());
-    let mut end = 0u64;
+    let (mut end, mut written) = (0u64, 0u64);
     for e in extents {
         offsets.push(end);
         end += e.len();
+        if let Extent::Chunk { .. } = e {
+            written = end;
+        }
     }
     let write_share = |share: usize, of: usize| -> Result<()> {
         for (i, e) in extents.iter().enumerate().skip(share).step_by(of) {
@@ -378,7 +521,7 @@ fn write_extents(
     let threads = cores().min(4);
     if threads < 2 || extents.len() < 16 {
         write_share(0, 1)?;
-        return Ok(end);
+        return Ok((end, written));
     }
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -392,7 +535,7 @@ fn write_extents(
             })
             .collect::<Result<Vec<()>>>()
     })?;
-    Ok(end)
+    Ok((end, written))
 }
 
 /// Number of cores, asked once: `available_parallelism` reads several
