@@ -20,11 +20,25 @@ pub const EXIT_ERROR: u8 = 1;
 /// Exit code: a snapshot was taken but some files could not be read.
 pub const EXIT_PARTIAL: u8 = 3;
 
+/// glibc gives each busy thread its own heap, and each keeps what it freed:
+/// with a snapshot's eight threads passing chunk buffers around, memory grew
+/// with the run (70 → 88 MiB on 2 GB). Two heaps keep it flat at no
+/// measurable cost in time.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
     // A panic is a bug; the user gets one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("coffre: internal error: {info}. Please report this; your repository is unchanged by it.");
     }));
+    limit_malloc_arenas();
     let cli = args::Cli::parse();
     // Walks recurse once per folder level; a generous stack (reserved, not
     // used, until needed) keeps the deepest legal tree far from overflowing.

@@ -56,6 +56,7 @@ pub struct PackUsage {
 /// The open index database.
 pub struct Index {
     conn: Mutex<Connection>,
+    reader: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -73,6 +74,20 @@ CREATE TABLE IF NOT EXISTS blobs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs(pack_no);
 ";
+
+/// Settings of every index connection.
+fn tune(conn: &Connection) -> Result<()> {
+    // Plans that do not depend on bound values. Without this, SQLite
+    // marks the lookup by blob id as "replan when rebound", and since a
+    // cached statement's bindings are cleared on every return to the
+    // cache, each lookup was parsed and planned again (a third of a
+    // small file's restore time).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
 
 impl Index {
     /// Opens (creating if needed) the index database at `path`.
@@ -111,20 +126,13 @@ impl Index {
         if !mode.eq_ignore_ascii_case("wal") {
             conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get::<_, String>(0))?;
         }
-        // Blob ids are random, so lookups and inserts land all over the
-        // table: a 2 MiB page cache (SQLite's default) missed on most of them.
+        // Blob ids are random, so inserts and lookups land all over the
+        // table: with SQLite's default 2 MiB page cache most of them missed
+        // and went to the kernel.
         conn.execute_batch(
             "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;",
         )?;
-        // Plans that do not depend on bound values. Without this, SQLite
-        // marks the lookup by blob id as "replan when rebound", and since a
-        // cached statement's bindings are cleared on every return to the
-        // cache, each lookup was parsed and planned again (a third of a
-        // small file's restore time).
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-            true,
-        )?;
+        tune(&conn)?;
         conn.execute_batch(SCHEMA)?;
         if version.is_none() {
             conn.execute(
@@ -132,10 +140,26 @@ impl Index {
                 [INDEX_VERSION],
             )?;
         }
+        // Lookups get a connection of their own: a commit (one per pack,
+        // with its fsync) must not stall the readers deciding what is new,
+        // which left both cores idle for the length of every fsync. Only
+        // committed rows are seen there, which is what the saver needs: a
+        // blob is forgotten by the saver only once its pack is committed.
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(std::time::Duration::from_secs(30))?;
+        reader.execute_batch("PRAGMA query_only=1;")?;
+        tune(&reader)?;
+        reader.execute_batch("PRAGMA cache_size=-8192;")?;
         Ok(Self {
             conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
             path: path.to_path_buf(),
         })
+    }
+
+    /// The lookup connection.
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -144,9 +168,9 @@ impl Index {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a blob is indexed.
+    /// Whether a blob is indexed (committed).
     pub fn contains(&self, id: &BlobId) -> Result<bool> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE blob_id = ?1")?;
         Ok(stmt.exists([&id.0[..]])?)
     }
@@ -157,7 +181,7 @@ impl Index {
     /// [`Error::Corrupt`] if the sealed location fails authentication.
     pub fn lookup(&self, keys: &Keys, id: &BlobId) -> Result<Option<Location>> {
         let row: Option<(Vec<u8>, Vec<u8>)> = {
-            let conn = self.conn();
+            let conn = self.reader();
             let mut stmt = conn.prepare_cached(
                 "SELECT p.pack_id, b.loc FROM blobs b JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?1",
             )?;
