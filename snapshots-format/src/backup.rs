@@ -563,7 +563,7 @@ impl From<std::io::Error> for ReadError {
 /// Opens a source file for reading without following a symlink swapped in,
 /// without blocking on a fifo swapped in, and without touching its atime
 /// when allowed.
-fn open_source(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_source(path: &Path) -> std::io::Result<File> {
     let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
     match OpenOptions::new()
         .read(true)

@@ -9,12 +9,16 @@
 //! of a second on a few megabytes of samples, read from the source before
 //! the first snapshot's walk.
 
-use std::fs::{self, File};
+use std::fs;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use zstd::zstd_safe::{self, CDict, DDict};
 
+// Opened as the snapshot opens them: never following a symlink swapped in,
+// never blocking on a fifo swapped in.
+use crate::backup::open_source;
 use crate::blob::ZSTD_LEVEL;
 use crate::chunker::{self, Cutting};
 
@@ -133,7 +137,9 @@ pub fn sample_source(source: &Path) -> Vec<Vec<u8>> {
     for (path, len, page) in &paged {
         let share = (PAGE_SAMPLES as u64 * len / paged_total.max(1)).max(1);
         let pages = len / page;
-        let Ok(file) = File::open(path) else { continue };
+        let Ok(file) = open_source(path) else {
+            continue;
+        };
         for k in 0..share.min(pages) {
             let mut buf = vec![0u8; *page as usize];
             let at = pages * k / share * page;
@@ -144,8 +150,10 @@ pub fn sample_source(source: &Path) -> Vec<Vec<u8>> {
     }
     let step = small.len().div_ceil(SMALL_SAMPLES).max(1);
     for path in small.iter().step_by(step) {
-        if let Ok(mut bytes) = fs::read(path) {
-            bytes.truncate(SMALL_SAMPLE_MAX);
+        let mut bytes = Vec::new();
+        let read =
+            open_source(path).and_then(|f| f.take(SMALL_SAMPLE_MAX as u64).read_to_end(&mut bytes));
+        if read.is_ok() {
             samples.push(bytes);
         }
     }
@@ -154,7 +162,7 @@ pub fn sample_source(source: &Path) -> Vec<Vec<u8>> {
 
 /// The page size the chunker would cut this file into, if any.
 fn page_size(path: &Path, len: u64) -> Option<u64> {
-    let file = File::open(path).ok()?;
+    let file = open_source(path).ok()?;
     let mut head = [0u8; 100];
     let got = file.read_at(&mut head, 0).ok()?;
     match chunker::choose(len, &head[..got]) {
