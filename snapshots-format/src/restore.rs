@@ -126,6 +126,7 @@ pub fn restore(
                 snap.summary.files_new + snap.summary.files_changed + snap.summary.files_unchanged,
                 snap.summary.total_size,
             );
+            walker.skeleton(&root.fd, &snap.tree, 0);
             return walker.tree(&root, &snap.tree);
         };
         let (tree_id, node) = selected.expect("resolved above");
@@ -143,9 +144,19 @@ pub fn restore(
             }
         }
         match node {
-            Some(node) => walker.entry(&dir, node),
+            Some(node) => {
+                if let (NodeKind::Dir, Payload::Dir(sub)) = (&node.kind, &node.payload) {
+                    if let Ok(fd) = shared.enter(&dir.fd, &node.name) {
+                        walker.skeleton(&fd, sub, dir.rel.len() + 1);
+                    }
+                }
+                walker.entry(&dir, node);
+            }
             // An empty path names the whole snapshot.
-            None => walker.tree(&dir, &tree_id)?,
+            None => {
+                walker.skeleton(&dir.fd, &tree_id, dir.rel.len());
+                walker.tree(&dir, &tree_id)?;
+            }
         }
         Ok(())
         // Leaving the scope drops the walker, which closes the queue, and
@@ -303,6 +314,32 @@ impl<'s> Walker<'s> {
         };
         if let Err(e) = res {
             self.shared.fail(&dir.rel, &node.name, &e);
+        }
+    }
+
+    /// Creates every folder of the tree `id` under `fd` before any file.
+    ///
+    /// On an ext4 without a journal, creating a file shortly after many were
+    /// deleted scans the deleted inodes one by one: restoring into a fresh
+    /// folder right after deleting an earlier restore took 25 s instead of
+    /// 7 (and `cp -a` 22 s). With the folders made first, the files land
+    /// where that scan is short (measured: 4–7 s). Errors are left to the
+    /// main pass, which meets the same folders and reports them.
+    fn skeleton(&self, fd: &DirFd, id: &BlobId, depth: usize) {
+        if depth >= crate::tree::MAX_DEPTH {
+            return;
+        }
+        let Ok(tree) = self.shared.repo.load_tree(id) else {
+            return;
+        };
+        for node in &tree.nodes {
+            if let (NodeKind::Dir, Payload::Dir(sub)) = (&node.kind, &node.payload) {
+                if valid_name(&node.name) {
+                    if let Ok(child) = self.shared.enter(fd, &node.name) {
+                        self.skeleton(&child, sub, depth + 1);
+                    }
+                }
+            }
         }
     }
 
