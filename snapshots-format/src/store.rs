@@ -421,4 +421,17 @@ mod tests {
         drop(mine);
         assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
     }
+
+    #[test]
+    fn write_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("repo"));
+        store.create_layout().unwrap();
+        let dest = store.dictionary_path();
+        assert!(store.write_new(&dest, b"first").unwrap());
+        assert!(!store.write_new(&dest, b"second").unwrap());
+        assert_eq!(fs::read(&dest).unwrap(), b"first");
+        // Neither attempt leaves a temporary file behind.
+        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+    }
 }
