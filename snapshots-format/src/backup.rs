@@ -184,22 +184,35 @@ fn now() -> Timestamp {
 pub fn estimate(source: &Path) -> (u64, u64) {
     let mut files = 0;
     let mut bytes = 0;
+    for_each_file(source, usize::MAX, |_, meta| {
+        files += 1;
+        bytes += meta.len();
+    });
+    (files, bytes)
+}
+
+/// Calls `f` for each regular file under `source` (symlinks not followed),
+/// visiting at most `limit` entries; unreadable parts are passed over.
+pub(crate) fn for_each_file(source: &Path, limit: usize, mut f: impl FnMut(PathBuf, &Metadata)) {
     let mut stack = vec![source.to_path_buf()];
+    let mut seen = 0;
     while let Some(dir) = stack.pop() {
         let Ok(entries) = fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
+            seen += 1;
+            if seen > limit {
+                return;
+            }
             let Ok(meta) = entry.metadata() else { continue };
             if meta.is_dir() {
                 stack.push(entry.path());
             } else if meta.is_file() {
-                files += 1;
-                bytes += meta.len();
+                f(entry.path(), &meta);
             }
         }
     }
-    (files, bytes)
 }
 
 struct Walker<'a, 'r> {

@@ -9,7 +9,6 @@
 //! of a second on a few megabytes of samples, read from the source before
 //! the first snapshot's walk.
 
-use std::fs;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ use zstd::zstd_safe::{self, CDict, DDict};
 
 // Opened as the snapshot opens them: never following a symlink swapped in,
 // never blocking on a fifo swapped in.
-use crate::backup::open_source;
+use crate::backup::{for_each_file, open_source};
 use crate::blob::ZSTD_LEVEL;
 use crate::chunker::{self, Cutting};
 
@@ -108,30 +107,16 @@ pub fn train(samples: &[Vec<u8>]) -> Option<Vec<u8>> {
 pub fn sample_source(source: &Path) -> Vec<Vec<u8>> {
     let mut paged: Vec<(PathBuf, u64, u64)> = Vec::new();
     let mut small: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![source.to_path_buf()];
-    let mut seen = 0;
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            seen += 1;
-            if seen > WALK_LIMIT {
-                break;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if meta.is_file() && meta.len() > 64 {
-                let path = entry.path();
-                if meta.len() <= DICT_BLOB_MAX as u64 {
-                    small.push(path);
-                } else if let Some(page) = page_size(&path, meta.len()) {
-                    paged.push((path, meta.len(), page));
-                }
-            }
+    for_each_file(source, WALK_LIMIT, |path, meta| {
+        if meta.len() <= 64 {
+            return;
         }
-    }
+        if meta.len() <= DICT_BLOB_MAX as u64 {
+            small.push(path);
+        } else if let Some(page) = page_size(&path, meta.len()) {
+            paged.push((path, meta.len(), page));
+        }
+    });
     let mut samples = Vec::new();
     let paged_total: u64 = paged.iter().map(|(_, len, _)| len).sum();
     for (path, len, page) in &paged {
@@ -174,6 +159,7 @@ fn page_size(path: &Path, len: u64) -> Option<u64> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::fs;
 
     /// Page-like samples: records from a small vocabulary, as a database holds.
     pub(crate) fn page_like(n: usize) -> Vec<Vec<u8>> {

@@ -324,7 +324,10 @@ impl<'s> Walker<'s> {
     /// folder right after deleting an earlier restore took 25 s instead of
     /// 7 (and `cp -a` 22 s). With the folders made first, the files land
     /// where that scan is short (measured: 4–7 s). Errors are left to the
-    /// main pass, which meets the same folders and reports them.
+    /// main pass, which meets the same folders and reports them. The price
+    /// is reading each tree twice (from the page cache the second time),
+    /// small beside creating its files; keeping the trees instead would make
+    /// memory grow with the snapshot.
     fn skeleton(&self, fd: &DirFd, id: &BlobId, depth: usize) {
         if depth >= crate::tree::MAX_DEPTH {
             return;

@@ -170,8 +170,9 @@ impl Store {
         .at(&path)?;
         Ok(TempFile {
             path,
-            // Packs receive one write per blob: buffer them into large writes.
-            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            // Packs arrive a megabyte at a time (the pack writer gathers its
+            // blobs); a small buffer is enough for everything else.
+            file: Some(std::io::BufWriter::with_capacity(64 << 10, file)),
         })
     }
 
