@@ -121,7 +121,7 @@ fn store_tree(saver: &Saver<'_>, specs: &[Spec]) -> snapshots_format::Result<Blo
     for spec in specs {
         tree.nodes.push(match spec {
             Spec::File(name, content) => {
-                let id = saver.save(BlobKind::Data, content.clone())?;
+                let id = saver.save(BlobKind::Data, content)?;
                 let len = content.len() as u32;
                 let payload = Payload::File(Content::Inline(vec![Extent::Chunk { id, len }]));
                 node(name, NodeKind::File, u64::from(len), payload)
@@ -139,7 +139,7 @@ fn store_tree(saver: &Saver<'_>, specs: &[Spec]) -> snapshots_format::Result<Blo
         });
     }
     tree.sort();
-    saver.save(BlobKind::Tree, tree.encode())
+    saver.save(BlobKind::Tree, &tree.encode())
 }
 
 /// Creates a repository at `repo` (cheap KDF) holding one snapshot per root
@@ -718,7 +718,7 @@ fn deeply_nested_crafted_tree_does_not_crash() {
             let t = Tree {
                 nodes: vec![node(b"d", NodeKind::Dir, 0, Payload::Dir(id))],
             };
-            id = s.save(BlobKind::Tree, t.encode())?;
+            id = s.save(BlobKind::Tree, &t.encode())?;
         }
         Ok(id)
     })

@@ -35,6 +35,11 @@ impl Bar {
         }
     }
 
+    /// Whether anything is drawn (a total is then worth counting).
+    pub fn shown(&self) -> bool {
+        self.bar.is_some()
+    }
+
     /// Removes the bar from the screen.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

@@ -31,7 +31,7 @@ use crate::fsmeta;
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::saver::Saver;
+use crate::saver::{Batch, Saver};
 use crate::snapshot::{Snapshot, Summary, MAX_RECORDED_PROBLEMS};
 use crate::tree::{Node, NodeKind, Payload, Timestamp, Tree};
 
@@ -122,8 +122,9 @@ pub fn take_snapshot(
                 let queue: Receiver<ReadJob> = queue.clone();
                 let reader = &reader;
                 scope.spawn(move || {
+                    let mut batch = reader.saver.batch();
                     for job in queue {
-                        let result = reader.read(&job.path, &job.rel, &job.meta);
+                        let result = reader.read(&mut batch, &job.path, &job.rel, &job.meta);
                         // The walker only stops listening when it failed.
                         let _ = job.reply.send(result);
                     }
@@ -328,7 +329,7 @@ impl Walker<'_, '_> {
                 Err(e) => return Err(e),
             }
         }
-        self.reader.saver.save(BlobKind::Tree, tree.encode())
+        self.reader.saver.save(BlobKind::Tree, &tree.encode())
     }
 
     fn read_done(&mut self, rel: &[u8], read: &FileRead) {
@@ -470,7 +471,9 @@ impl Walker<'_, '_> {
             self.progress.advance(1, meta.len());
             return Ok(FileContent::Known(content.clone(), *size));
         }
-        let read = self.reader.read(path, rel, meta)?;
+        let mut batch = self.reader.saver.batch();
+        let read = self.reader.read(&mut batch, path, rel, meta)?;
+        batch.flush()?;
         self.read_done(rel, &read);
         self.links.insert(link, (read.content.clone(), read.size));
         Ok(FileContent::Known(read.content, read.size))
@@ -485,7 +488,13 @@ struct FileReader<'a, 'r> {
 }
 
 impl FileReader<'_, '_> {
-    fn read(&self, path: &Path, rel: &[u8], meta: &Metadata) -> Result<FileRead> {
+    fn read(
+        &self,
+        batch: &mut Batch<'_, '_>,
+        path: &Path,
+        rel: &[u8],
+        meta: &Metadata,
+    ) -> Result<FileRead> {
         let source_err = |e: std::io::Error| Error::Source {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -499,7 +508,6 @@ impl FileReader<'_, '_> {
             });
         }
         let mut extents = Vec::new();
-        let saver = self.saver;
         let progress = self.progress;
         let read = chunker::chunk_file(
             &file,
@@ -510,7 +518,7 @@ impl FileReader<'_, '_> {
                     Piece::Data(data) => {
                         let len = data.len() as u32;
                         progress.advance(0, u64::from(len));
-                        let id = saver.save(BlobKind::Data, data).map_err(ReadError::Repo)?;
+                        let id = batch.save(BlobKind::Data, data).map_err(ReadError::Repo)?;
                         extents.push(Extent::Chunk { id, len });
                     }
                     Piece::Hole(len) => {
@@ -544,10 +552,7 @@ impl FileReader<'_, '_> {
         } else {
             let mut pieces = Vec::new();
             for piece in content::split_pieces(&extents) {
-                pieces.push(
-                    self.saver
-                        .save(BlobKind::ChunkList, content::encode_piece(piece))?,
-                );
+                pieces.push(batch.save(BlobKind::ChunkList, &content::encode_piece(piece))?);
             }
             Content::Pieces(pieces)
         };

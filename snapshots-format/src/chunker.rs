@@ -14,10 +14,10 @@
 //! docs/PERFORMANCE.md.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::os::unix::io::AsRawFd;
 
-use fastcdc::v2020::{Normalization, StreamCDC};
+use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks, Normalization};
 
 /// Smallest chunk (except a range's last).
 pub const MIN_CHUNK: usize = 16 * 1024;
@@ -60,11 +60,12 @@ pub fn choose(size: u64, head: &[u8]) -> Cutting {
     Cutting::Pages(DEFAULT_PAGE)
 }
 
-/// A piece of a file, in order.
+/// A piece of a file, in order. Data is lent for the call only: a blob
+/// already stored (most of them, on a daily snapshot) is never copied.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Piece {
+pub enum Piece<'a> {
     /// Bytes read from the file.
-    Data(Vec<u8>),
+    Data(&'a [u8]),
     /// A hole of this many bytes.
     Hole(u64),
 }
@@ -112,44 +113,29 @@ pub fn data_ranges(file: &File, size: u64) -> io::Result<Vec<(u64, u64)>> {
 /// # Errors
 /// Read errors, and any error of `emit`.
 pub fn chunk_file<E: From<io::Error>>(
-    mut file: &File,
+    file: &File,
     size: u64,
     seed: u64,
-    mut emit: impl FnMut(Piece) -> Result<(), E>,
+    mut emit: impl FnMut(Piece<'_>) -> Result<(), E>,
 ) -> Result<u64, E> {
     let mut pos = 0u64;
     let mut read = 0u64;
-    let mut head = [0u8; 100];
-    let got = read_up_to(file, &mut head, 0)?;
-    let cutting = choose(size, &head[..got]);
+    let cutting = if size < PAGED_MIN_SIZE {
+        Cutting::ContentDefined
+    } else {
+        let mut head = [0u8; 100];
+        let got = read_up_to(file, &mut head, 0)?;
+        choose(size, &head[..got])
+    };
+    let cutter = Cutter::new(seed);
     for (offset, len) in data_ranges(file, size)? {
         if offset > pos {
             emit(Piece::Hole(offset - pos))?;
         }
-        if let Cutting::Pages(page) = cutting {
-            let got = read_pages(file, offset, len, page, &mut emit)?;
-            read += got;
-            pos = offset + got;
-            if got < len {
-                return Ok(read);
-            }
-            continue;
-        }
-        file.seek(SeekFrom::Start(offset))?;
-        let chunker = StreamCDC::with_level_and_seed(
-            file.take(len),
-            MIN_CHUNK,
-            AVG_CHUNK,
-            MAX_CHUNK,
-            Normalization::Level1,
-            seed,
-        );
-        let mut got = 0u64;
-        for chunk in chunker {
-            let chunk = chunk.map_err(io::Error::from)?;
-            got += chunk.length as u64;
-            emit(Piece::Data(chunk.data))?;
-        }
+        let got = match cutting {
+            Cutting::Pages(page) => read_pages(file, offset, len, page, &mut emit)?,
+            Cutting::ContentDefined => read_chunks(file, offset, len, &cutter, &mut emit)?,
+        };
         read += got;
         pos = offset + got;
         if got < len {
@@ -170,7 +156,7 @@ fn read_pages<E: From<io::Error>>(
     offset: u64,
     len: u64,
     page: usize,
-    emit: &mut impl FnMut(Piece) -> Result<(), E>,
+    emit: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
 ) -> Result<u64, E> {
     // One read per megabyte rather than per page: a database is a hundred
     // thousand pages.
@@ -187,7 +173,7 @@ fn read_pages<E: From<io::Error>>(
         while pos < stop {
             let next = stop.min((pos / page + 1) * page);
             let piece = &buf[(pos - base) as usize..(next - base) as usize];
-            emit(Piece::Data(piece.to_vec()))?;
+            emit(Piece::Data(piece))?;
             pos = next;
         }
         if got < want {
@@ -198,6 +184,87 @@ fn read_pages<E: From<io::Error>>(
 }
 
 const PAGE_READ_BATCH: usize = 1 << 20;
+
+/// FastCDC's cut-point search with Coffre's sizes and the repository's seed.
+struct Cutter {
+    gear: Vec<u64>,
+    gear_ls: Vec<u64>,
+    mask_s: u64,
+    mask_l: u64,
+}
+
+impl Cutter {
+    fn new(seed: u64) -> Self {
+        let (mask_s, mask_l) = select_masks(AVG_CHUNK, Normalization::Level1);
+        let (gear, gear_ls) = get_gear_with_seed(seed);
+        Cutter {
+            gear: gear.into_owned(),
+            gear_ls: gear_ls.into_owned(),
+            mask_s,
+            mask_l,
+        }
+    }
+
+    /// Length of the chunk starting `window`, which holds at least
+    /// [`MAX_CHUNK`] bytes or the rest of the data.
+    fn cut(&self, window: &[u8]) -> usize {
+        let (_, len) = cut_gear(
+            window,
+            MIN_CHUNK,
+            AVG_CHUNK,
+            MAX_CHUNK,
+            self.mask_s,
+            self.mask_l,
+            self.mask_s << 1,
+            self.mask_l << 1,
+            &self.gear,
+            &self.gear_ls,
+        );
+        len
+    }
+}
+
+/// Reads `[offset, offset + len)` in content-defined chunks; returns the
+/// bytes read. A megabyte is read at a time and the chunks are lent out of
+/// it: FastCDC's own stream reader reads a chunk's worth at a time and
+/// copies every chunk twice (out, then the rest of its buffer forward).
+fn read_chunks<E: From<io::Error>>(
+    file: &File,
+    offset: u64,
+    len: u64,
+    cutter: &Cutter,
+    emit: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut buf = vec![0u8; len.min(STREAM_BUFFER as u64) as usize];
+    // buf[start..filled] is read and not yet emitted; `unread` bytes of the
+    // range are still on disk.
+    let (mut start, mut filled) = (0usize, 0usize);
+    let mut unread = len;
+    let mut next_read = offset;
+    loop {
+        if filled - start < MAX_CHUNK && unread > 0 {
+            buf.copy_within(start..filled, 0);
+            filled -= start;
+            start = 0;
+            let want = (buf.len() - filled).min(unread as usize);
+            let got = read_up_to(file, &mut buf[filled..filled + want], next_read)?;
+            filled += got;
+            next_read += got as u64;
+            // A short read: the file shrank, what was read is all there is.
+            unread = if got < want { 0 } else { unread - got as u64 };
+        }
+        if start == filled {
+            return Ok(next_read - offset);
+        }
+        let cut = cutter.cut(&buf[start..filled]);
+        emit(Piece::Data(&buf[start..start + cut]))?;
+        start += cut;
+    }
+}
+
+/// Bytes read at a time by [`read_chunks`]; several maximal chunks, so that
+/// moving the unfinished tail to the front is rare.
+const STREAM_BUFFER: usize = 1 << 20;
 
 /// Reads as much of `buf` as the file holds at `offset`.
 fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -233,16 +300,44 @@ mod tests {
             .collect()
     }
 
-    fn chunks_of(data: &[u8], seed: u64) -> Vec<Piece> {
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(data).unwrap();
+    /// A piece kept after the call.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Owned {
+        Data(Vec<u8>),
+        Hole(u64),
+    }
+
+    fn own(p: Piece<'_>) -> Owned {
+        match p {
+            Piece::Data(d) => Owned::Data(d.to_vec()),
+            Piece::Hole(n) => Owned::Hole(n),
+        }
+    }
+
+    fn chunks_in(f: &File, size: u64, seed: u64) -> Vec<Owned> {
         let mut out = Vec::new();
-        chunk_file::<io::Error>(&f, data.len() as u64, seed, |p| {
-            out.push(p);
+        chunk_file::<io::Error>(f, size, seed, |p| {
+            out.push(own(p));
             Ok(())
         })
         .unwrap();
         out
+    }
+
+    fn chunks_of(data: &[u8], seed: u64) -> Vec<Owned> {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(data).unwrap();
+        chunks_in(&f, data.len() as u64, seed)
+    }
+
+    fn data_lens(pieces: &[Owned]) -> Vec<usize> {
+        pieces
+            .iter()
+            .map(|p| match p {
+                Owned::Data(d) => d.len(),
+                Owned::Hole(_) => 0,
+            })
+            .collect()
     }
 
     /// Cut points decide deduplication: changing them silently would make
@@ -251,13 +346,7 @@ mod tests {
     fn cut_points_are_pinned() {
         // Just under 1 MiB, so the content-defined chunker is the one used.
         let data = pseudo_random((1 << 20) - 4, 42);
-        let lens: Vec<usize> = chunks_of(&data, 7)
-            .iter()
-            .map(|p| match p {
-                Piece::Data(d) => d.len(),
-                Piece::Hole(_) => 0,
-            })
-            .collect();
+        let lens = data_lens(&chunks_of(&data, 7));
         assert_eq!(lens.iter().sum::<usize>(), (1 << 20) - 4);
         assert_eq!(
             lens,
@@ -267,6 +356,61 @@ mod tests {
             ],
             "pinned cut points changed"
         );
+    }
+
+    /// Reading a megabyte at a time must cut exactly where FastCDC's own
+    /// stream reader does (it is the reference the pinned points came from),
+    /// also across refills and on a range that does not start at zero.
+    #[test]
+    fn cuts_match_fastcdc_stream_reader_across_refills() {
+        use fastcdc::v2020::StreamCDC;
+        use std::io::{Read, Seek, SeekFrom};
+        let data = pseudo_random((3 << 20) + 12_345, 11);
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&data).unwrap();
+        let seed = 0x5eed;
+        for offset in [0u64, 70_001] {
+            let len = data.len() as u64 - offset;
+            let mut ours = Vec::new();
+            let read = read_chunks::<io::Error>(&f, offset, len, &Cutter::new(seed), &mut |p| {
+                ours.push(own(p));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(read, len);
+            f.seek(SeekFrom::Start(offset)).unwrap();
+            let reference: Vec<Owned> = StreamCDC::with_level_and_seed(
+                (&f).take(len),
+                MIN_CHUNK,
+                AVG_CHUNK,
+                MAX_CHUNK,
+                Normalization::Level1,
+                seed,
+            )
+            .map(|c| Owned::Data(c.unwrap().data))
+            .collect();
+            assert!(reference.len() > 20, "several refills");
+            assert_eq!(ours, reference, "cuts differ from offset {offset}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_read_yields_what_is_left() {
+        let data = pseudo_random(3 << 20, 12);
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&data).unwrap();
+        f.set_len(1 << 20).unwrap();
+        // Told the size it had when listed: it reads what is left, no more
+        // (the caller sees the short count and flags the file).
+        let pieces = chunks_in(&f, data.len() as u64, 3);
+        let joined: Vec<u8> = pieces
+            .into_iter()
+            .flat_map(|p| match p {
+                Owned::Data(d) => d,
+                Owned::Hole(_) => Vec::new(),
+            })
+            .collect();
+        assert_eq!(joined, &data[..1 << 20]);
     }
 
     #[test]
@@ -285,7 +429,7 @@ mod tests {
         assert_eq!(pieces.len(), (3 << 20) / 8192);
         assert!(pieces
             .iter()
-            .all(|p| matches!(p, Piece::Data(d) if d.len() == 8192)));
+            .all(|p| matches!(p, Owned::Data(d) if d.len() == 8192)));
         // One changed page changes one piece.
         let mut edited = data.clone();
         edited[5 * 8192 + 100] ^= 1;
@@ -303,14 +447,14 @@ mod tests {
         let (offset, len) = (4096 + 10, (2 << 20) + 777);
         let mut pieces = Vec::new();
         let read = read_pages::<io::Error>(&f, offset, len, 8192, &mut |p| {
-            pieces.push(p);
+            pieces.push(own(p));
             Ok(())
         })
         .unwrap();
         assert_eq!(read, len);
         let mut pos = offset as usize;
         for (i, p) in pieces.iter().enumerate() {
-            let Piece::Data(d) = p else {
+            let Owned::Data(d) = p else {
                 panic!("no holes here")
             };
             assert_eq!(&d[..], &data[pos..pos + d.len()]);
@@ -329,23 +473,19 @@ mod tests {
         f.set_len(size).unwrap();
         let block = pseudo_random(100_000, 3);
         f.write_all_at(&block, 4 << 20).unwrap();
-        let mut pieces = Vec::new();
-        let read = chunk_file::<io::Error>(&f, size, 1, |p| {
-            pieces.push(p);
-            Ok(())
-        })
-        .unwrap();
+        let pieces = chunks_in(&f, size, 1);
         let holes: u64 = pieces
             .iter()
-            .map(|p| if let Piece::Hole(n) = p { *n } else { 0 })
+            .map(|p| if let Owned::Hole(n) = p { *n } else { 0 })
             .sum();
         assert!(holes >= size - (1 << 20), "holes not detected: {holes}");
-        assert_eq!(read + holes, size);
+        let read: usize = data_lens(&pieces).iter().sum();
+        assert_eq!(read as u64 + holes, size);
         let mut rebuilt = Vec::new();
         for p in pieces {
             match p {
-                Piece::Data(d) => rebuilt.extend(d),
-                Piece::Hole(n) => rebuilt.resize(rebuilt.len() + n as usize, 0),
+                Owned::Data(d) => rebuilt.extend(d),
+                Owned::Hole(n) => rebuilt.resize(rebuilt.len() + n as usize, 0),
             }
         }
         assert_eq!(rebuilt.len() as u64, size);
@@ -360,11 +500,11 @@ mod tests {
             let mut joined = Vec::new();
             for p in chunks_of(&data, seed) {
                 match p {
-                    Piece::Data(d) => {
+                    Owned::Data(d) => {
                         prop_assert!(d.len() <= MAX_CHUNK);
                         joined.extend(d);
                     }
-                    Piece::Hole(_) => prop_assert!(false, "no holes in a written file"),
+                    Owned::Hole(_) => prop_assert!(false, "no holes in a written file"),
                 }
             }
             prop_assert_eq!(joined, data);

@@ -3,6 +3,10 @@
 //! workers keep the cores busy together. The queue between them is bounded,
 //! which bounds memory whatever the size of the source.
 //!
+//! Threads that save many blobs (the file readers) hand them over in
+//! batches of about a megabyte ([`Batch`]): a database is a hundred thousand
+//! 8 KiB pages, and waking a worker for each one cost more than packing it.
+//!
 //! A blob counts as stored once it is in the index or queued in this saver;
 //! [`Saver::run`] returns only after every queued blob sits in a durable,
 //! indexed pack, so a snapshot record written afterwards never references
@@ -23,6 +27,9 @@ use crate::repo::Repository;
 
 /// A pack is closed once it reaches this size (the last blob may overshoot).
 pub const PACK_TARGET: u64 = 16 << 20;
+
+/// A [`Batch`] is handed to the workers once it holds this many bytes.
+const BATCH_BYTES: usize = 1 << 20;
 
 struct Job {
     kind: BlobKind,
@@ -47,7 +54,7 @@ pub struct Saver<'r> {
     /// Small data blobs are compressed with it.
     dict: Option<Arc<Dictionary>>,
     queued: Mutex<HashSet<BlobId>>,
-    tx: Mutex<Option<Sender<Job>>>,
+    tx: Mutex<Option<Sender<Vec<Job>>>>,
     error: Mutex<Option<Error>>,
     packers: [Mutex<Option<PackWriter>>; 2],
     blobs: AtomicU64,
@@ -72,7 +79,8 @@ impl<'r> Saver<'r> {
             .map_or(2, |n| n.get())
             .clamp(1, 8)
             + 1;
-        let (tx, rx) = bounded::<Job>(workers * 4);
+        // Bounded in batches of up to a megabyte each.
+        let (tx, rx) = bounded::<Vec<Job>>(workers * 2);
         let saver = Saver {
             repo,
             // A damaged dictionary must not stop tonight's backup: compress
@@ -88,10 +96,10 @@ impl<'r> Saver<'r> {
         };
         let result = std::thread::scope(|scope| {
             for _ in 0..workers {
-                let rx: Receiver<Job> = rx.clone();
+                let rx: Receiver<Vec<Job>> = rx.clone();
                 let saver = &saver;
                 scope.spawn(move || {
-                    for job in rx {
+                    for job in rx.into_iter().flatten() {
                         if let Err(e) = saver.store(job) {
                             saver.fail(e);
                         }
@@ -145,14 +153,32 @@ impl<'r> Saver<'r> {
         }
     }
 
-    /// Stores `data` as a blob of `kind` unless the repository already has it.
-    /// Returns its id.
+    /// Stores `data` as a blob of `kind` unless the repository already has it
+    /// (only then is it copied). Returns its id.
     ///
     /// # Errors
     /// An earlier worker failure, or an index error.
-    pub fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<BlobId> {
+    pub fn save(&self, kind: BlobKind, data: &[u8]) -> Result<BlobId> {
+        let mut batch = self.batch();
+        let id = batch.save(kind, data)?;
+        batch.flush()?;
+        Ok(id)
+    }
+
+    /// A batch for a thread that saves many blobs; see [`Batch`].
+    pub fn batch(&self) -> Batch<'_, 'r> {
+        Batch {
+            saver: self,
+            jobs: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The new blob's job, or `None` when the blob is stored or queued
+    /// already.
+    fn job(&self, kind: BlobKind, data: &[u8]) -> Result<(BlobId, Option<Job>)> {
         self.check_failed()?;
-        let id = blob::blob_id(self.repo.keys(), kind, &data);
+        let id = blob::blob_id(self.repo.keys(), kind, data);
         if self
             .queued
             .lock()
@@ -160,18 +186,32 @@ impl<'r> Saver<'r> {
             .contains(&id)
             || self.repo.index().contains(&id)?
         {
-            return Ok(id);
+            return Ok((id, None));
         }
-        self.queued
+        if !self
+            .queued
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id);
+            .insert(id)
+        {
+            // Another thread queued the same blob meanwhile.
+            return Ok((id, None));
+        }
+        let job = Job {
+            kind,
+            id,
+            data: data.to_vec(),
+        };
+        Ok((id, Some(job)))
+    }
+
+    fn send(&self, jobs: Vec<Job>) -> Result<()> {
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if tx.is_none_or(|tx| tx.send(Job { kind, id, data }).is_err()) {
+        if tx.is_none_or(|tx| tx.send(jobs).is_err()) {
             // Workers only stop early by panicking; report it as an error.
             return Err(Error::Interrupted);
         }
-        Ok(id)
+        Ok(())
     }
 
     fn store(&self, job: Job) -> Result<()> {
@@ -221,4 +261,53 @@ fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<Vec<BlobId>> {
     repo.index()
         .add_pack(repo.keys(), &done.id, done.size, &done.entries)?;
     Ok(done.entries.iter().map(|e| e.id).collect())
+}
+
+/// Blobs saved by one thread, handed to the workers a megabyte at a time.
+/// A blob in a batch already counts as queued (a second save of it is not
+/// stored again). Flushed when dropped; a failure then is reported by
+/// [`Saver::run`].
+pub struct Batch<'s, 'r> {
+    saver: &'s Saver<'r>,
+    jobs: Vec<Job>,
+    bytes: usize,
+}
+
+impl Batch<'_, '_> {
+    /// Stores `data` as a blob of `kind` unless the repository already has
+    /// it (only then is it copied). Returns its id.
+    ///
+    /// # Errors
+    /// An earlier worker failure, or an index error.
+    pub fn save(&mut self, kind: BlobKind, data: &[u8]) -> Result<BlobId> {
+        let (id, job) = self.saver.job(kind, data)?;
+        if let Some(job) = job {
+            self.bytes += job.data.len();
+            self.jobs.push(job);
+            if self.bytes >= BATCH_BYTES {
+                self.flush()?;
+            }
+        }
+        Ok(id)
+    }
+
+    /// Hands what is gathered to the workers.
+    ///
+    /// # Errors
+    /// [`Error::Interrupted`] when the workers are gone.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.jobs.is_empty() {
+            return Ok(());
+        }
+        self.bytes = 0;
+        self.saver.send(std::mem::take(&mut self.jobs))
+    }
+}
+
+impl Drop for Batch<'_, '_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            self.saver.fail(e);
+        }
+    }
 }

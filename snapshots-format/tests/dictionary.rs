@@ -2,17 +2,13 @@
 //! snapshot that has enough small files, found by a reader that opened the
 //! repository before it existed, and never replaced by a second one.
 
+mod common;
+use common::CHEAP;
+
 use snapshots_format::backup::{take_snapshot, SnapshotOptions};
-use snapshots_format::keyfile::KdfParams;
 use snapshots_format::progress::NoProgress;
 use snapshots_format::restore::{restore, RestoreOptions};
 use snapshots_format::Repository;
-
-const CHEAP: KdfParams = KdfParams {
-    memory_kib: 64,
-    iterations: 1,
-    parallelism: 1,
-};
 
 fn receipts(dir: &std::path::Path, n: usize, tag: &str) {
     std::fs::create_dir_all(dir).unwrap();

@@ -2,18 +2,14 @@
 //! again, and a one-page change in a large file stores a page and a piece of
 //! its chunk list, not the whole list.
 
+mod common;
+use common::{pseudo_random, CHEAP};
+
 use std::os::unix::fs::FileExt;
 
 use snapshots_format::backup::{take_snapshot, SnapshotOptions};
-use snapshots_format::keyfile::KdfParams;
 use snapshots_format::progress::NoProgress;
 use snapshots_format::Repository;
-
-const CHEAP: KdfParams = KdfParams {
-    memory_kib: 64,
-    iterations: 1,
-    parallelism: 1,
-};
 
 fn opts(src: &std::path::Path) -> SnapshotOptions {
     SnapshotOptions {
@@ -22,18 +18,6 @@ fn opts(src: &std::path::Path) -> SnapshotOptions {
         tags: vec![],
         time: None,
     }
-}
-
-fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// A second snapshot of an unchanged tree reads no file contents and adds

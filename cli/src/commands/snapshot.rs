@@ -33,11 +33,14 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
     };
     let (id, snap) = std::thread::scope(|s| {
         // Counting the source runs beside the snapshot so that the bar gets
-        // a total (and an ETA) without delaying the start.
-        s.spawn(|| {
-            let (files, bytes) = backup::estimate(&args.source);
-            bar.set_total(files, bytes);
-        });
+        // a total (and an ETA) without delaying the start; a scheduled run
+        // draws nothing and does not pay for a second walk.
+        if bar.shown() {
+            s.spawn(|| {
+                let (files, bytes) = backup::estimate(&args.source);
+                bar.set_total(files, bytes);
+            });
+        }
         backup::take_snapshot(&repo, &opts, &bar)
     })?;
     bar.finish();

@@ -1,0 +1,24 @@
+//! What the library's integration tests share.
+#![allow(dead_code)]
+
+use snapshots_format::keyfile::KdfParams;
+
+/// Key derivation cheap enough for tests.
+pub const CHEAP: KdfParams = KdfParams {
+    memory_kib: 64,
+    iterations: 1,
+    parallelism: 1,
+};
+
+/// Deterministic incompressible bytes.
+pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

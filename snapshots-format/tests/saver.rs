@@ -1,0 +1,53 @@
+//! The saver's batches: a blob saved twice (in one batch, in two batches,
+//! or once directly) is stored once, and a batch dropped without a flush
+//! still reaches the packs before `Saver::run` returns.
+
+mod common;
+use common::{pseudo_random, CHEAP};
+
+use snapshots_format::blob::BlobKind;
+use snapshots_format::saver::Saver;
+use snapshots_format::Repository;
+
+#[test]
+fn batched_blobs_are_stored_once_and_flushed_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(&dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    // 300 blobs of 8 KiB: more than one batch (a megabyte) per thread.
+    let blocks: Vec<Vec<u8>> = (0..300).map(|i| pseudo_random(8192, i * 7919)).collect();
+    let (ids, stats) = Saver::run(&repo, |saver| {
+        let mut ids = Vec::new();
+        std::thread::scope(|s| {
+            let halves = [&blocks[..200], &blocks[100..]];
+            let handles: Vec<_> = halves
+                .into_iter()
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut batch = saver.batch();
+                        let mut ids = Vec::new();
+                        for b in part {
+                            ids.push(batch.save(BlobKind::Data, b).unwrap());
+                            // The same blob again in the same batch.
+                            batch.save(BlobKind::Data, b).unwrap();
+                        }
+                        // Dropped unflushed.
+                        ids
+                    })
+                })
+                .collect();
+            for h in handles {
+                ids.extend(h.join().unwrap());
+            }
+        });
+        // And once more outside any batch.
+        ids.push(saver.save(BlobKind::Data, &blocks[0])?);
+        Ok(ids)
+    })
+    .unwrap();
+    assert_eq!(stats.blobs, 300, "each distinct blob stored exactly once");
+    assert_eq!(stats.plain_bytes, 300 * 8192);
+    for (i, b) in blocks.iter().enumerate() {
+        let id = ids[if i < 200 { i } else { i + 100 }];
+        assert_eq!(&repo.load_blob(BlobKind::Data, &id).unwrap(), b);
+    }
+}
