@@ -168,11 +168,26 @@ impl Index {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a blob is indexed (committed).
-    pub fn contains(&self, id: &BlobId) -> Result<bool> {
+    /// Whether each of `ids` is indexed (committed), in order. One read
+    /// transaction for all: a transaction per lookup cost more than the
+    /// lookup (file locks and a size check each time).
+    pub fn contains_many(&self, ids: &[BlobId]) -> Result<Vec<bool>> {
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE blob_id = ?1")?;
-        Ok(stmt.exists([&id.0[..]])?)
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        let found = (|| {
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE blob_id = ?1")?;
+            ids.iter()
+                .map(|id| Ok(stmt.exists([&id.0[..]])?))
+                .collect::<Result<Vec<bool>>>()
+        })();
+        // Ending a read transaction cannot lose anything; report the first
+        // error.
+        let end = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
+        let found = found?;
+        end?;
+        Ok(found)
     }
 
     /// Where a blob is, or `None` if it is not indexed.
@@ -482,8 +497,11 @@ mod tests {
             .unwrap();
         }
         let idx = Index::open(&path).unwrap();
-        assert!(idx.contains(&e.id).unwrap());
-        assert!(!idx.contains(&BlobId([2; 32])).unwrap());
+        assert_eq!(
+            idx.contains_many(&[BlobId([2; 32]), e.id, e.id]).unwrap(),
+            [false, true, true]
+        );
+        assert_eq!(idx.contains_many(&[]).unwrap(), Vec::<bool>::new());
         let loc = idx.lookup(&keys, &e.id).unwrap().unwrap();
         assert_eq!(
             loc,

@@ -153,8 +153,8 @@ impl<'r> Saver<'r> {
         }
     }
 
-    /// Stores `data` as a blob of `kind` unless the repository already has it
-    /// (only then is it copied). Returns its id.
+    /// Stores `data` as a blob of `kind` unless the repository already has it.
+    /// Returns its id.
     ///
     /// # Errors
     /// An earlier worker failure, or an index error.
@@ -174,35 +174,24 @@ impl<'r> Saver<'r> {
         }
     }
 
-    /// The new blob's job, or `None` when the blob is stored or queued
-    /// already.
-    fn job(&self, kind: BlobKind, data: &[u8]) -> Result<(BlobId, Option<Job>)> {
-        self.check_failed()?;
-        let id = blob::blob_id(self.repo.keys(), kind, data);
-        if self
-            .queued
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&id)
-            || self.repo.index().contains(&id)?
-        {
-            return Ok((id, None));
-        }
-        if !self
-            .queued
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id)
-        {
-            // Another thread queued the same blob meanwhile.
-            return Ok((id, None));
-        }
-        let job = Job {
-            kind,
-            id,
-            data: data.to_vec(),
+    /// Keeps the jobs whose blob is neither indexed nor queued, and marks
+    /// them queued (a blob twice among `jobs` is kept once).
+    fn new_only(&self, jobs: Vec<Job>) -> Result<Vec<Job>> {
+        let candidates: Vec<Job> = {
+            let queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            jobs.into_iter()
+                .filter(|j| !queued.contains(&j.id))
+                .collect()
         };
-        Ok((id, Some(job)))
+        let ids: Vec<BlobId> = candidates.iter().map(|j| j.id).collect();
+        let known = self.repo.index().contains_many(&ids)?;
+        let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(candidates
+            .into_iter()
+            .zip(known)
+            .filter(|(j, known)| !known && queued.insert(j.id))
+            .map(|(j, _)| j)
+            .collect())
     }
 
     fn send(&self, jobs: Vec<Job>) -> Result<()> {
@@ -263,10 +252,9 @@ fn finish_pack(repo: &Repository, writer: PackWriter) -> Result<Vec<BlobId>> {
     Ok(done.entries.iter().map(|e| e.id).collect())
 }
 
-/// Blobs saved by one thread, handed to the workers a megabyte at a time.
-/// A blob in a batch already counts as queued (a second save of it is not
-/// stored again). Flushed when dropped; a failure then is reported by
-/// [`Saver::run`].
+/// Blobs saved by one thread, looked up in the index and handed to the
+/// workers a megabyte at a time. Flushed when dropped; a failure then is
+/// reported by [`Saver::run`].
 pub struct Batch<'s, 'r> {
     saver: &'s Saver<'r>,
     jobs: Vec<Job>,
@@ -275,32 +263,39 @@ pub struct Batch<'s, 'r> {
 
 impl Batch<'_, '_> {
     /// Stores `data` as a blob of `kind` unless the repository already has
-    /// it (only then is it copied). Returns its id.
+    /// it, at the latest when the batch is flushed. Returns its id.
     ///
     /// # Errors
-    /// An earlier worker failure, or an index error.
+    /// An earlier worker failure; those of [`Batch::flush`].
     pub fn save(&mut self, kind: BlobKind, data: &[u8]) -> Result<BlobId> {
-        let (id, job) = self.saver.job(kind, data)?;
-        if let Some(job) = job {
-            self.bytes += job.data.len();
-            self.jobs.push(job);
-            if self.bytes >= BATCH_BYTES {
-                self.flush()?;
-            }
+        self.saver.check_failed()?;
+        let id = blob::blob_id(self.saver.repo.keys(), kind, data);
+        self.bytes += data.len();
+        self.jobs.push(Job {
+            kind,
+            id,
+            data: data.to_vec(),
+        });
+        if self.bytes >= BATCH_BYTES {
+            self.flush()?;
         }
         Ok(id)
     }
 
-    /// Hands what is gathered to the workers.
+    /// Looks the gathered blobs up and hands the new ones to the workers.
     ///
     /// # Errors
-    /// [`Error::Interrupted`] when the workers are gone.
+    /// An index error, or [`Error::Interrupted`] when the workers are gone.
     pub fn flush(&mut self) -> Result<()> {
         if self.jobs.is_empty() {
             return Ok(());
         }
         self.bytes = 0;
-        self.saver.send(std::mem::take(&mut self.jobs))
+        let new = self.saver.new_only(std::mem::take(&mut self.jobs))?;
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.saver.send(new)
     }
 }
 
