@@ -60,7 +60,7 @@ pub struct CoffreFs {
     view: RwLock<View>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
-    prefetch: Sender<BlobId>,
+    prefetch: Sender<Vec<BlobId>>,
     started: SystemTime,
     /// Per folder (tree id): the names shown instead of the raw ones, when
     /// `--windows-names` is on and the folder has names that are not UTF-8.
@@ -94,7 +94,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl CoffreFs {
     /// A filesystem over `browser`'s repository; read-ahead requests go to `prefetch`.
-    pub fn new(browser: Arc<Browser>, prefetch: Sender<BlobId>, windows_names: bool) -> Self {
+    pub fn new(browser: Arc<Browser>, prefetch: Sender<Vec<BlobId>>, windows_names: bool) -> Self {
         let fs = Self {
             browser,
             table: Mutex::new(Table::new()),
@@ -475,11 +475,9 @@ impl Filesystem for CoffreFs {
             let from = file.ahead.load(Ordering::Relaxed).max(end);
             let to = end + READ_AHEAD;
             if from < to {
-                for id in file.reader.chunks_in(from, to) {
-                    if self.prefetch.try_send(id).is_err() {
-                        break;
-                    }
-                }
+                // A full queue drops the request: the reader then decodes
+                // those chunks itself.
+                let _ = self.prefetch.try_send(file.reader.chunks_in(from, to));
                 file.ahead.store(to, Ordering::Relaxed);
             }
         }

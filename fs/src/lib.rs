@@ -142,15 +142,16 @@ pub fn mount(
     let browser = Arc::new(Browser::new(Arc::new(repo), opts.cache_bytes));
     // Read-ahead runs on its own threads so a sequential reader keeps both
     // cores busy: one serving the kernel, one decoding what comes next.
-    let (tx, rx) = crossbeam_channel::bounded(1024);
+    // Each request is the chunks of one read-ahead window.
+    let (tx, rx) = crossbeam_channel::bounded(64);
     for _ in 0..2 {
-        let rx: crossbeam_channel::Receiver<snapshots_format::BlobId> = rx.clone();
+        let rx: crossbeam_channel::Receiver<Vec<snapshots_format::BlobId>> = rx.clone();
         let browser = browser.clone();
         std::thread::spawn(move || {
-            for id in rx {
+            for ids in rx {
                 // A failure here shows up again, logged, when the reader
                 // reaches that chunk.
-                let _ = browser.prefetch(&id);
+                let _ = browser.prefetch(&ids);
             }
         });
     }

@@ -139,12 +139,21 @@ impl Browser {
         Ok(data)
     }
 
-    /// Loads a chunk into the cache unless it is there (for read-ahead).
-    pub fn prefetch(&self, id: &BlobId) -> Result<()> {
-        if !self.chunks.contains(id) {
-            self.chunk(id)?;
-        }
-        Ok(())
+    /// Loads the chunks not in the cache yet, together (for read-ahead).
+    ///
+    /// # Errors
+    /// Those of [`Repository::load_blobs`].
+    pub fn prefetch(&self, ids: &[BlobId]) -> Result<()> {
+        let missing: Vec<BlobId> = ids
+            .iter()
+            .filter(|id| !self.chunks.contains(id))
+            .copied()
+            .collect();
+        self.repo.load_blobs(BlobKind::Data, &missing, |i, data| {
+            let len = data.len();
+            self.chunks.insert(missing[i], Arc::new(data), len);
+            Ok(())
+        })
     }
 }
 

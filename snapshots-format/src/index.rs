@@ -172,17 +172,67 @@ impl Index {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether each of `ids` is indexed (committed), in order. One read
-    /// transaction for all: a transaction per lookup cost more than the
-    /// lookup (file locks and a size check each time).
+    /// Whether each of `ids` is indexed (committed), in order, in one read
+    /// transaction.
     pub fn contains_many(&self, ids: &[BlobId]) -> Result<Vec<bool>> {
+        let found = self.read_many("SELECT 1 FROM blobs WHERE blob_id = ?1", ids, |_| Ok(()))?;
+        Ok(found.iter().map(Option::is_some).collect())
+    }
+
+    /// Where a blob is, or `None` if it is not indexed.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the sealed location fails authentication.
+    pub fn lookup(&self, keys: &Keys, id: &BlobId) -> Result<Option<Location>> {
+        Ok(self.lookup_many(keys, std::slice::from_ref(id))?.remove(0))
+    }
+
+    /// Where each of `ids` is, in order, in one read transaction (see
+    /// [`Index::contains_many`]).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a sealed location fails authentication.
+    pub fn lookup_many(&self, keys: &Keys, ids: &[BlobId]) -> Result<Vec<Option<Location>>> {
+        let rows = self.read_many(
+            "SELECT p.pack_id, b.loc FROM blobs b JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?1",
+            ids,
+            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
+        )?;
+        ids.iter()
+            .zip(rows)
+            .map(|(id, row)| {
+                let Some((pack, loc)) = row else {
+                    return Ok(None);
+                };
+                let pack = PackId::from_slice(&pack)
+                    .ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
+                let (kind, offset, length) = open_location(keys, id, &loc)?;
+                Ok(Some(Location {
+                    pack,
+                    kind,
+                    offset,
+                    length,
+                }))
+            })
+            .collect()
+    }
+
+    /// Runs the one-row query `sql` for each id, in one read transaction:
+    /// a transaction per query cost more than the query (file locks and a
+    /// size check each time).
+    fn read_many<T>(
+        &self,
+        sql: &str,
+        ids: &[BlobId],
+        row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<Option<T>>> {
         let conn = self.reader();
         conn.prepare_cached("BEGIN")?.execute([])?;
         let found = (|| {
-            let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE blob_id = ?1")?;
+            let mut stmt = conn.prepare_cached(sql)?;
             ids.iter()
-                .map(|id| Ok(stmt.exists([&id.0[..]])?))
-                .collect::<Result<Vec<bool>>>()
+                .map(|id| Ok(stmt.query_row([&id.0[..]], &row).optional()?))
+                .collect::<Result<Vec<Option<T>>>>()
         })();
         // Ending a read transaction cannot lose anything; report the first
         // error.
@@ -192,33 +242,6 @@ impl Index {
         let found = found?;
         end?;
         Ok(found)
-    }
-
-    /// Where a blob is, or `None` if it is not indexed.
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] if the sealed location fails authentication.
-    pub fn lookup(&self, keys: &Keys, id: &BlobId) -> Result<Option<Location>> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = {
-            let conn = self.reader();
-            let mut stmt = conn.prepare_cached(
-                "SELECT p.pack_id, b.loc FROM blobs b JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?1",
-            )?;
-            stmt.query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?
-        };
-        let Some((pack, loc)) = row else {
-            return Ok(None);
-        };
-        let pack = PackId::from_slice(&pack)
-            .ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
-        let (kind, offset, length) = open_location(keys, id, &loc)?;
-        Ok(Some(Location {
-            pack,
-            kind,
-            offset,
-            length,
-        }))
     }
 
     /// Records a durable pack and its blobs in one transaction. Blobs already

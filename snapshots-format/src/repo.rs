@@ -14,7 +14,7 @@ use crate::dict::Dictionary;
 use crate::error::{Error, IoContext, Result};
 use crate::header::Header;
 use crate::id::{to_hex, BlobId, PackId, SnapshotId};
-use crate::index::{Index, INDEX_FILE};
+use crate::index::{Index, Location, INDEX_FILE};
 use crate::keyfile::{KdfParams, KeyFile};
 use crate::snapshot::Snapshot;
 use crate::store::Store;
@@ -23,6 +23,12 @@ use crate::tree::Tree;
 /// Open pack files kept for reading; enough for restore's locality, few
 /// enough for any file-descriptor limit.
 const OPEN_PACKS: usize = 64;
+
+/// [`Repository::load_blobs`] reads over gaps up to this size between blobs
+/// (another reader's blobs, interleaved in the pack) rather than read twice.
+const READ_GAP: u64 = 64 << 10;
+/// ... and reads at most this much at once (more for a single larger blob).
+const READ_RUN: u64 = 1 << 20;
 
 /// Magic opening the saved policy file.
 const POLICY_MAGIC: &[u8; 8] = b"COFFREPL";
@@ -215,25 +221,79 @@ impl Repository {
     /// [`Error::BlobNotFound`] when the index does not know it, [`Error::Corrupt`]
     /// when its bytes are damaged.
     pub fn load_blob(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
-        let loc = self
-            .index
-            .lookup(&self.keys, id)?
-            .ok_or_else(|| Error::BlobNotFound(id.short()))?;
-        if loc.kind != kind {
-            return Err(Error::corrupt(
-                kind.name(),
-                id.short(),
-                "indexed as another kind of blob",
-            ));
+        let mut out = Vec::new();
+        self.load_blobs(kind, std::slice::from_ref(id), |_, data| {
+            out = data;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Reads, decrypts and verifies the blobs `ids`, all of `kind`, and
+    /// calls `each(i, data)` for `ids[i]`, in the order they sit in the
+    /// packs (not the order of `ids`). The lookups share one transaction and
+    /// blobs lying close together in a pack are read at once: a database
+    /// restored page by page made a lookup and a read per 8 KiB.
+    ///
+    /// # Errors
+    /// As [`Repository::load_blob`], and those of `each`.
+    pub fn load_blobs(
+        &self,
+        kind: BlobKind,
+        ids: &[BlobId],
+        mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let mut order = Vec::with_capacity(ids.len());
+        for (i, (id, loc)) in ids
+            .iter()
+            .zip(self.index.lookup_many(&self.keys, ids)?)
+            .enumerate()
+        {
+            let loc = loc.ok_or_else(|| Error::BlobNotFound(id.short()))?;
+            if loc.kind != kind {
+                return Err(Error::corrupt(
+                    kind.name(),
+                    id.short(),
+                    "indexed as another kind of blob",
+                ));
+            }
+            order.push((i, loc));
         }
-        let file = self.pack_file(&loc.pack)?;
-        let sealed = Store::read_at(
-            &file,
-            &self.store.pack_path(&loc.pack),
-            u64::from(loc.offset),
-            loc.length as usize,
-        )?;
-        self.decode_blob(kind, id, &sealed)
+        order.sort_unstable_by_key(|(_, l)| (l.pack, l.offset));
+        let span = |l: &Location| {
+            (
+                u64::from(l.offset),
+                u64::from(l.offset) + u64::from(l.length),
+            )
+        };
+        let mut rest = &order[..];
+        while let Some((_, first)) = rest.first() {
+            // One read for the blobs that follow within READ_GAP of each
+            // other, up to READ_RUN bytes (a blob listed twice is read once).
+            let (start, mut end) = span(first);
+            let mut n = 1;
+            while let Some((_, next)) = rest.get(n) {
+                let (from, to) = span(next);
+                if next.pack != first.pack
+                    || from > end + READ_GAP
+                    || to.max(end) - start > READ_RUN
+                {
+                    break;
+                }
+                end = end.max(to);
+                n += 1;
+            }
+            let file = self.pack_file(&first.pack)?;
+            let path = self.store.pack_path(&first.pack);
+            let run = Store::read_at(&file, &path, start, (end - start) as usize)?;
+            for (i, loc) in &rest[..n] {
+                let (from, to) = span(loc);
+                let sealed = &run[(from - start) as usize..(to - start) as usize];
+                each(*i, self.decode_blob(kind, &ids[*i], sealed)?)?;
+            }
+            rest = &rest[n..];
+        }
+        Ok(())
     }
 
     /// Opens, decompresses and verifies a sealed blob read from a pack.

@@ -575,25 +575,38 @@ fn write_extents(
             written = end;
         }
     }
+    // Chunks go in groups of consecutive ones, each group loaded at once
+    // (one index transaction, neighbours in a pack read together).
+    let chunks: Vec<(usize, BlobId)> = extents
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            Extent::Chunk { id, .. } => Some((i, *id)),
+            Extent::Hole { .. } => None,
+        })
+        .collect();
+    let groups: Vec<&[(usize, BlobId)]> = chunks.chunks(GROUP).collect();
     let write_share = |share: usize, of: usize| -> Result<()> {
-        for (i, e) in extents.iter().enumerate().skip(share).step_by(of) {
-            if let Extent::Chunk { id, len } = e {
-                let data = repo.load_blob(BlobKind::Data, id)?;
-                if data.len() != *len as usize {
+        for group in groups.iter().skip(share).step_by(of) {
+            let ids: Vec<BlobId> = group.iter().map(|(_, id)| *id).collect();
+            repo.load_blobs(BlobKind::Data, &ids, |k, data| {
+                let i = group[k].0;
+                if data.len() as u64 != extents[i].len() {
                     return Err(Error::corrupt(
                         "data blob",
-                        id.short(),
+                        ids[k].short(),
                         "length differs from the file's chunk list",
                     ));
                 }
                 file.write_all_at(&data, offsets[i]).map_err(io_err)?;
-                progress.advance(0, u64::from(*len));
-            }
+                progress.advance(0, extents[i].len());
+                Ok(())
+            })?;
         }
         Ok(())
     };
     let threads = cores().min(4);
-    if threads < 2 || extents.len() < 16 {
+    if threads < 2 || groups.len() < 2 {
         write_share(0, 1)?;
         return Ok((end, written));
     }
@@ -611,6 +624,9 @@ fn write_extents(
     })?;
     Ok((end, written))
 }
+
+/// Chunks of a file loaded together by [`write_extents`].
+const GROUP: usize = 64;
 
 /// Number of cores, asked once: `available_parallelism` reads several
 /// cgroup files on every call, which costs more than a small file's restore.

@@ -25,7 +25,7 @@ use crate::id::BlobId;
 use crate::pack::{FinishedPack, PackWriter};
 use crate::repo::Repository;
 
-/// A pack is closed once it reaches this size (the last blob may overshoot).
+/// A pack is closed once it reaches this size (the last batch may overshoot).
 pub const PACK_TARGET: u64 = 16 << 20;
 
 /// Finished packs are indexed this many at a time. Blob ids are random, so
@@ -109,8 +109,8 @@ impl<'r> Saver<'r> {
                 let rx: Receiver<Vec<Job>> = rx.clone();
                 let saver = &saver;
                 scope.spawn(move || {
-                    for job in rx.into_iter().flatten() {
-                        if let Err(e) = saver.store(job) {
+                    for jobs in rx {
+                        if let Err(e) = saver.store(jobs) {
                             saver.fail(e);
                         }
                     }
@@ -218,48 +218,74 @@ impl<'r> Saver<'r> {
         Ok(())
     }
 
-    fn store(&self, job: Job) -> Result<()> {
-        let sealed = blob::encode(
-            self.repo.keys(),
-            job.kind,
-            &job.id,
-            &job.data,
-            self.dict.as_deref(),
-        );
-        let slot = &self.packers[usize::from(job.kind.is_metadata())];
-        let mut packer = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if packer.is_none() {
-            *packer = Some(PackWriter::new(self.repo.store())?);
-        }
-        let writer = packer.as_mut().expect("packer was just created");
-        writer.add(job.id, job.kind, &sealed)?;
-        self.blobs.fetch_add(1, Ordering::Relaxed);
-        self.plain
-            .fetch_add(job.data.len() as u64, Ordering::Relaxed);
-        self.stored
-            .fetch_add(sealed.len() as u64, Ordering::Relaxed);
-        if writer.len() >= PACK_TARGET {
-            let full = packer.take().expect("packer is present");
-            // Finishing (fsync) outside the lock lets the other worker go on
-            // packing into a fresh pack meanwhile.
-            drop(packer);
-            let done = full.finish(self.repo.keys(), self.repo.store())?;
-            let group = {
-                let mut unindexed = self.unindexed.lock().unwrap_or_else(|p| p.into_inner());
-                unindexed.push(done);
-                if unindexed.len() < PACKS_PER_COMMIT {
-                    return Ok(());
-                }
-                std::mem::take(&mut *unindexed)
-            };
-            index_packs(self.repo, &group)?;
-            // Now in the index: forget them here, so that this set holds
-            // only what sits in packs not yet indexed, and memory does not
-            // grow with the size of the source.
-            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
-            for e in group.iter().flat_map(|p| &p.entries) {
-                queued.remove(&e.id);
+    /// Compresses and seals a batch, then appends it to the packs in one
+    /// go, so that a file's neighbouring chunks stay neighbours in the pack
+    /// (a restore then reads them together).
+    fn store(&self, jobs: Vec<Job>) -> Result<()> {
+        let sealed: Vec<(Job, Vec<u8>)> = jobs
+            .into_iter()
+            .map(|job| {
+                let s = blob::encode(
+                    self.repo.keys(),
+                    job.kind,
+                    &job.id,
+                    &job.data,
+                    self.dict.as_deref(),
+                );
+                (job, s)
+            })
+            .collect();
+        for metadata in [false, true] {
+            let mut mine = sealed
+                .iter()
+                .filter(|(job, _)| job.kind.is_metadata() == metadata)
+                .peekable();
+            if mine.peek().is_none() {
+                continue;
             }
+            let slot = &self.packers[usize::from(metadata)];
+            let mut packer = slot.lock().unwrap_or_else(|p| p.into_inner());
+            if packer.is_none() {
+                *packer = Some(PackWriter::new(self.repo.store())?);
+            }
+            let writer = packer.as_mut().expect("packer was just created");
+            for (job, sealed) in mine {
+                writer.add(job.id, job.kind, sealed)?;
+                self.blobs.fetch_add(1, Ordering::Relaxed);
+                self.plain
+                    .fetch_add(job.data.len() as u64, Ordering::Relaxed);
+                self.stored
+                    .fetch_add(sealed.len() as u64, Ordering::Relaxed);
+            }
+            if writer.len() >= PACK_TARGET {
+                let full = packer.take().expect("packer is present");
+                // Finishing (fsync) outside the lock lets the other worker go
+                // on packing into a fresh pack meanwhile.
+                drop(packer);
+                self.finish(full)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a full pack durable, and indexes it with the others waiting.
+    fn finish(&self, full: PackWriter) -> Result<()> {
+        let done = full.finish(self.repo.keys(), self.repo.store())?;
+        let group = {
+            let mut unindexed = self.unindexed.lock().unwrap_or_else(|p| p.into_inner());
+            unindexed.push(done);
+            if unindexed.len() < PACKS_PER_COMMIT {
+                return Ok(());
+            }
+            std::mem::take(&mut *unindexed)
+        };
+        index_packs(self.repo, &group)?;
+        // Now in the index: forget them here, so that this set holds only
+        // what sits in packs not yet indexed, and memory does not grow with
+        // the size of the source.
+        let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+        for e in group.iter().flat_map(|p| &p.entries) {
+            queued.remove(&e.id);
         }
         Ok(())
     }

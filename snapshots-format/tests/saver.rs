@@ -1,6 +1,7 @@
 //! The saver's batches: a blob saved twice (in one batch, in two batches,
 //! or once directly) is stored once, and a batch dropped without a flush
-//! still reaches the packs before `Saver::run` returns.
+//! still reaches the packs before `Saver::run` returns. And reading many
+//! blobs at once gives each one back, whatever their order and repeats.
 
 mod common;
 use common::{pseudo_random, CHEAP};
@@ -50,4 +51,27 @@ fn batched_blobs_are_stored_once_and_flushed_on_drop() {
         let id = ids[if i < 200 { i } else { i + 100 }];
         assert_eq!(&repo.load_blob(BlobKind::Data, &id).unwrap(), b);
     }
+
+    // Many at once: reversed (against pack order), one listed twice, and a
+    // stride that leaves gaps between the blobs read together.
+    let mut wanted: Vec<usize> = (0..200).rev().step_by(3).collect();
+    wanted.push(wanted[5]);
+    let want_ids: Vec<_> = wanted.iter().map(|&i| ids[i]).collect();
+    let mut got = vec![0usize; wanted.len()];
+    repo.load_blobs(BlobKind::Data, &want_ids, |k, data| {
+        assert_eq!(data, blocks[wanted[k]], "blob {k} of the request");
+        got[k] += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert!(got.iter().all(|&n| n == 1), "each asked blob once: {got:?}");
+    // An unknown blob fails the request, plainly.
+    let unknown = snapshots_format::BlobId([9; 32]);
+    let err = repo
+        .load_blobs(BlobKind::Data, &[ids[0], unknown], |_, _| Ok(()))
+        .unwrap_err();
+    assert!(
+        matches!(err, snapshots_format::Error::BlobNotFound(_)),
+        "{err}"
+    );
 }
