@@ -28,7 +28,7 @@ const OPEN_PACKS: usize = 64;
 /// (another reader's blobs, interleaved in the pack) rather than read twice.
 const READ_GAP: u64 = 64 << 10;
 /// ... and reads at most this much at once (more for a single larger blob).
-const READ_RUN: u64 = 1 << 20;
+const READ_RUN: u64 = 256 << 10;
 
 /// Magic opening the saved policy file.
 const POLICY_MAGIC: &[u8; 8] = b"COFFREPL";

@@ -4,7 +4,7 @@
 //! which bounds memory whatever the size of the source.
 //!
 //! Threads that save many blobs (the file readers) hand them over in
-//! batches of about a megabyte ([`Batch`]): a database is a hundred thousand
+//! batches of about 256 KiB ([`Batch`]): a database is a hundred thousand
 //! 8 KiB pages, and waking a worker for each one cost more than packing it.
 //!
 //! A blob counts as stored once it is in the index or queued in this saver;
@@ -36,7 +36,7 @@ pub const PACK_TARGET: u64 = 16 << 20;
 const PACKS_PER_COMMIT: usize = 8;
 
 /// A [`Batch`] is handed to the workers once it holds this many bytes.
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_BYTES: usize = 256 << 10;
 
 struct Job {
     kind: BlobKind,
@@ -88,7 +88,7 @@ impl<'r> Saver<'r> {
             .map_or(2, |n| n.get())
             .clamp(1, 8)
             + 1;
-        // Bounded in batches of up to a megabyte each.
+        // Bounded in batches of of about 256 KiB each.
         let (tx, rx) = bounded::<Vec<Job>>(workers * 2);
         let saver = Saver {
             repo,
@@ -304,7 +304,7 @@ fn index_packs(repo: &Repository, packs: &[FinishedPack]) -> Result<()> {
 }
 
 /// Blobs saved by one thread, looked up in the index and handed to the
-/// workers a megabyte at a time. Flushed when dropped; a failure then is
+/// workers 256 KiB at a time. Flushed when dropped; a failure then is
 /// reported by [`Saver::run`].
 pub struct Batch<'s, 'r> {
     saver: &'s Saver<'r>,
