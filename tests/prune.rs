@@ -175,7 +175,7 @@ fn prune_killed_at_each_phase_loses_nothing() {
         coffre.ok(["check"]);
         for (id, image) in &days[i + 1..] {
             let t = tmp.path().join("r");
-            coffre.ok([OsStr::new("restore"), id[..12].as_ref(), t.as_os_str()]);
+            coffre.restore(&id[..12], &t);
             assert_same_tree(image, &capture(&t));
             std::fs::remove_dir_all(&t).unwrap();
         }

@@ -111,10 +111,10 @@ fn index_is_rebuilt_from_the_packs() {
     assert!(out.contains("\"unreadable\": []"), "{out}");
     coffre.ok(["check", "--read-data"]);
     let t0 = tmp.path().join("r0");
-    coffre.ok([OsStr::new("restore"), id0[..12].as_ref(), t0.as_os_str()]);
+    coffre.restore(&id0[..12], &t0);
     assert_same_tree(&day0, &capture(&t0));
     let t1 = tmp.path().join("r1");
-    coffre.ok([OsStr::new("restore"), "latest".as_ref(), t1.as_os_str()]);
+    coffre.restore("latest", &t1);
     assert_same_tree(&day1, &capture(&t1));
 
     // A garbage index database is replaced the same way.
@@ -201,7 +201,7 @@ fn kill_9_mid_snapshot_loses_nothing() {
     let today = capture(&src);
     coffre.snapshot(&src);
     let t = tmp.path().join("final");
-    coffre.ok([OsStr::new("restore"), "latest".as_ref(), t.as_os_str()]);
+    coffre.restore("latest", &t);
     assert_same_tree(&today, &capture(&t));
     coffre.ok(["check", "--read-data"]);
     let leftovers: Vec<_> = std::fs::read_dir(coffre.repo.join("tmp"))

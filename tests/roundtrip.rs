@@ -42,21 +42,13 @@ fn three_days_restore_bit_exact() {
 
     for (day, (id, image)) in days.iter().enumerate() {
         let target = tmp.path().join(format!("restore-{day}"));
-        coffre.ok([
-            std::ffi::OsStr::new("restore"),
-            id[..12].as_ref(),
-            target.as_os_str(),
-        ]);
+        coffre.restore(&id[..12], &target);
         assert_same_tree(image, &capture(&target));
     }
 
     // `latest` and today's date name the last snapshot.
     let target = tmp.path().join("restore-latest");
-    coffre.ok([
-        std::ffi::OsStr::new("restore"),
-        "latest".as_ref(),
-        target.as_os_str(),
-    ]);
+    coffre.restore("latest", &target);
     assert_same_tree(&days[2].1, &capture(&target));
 
     // One folder alone, at its path under the target.
@@ -121,11 +113,7 @@ fn many_folders_restore_bit_exact() {
     let image = capture(&src);
     coffre.snapshot(&src);
     let target = tmp.path().join("t");
-    coffre.ok([
-        std::ffi::OsStr::new("restore"),
-        "latest".as_ref(),
-        target.as_os_str(),
-    ]);
+    coffre.restore("latest", &target);
     assert_same_tree(&image, &capture(&target));
     // Let the temporary folder be removed.
     for dir in [&src, &target] {
@@ -144,11 +132,7 @@ fn restore_refuses_to_overwrite_unless_asked() {
     let image = capture(&src);
     coffre.snapshot(&src);
     let target = tmp.path().join("t");
-    coffre.ok([
-        std::ffi::OsStr::new("restore"),
-        "latest".as_ref(),
-        target.as_os_str(),
-    ]);
+    coffre.restore("latest", &target);
     let victim = target.join("config/officine.ini");
     std::fs::write(&victim, b"changed by the user").unwrap();
 

@@ -191,6 +191,16 @@ impl Coffre {
         ]);
         json_string_field(&out, "id").unwrap_or_else(|| panic!("no id in snapshot output: {out}"))
     }
+
+    /// Restores `snapshot` (an id prefix or `latest`) into `target`, panics
+    /// unless it succeeds; returns stdout.
+    pub fn restore(&self, snapshot: &str, target: &Path) -> String {
+        self.ok([
+            std::ffi::OsStr::new("restore"),
+            snapshot.as_ref(),
+            target.as_os_str(),
+        ])
+    }
 }
 
 /// The first `"field": "value"` string in some JSON text (enough for the
