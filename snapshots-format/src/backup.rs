@@ -23,7 +23,7 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::blob::BlobKind;
-use crate::chunker::{self, Piece};
+use crate::chunker::{self, Cutter, Piece};
 use crate::content::{self, Content, Extent, INLINE_MAX};
 use crate::dict;
 use crate::error::{Error, Result};
@@ -111,7 +111,7 @@ pub fn take_snapshot(
         let reader = FileReader {
             saver,
             progress,
-            seed: repo.keys().chunker_seed(),
+            cutter: Cutter::new(repo.keys().chunker_seed()),
         };
         let readers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -484,7 +484,7 @@ impl Walker<'_, '_> {
 struct FileReader<'a, 'r> {
     saver: &'a Saver<'r>,
     progress: &'a dyn Progress,
-    seed: u64,
+    cutter: Cutter,
 }
 
 impl FileReader<'_, '_> {
@@ -512,7 +512,7 @@ impl FileReader<'_, '_> {
         let read = chunker::chunk_file(
             &file,
             meta.len(),
-            self.seed,
+            &self.cutter,
             |piece| -> Result<(), ReadError> {
                 match piece {
                     Piece::Data(data) => {

@@ -60,8 +60,9 @@ pub fn choose(size: u64, head: &[u8]) -> Cutting {
     Cutting::Pages(DEFAULT_PAGE)
 }
 
-/// A piece of a file, in order. Data is lent for the call only: a blob
-/// already stored (most of them, on a daily snapshot) is never copied.
+/// A piece of a file, in order. Data is lent for the call only (it lives in
+/// the read buffer, reused for the next pieces): the caller copies what it
+/// keeps.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Piece<'a> {
     /// Bytes read from the file.
@@ -115,7 +116,7 @@ pub fn data_ranges(file: &File, size: u64) -> io::Result<Vec<(u64, u64)>> {
 pub fn chunk_file<E: From<io::Error>>(
     file: &File,
     size: u64,
-    seed: u64,
+    cutter: &Cutter,
     mut emit: impl FnMut(Piece<'_>) -> Result<(), E>,
 ) -> Result<u64, E> {
     let mut pos = 0u64;
@@ -127,14 +128,13 @@ pub fn chunk_file<E: From<io::Error>>(
         let got = read_up_to(file, &mut head, 0)?;
         choose(size, &head[..got])
     };
-    let cutter = Cutter::new(seed);
     for (offset, len) in data_ranges(file, size)? {
         if offset > pos {
             emit(Piece::Hole(offset - pos))?;
         }
         let got = match cutting {
             Cutting::Pages(page) => read_pages(file, offset, len, page, &mut emit)?,
-            Cutting::ContentDefined => read_chunks(file, offset, len, &cutter, &mut emit)?,
+            Cutting::ContentDefined => read_chunks(file, offset, len, cutter, &mut emit)?,
         };
         read += got;
         pos = offset + got;
@@ -185,8 +185,9 @@ fn read_pages<E: From<io::Error>>(
 
 const PAGE_READ_BATCH: usize = 1 << 20;
 
-/// FastCDC's cut-point search with Coffre's sizes and the repository's seed.
-struct Cutter {
+/// FastCDC's cut-point search with Coffre's sizes and the repository's
+/// seed; made once per reader (its gear tables are derived from the seed).
+pub struct Cutter {
     gear: Vec<u64>,
     gear_ls: Vec<u64>,
     mask_s: u64,
@@ -194,7 +195,8 @@ struct Cutter {
 }
 
 impl Cutter {
-    fn new(seed: u64) -> Self {
+    /// The cutter of the repository whose chunker seed is `seed`.
+    pub fn new(seed: u64) -> Self {
         let (mask_s, mask_l) = select_masks(AVG_CHUNK, Normalization::Level1);
         let (gear, gear_ls) = get_gear_with_seed(seed);
         Cutter {
@@ -316,7 +318,7 @@ mod tests {
 
     fn chunks_in(f: &File, size: u64, seed: u64) -> Vec<Owned> {
         let mut out = Vec::new();
-        chunk_file::<io::Error>(f, size, seed, |p| {
+        chunk_file::<io::Error>(f, size, &Cutter::new(seed), |p| {
             out.push(own(p));
             Ok(())
         })

@@ -131,6 +131,7 @@ impl Index {
         // caches (8 MiB here, 4 MiB for lookups) fill as the index grows and
         // count in the snapshot's peak memory: twice that cost 12 MiB for no
         // speed measurable on a 2 GB first snapshot.
+        //
         // A checkpoint copies every page the WAL holds back into the
         // database; the default (every 4 MB of WAL) made a first snapshot
         // copy most of the index after every commit.
@@ -146,10 +147,11 @@ impl Index {
                 [INDEX_VERSION],
             )?;
         }
-        // Lookups get a connection of their own: a commit (with its fsync) must not stall the readers deciding what is new,
-        // which left both cores idle for the length of every fsync. Only
-        // committed rows are seen there, which is what the saver needs: a
-        // blob is forgotten by the saver only once its pack is committed.
+        // Lookups get a connection of their own: a commit (with its fsync)
+        // must not stall the readers deciding what is new, which left both
+        // cores idle for the length of every fsync. Only committed rows are
+        // seen there, which is what the saver needs: a blob is forgotten by
+        // the saver only once its pack is committed.
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(30))?;
         reader.execute_batch("PRAGMA query_only=1;")?;
@@ -245,19 +247,8 @@ impl Index {
         Ok(found)
     }
 
-    /// Records a durable pack and its blobs in one transaction. Blobs already
-    /// indexed keep their first location.
-    pub fn add_pack(
-        &self,
-        keys: &Keys,
-        pack: &PackId,
-        size: u64,
-        entries: &[PackEntry],
-    ) -> Result<()> {
-        self.add_packs(keys, &[(*pack, size, entries)])
-    }
-
-    /// Records several durable packs in one transaction (one fsync).
+    /// Records durable packs and their blobs in one transaction (one fsync).
+    /// Blobs already indexed keep their first location.
     pub fn add_packs(&self, keys: &Keys, packs: &[(PackId, u64, &[PackEntry])]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -514,13 +505,11 @@ mod tests {
         };
         {
             let idx = Index::open(&path).unwrap();
-            idx.add_pack(&keys, &pack, 100, &[e]).unwrap();
+            idx.add_packs(&keys, &[(pack, 100, &[e][..])]).unwrap();
             // Adding the same blob again keeps the first location.
-            idx.add_pack(
+            idx.add_packs(
                 &keys,
-                &PackId([8; 32]),
-                50,
-                &[PackEntry { offset: 20, ..e }],
+                &[(PackId([8; 32]), 50, &[PackEntry { offset: 20, ..e }][..])],
             )
             .unwrap();
         }

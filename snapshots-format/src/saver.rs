@@ -88,7 +88,7 @@ impl<'r> Saver<'r> {
             .map_or(2, |n| n.get())
             .clamp(1, 8)
             + 1;
-        // Bounded in batches of of about 256 KiB each.
+        // Bounded in batches of about 256 KiB each.
         let (tx, rx) = bounded::<Vec<Job>>(workers * 2);
         let saver = Saver {
             repo,
