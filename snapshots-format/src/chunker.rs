@@ -13,6 +13,7 @@
 //! also deduplicate the journal against the pages it copies. Measured in
 //! docs/PERFORMANCE.md.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::os::unix::io::AsRawFd;
@@ -43,21 +44,100 @@ pub enum Cutting {
     Pages(usize),
 }
 
-/// Chooses the cutting for a file of `size` bytes whose first bytes are `head`.
+/// Bytes read from the start of a page-structured file to learn its page
+/// size (FORMAT.md §9).
+pub const HEAD_LEN: usize = 1 << 20;
+
+/// Chooses the cutting for a file of `size` bytes whose first bytes (up to
+/// [`HEAD_LEN`]) are `head`.
 pub fn choose(size: u64, head: &[u8]) -> Cutting {
     if size < PAGED_MIN_SIZE || !size.is_multiple_of(PAGED_MULTIPLE) {
         return Cutting::ContentDefined;
     }
-    // An SQLite database states its page size (big-endian u16 at offset 16,
-    // 1 meaning 65536).
-    if head.len() >= 18 && head.starts_with(b"SQLite format 3\0") {
-        let raw = u16::from_be_bytes([head[16], head[17]]) as usize;
-        let page = if raw == 1 { 65536 } else { raw };
-        if page.is_power_of_two() && (4096..=65536).contains(&page) {
-            return Cutting::Pages(page);
+    Cutting::Pages(
+        stated_page(head)
+            .or_else(|| sniff_page(head))
+            .unwrap_or(DEFAULT_PAGE),
+    )
+}
+
+/// The page size a database header states, for the formats we know.
+fn stated_page(head: &[u8]) -> Option<usize> {
+    let page = if head.len() >= 18 && head.starts_with(b"SQLite format 3\0") {
+        // Big-endian u16 at offset 16, 1 meaning 65536.
+        match u16::from_be_bytes([head[16], head[17]]) {
+            1 => 65536,
+            raw => usize::from(raw),
         }
+    } else if head.len() >= 20
+        && head[0] == 1
+        && u16::from_le_bytes([head[18], head[19]]) & 0x8000 != 0
+    {
+        // Firebird (on-disk structure 11 and later): the header page has
+        // type 1, its page size as a little-endian u16 at offset 16, and
+        // the on-disk structure version, flagged 0x8000, after it.
+        usize::from(u16::from_le_bytes([head[16], head[17]]))
+    } else {
+        return None;
+    };
+    (page.is_power_of_two() && (4096..=65536).contains(&page)).then_some(page)
+}
+
+/// How `file` (of `size` bytes) is cut: reads its head when it may be
+/// page-structured.
+///
+/// # Errors
+/// Read errors.
+pub fn cutting_of(file: &File, size: u64) -> io::Result<Cutting> {
+    if choose(size, &[]) == Cutting::ContentDefined {
+        return Ok(Cutting::ContentDefined);
     }
-    Cutting::Pages(DEFAULT_PAGE)
+    let mut head = vec![0u8; HEAD_LEN];
+    let got = read_up_to(file, &mut head, 0)?;
+    Ok(choose(size, &head[..got]))
+}
+
+/// Page sizes [`sniff_page`] tries, smallest first.
+const SNIFFED_PAGES: [usize; 4] = [4096, 8192, 16384, 32768];
+
+/// Finds the page size of a database that does not state it, from its
+/// first bytes: pages begin with a header of their own (a page type, a
+/// page number), so the first two bytes of a page resemble those of other
+/// pages, where bytes in the middle of a page do not. Offsets that are
+/// multiples of 64 KiB begin a page whatever its size (up to 64 KiB); the
+/// page size is the smallest `P` whose odd multiples begin with the same
+/// two bytes nine times in ten. `None` when the head shows no such
+/// structure (or when two bytes taken anywhere match as often: text).
+fn sniff_page(head: &[u8]) -> Option<usize> {
+    const REFERENCE: usize = 65536;
+    // All-zero bytes (free pages, free space) say nothing either way.
+    let start = |at: usize| {
+        head.get(at..at + 2)
+            .map(|b| [b[0], b[1]])
+            .filter(|b| *b != [0, 0])
+    };
+    let starts: HashSet<[u8; 2]> = (1..head.len() / REFERENCE)
+        .filter_map(|k| start(k * REFERENCE))
+        .collect();
+    if starts.is_empty() {
+        return None;
+    }
+    // Share of the odd multiples of `step` that begin like a page.
+    let share = |step: usize| {
+        let (mut seen, mut like) = (0u32, 0u32);
+        for at in (step..head.len()).step_by(2 * step).filter_map(start) {
+            seen += 1;
+            like += u32::from(starts.contains(&at));
+        }
+        (seen >= 8).then(|| f64::from(like) / f64::from(seen))
+    };
+    // Odd multiples of 2 KiB are inside pages of 4 KiB and more.
+    if share(2048).is_none_or(|chance| chance > 0.25) {
+        return None;
+    }
+    SNIFFED_PAGES
+        .into_iter()
+        .find(|&page| share(page).is_some_and(|s| s >= 0.9))
 }
 
 /// A piece of a file, in order. Data is lent for the call only (it lives in
@@ -121,13 +201,7 @@ pub fn chunk_file<E: From<io::Error>>(
 ) -> Result<u64, E> {
     let mut pos = 0u64;
     let mut read = 0u64;
-    let cutting = if size < PAGED_MIN_SIZE {
-        Cutting::ContentDefined
-    } else {
-        let mut head = [0u8; 100];
-        let got = read_up_to(file, &mut head, 0)?;
-        choose(size, &head[..got])
-    };
+    let cutting = cutting_of(file, size)?;
     for (offset, len) in data_ranges(file, size)? {
         if offset > pos {
             emit(Piece::Hole(offset - pos))?;
@@ -438,6 +512,71 @@ mod tests {
         let after = chunks_of(&edited, 1);
         let differing = pieces.iter().zip(&after).filter(|(a, b)| a != b).count();
         assert_eq!(differing, 1);
+    }
+
+    /// A database of `n` pages of `page` bytes: a page header, text rows
+    /// filling 55 to 95 % of the page, then zeros.
+    fn database(page: usize, n: usize) -> Vec<u8> {
+        let noise = pseudo_random(n * 2, 3);
+        let mut out = Vec::with_capacity(page * n);
+        for i in 0..n {
+            let mut p = format!("PG{i:08x}").into_bytes();
+            let fill = page * (55 + usize::from(noise[2 * i]) % 40) / 100;
+            let mut row = usize::from(noise[2 * i + 1]);
+            while p.len() < fill {
+                row += 7;
+                p.extend_from_slice(
+                    format!("DEL|{row:08}|DOLIPRANE 1000MG|{}|\n", row % 97).as_bytes(),
+                );
+            }
+            p.resize(page, 0);
+            out.extend_from_slice(&p[..page]);
+        }
+        out
+    }
+
+    #[test]
+    fn page_size_found_from_the_pages_when_the_file_does_not_state_it() {
+        for page in [4096, 8192, 16384, 32768] {
+            let db = database(page, (2 << 20) / page);
+            assert_eq!(
+                choose(db.len() as u64, &db[..HEAD_LEN]),
+                Cutting::Pages(page)
+            );
+        }
+        // Nothing page-like: the default.
+        let noise = pseudo_random(2 << 20, 4);
+        assert_eq!(
+            choose(2 << 20, &noise[..HEAD_LEN]),
+            Cutting::Pages(DEFAULT_PAGE)
+        );
+        assert_eq!(
+            choose(2 << 20, &[0; HEAD_LEN]),
+            Cutting::Pages(DEFAULT_PAGE)
+        );
+        // Text whose lines begin alike everywhere says nothing about pages.
+        let text = "0;3400000000000;DOLIPRANE;1;2.18;0\n".repeat(HEAD_LEN / 35 + 1);
+        assert_eq!(
+            choose(2 << 20, text.as_bytes()),
+            Cutting::Pages(DEFAULT_PAGE)
+        );
+        // A journal of 8 KiB pages followed by 4 KiB ones: cut as its start.
+        let mut journal = database(8192, 96);
+        journal.extend_from_slice(&database(4096, 64));
+        assert_eq!(choose(journal.len() as u64, &journal), Cutting::Pages(8192));
+    }
+
+    #[test]
+    fn page_size_stated_by_a_firebird_header() {
+        let mut head = database(4096, 512);
+        head[..20].fill(0);
+        head[0] = 1;
+        head[16..18].copy_from_slice(&16384u16.to_le_bytes());
+        head[18..20].copy_from_slice(&(0x8000u16 | 12).to_le_bytes());
+        assert_eq!(choose(2 << 20, &head), Cutting::Pages(16384));
+        // Without the on-disk structure flag it is not taken for Firebird.
+        head[19] = 0;
+        assert_eq!(choose(2 << 20, &head), Cutting::Pages(4096));
     }
 
     #[test]

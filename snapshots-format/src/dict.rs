@@ -192,9 +192,7 @@ pub fn sample_source(source: &Path) -> Vec<Vec<u8>> {
 /// The page size the chunker would cut this file into, if any.
 fn page_size(path: &Path, len: u64) -> Option<u64> {
     let file = open_source(path).ok()?;
-    let mut head = [0u8; 100];
-    let got = file.read_at(&mut head, 0).ok()?;
-    match chunker::choose(len, &head[..got]) {
+    match chunker::cutting_of(&file, len).ok()? {
         Cutting::Pages(page) => Some(page as u64),
         Cutting::ContentDefined => None,
     }
