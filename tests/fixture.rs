@@ -157,3 +157,69 @@ fn version_2_repository_with_a_dictionary_is_read() {
         "damaged files named: {text}"
     );
 }
+
+/// What `tests/fixtures/repo-v3/ARL/` holds: 1500 receipts.
+fn acknowledgement(i: usize) -> String {
+    format!("ARL|20261125|{i:05}|OK|{:016x}\r\n", i * 7919)
+}
+
+fn write_acknowledgements(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..1500 {
+        let name = format!("arl_20261125_{i:05}.xml");
+        std::fs::write(dir.join(name), acknowledgement(i)).unwrap();
+    }
+}
+
+/// A format-2 repository stays at 2 until a snapshot stores a folder large
+/// enough for tree pieces; its header then moves to 3 first, and both old
+/// and new snapshots read back.
+#[test]
+fn version_2_repository_moves_to_3_with_its_first_large_folder() {
+    let (tmp, repo, coffre) = fixture("repo-v2");
+    let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    std::fs::write(small.join("a.txt"), receipt(1)).unwrap();
+    with_pass(&["snapshot".as_ref(), small.as_os_str()]);
+    assert_eq!(format_version(&repo), 2, "no large folder yet");
+
+    let src = tmp.path().join("src");
+    write_acknowledgements(&src.join("ARL"));
+    with_pass(&["snapshot".as_ref(), src.as_os_str()]);
+    assert_eq!(format_version(&repo), 3);
+    with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+    let out = tmp.path().join("out");
+    with_pass(&["restore".as_ref(), "latest".as_ref(), out.as_os_str()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("ARL/arl_20261125_01499.xml")).unwrap(),
+        acknowledgement(1499)
+    );
+}
+
+/// Format version 3, as committed in `tests/fixtures/repo-v3`: a folder of
+/// 1500 receipts stored as tree pieces.
+#[test]
+fn version_3_repository_with_tree_pieces_is_read() {
+    let (tmp, repo, coffre) = fixture("repo-v3");
+    assert_eq!(format_version(&repo), 3);
+    let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
+    with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+    let out = tmp.path().join("out");
+    with_pass(&["restore".as_ref(), "latest".as_ref(), out.as_os_str()]);
+    let restored = std::fs::read_dir(out.join("ARL")).unwrap().count();
+    assert_eq!(restored, 1500);
+    for i in 0..1500 {
+        let path = out.join(format!("ARL/arl_20261125_{i:05}.xml"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), acknowledgement(i));
+    }
+
+    // The listing is held in pieces (what this fixture is for).
+    let opened = snapshots_format::Repository::open(&repo, b"fixture-passphrase").unwrap();
+    let (snaps, _) = opened.snapshots().unwrap();
+    let root = snaps[0].1.tree;
+    let (arl, _) = opened.find_path(&root, b"ARL").unwrap();
+    let (tree, pieces) = opened.load_tree_pieces(&arl).unwrap();
+    assert_eq!(tree.nodes.len(), 1500);
+    assert!(pieces.len() > 5, "{} pieces", pieces.len());
+}

@@ -28,12 +28,13 @@ use crate::content::{self, Content, Extent, INLINE_MAX};
 use crate::dict;
 use crate::error::{Error, Result};
 use crate::fsmeta;
+use crate::header::SPLIT_TREE_VERSION;
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::saver::{Batch, Saver};
 use crate::snapshot::{Snapshot, Summary, MAX_RECORDED_PROBLEMS};
-use crate::tree::{Node, NodeKind, Payload, Timestamp, Tree};
+use crate::tree::{encode_piece_list, Node, NodeKind, Payload, Stored, Timestamp, Tree};
 
 /// What to snapshot and how to label it.
 #[derive(Debug, Clone)]
@@ -329,7 +330,25 @@ impl Walker<'_, '_> {
                 Err(e) => return Err(e),
             }
         }
-        self.reader.saver.save(BlobKind::Tree, &tree.encode())
+        self.save_tree(&tree)
+    }
+
+    /// Stores a listing, whole or in pieces (FORMAT.md §7.3).
+    fn save_tree(&self, tree: &Tree) -> Result<BlobId> {
+        let saver = self.reader.saver;
+        match tree.encode_stored(self.repo.keys()) {
+            Stored::Whole(bytes) => saver.save(BlobKind::Tree, &bytes),
+            Stored::Pieces(pieces) => {
+                self.repo.raise_format(SPLIT_TREE_VERSION)?;
+                let mut batch = saver.batch();
+                let ids = pieces
+                    .iter()
+                    .map(|piece| batch.save(BlobKind::TreePiece, piece))
+                    .collect::<Result<Vec<_>>>()?;
+                batch.flush()?;
+                saver.save(BlobKind::Tree, &encode_piece_list(&ids))
+            }
+        }
     }
 
     fn read_done(&mut self, rel: &[u8], read: &FileRead) {

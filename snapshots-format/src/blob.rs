@@ -33,6 +33,8 @@ pub enum BlobKind {
     Tree = 2,
     /// A piece of a long file's chunk list.
     ChunkList = 3,
+    /// A piece of a large directory listing (format 3).
+    TreePiece = 4,
 }
 
 impl BlobKind {
@@ -42,6 +44,7 @@ impl BlobKind {
             1 => Some(Self::Data),
             2 => Some(Self::Tree),
             3 => Some(Self::ChunkList),
+            4 => Some(Self::TreePiece),
             _ => None,
         }
     }
@@ -52,6 +55,7 @@ impl BlobKind {
             Self::Data => "data blob",
             Self::Tree => "tree",
             Self::ChunkList => "chunk list",
+            Self::TreePiece => "tree piece",
         }
     }
 

@@ -224,10 +224,13 @@ impl Walker<'_> {
             return Rc::new(vec![(String::new(), "folders nested too deep".into())]);
         }
         let mut bad = Vec::new();
-        match self
-            .blob_ok(BlobKind::Tree, id)
-            .and_then(|_| self.repo.load_tree(id).map_err(|e| e.to_string()))
-        {
+        match self.blob_ok(BlobKind::Tree, id).and_then(|_| {
+            let (tree, pieces) = self.repo.load_tree_pieces(id).map_err(|e| e.to_string())?;
+            for piece in &pieces {
+                self.blob_ok(BlobKind::TreePiece, piece)?;
+            }
+            Ok(tree)
+        }) {
             Err(e) => {
                 self.errors.push(format!("tree {}: {e}", id.short()));
                 bad.push((String::new(), format!("directory listing unreadable: {e}")));

@@ -16,6 +16,14 @@ impl Writer {
     pub fn new() -> Self {
         Self::default()
     }
+    /// How many bytes were written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+    /// True when nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
     /// The bytes written so far.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf

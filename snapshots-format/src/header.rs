@@ -11,11 +11,15 @@ use crate::error::{Error, Result};
 pub const MAGIC: &[u8; 8] = b"COFFRE\x00R";
 /// The repository format version this build writes and reads (it reads
 /// every earlier one too).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The first format whose repository may hold a compression dictionary and
 /// blobs compressed with it (FORMAT.md §17); a format-1 repository moves to
 /// it when it gets its dictionary.
 pub const DICTIONARY_VERSION: u32 = 2;
+/// The first format whose large directories may be stored as tree pieces
+/// (FORMAT.md §7.3); an older repository moves to it when a snapshot first
+/// writes one.
+pub const SPLIT_TREE_VERSION: u32 = 3;
 /// Length of the encoded header.
 pub const HEADER_LEN: usize = 8 + 4 + REPO_ID_LEN + 32;
 

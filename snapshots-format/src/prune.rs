@@ -237,7 +237,12 @@ fn mark_tree(repo: &Repository, id: &BlobId, depth: usize) -> Result<u64> {
         ));
     }
     let mut n = 1;
-    let tree = repo.load_tree(id)?;
+    let (tree, pieces) = repo.load_tree_pieces(id)?;
+    for piece in &pieces {
+        if index.used_insert(piece)? {
+            n += 1;
+        }
+    }
     for node in &tree.nodes {
         match &node.payload {
             Payload::Dir(sub) => n += mark_tree(repo, sub, depth + 1)?,

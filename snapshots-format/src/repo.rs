@@ -5,9 +5,11 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::blob::{self, BlobKind};
+use crate::codec::DecodeError;
 use crate::content::{decode_piece, Content, Extent};
 use crate::crypto::{Keys, MasterKey, ObjectKind};
 use crate::dict::Dictionary;
@@ -18,7 +20,7 @@ use crate::index::{Index, Location, INDEX_FILE};
 use crate::keyfile::{KdfParams, KeyFile};
 use crate::snapshot::Snapshot;
 use crate::store::Store;
-use crate::tree::Tree;
+use crate::tree::{decode_listing, join_pieces, Listing, Tree};
 
 /// Open pack files kept for reading; enough for restore's locality, few
 /// enough for any file-descriptor limit.
@@ -46,6 +48,9 @@ pub struct Repository {
     keys: Keys,
     index: Index,
     header: Header,
+    /// The format version in `config` now: the header's, or higher once
+    /// this process wrote a newer kind of object ([`Repository::raise_format`]).
+    format: AtomicU32,
     open_packs: Mutex<HashMap<PackId, Arc<File>>>,
     /// The compression dictionary once read. Its absence is not cached: a
     /// mount open while the first snapshot trains one must then find it.
@@ -155,6 +160,7 @@ impl Repository {
             store,
             keys,
             index,
+            format: AtomicU32::new(header.version),
             header,
             open_packs: Mutex::new(HashMap::new()),
             dictionary: Mutex::new(None),
@@ -358,14 +364,7 @@ impl Repository {
         if Dictionary::from_raw(raw.clone()).is_none() {
             return Err(Error::corrupt("dictionary", "new", "not a zstd dictionary"));
         }
-        if self.header.version < crate::header::DICTIONARY_VERSION {
-            let upgraded = Header {
-                version: crate::header::DICTIONARY_VERSION,
-                ..self.header
-            };
-            self.store
-                .write_atomic(&self.store.config_path(), &upgraded.encode())?;
-        }
+        self.raise_format(crate::header::DICTIONARY_VERSION)?;
         let mut plain = vec![DICT_VERSION];
         plain.extend_from_slice(&raw);
         let sealed = self.keys.seal(ObjectKind::Dictionary, &[], &plain);
@@ -376,10 +375,61 @@ impl Repository {
         self.dictionary()
     }
 
-    /// Loads and decodes a tree.
+    /// Moves the header to format `version` unless it is there already:
+    /// called before writing the first object of a kind that format
+    /// introduced, so that an older Coffre refuses the repository plainly
+    /// instead of calling the new object damaged (FORMAT.md §13.2).
+    ///
+    /// # Errors
+    /// Storage errors writing `config`.
+    pub fn raise_format(&self, version: u32) -> Result<()> {
+        if self.format.load(Ordering::Acquire) >= version {
+            return Ok(());
+        }
+        // Another process may have raised it meanwhile: never lower it.
+        let (_, on_disk) = Self::read_header(self.store.root())?;
+        if on_disk.version < version {
+            let upgraded = Header { version, ..on_disk };
+            self.store
+                .write_atomic(&self.store.config_path(), &upgraded.encode())?;
+        }
+        self.format
+            .fetch_max(on_disk.version.max(version), Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Loads and decodes a tree, joining its pieces when it has some.
     pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        self.load_tree_pieces(id).map(|(tree, _)| tree)
+    }
+
+    /// Loads a tree as [`Repository::load_tree`], and returns the ids of its
+    /// tree pieces too (none for a tree stored whole): check and prune must
+    /// see them.
+    ///
+    /// # Errors
+    /// A missing or damaged tree or piece.
+    pub fn load_tree_pieces(&self, id: &BlobId) -> Result<(Tree, Vec<BlobId>)> {
         let bytes = self.load_blob(BlobKind::Tree, id)?;
-        Tree::decode(&bytes).map_err(|e| Error::corrupt("tree", id.short(), e))
+        let damaged = |e| Error::corrupt("tree", id.short(), e);
+        let ids = match decode_listing(&bytes).map_err(damaged)? {
+            Listing::Nodes(tree) => return Ok((tree, Vec::new())),
+            Listing::Pieces(ids) => ids,
+        };
+        let mut parts: Vec<Option<Tree>> = vec![None; ids.len()];
+        self.load_blobs(BlobKind::TreePiece, &ids, |i, bytes| {
+            let part = Tree::decode(&bytes)
+                .map_err(|e| Error::corrupt("tree piece", ids[i].short(), e))?;
+            parts[i] = Some(part);
+            Ok(())
+        })?;
+        // `load_blobs` calls back once per id, so every part is there.
+        let parts: Vec<Tree> = parts.into_iter().flatten().collect();
+        if parts.len() != ids.len() {
+            return Err(damaged(DecodeError::Invalid("tree piece not read")));
+        }
+        let tree = join_pieces(parts).map_err(damaged)?;
+        Ok((tree, ids))
     }
 
     /// The extent list of a file, loading chunk-list pieces if needed.

@@ -3,15 +3,39 @@
 //! directory encodes to the same bytes, hence the same blob id, and costs
 //! nothing in a new snapshot.
 //!
+//! A directory whose listing encodes to more than [`SPLIT_MIN`] bytes is
+//! stored as pieces (format 3, FORMAT.md §7.3): runs of its entries cut at
+//! content-defined points, each piece a blob, and a short tree blob listing
+//! the pieces. A folder of thousands of receipts that gains a few each day
+//! then stores a piece or two, not its whole listing again.
+//!
 //! Decoding is strict because restore trusts it: names must be non-empty,
 //! not `.` or `..`, free of `/` and NUL, and strictly increasing (no
 //! duplicates).
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::content::{decode_extents, encode_extents, Content};
+use crate::crypto::Keys;
 use crate::id::BlobId;
 
+/// A tree blob holding the entries themselves; also the layout of a piece.
 const TREE_VERSION: u8 = 1;
+/// A tree blob listing the pieces of a large directory (format 3).
+const TREE_PIECES_VERSION: u8 = 2;
+
+/// A listing whose one-blob encoding is longer is stored in pieces.
+pub const SPLIT_MIN: usize = 64 * 1024;
+/// A piece ends at a content-defined cut once its entries take this many bytes...
+const PIECE_MIN_BYTES: usize = 4 * 1024;
+/// ... and in any case once they take this many.
+const PIECE_MAX_BYTES: usize = 64 * 1024;
+/// An entry is a cut when the first byte of its cut hash is below this
+/// (one in 16): pieces of 4 KiB and about 16 entries more, ~5.5 KiB for a
+/// folder of receipts.
+const PIECE_CUT_BELOW: u8 = 16;
+/// Prefix of the keyed hash of an entry name that decides cuts; not a blob
+/// kind, so that a cut hash is never the id of a blob.
+const CUT_DOMAIN: u8 = 0x80;
 
 /// A point in time: seconds and nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -111,6 +135,25 @@ impl Node {
     }
 }
 
+/// How a listing is stored: see [`Tree::encode_stored`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// One tree blob (version 1) holding the entries.
+    Whole(Vec<u8>),
+    /// Tree-piece blobs, in order; the tree blob is then
+    /// [`encode_piece_list`] of their ids.
+    Pieces(Vec<Vec<u8>>),
+}
+
+/// What a tree blob holds, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    /// The entries.
+    Nodes(Tree),
+    /// The ids of the tree pieces whose entries, in order, are the listing.
+    Pieces(Vec<BlobId>),
+}
+
 /// A decoded directory listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tree {
@@ -153,7 +196,36 @@ impl Tree {
         w.into_bytes()
     }
 
-    /// Decodes and validates a tree blob.
+    /// Encodes the tree as it is stored: one blob when its encoding is at
+    /// most [`SPLIT_MIN`] bytes, else pieces cut where the keyed hash of an
+    /// entry's name says (so that an added or removed entry changes only
+    /// the piece around it, and the cuts reveal nothing without the key).
+    pub fn encode_stored(&self, keys: &Keys) -> Stored {
+        let whole = self.encode();
+        if whole.len() <= SPLIT_MIN {
+            return Stored::Whole(whole);
+        }
+        let mut pieces = Vec::new();
+        let mut body = Writer::new();
+        let mut count = 0u64;
+        for node in &self.nodes {
+            encode_node(&mut body, node);
+            count += 1;
+            let cut = body.len() >= PIECE_MAX_BYTES
+                || (body.len() >= PIECE_MIN_BYTES
+                    && keys.blob_hash(CUT_DOMAIN, &node.name)[0] < PIECE_CUT_BELOW);
+            if cut {
+                pieces.push(piece_bytes(count, std::mem::take(&mut body)));
+                count = 0;
+            }
+        }
+        if count > 0 {
+            pieces.push(piece_bytes(count, body));
+        }
+        Stored::Pieces(pieces)
+    }
+
+    /// Decodes and validates a tree blob of version 1, or a tree piece.
     ///
     /// # Errors
     /// A [`DecodeError`] for malformed bytes or an invalid, duplicate or
@@ -176,6 +248,67 @@ impl Tree {
         r.finish()?;
         Ok(Tree { nodes })
     }
+}
+
+/// A piece: the layout of a version-1 tree blob.
+fn piece_bytes(count: u64, body: Writer) -> Vec<u8> {
+    let body = body.into_bytes();
+    let mut w = Writer::new();
+    w.u8(TREE_VERSION);
+    w.varint(count);
+    w.raw(&body);
+    w.into_bytes()
+}
+
+/// The tree blob of a listing stored in pieces.
+pub fn encode_piece_list(ids: &[BlobId]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(TREE_PIECES_VERSION);
+    w.varint(ids.len() as u64);
+    for id in ids {
+        w.raw(id.as_bytes());
+    }
+    w.into_bytes()
+}
+
+/// Decodes a tree blob of any version this build reads.
+///
+/// # Errors
+/// A [`DecodeError`]: malformed bytes, a newer version, or an empty piece list.
+pub fn decode_listing(bytes: &[u8]) -> Result<Listing, DecodeError> {
+    if bytes.first() != Some(&TREE_PIECES_VERSION) {
+        return Tree::decode(bytes).map(Listing::Nodes);
+    }
+    let mut r = Reader::new(&bytes[1..]);
+    let n = r.count(32)?;
+    if n == 0 {
+        return Err(DecodeError::Invalid("no tree pieces"));
+    }
+    let ids = (0..n)
+        .map(|_| r.id().map(BlobId))
+        .collect::<Result<_, _>>()?;
+    r.finish()?;
+    Ok(Listing::Pieces(ids))
+}
+
+/// Joins decoded pieces into one listing, checking that each holds an
+/// entry and that names keep increasing from one piece to the next.
+///
+/// # Errors
+/// [`DecodeError::Invalid`] for an empty piece or names out of order.
+pub fn join_pieces(pieces: impl IntoIterator<Item = Tree>) -> Result<Tree, DecodeError> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for piece in pieces {
+        match (nodes.last(), piece.nodes.first()) {
+            (_, None) => return Err(DecodeError::Invalid("empty tree piece")),
+            (Some(last), Some(first)) if last.name >= first.name => {
+                return Err(DecodeError::Invalid("names not strictly sorted"))
+            }
+            _ => {}
+        }
+        nodes.extend(piece.nodes);
+    }
+    Ok(Tree { nodes })
 }
 
 fn encode_time(w: &mut Writer, t: Timestamp) {
@@ -432,10 +565,106 @@ mod tests {
         assert_eq!(bytes.len(), 1 + 1 + 15);
         assert_eq!(Tree::decode(&bytes).unwrap(), t);
         let mut newer = bytes.clone();
-        newer[0] = 2;
+        newer[0] = 3;
         assert_eq!(
-            Tree::decode(&newer),
-            Err(DecodeError::NewerVersion("tree", 2))
+            decode_listing(&newer),
+            Err(DecodeError::NewerVersion("tree", 3))
         );
+        newer[0] = 0;
+        assert!(decode_listing(&newer).is_err());
+    }
+
+    fn keys() -> Keys {
+        Keys::derive(&crate::crypto::MasterKey::from_bytes([7; 32]), [0; 16])
+    }
+
+    /// A folder of `n` receipts named as the pharmacy software names them.
+    fn receipts(n: usize, from: usize) -> Tree {
+        let mut tree = Tree {
+            nodes: (from..from + n)
+                .map(|i| {
+                    let mut node = named(format!("arl_20260901_{i:05}.xml").as_bytes());
+                    node.kind = NodeKind::File;
+                    node.size = 52;
+                    node.inode = i as u64;
+                    node.mtime.sec = 1_788_000_000 + i as i64;
+                    node.payload = Payload::File(Content::Inline(vec![Extent::Chunk {
+                        id: BlobId([i as u8; 32]),
+                        len: 52,
+                    }]));
+                    node
+                })
+                .collect(),
+        };
+        tree.sort();
+        tree
+    }
+
+    fn pieces_of(tree: &Tree, keys: &Keys) -> Vec<Vec<u8>> {
+        match tree.encode_stored(keys) {
+            Stored::Pieces(p) => p,
+            Stored::Whole(_) => panic!("a large tree is stored in pieces"),
+        }
+    }
+
+    #[test]
+    fn small_trees_are_stored_whole_as_before() {
+        let tree = receipts(100, 0);
+        assert_eq!(tree.encode_stored(&keys()), Stored::Whole(tree.encode()));
+    }
+
+    #[test]
+    fn large_trees_are_stored_in_pieces_that_join_back() {
+        let keys = keys();
+        let tree = receipts(5000, 0);
+        assert!(tree.encode().len() > SPLIT_MIN);
+        let pieces = pieces_of(&tree, &keys);
+        assert!(pieces.len() > 10, "{} pieces", pieces.len());
+        for p in &pieces {
+            assert!(
+                p.len() <= PIECE_MAX_BYTES + 2 * 1024,
+                "piece of {} bytes",
+                p.len()
+            );
+        }
+        let parts: Vec<Tree> = pieces.iter().map(|p| Tree::decode(p).unwrap()).collect();
+        assert_eq!(join_pieces(parts.clone()).unwrap(), tree);
+        // Pieces out of order, an empty piece or a piece repeated are refused.
+        let mut swapped = parts.clone();
+        swapped.swap(0, 1);
+        assert!(join_pieces(swapped).is_err());
+        let mut empty = parts.clone();
+        empty.insert(1, Tree::default());
+        assert!(join_pieces(empty).is_err());
+        let mut twice = parts.clone();
+        twice.insert(1, parts[1].clone());
+        assert!(join_pieces(twice).is_err());
+
+        let ids: Vec<BlobId> = (0..pieces.len()).map(|i| BlobId([i as u8; 32])).collect();
+        let list = encode_piece_list(&ids);
+        assert_eq!(decode_listing(&list).unwrap(), Listing::Pieces(ids));
+        assert!(decode_listing(&list[..list.len() - 1]).is_err());
+        assert!(decode_listing(&encode_piece_list(&[])).is_err());
+    }
+
+    #[test]
+    fn entries_added_to_a_large_tree_change_few_pieces() {
+        let keys = keys();
+        let before = pieces_of(&receipts(20_000, 0), &keys);
+        // A day's new receipts (sorted after the others), and one entry
+        // changed in the middle.
+        let mut tree = receipts(20_400, 0);
+        tree.nodes[7_000].mtime.sec += 86_400;
+        let after = pieces_of(&tree, &keys);
+        let old: std::collections::HashSet<&Vec<u8>> = before.iter().collect();
+        let new = after.iter().filter(|p| !old.contains(p)).count();
+        assert!(
+            new <= 2 + 400 * 100 / PIECE_MIN_BYTES + 2,
+            "{new} of {} pieces new",
+            after.len()
+        );
+        // Cuts depend on the key: another repository cuts elsewhere.
+        let other = Keys::derive(&crate::crypto::MasterKey::from_bytes([8; 32]), [0; 16]);
+        assert_ne!(pieces_of(&receipts(20_000, 0), &other), before);
     }
 }

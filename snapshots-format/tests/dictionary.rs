@@ -36,7 +36,11 @@ fn a_reader_opened_before_the_dictionary_finds_it_and_it_is_never_replaced() {
     // Like a mount left running: opened while there is no dictionary.
     let reader = Repository::open(&path, b"passphrase").unwrap();
     assert!(reader.dictionary().unwrap().is_none());
-    assert_eq!(reader.header().version, 2, "new repositories are format 2");
+    assert_eq!(
+        reader.header().version,
+        snapshots_format::header::FORMAT_VERSION,
+        "new repositories have the current format"
+    );
 
     let writer = Repository::open(&path, b"passphrase").unwrap();
     let few = tmp.path().join("few");

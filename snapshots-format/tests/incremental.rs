@@ -83,3 +83,39 @@ fn one_page_change_stores_far_less_than_the_chunk_list() {
         s.bytes_added
     );
 }
+
+/// A folder of many receipts that gains a few a day stores the new
+/// receipts and a piece or two of its listing, not the whole listing
+/// again (format 3 tree pieces).
+#[test]
+fn receipts_added_to_a_large_folder_store_far_less_than_its_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let arl = src.join("ARL");
+    std::fs::create_dir_all(&arl).unwrap();
+    let receipt = |i: usize| format!("ARL|20260901|{i:05}|OK|{:016x}\r\n", i * 7919);
+    for i in 0..6000 {
+        std::fs::write(arl.join(format!("arl_20260901_{i:05}.xml")), receipt(i)).unwrap();
+    }
+    let repo = Repository::init(&dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    let (_, first) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    let listing = repo.find_path(&first.tree, b"ARL").unwrap().0;
+    let (tree, pieces) = repo.load_tree_pieces(&listing).unwrap();
+    assert_eq!(tree.nodes.len(), 6000);
+    assert!(pieces.len() > 20, "{} pieces", pieces.len());
+    let whole = tree.encode().len() as u64;
+
+    for i in 6000..6030 {
+        std::fs::write(arl.join(format!("arl_20260902_{i:05}.xml")), receipt(i)).unwrap();
+    }
+    let (_, next) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    let s = &next.summary;
+    assert_eq!((s.files_new, s.files_unchanged), (30, 6000));
+    assert!(
+        s.bytes_added * 10 < whole,
+        "added {} bytes for a {whole}-byte listing",
+        s.bytes_added
+    );
+    let listing = repo.find_path(&next.tree, b"ARL").unwrap().0;
+    assert_eq!(repo.load_tree(&listing).unwrap().nodes.len(), 6030);
+}
