@@ -458,7 +458,7 @@ fn insert_packs(
     // order, a table larger than the page cache was read and spilled page
     // by page (8 packs of database pages took 0.4 s, then 0.1 s).
     // Stable: a blob listed by two packs keeps the first, as before.
-    rows.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    rows.sort_by_key(|&(_, e)| e.id);
     let mut stmt = tx.prepare_cached(&format!(
         "{verb} INTO blobs(blob_id, pack_no, loc) VALUES (?1, ?2, ?3)"
     ))?;
