@@ -1,6 +1,7 @@
 //! A folder of thousands of entries is stored as tree pieces (format 3,
 //! FORMAT.md §7.3). Through the real binary: it restores and mounts
-//! bit-exact, and forget + prune keep every piece a snapshot still uses.
+//! bit-exact, forget + prune keep every piece a snapshot still uses, and
+//! `rebuild-index` finds them again.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -46,6 +47,9 @@ fn a_large_folder_restores_mounts_and_survives_prune() {
     // it must stay.
     coffre.ok([OsStr::new("forget"), first[..12].as_ref()]);
     coffre.ok(["prune", "--max-unused", "0%"]);
+    coffre.ok(["check", "--read-data"]);
+    // The index rebuilt from the packs knows the pieces too.
+    coffre.ok(["rebuild-index"]);
     coffre.ok(["check", "--read-data"]);
     let out = tmp.path().join("out");
     coffre.restore("latest", &out);

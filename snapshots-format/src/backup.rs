@@ -167,6 +167,7 @@ pub fn take_snapshot(
         )),
         summary,
     };
+    repo.confirm_format()?;
     let id = repo.write_snapshot(&snap)?;
     Ok((id, snap))
 }

@@ -49,7 +49,7 @@ pub struct CheckReport {
     pub snapshots: u64,
     /// Distinct trees checked.
     pub trees: u64,
-    /// Distinct data and chunk-list blobs referenced.
+    /// Distinct data, chunk-list and tree-piece blobs referenced.
     pub blobs: u64,
     /// Packs in the index.
     pub packs: u64,

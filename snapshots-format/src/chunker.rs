@@ -116,8 +116,10 @@ fn sniff_page(head: &[u8]) -> Option<usize> {
             .map(|b| [b[0], b[1]])
             .filter(|b| *b != [0, 0])
     };
-    let starts: HashSet<[u8; 2]> = (1..head.len() / REFERENCE)
-        .filter_map(|k| start(k * REFERENCE))
+    let starts: HashSet<[u8; 2]> = (1..)
+        .map(|k| k * REFERENCE)
+        .take_while(|&at| at + 2 <= head.len())
+        .filter_map(start)
         .collect();
     if starts.is_empty() {
         return None;

@@ -398,6 +398,30 @@ impl Repository {
         Ok(())
     }
 
+    /// Checks `config` on disk against the format this process needed
+    /// ([`Repository::raise_format`]) and raises it again if it is lower:
+    /// called just before a snapshot record makes the new objects
+    /// reachable. Two snapshots may run at once (shared locks), and one
+    /// that read `config` before the other raised it could write a lower
+    /// version back; a Coffre older than the objects would then call them
+    /// damaged.
+    ///
+    /// # Errors
+    /// Storage errors reading or writing `config`.
+    pub fn confirm_format(&self) -> Result<()> {
+        let needed = self.format.load(Ordering::Acquire);
+        let (_, on_disk) = Self::read_header(self.store.root())?;
+        if on_disk.version < needed {
+            let raised = Header {
+                version: needed,
+                ..on_disk
+            };
+            self.store
+                .write_atomic(&self.store.config_path(), &raised.encode())?;
+        }
+        Ok(())
+    }
+
     /// Loads and decodes a tree, joining its pieces when it has some.
     pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
         self.load_tree_pieces(id).map(|(tree, _)| tree)

@@ -30,7 +30,7 @@ const PIECE_MIN_BYTES: usize = 4 * 1024;
 /// ... and in any case once they take this many.
 const PIECE_MAX_BYTES: usize = 64 * 1024;
 /// An entry is a cut when the first byte of its cut hash is below this
-/// (one in 16): pieces of 4 KiB and about 16 entries more, ~5.5 KiB for a
+/// (one in 16): pieces of 4 KiB and about 16 entries more, ~5 KiB for a
 /// folder of receipts.
 const PIECE_CUT_BELOW: u8 = 16;
 /// Prefix of the keyed hash of an entry name that decides cuts; not a blob
@@ -645,6 +645,20 @@ mod tests {
         assert_eq!(decode_listing(&list).unwrap(), Listing::Pieces(ids));
         assert!(decode_listing(&list[..list.len() - 1]).is_err());
         assert!(decode_listing(&encode_piece_list(&[])).is_err());
+    }
+
+    /// The cut rule decides deduplication across versions (FORMAT.md §7.3):
+    /// pinned on a fixed key.
+    #[test]
+    fn piece_cuts_are_pinned() {
+        let pieces = pieces_of(&receipts(5000, 0), &keys());
+        let counts: Vec<usize> = pieces
+            .iter()
+            .map(|p| Tree::decode(p).unwrap().nodes.len())
+            .collect();
+        assert_eq!(counts.len(), 74);
+        assert_eq!(counts[..6], [58, 62, 63, 59, 70, 91]);
+        assert_eq!(counts.iter().sum::<usize>(), 5000);
     }
 
     #[test]
