@@ -4,10 +4,11 @@
 //! `rebuild-index` finds them again.
 
 use std::ffi::OsStr;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use coffre_tests::mount::Mounted;
-use coffre_tests::{assert_same_tree, capture, Coffre};
+use coffre_tests::{assert_same_tree, capture, run, text, Coffre, TEST_PASSWORD};
 
 fn receipt(day: u32, i: u32) -> String {
     format!(
@@ -58,4 +59,64 @@ fn a_large_folder_restores_mounts_and_survives_prune() {
     let m = Mounted::start(&coffre, &tmp.path().join("mnt"), &[]);
     assert_same_tree(&image, &capture(&m.path.join("latest")));
     m.stop();
+}
+
+/// A flipped byte in one tree piece: `check` fails and names the folder
+/// whose listing cannot be read; the other folders still restore.
+#[test]
+fn a_damaged_tree_piece_is_named_by_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let arl = src.join("teletransmission/ARL");
+    std::fs::create_dir_all(&arl).unwrap();
+    add_receipts(&arl, 1, 0..4000);
+    std::fs::create_dir_all(src.join("db")).unwrap();
+    std::fs::write(src.join("db/notes.txt"), "ordonnance\n").unwrap();
+    let coffre = Coffre::new(tmp.path().join("repo"));
+    coffre.init();
+    coffre.snapshot(&src);
+
+    // Find a piece of the receipts' listing and flip a byte of it in its pack.
+    {
+        let repo =
+            snapshots_format::Repository::open(&coffre.repo, TEST_PASSWORD.as_bytes()).unwrap();
+        let (snaps, _) = repo.snapshots().unwrap();
+        let (listing, _) = repo
+            .find_path(&snaps[0].1.tree, b"teletransmission/ARL")
+            .unwrap();
+        let (_, pieces) = repo.load_tree_pieces(&listing).unwrap();
+        assert!(pieces.len() > 10);
+        let loc = repo
+            .index()
+            .lookup(repo.keys(), &pieces[pieces.len() / 2])
+            .unwrap()
+            .unwrap();
+        let path = repo.store().pack_path(&loc.pack);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let at = u64::from(loc.offset) + u64::from(loc.length) / 2;
+        let mut byte = [0u8];
+        f.read_exact_at(&mut byte, at).unwrap();
+        f.write_all_at(&[byte[0] ^ 0x10], at).unwrap();
+    }
+
+    let out = run(&mut coffre.cmd(["check", "--read-data"]));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("teletransmission/ARL"), "{said}");
+    let restored = tmp.path().join("out");
+    coffre.ok([
+        OsStr::new("restore"),
+        "latest".as_ref(),
+        restored.as_os_str(),
+        "--path".as_ref(),
+        "db".as_ref(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(restored.join("db/notes.txt")).unwrap(),
+        "ordonnance\n"
+    );
 }
