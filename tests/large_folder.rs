@@ -5,7 +5,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use coffre_tests::mount::Mounted;
 use coffre_tests::{assert_same_tree, capture, run, text, Coffre, TEST_PASSWORD};
@@ -24,15 +24,22 @@ fn add_receipts(arl: &Path, day: u32, range: std::ops::Range<u32>) {
     }
 }
 
-#[test]
-fn a_large_folder_restores_mounts_and_survives_prune() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
+/// A source holding 4000 receipts in `teletransmission/ARL`, and an empty
+/// repository beside it.
+fn receipts_and_repository(tmp: &Path) -> (PathBuf, PathBuf, Coffre) {
+    let src = tmp.join("src");
     let arl = src.join("teletransmission/ARL");
     std::fs::create_dir_all(&arl).unwrap();
     add_receipts(&arl, 1, 0..4000);
-    let coffre = Coffre::new(tmp.path().join("repo"));
+    let coffre = Coffre::new(tmp.join("repo"));
     coffre.init();
+    (src, arl, coffre)
+}
+
+#[test]
+fn a_large_folder_restores_mounts_and_survives_prune() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, arl, coffre) = receipts_and_repository(tmp.path());
     let first = coffre.snapshot(&src);
 
     // The next day: new receipts, one removed, one rewritten.
@@ -66,14 +73,9 @@ fn a_large_folder_restores_mounts_and_survives_prune() {
 #[test]
 fn a_damaged_tree_piece_is_named_by_check() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let arl = src.join("teletransmission/ARL");
-    std::fs::create_dir_all(&arl).unwrap();
-    add_receipts(&arl, 1, 0..4000);
+    let (src, _, coffre) = receipts_and_repository(tmp.path());
     std::fs::create_dir_all(src.join("db")).unwrap();
     std::fs::write(src.join("db/notes.txt"), "ordonnance\n").unwrap();
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
     coffre.snapshot(&src);
 
     // Find a piece of the receipts' listing and flip a byte of it in its pack.
