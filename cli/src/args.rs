@@ -155,8 +155,11 @@ pub struct MountArgs {
     /// share can list them (see docs/NAS.md).
     #[arg(long)]
     pub windows_names: bool,
-    /// Memory for decoded file chunks (e.g. 256M, 1G).
-    #[arg(long, default_value = "64M")]
+    /// Memory for decoded file chunks (e.g. 256M, 1G). The kernel keeps
+    /// what was read (snapshots never change), so this only stages
+    /// read-ahead and small random reads: the default holds a dozen
+    /// read-ahead windows.
+    #[arg(long, default_value = "24M")]
     pub cache_size: String,
 }
 
