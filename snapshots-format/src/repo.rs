@@ -386,16 +386,7 @@ impl Repository {
         if self.format.load(Ordering::Acquire) >= version {
             return Ok(());
         }
-        // Another process may have raised it meanwhile: never lower it.
-        let (_, on_disk) = Self::read_header(self.store.root())?;
-        if on_disk.version < version {
-            let upgraded = Header { version, ..on_disk };
-            self.store
-                .write_atomic(&self.store.config_path(), &upgraded.encode())?;
-        }
-        self.format
-            .fetch_max(on_disk.version.max(version), Ordering::AcqRel);
-        Ok(())
+        self.format_at_least(version)
     }
 
     /// Checks `config` on disk against the format this process needed
@@ -409,16 +400,20 @@ impl Repository {
     /// # Errors
     /// Storage errors reading or writing `config`.
     pub fn confirm_format(&self) -> Result<()> {
-        let needed = self.format.load(Ordering::Acquire);
+        self.format_at_least(self.format.load(Ordering::Acquire))
+    }
+
+    /// Rewrites `config` with `version` if the one on disk is lower (it is
+    /// read again: another process may have raised it; never lower it).
+    fn format_at_least(&self, version: u32) -> Result<()> {
         let (_, on_disk) = Self::read_header(self.store.root())?;
-        if on_disk.version < needed {
-            let raised = Header {
-                version: needed,
-                ..on_disk
-            };
+        if on_disk.version < version {
+            let raised = Header { version, ..on_disk };
             self.store
                 .write_atomic(&self.store.config_path(), &raised.encode())?;
         }
+        self.format
+            .fetch_max(on_disk.version.max(version), Ordering::AcqRel);
         Ok(())
     }
 

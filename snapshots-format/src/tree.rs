@@ -187,13 +187,22 @@ impl Tree {
 
     /// Encodes the tree (nodes must be sorted; see [`Tree::sort`]).
     pub fn encode(&self) -> Vec<u8> {
+        let (body, _) = self.encode_nodes();
+        piece_bytes(self.nodes.len(), &body)
+    }
+
+    /// The nodes encoded one after another, and where each one ends.
+    fn encode_nodes(&self) -> (Vec<u8>, Vec<usize>) {
         let mut w = Writer::new();
-        w.u8(TREE_VERSION);
-        w.varint(self.nodes.len() as u64);
-        for n in &self.nodes {
-            encode_node(&mut w, n);
-        }
-        w.into_bytes()
+        let ends = self
+            .nodes
+            .iter()
+            .map(|n| {
+                encode_node(&mut w, n);
+                w.len()
+            })
+            .collect();
+        (w.into_bytes(), ends)
     }
 
     /// Encodes the tree as it is stored: one blob when its encoding is at
@@ -201,26 +210,22 @@ impl Tree {
     /// entry's name says (so that an added or removed entry changes only
     /// the piece around it, and the cuts reveal nothing without the key).
     pub fn encode_stored(&self, keys: &Keys) -> Stored {
-        let whole = self.encode();
+        let (body, ends) = self.encode_nodes();
+        let whole = piece_bytes(self.nodes.len(), &body);
         if whole.len() <= SPLIT_MIN {
             return Stored::Whole(whole);
         }
         let mut pieces = Vec::new();
-        let mut body = Writer::new();
-        let mut count = 0u64;
-        for node in &self.nodes {
-            encode_node(&mut body, node);
-            count += 1;
-            let cut = body.len() >= PIECE_MAX_BYTES
-                || (body.len() >= PIECE_MIN_BYTES
+        let (mut first, mut start) = (0, 0);
+        for (i, (node, &end)) in self.nodes.iter().zip(&ends).enumerate() {
+            let len = end - start;
+            let cut = len >= PIECE_MAX_BYTES
+                || (len >= PIECE_MIN_BYTES
                     && keys.blob_hash(CUT_DOMAIN, &node.name)[0] < PIECE_CUT_BELOW);
-            if cut {
-                pieces.push(piece_bytes(count, std::mem::take(&mut body)));
-                count = 0;
+            if cut || i + 1 == self.nodes.len() {
+                pieces.push(piece_bytes(i + 1 - first, &body[start..end]));
+                (first, start) = (i + 1, end);
             }
-        }
-        if count > 0 {
-            pieces.push(piece_bytes(count, body));
         }
         Stored::Pieces(pieces)
     }
@@ -250,13 +255,13 @@ impl Tree {
     }
 }
 
-/// A piece: the layout of a version-1 tree blob.
-fn piece_bytes(count: u64, body: Writer) -> Vec<u8> {
-    let body = body.into_bytes();
+/// `count` encoded nodes as a version-1 tree blob, which is also the layout
+/// of a tree piece.
+fn piece_bytes(count: usize, nodes: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     w.u8(TREE_VERSION);
-    w.varint(count);
-    w.raw(&body);
+    w.varint(count as u64);
+    w.raw(nodes);
     w.into_bytes()
 }
 
