@@ -83,13 +83,13 @@ fn version_1_repository_is_read() {
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     assert_eq!(
         format_version(&repo),
-        1,
-        "no dictionary yet: still format 1"
+        4,
+        "the first write moves an older repository to index files"
     );
+    assert_index_files_only(&repo);
 
-    // Enough small files to train a dictionary: the repository gets one and
-    // moves to format 2, so that an older Coffre refuses it plainly; both
-    // snapshots still read back.
+    // Enough small files to train a dictionary: the repository gets one;
+    // every snapshot still reads back.
     let many = tmp.path().join("many");
     std::fs::create_dir(&many).unwrap();
     for i in 0..150 {
@@ -97,7 +97,7 @@ fn version_1_repository_is_read() {
     }
     with_pass(&["snapshot".as_ref(), many.as_os_str()]);
     assert!(repo.join("dictionary").is_file());
-    assert_eq!(format_version(&repo), 2);
+    assert_eq!(format_version(&repo), 4);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let again = tmp.path().join("again");
     with_pass(&["restore".as_ref(), "latest".as_ref(), again.as_os_str()]);
@@ -108,6 +108,21 @@ fn receipt(i: usize) -> Vec<u8> {
     format!("FSE|{i:06}|CPAM|DOLIPRANE 1000|{}\n", i * 7)
         .repeat(30)
         .into_bytes()
+}
+
+/// A repository of format 4 holds index files and no SQLite database.
+fn assert_index_files_only(repo: &Path) {
+    let names: Vec<String> = std::fs::read_dir(repo.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.is_empty(), "no index file");
+    for n in &names {
+        assert!(
+            n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()),
+            "unexpected {n} in index/"
+        );
+    }
 }
 
 /// The format version in a repository's plaintext header.
@@ -171,23 +186,24 @@ fn write_acknowledgements(dir: &Path) {
     }
 }
 
-/// A format-2 repository stays at 2 until a snapshot stores a folder large
-/// enough for tree pieces; its header then moves to 3 first, and both old
-/// and new snapshots read back.
+/// A format-2 repository moves to format 4 (index files) at its first
+/// write; a large folder is then stored as tree pieces, and both old and
+/// new snapshots read back.
 #[test]
-fn version_2_repository_moves_to_3_with_its_first_large_folder() {
+fn version_2_repository_moves_to_4_at_its_first_write() {
     let (tmp, repo, coffre) = fixture("repo-v2");
     let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
     let small = tmp.path().join("small");
     std::fs::create_dir(&small).unwrap();
     std::fs::write(small.join("a.txt"), receipt(1)).unwrap();
     with_pass(&["snapshot".as_ref(), small.as_os_str()]);
-    assert_eq!(format_version(&repo), 2, "no large folder yet");
+    assert_eq!(format_version(&repo), 4, "upgraded at the first write");
+    assert_index_files_only(&repo);
 
     let src = tmp.path().join("src");
     write_acknowledgements(&src.join("ARL"));
     with_pass(&["snapshot".as_ref(), src.as_os_str()]);
-    assert_eq!(format_version(&repo), 3);
+    assert_eq!(format_version(&repo), 4);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let out = tmp.path().join("out");
     with_pass(&["restore".as_ref(), "latest".as_ref(), out.as_os_str()]);
@@ -222,4 +238,25 @@ fn version_3_repository_with_tree_pieces_is_read() {
     let (tree, pieces) = opened.load_tree_pieces(&arl).unwrap();
     assert_eq!(tree.nodes.len(), 1500);
     assert!(pieces.len() > 5, "{} pieces", pieces.len());
+    drop(opened);
+
+    // Reading wrote nothing: still format 3, with its old database.
+    assert_eq!(format_version(&repo), 3);
+    assert!(repo.join("index/index.db").is_file());
+
+    // The first write upgrades it (FORMAT.md §6.3): index files, no
+    // database, and the old snapshot still restores bit-exact.
+    let day = tmp.path().join("day");
+    write_acknowledgements(&day.join("ARL"));
+    with_pass(&["snapshot".as_ref(), day.as_os_str()]);
+    assert_eq!(format_version(&repo), 4);
+    assert_index_files_only(&repo);
+    with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+    let old = tmp.path().join("old");
+    let first = snaps[0].0.to_hex();
+    with_pass(&["restore".as_ref(), first.as_ref(), old.as_os_str()]);
+    for i in [0, 700, 1499] {
+        let path = old.join(format!("ARL/arl_20261125_{i:05}.xml"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), acknowledgement(i));
+    }
 }

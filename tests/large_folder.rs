@@ -93,7 +93,8 @@ fn a_damaged_tree_piece_is_named_by_check() {
             .lookup(repo.keys(), &pieces[pieces.len() / 2])
             .unwrap()
             .unwrap();
-        let path = repo.store().pack_path(&loc.pack);
+        let hex = loc.pack.to_hex();
+        let path = coffre.repo.join("data").join(&hex[..2]).join(&hex);
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

@@ -332,9 +332,11 @@ fn daemon_umount_and_stale_mounts() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
 
-/// The repository drive disappearing while mounted (here: its folder moved
-/// away): reads of data not yet cached fail with EIO, the mount neither
-/// hangs nor crashes, and works again when the drive is back.
+/// The repository's data disappearing while mounted (here: its `data`
+/// folder moved away; the mount holds the repository folder open, so
+/// moving the whole folder would not hide it): reads of data not yet
+/// cached fail with EIO, the mount neither hangs nor crashes, and works
+/// again when the data is back.
 #[test]
 fn vanished_drive_gives_eio_not_a_hang() {
     let tmp = tempfile::tempdir().unwrap();
@@ -352,8 +354,8 @@ fn vanished_drive_gives_eio_not_a_hang() {
     let m = Mounted::start(&coffre, &tmp.path().join("mnt"), &[]);
     let names = folders(&m.path.join("latest"));
     assert_eq!(names.len(), 4);
-    let gone = tmp.path().join("repo-unplugged");
-    std::fs::rename(&coffre.repo, &gone).unwrap();
+    let gone = tmp.path().join("data-unplugged");
+    std::fs::rename(coffre.repo.join("data"), &gone).unwrap();
     let started = Instant::now();
     let err = std::fs::read(m.path.join("latest/f3.bin"))
         .expect_err("read from a vanished drive succeeded");
@@ -361,7 +363,7 @@ fn vanished_drive_gives_eio_not_a_hang() {
     assert!(started.elapsed() < Duration::from_secs(10));
     // Still answering.
     assert_eq!(folders(&m.path.join("latest")).len(), 4);
-    std::fs::rename(&gone, &coffre.repo).unwrap();
+    std::fs::rename(&gone, coffre.repo.join("data")).unwrap();
     assert_eq!(
         std::fs::read(m.path.join("latest/f3.bin")).unwrap(),
         std::fs::read(src.join("f3.bin")).unwrap()

@@ -331,6 +331,7 @@ fn as_nobody(bin: &Path, cwd: &Path) -> Command {
         c
     };
     c.current_dir(cwd)
+        .env("COFFRE_CACHE_DIR", cwd.join(".cache"))
         .env("COFFRE_PASSWORD", PASS)
         .env_remove("COFFRE_REPO")
         .env_remove("COFFRE_PASSWORD_FILE");

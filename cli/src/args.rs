@@ -25,6 +25,12 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "60s")]
     pub lock_wait: String,
 
+    /// Folder of this machine's index caches (one per repository; safe to
+    /// delete, rebuilt from the repository). Default: ~/.cache/coffre, or
+    /// /var/cache/coffre for root without a home.
+    #[arg(long, env = "COFFRE_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

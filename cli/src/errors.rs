@@ -46,6 +46,9 @@ fn explain(err: &anyhow::Error) -> String {
         }
         Error::Io { source, .. } if source.raw_os_error() == Some(libc::EACCES) => "Permission denied: run as a user that can access the repository.",
         Error::Locked(_) => "Try again when it has finished (or give a longer --lock-wait). If that process crashed on another machine, run `coffre unlock --all`.",
+        Error::Tampered { .. } => "Nothing was followed or deleted there. Check the drive on a trusted machine, or use another drive; `coffre check` tells what else is wrong.",
+        Error::Transient(_) | Error::Refused(_) => "",
+        Error::Cache { .. } => "Give a folder this user can write with --cache-dir (or COFFRE_CACHE_DIR); the cache is rebuilt from the repository.",
         Error::Io { .. } | Error::Restore(_) | Error::Interrupted => "",
     };
     if hint.is_empty() {

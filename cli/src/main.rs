@@ -46,6 +46,11 @@ fn main() -> ExitCode {
     }));
     tune_malloc();
     let cli = args::Cli::parse();
+    if let Some(dir) = &cli.cache_dir {
+        // The library finds its cache through this variable; set once,
+        // before any other thread exists.
+        std::env::set_var("COFFRE_CACHE_DIR", dir);
+    }
     // Walks recurse once per folder level; a generous stack (reserved, not
     // used, until needed) keeps the deepest legal tree far from overflowing.
     let worker =

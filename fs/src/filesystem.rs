@@ -129,7 +129,7 @@ impl CoffreFs {
             return;
         }
         let repo = self.browser.repo();
-        let Ok(ids) = repo.store().list_snapshots() else {
+        let Ok(ids) = repo.list_snapshots() else {
             self.view
                 .write()
                 .unwrap_or_else(|p| p.into_inner())

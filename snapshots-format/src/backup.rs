@@ -78,7 +78,7 @@ pub fn take_snapshot(
             reason: "not a directory".into(),
         });
     }
-    repo.store().remove_stale_temp_files()?;
+    repo.prepare_write()?;
     let hostname = fsmeta::hostname();
     let label = opts
         .label

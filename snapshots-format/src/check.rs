@@ -13,9 +13,10 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
+use crate::backend::{FileKind, ObjectName};
 use crate::blob::BlobKind;
 use crate::content::{Content, Extent};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
 use crate::pack;
 use crate::progress::Progress;
@@ -79,7 +80,13 @@ pub fn check(
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let indexed: HashMap<PackId, u64> = repo.index().packs()?.into_iter().collect();
-    let on_disk: HashMap<PackId, u64> = repo.store().list_packs()?.into_iter().collect();
+    repo.refresh_index()?;
+    let on_disk: HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
+    for damage in repo.index_damage() {
+        report.errors.push(format!(
+            "{damage} (its packs are not indexed: run `coffre rebuild-index`)"
+        ));
+    }
     report.packs = indexed.len() as u64;
     for (id, size) in &indexed {
         match on_disk.get(id) {
@@ -91,7 +98,7 @@ pub fn check(
                 "pack {} is {s} bytes, the index says {size} (truncated?)",
                 id.short()
             )),
-            Some(_) => {}
+            Some(_) => compare_with_trailer(repo, id, *size, &mut report),
         }
     }
     for id in on_disk.keys().filter(|id| !indexed.contains_key(id)) {
@@ -128,7 +135,7 @@ pub fn check(
         blobs_ok: HashSet::new(),
         errors: Vec::new(),
     };
-    let ids = repo.store().list_snapshots()?;
+    let ids = repo.list_snapshots()?;
     for id in ids {
         let snap = match repo.load_snapshot(&id) {
             Ok(s) => s,
@@ -166,8 +173,11 @@ fn read_pack(
     report: &mut CheckReport,
     damaged: &mut HashSet<BlobId>,
 ) -> Result<()> {
-    let path = repo.store().pack_path(id);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match repo
+        .backend()
+        .read(FileKind::Pack, &ObjectName::pack(id))
+        .and_then(|b| b.ok_or_else(|| Error::corrupt("pack", id.short(), "is missing")))
+    {
         Ok(b) => b,
         Err(e) => {
             report
@@ -199,6 +209,35 @@ fn read_pack(
         }
     }
     Ok(())
+}
+
+/// Compares what the index says a pack holds with the pack's own trailer:
+/// an index file or cache that disagrees was damaged or tampered with.
+fn compare_with_trailer(repo: &Repository, id: &PackId, size: u64, report: &mut CheckReport) {
+    let trailer = match pack::read_entries(repo.backend(), id, size, repo.keys()) {
+        Ok(t) => t,
+        Err(e) => {
+            report.errors.push(format!("pack {}: {e}", id.short()));
+            return;
+        }
+    };
+    let indexed = match repo.index().entries_of_pack(repo.keys(), id) {
+        Ok(i) => i,
+        Err(e) => {
+            report
+                .errors
+                .push(format!("index entries of pack {}: {e}", id.short()));
+            return;
+        }
+    };
+    let listed: HashSet<_> = trailer.iter().collect();
+    let wrong = indexed.iter().filter(|e| !listed.contains(e)).count();
+    if wrong > 0 {
+        report.errors.push(format!(
+            "the index places {wrong} blob(s) in pack {} where its trailer does not (the index was changed: run `coffre rebuild-index`)",
+            id.short()
+        ));
+    }
 }
 
 struct Walker<'a> {

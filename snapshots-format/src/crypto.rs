@@ -40,6 +40,8 @@ pub enum ObjectKind {
     Policy = 0x07,
     /// The compression dictionary.
     Dictionary = 0x08,
+    /// An index file (format 4).
+    IndexFile = 0x09,
 }
 
 /// Sealing failed to authenticate: wrong key, or the bytes were changed.

@@ -91,6 +91,34 @@ pub enum Error {
     /// The operation was interrupted on request.
     #[error("interrupted")]
     Interrupted,
+    /// The repository holds something Coffre never writes where it expects
+    /// its own objects (a link, another filesystem, a device, an oversized
+    /// file): the drive was tampered with or damaged. Nothing was followed,
+    /// read or deleted there.
+    #[error("{path}: {reason}; the repository's layout was changed outside Coffre (remove that entry or use another drive)")]
+    Tampered {
+        /// Where, relative to the repository (or its location).
+        path: String,
+        /// What is there instead.
+        reason: String,
+    },
+    /// This machine's index cache cannot be used (a folder not writable by
+    /// this user, a full disk).
+    #[error("local index cache {path}: {reason}")]
+    Cache {
+        /// The cache folder or file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// An operation stopped itself rather than risk data (prune finding a
+    /// blob without a verified copy); the message says what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// A passing failure of the storage (a network timeout, a server busy):
+    /// the same request may succeed if tried again.
+    #[error("{0} (temporary failure; try again)")]
+    Transient(String),
 }
 
 impl Error {
@@ -101,6 +129,20 @@ impl Error {
             Error::DriveFull(path)
         } else {
             Error::Io { path, source }
+        }
+    }
+
+    /// Whether trying the same request again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transient(_) => true,
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::WouldBlock
+            ),
+            _ => false,
         }
     }
 

@@ -1,29 +1,38 @@
-//! The index, `index/index.db` (FORMAT.md §6): an SQLite database mapping blob
-//! ids to their pack and sealed location, so that opening a repository reads
-//! nothing but the rows it needs. It holds only opaque ids, pack sizes and
-//! sealed locations (offsets and lengths would reveal file sizes), and it is a
-//! cache: `rebuild` recreates it from the pack trailers.
+//! The local index cache (FORMAT.md §6): an SQLite database mapping blob
+//! ids to their pack and sealed location, kept on this machine, never on the
+//! drive. It is built from the repository's index files (format 4; the
+//! pack trailers for older formats) and can be deleted at any time: the
+//! next command rebuilds it, costing only time.
 //!
-//! Durability: WAL journal with `synchronous=FULL`, so a committed pack
-//! survives a power loss; a pack's rows are inserted only after the pack file
-//! itself is durable, and a snapshot record only after its packs' rows commit.
+//! Each location is sealed with the blob id and the pack id as associated
+//! data, so a row edited to point at another pack fails authentication. The
+//! database is opened defensively (no triggers or views honoured, no
+//! untrusted schema functions, schema checked), and recreated when it is
+//! not exactly what this module makes.
+//!
+//! Durability: WAL journal; a pack's rows are inserted only after the pack
+//! and its index file are durable on the drive.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::backend::{Backend, FileKind};
 use crate::blob::BlobKind;
 use crate::codec::{Reader, Writer};
 use crate::crypto::{Keys, ObjectKind};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
+use crate::index_file::{self, IndexedPack};
 use crate::pack::PackEntry;
 
-/// Schema version of the index database.
-pub const INDEX_VERSION: i64 = 1;
-/// File name of the database inside `index/`.
-pub const INDEX_FILE: &str = "index.db";
+/// Schema version of the cache; another version is discarded and rebuilt.
+pub const INDEX_VERSION: i64 = 2;
+/// File name of the cache database inside the repository's cache folder.
+pub const INDEX_FILE: &str = "index-v2.db";
 
 /// A blob's location, as the index returns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +62,18 @@ pub struct PackUsage {
     pub unused_bytes: u64,
 }
 
-/// The open index database.
+/// What a [`Index::sync`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SyncReport {
+    /// Index files read.
+    pub files_read: u64,
+    /// Pack trailers read (format 3 and earlier).
+    pub trailers_read: u64,
+    /// Whether the cache was emptied first (an index file it knew is gone).
+    pub reset: bool,
+}
+
+/// The open index cache.
 pub struct Index {
     conn: Mutex<Connection>,
     reader: Mutex<Connection>,
@@ -61,67 +81,114 @@ pub struct Index {
 }
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS packs (
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE files (name BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE packs (
     pack_no INTEGER PRIMARY KEY,
     pack_id BLOB NOT NULL UNIQUE,
     size INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS blobs (
+CREATE TABLE file_packs (
+    name BLOB NOT NULL,
+    pack_no INTEGER NOT NULL,
+    PRIMARY KEY (name, pack_no)
+) WITHOUT ROWID;
+CREATE TABLE blobs (
     blob_id BLOB PRIMARY KEY,
     pack_no INTEGER NOT NULL REFERENCES packs(pack_no),
     loc BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs(pack_no);
+CREATE INDEX blobs_by_pack ON blobs(pack_no);
+CREATE INDEX file_packs_by_pack ON file_packs(pack_no);
 ";
 
-/// Settings of every index connection.
-fn tune(conn: &Connection) -> Result<()> {
+/// The objects [`SCHEMA`] makes (besides SQLite's automatic indexes): a
+/// cache holding anything else (a trigger, a view) is not ours.
+const SCHEMA_OBJECTS: [(&str, &str); 7] = [
+    ("table", "meta"),
+    ("table", "files"),
+    ("table", "packs"),
+    ("table", "file_packs"),
+    ("table", "blobs"),
+    ("index", "blobs_by_pack"),
+    ("index", "file_packs_by_pack"),
+];
+
+/// Settings of every cache connection: nothing stored in the file may run
+/// code or change how SQLite treats it.
+fn harden(conn: &Connection) -> Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, false)?;
     // Plans that do not depend on bound values. Without this, SQLite
     // marks the lookup by blob id as "replan when rebound", and since a
     // cached statement's bindings are cleared on every return to the
     // cache, each lookup was parsed and planned again (a third of a
     // small file's restore time).
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-        true,
-    )?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
     Ok(())
 }
 
+/// Whether the database holds exactly our schema at our version.
+fn is_ours(conn: &Connection) -> Result<bool> {
+    let mut stmt = conn.prepare(
+        "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_autoindex_%' ORDER BY name",
+    )?;
+    let found: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut want: Vec<(String, String)> = SCHEMA_OBJECTS
+        .iter()
+        .map(|(t, n)| ((*t).to_owned(), (*n).to_owned()))
+        .collect();
+    want.sort_by(|a, b| a.1.cmp(&b.1));
+    if found != want {
+        return Ok(false);
+    }
+    let version: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key='version'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(version == Some(INDEX_VERSION))
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )?;
+    harden(&conn)?;
+    Ok(conn)
+}
+
 impl Index {
-    /// Opens (creating if needed) the index database at `path`.
+    /// Opens the cache at `path`, creating it, or recreating it empty when
+    /// it is not exactly what this version makes (it is a cache: nothing is
+    /// lost, the next [`Index::sync`] fills it again).
     ///
     /// # Errors
-    /// [`Error::UnsupportedVersion`] for an index written by a newer Coffre.
+    /// SQLite and I/O errors.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        // Read the version before touching the schema: a newer index must be
-        // refused unchanged.
-        let has_meta: bool = conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )? > 0;
-        let version: Option<i64> = if has_meta {
-            conn.query_row("SELECT value FROM meta WHERE key='version'", [], |r| {
-                r.get(0)
-            })
-            .optional()?
-        } else {
-            None
-        };
-        if let Some(v) = version.filter(|v| *v > INDEX_VERSION) {
-            return Err(Error::UnsupportedVersion {
-                what: "index",
-                found: v as u32,
-                supported: INDEX_VERSION as u32,
-            });
+        if let Some(dir) = path.parent() {
+            make_private_dir(dir)?;
         }
-        // WAL lets a mount read while a snapshot writes; FULL makes each commit
-        // durable. Some filesystems cannot hold WAL's shared memory: fall back
-        // to a rollback journal, equally durable.
+        let mut conn = open_conn(path)?;
+        let empty: bool =
+            conn.query_row("SELECT count(*) = 0 FROM sqlite_schema", [], |r| r.get(0))?;
+        if !empty && !is_ours(&conn)? {
+            drop(conn);
+            Self::remove_files(path)?;
+            conn = open_conn(path)?;
+        }
+        // WAL lets a mount read while a snapshot writes. Some filesystems
+        // cannot hold WAL's shared memory: fall back to a rollback journal.
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get::<_, String>(0))?;
@@ -129,34 +196,37 @@ impl Index {
         // Blob ids are random, so inserts and lookups land all over the
         // table: SQLite's default 2 MiB page cache missed most of them. The
         // caches (8 MiB here, 4 MiB for lookups) fill as the index grows and
-        // count in the snapshot's peak memory: twice that cost 12 MiB for no
-        // speed measurable on a 2 GB first snapshot.
+        // count in the snapshot's peak memory.
         //
         // A checkpoint copies every page the WAL holds back into the
         // database; the default (every 4 MB of WAL) made a first snapshot
         // copy most of the index after every commit.
+        //
+        // NORMAL in WAL mode: a power loss may lose the last commits of the
+        // cache, never corrupt it; the drive's index files are the truth.
         conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192;
+            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192;
              PRAGMA wal_autocheckpoint=8192;",
         )?;
-        tune(&conn)?;
-        conn.execute_batch(SCHEMA)?;
-        if version.is_none() {
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('version', ?1)",
-                [INDEX_VERSION],
-            )?;
+        {
+            let tx = conn.transaction()?;
+            let fresh: bool =
+                tx.query_row("SELECT count(*) = 0 FROM sqlite_schema", [], |r| r.get(0))?;
+            if fresh {
+                tx.execute_batch(SCHEMA)?;
+                tx.execute(
+                    "INSERT INTO meta(key, value) VALUES ('version', ?1)",
+                    [INDEX_VERSION],
+                )?;
+            }
+            tx.commit()?;
         }
-        // Lookups get a connection of their own: a commit (with its fsync)
-        // must not stall the readers deciding what is new, which left both
-        // cores idle for the length of every fsync. Only committed rows are
-        // seen there, which is what the saver needs: a blob is forgotten by
-        // the saver only once its pack is committed.
-        let reader = Connection::open(path)?;
-        reader.busy_timeout(std::time::Duration::from_secs(30))?;
-        reader.execute_batch("PRAGMA query_only=1;")?;
-        tune(&reader)?;
-        reader.execute_batch("PRAGMA cache_size=-4096;")?;
+        // Lookups get a connection of their own: a commit must not stall
+        // the readers deciding what is new. Only committed rows are seen
+        // there, which is what the saver needs: a blob is forgotten by the
+        // saver only once its pack is committed.
+        let reader = open_conn(path)?;
+        reader.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-4096;")?;
         Ok(Self {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
@@ -173,6 +243,241 @@ impl Index {
         // A panic while holding the lock cannot leave SQLite inconsistent
         // (transactions roll back), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Brings the cache in line with the repository: reads the index files
+    /// it has not seen; when one it had read is gone (a prune elsewhere),
+    /// starts again from empty. With `trailers` (format 3 and earlier,
+    /// which have no index files) the packs' trailers are read instead.
+    ///
+    /// # Errors
+    /// Listing errors; a damaged index file is skipped and returned in the
+    /// second value (`check` reports it, `rebuild-index` repairs it).
+    pub fn sync(
+        &self,
+        backend: &dyn Backend,
+        keys: &Keys,
+        trailers: bool,
+    ) -> Result<(SyncReport, Vec<Error>)> {
+        let mut report = SyncReport::default();
+        let mut damaged = Vec::new();
+        if trailers {
+            self.sync_trailers(backend, keys, &mut report, &mut damaged)?;
+            return Ok((report, damaged));
+        }
+        let listed = backend.list(FileKind::Index)?;
+        let known = self.files()?;
+        let names: HashSet<[u8; 32]> = listed.iter().filter_map(|(n, _)| n.to_id()).collect();
+        if known.iter().any(|k| !names.contains(k)) {
+            self.clear()?;
+            report.reset = true;
+        }
+        let known: HashSet<[u8; 32]> = if report.reset {
+            HashSet::new()
+        } else {
+            known.into_iter().collect()
+        };
+        for (name, _) in &listed {
+            let Some(id) = name.to_id() else { continue };
+            if known.contains(&id) {
+                continue;
+            }
+            let Some(bytes) = backend.read(FileKind::Index, name)? else {
+                continue;
+            };
+            match index_file::decode(keys, &id, &bytes) {
+                Ok(packs) => {
+                    self.add_file(keys, Some(&id), &packs)?;
+                    report.files_read += 1;
+                }
+                Err(e) => damaged.push(e),
+            }
+        }
+        Ok((report, damaged))
+    }
+
+    fn sync_trailers(
+        &self,
+        backend: &dyn Backend,
+        keys: &Keys,
+        report: &mut SyncReport,
+        damaged: &mut Vec<Error>,
+    ) -> Result<()> {
+        let on_drive = backend.list(FileKind::Pack)?;
+        let present: HashSet<PackId> = on_drive
+            .iter()
+            .filter_map(|(n, _)| n.to_id().map(PackId))
+            .collect();
+        let cached: HashSet<PackId> = self.packs()?.into_iter().map(|(id, _)| id).collect();
+        let gone: Vec<PackId> = cached
+            .iter()
+            .filter(|p| !present.contains(p))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            self.replace_packs(keys, &[], &gone)?;
+        }
+        let mut batch = Vec::new();
+        for (name, size) in on_drive {
+            let Some(id) = name.to_id().map(PackId) else {
+                continue;
+            };
+            if cached.contains(&id) {
+                continue;
+            }
+            match crate::pack::read_entries(backend, &id, size, keys) {
+                Ok(entries) => batch.push(IndexedPack { id, size, entries }),
+                Err(e) => damaged.push(e),
+            }
+            report.trailers_read += 1;
+            if batch.len() >= 256 {
+                self.add_file(keys, None, &std::mem::take(&mut batch))?;
+            }
+        }
+        self.add_file(keys, None, &batch)
+    }
+
+    /// Records the packs of an index file (`None`: packs found from their
+    /// trailers), in one transaction. Blobs already indexed keep their
+    /// first location.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn add_file(
+        &self,
+        keys: &Keys,
+        name: Option<&[u8; 32]>,
+        packs: &[IndexedPack],
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let refs: Vec<(PackId, u64, &[PackEntry])> = packs
+            .iter()
+            .map(|p| (p.id, p.size, &p.entries[..]))
+            .collect();
+        let numbers = insert_packs(&tx, keys, &refs, "INSERT OR IGNORE")?;
+        if let Some(name) = name {
+            tx.execute("INSERT OR IGNORE INTO files(name) VALUES (?1)", [&name[..]])?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO file_packs(name, pack_no) VALUES (?1, ?2)",
+            )?;
+            for no in numbers {
+                stmt.execute(params![&name[..], no])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The index files the cache has read.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn files(&self) -> Result<Vec<[u8; 32]>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT name FROM files ORDER BY name")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.extend(<[u8; 32]>::try_from(&row?[..]).ok());
+        }
+        Ok(out)
+    }
+
+    /// The index files that list any of `packs`.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn files_listing(&self, packs: &[PackId]) -> Result<Vec<[u8; 32]>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT f.name FROM file_packs f JOIN packs p ON p.pack_no = f.pack_no WHERE p.pack_id = ?1",
+        )?;
+        let mut out = HashSet::new();
+        for pack in packs {
+            let rows = stmt.query_map([&pack.0[..]], |r| r.get::<_, Vec<u8>>(0))?;
+            for row in rows {
+                out.extend(<[u8; 32]>::try_from(&row?[..]).ok());
+            }
+        }
+        let mut out: Vec<_> = out.into_iter().collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The packs an index file lists, with their sizes.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn packs_of_file(&self, name: &[u8; 32]) -> Result<Vec<(PackId, u64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.pack_id, p.size FROM file_packs f JOIN packs p ON p.pack_no = f.pack_no WHERE f.name = ?1 ORDER BY p.pack_id",
+        )?;
+        let rows = stmt.query_map([&name[..]], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, size) = row?;
+            out.extend(PackId::from_slice(&id).map(|id| (id, size as u64)));
+        }
+        Ok(out)
+    }
+
+    /// Forgets index files (deleted from the drive by this process).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn forget_files(&self, names: &[[u8; 32]]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for name in names {
+            tx.execute("DELETE FROM file_packs WHERE name = ?1", [&name[..]])?;
+            tx.execute("DELETE FROM files WHERE name = ?1", [&name[..]])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Empties the cache.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn clear(&self) -> Result<()> {
+        self.conn().execute_batch(
+            "BEGIN; DELETE FROM blobs; DELETE FROM file_packs; DELETE FROM files; DELETE FROM packs; COMMIT;",
+        )?;
+        Ok(())
+    }
+
+    /// The blobs the cache places in `pack`, with their locations.
+    ///
+    /// # Errors
+    /// SQLite errors; [`Error::Corrupt`] for a location that fails
+    /// authentication.
+    pub fn entries_of_pack(&self, keys: &Keys, pack: &PackId) -> Result<Vec<PackEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT b.blob_id, b.loc FROM blobs b JOIN packs p ON p.pack_no = b.pack_no WHERE p.pack_id = ?1",
+        )?;
+        let rows = stmt.query_map([&pack.0[..]], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, loc) = row?;
+            let id = BlobId::from_slice(&id)
+                .ok_or_else(|| Error::corrupt("index", "blobs", "bad blob id"))?;
+            let (kind, offset, length) = open_location(keys, &id, pack, &loc)?;
+            out.push(PackEntry {
+                id,
+                kind,
+                offset,
+                length,
+            });
+        }
+        Ok(out)
     }
 
     /// Whether each of `ids` is indexed (committed), in order, in one read
@@ -209,7 +514,7 @@ impl Index {
                 };
                 let pack = PackId::from_slice(&pack)
                     .ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
-                let (kind, offset, length) = open_location(keys, id, &loc)?;
+                let (kind, offset, length) = open_location(keys, id, &pack, &loc)?;
                 Ok(Some(Location {
                     pack,
                     kind,
@@ -290,6 +595,23 @@ impl Index {
         Ok(stmt.execute([&id.0[..]])? == 1)
     }
 
+    /// Whether each of `ids` is marked used (after [`Index::used_end`]).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn used_contains_many(&self, ids: &[BlobId]) -> Result<Vec<bool>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT 1 FROM temp.used WHERE id = ?1")?;
+        ids.iter()
+            .map(|id| {
+                Ok(stmt
+                    .query_row([&id.0[..]], |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            })
+            .collect()
+    }
+
     /// Ends the mark phase's transaction.
     pub fn used_end(&self) -> Result<()> {
         self.conn().execute_batch("COMMIT")?;
@@ -347,7 +669,7 @@ impl Index {
             let id = BlobId::from_slice(&blob)
                 .ok_or_else(|| Error::corrupt("index", "blobs", "bad blob id"))?;
             let loc: Vec<u8> = row.get(3)?;
-            let (kind, offset, length) = open_location(keys, &id, &loc)?;
+            let (kind, offset, length) = open_location(keys, &id, &pack, &loc)?;
             if row.get::<_, bool>(4)? {
                 usage.used.push(PackEntry {
                     id,
@@ -384,13 +706,21 @@ impl Index {
                 "DELETE FROM blobs WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?1)",
                 [&pack.0[..]],
             )?;
+            tx.execute(
+                "DELETE FROM file_packs WHERE pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?1)",
+                [&pack.0[..]],
+            )?;
             tx.execute("DELETE FROM packs WHERE pack_id = ?1", [&pack.0[..]])?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// Removes the database files at `path` (the index is a cache; see `rebuild`).
+    /// Removes the database files at `path` (the cache may be deleted at
+    /// any time).
+    ///
+    /// # Errors
+    /// I/O errors other than a missing file.
     pub fn remove_files(path: &Path) -> Result<()> {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut p = path.as_os_str().to_owned();
@@ -433,15 +763,33 @@ impl Index {
     }
 }
 
+/// Makes `dir` (and its parents) if missing; the last level is private
+/// (0700): the cache names every blob of the repository.
+fn make_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
 /// Inserts packs and their blobs; `verb` says what happens to a blob
 /// already indexed: kept (`INSERT OR IGNORE`) or moved (`INSERT OR REPLACE`).
+/// Returns the packs' row numbers.
 fn insert_packs(
     tx: &rusqlite::Transaction<'_>,
     keys: &Keys,
     packs: &[(PackId, u64, &[PackEntry])],
     verb: &str,
-) -> Result<()> {
-    let mut rows: Vec<(i64, &PackEntry)> = Vec::new();
+) -> Result<Vec<i64>> {
+    let mut rows: Vec<(i64, &PackId, &PackEntry)> = Vec::new();
+    let mut numbers = Vec::with_capacity(packs.len());
     for (pack, size, entries) in packs {
         tx.execute(
             "INSERT OR IGNORE INTO packs(pack_id, size) VALUES (?1, ?2)",
@@ -452,35 +800,54 @@ fn insert_packs(
             [&pack.0[..]],
             |r| r.get(0),
         )?;
-        rows.extend(entries.iter().map(|e| (pack_no, e)));
+        numbers.push(pack_no);
+        rows.extend(entries.iter().map(|e| (pack_no, pack, e)));
     }
     // In key order, each page of the blobs table is visited once: in random
     // order, a table larger than the page cache was read and spilled page
     // by page (8 packs of database pages took 0.4 s, then 0.1 s).
     // Stable: a blob listed by two packs keeps the first, as before.
-    rows.sort_by_key(|&(_, e)| e.id);
+    rows.sort_by_key(|&(_, _, e)| e.id);
     let mut stmt = tx.prepare_cached(&format!(
         "{verb} INTO blobs(blob_id, pack_no, loc) VALUES (?1, ?2, ?3)"
     ))?;
-    for (pack_no, e) in rows {
-        stmt.execute(params![&e.id.0[..], pack_no, seal_location(keys, e)])?;
+    for (pack_no, pack, e) in rows {
+        stmt.execute(params![&e.id.0[..], pack_no, seal_location(keys, pack, e)])?;
     }
-    Ok(())
+    Ok(numbers)
 }
 
-fn seal_location(keys: &Keys, e: &PackEntry) -> Vec<u8> {
+/// The associated data of a location: the blob and the pack it is in, so
+/// a row moved to another pack (or another blob) fails authentication.
+fn location_context(id: &BlobId, pack: &PackId) -> [u8; 64] {
+    let mut ctx = [0u8; 64];
+    ctx[..32].copy_from_slice(id.as_bytes());
+    ctx[32..].copy_from_slice(pack.as_bytes());
+    ctx
+}
+
+fn seal_location(keys: &Keys, pack: &PackId, e: &PackEntry) -> Vec<u8> {
     let mut w = Writer::new();
     w.u8(e.kind as u8);
     w.u32_le(e.offset);
     w.u32_le(e.length);
-    keys.seal(ObjectKind::Location, e.id.as_bytes(), &w.into_bytes())
+    keys.seal(
+        ObjectKind::Location,
+        &location_context(&e.id, pack),
+        &w.into_bytes(),
+    )
 }
 
-fn open_location(keys: &Keys, id: &BlobId, sealed: &[u8]) -> Result<(BlobKind, u32, u32)> {
+fn open_location(
+    keys: &Keys,
+    id: &BlobId,
+    pack: &PackId,
+    sealed: &[u8],
+) -> Result<(BlobKind, u32, u32)> {
     let bad = |why: &str| Error::corrupt("index entry", id.short(), why);
     let plain = keys
-        .open(ObjectKind::Location, id.as_bytes(), sealed)
-        .map_err(|_| bad("fails authentication"))?;
+        .open(ObjectKind::Location, &location_context(id, pack), sealed)
+        .map_err(|_| bad("fails authentication (the local index cache was changed: run `coffre rebuild-index`)"))?;
     let mut r = Reader::new(&plain);
     let kind = r
         .u8()
@@ -492,7 +859,6 @@ fn open_location(keys: &Keys, id: &BlobId, sealed: &[u8]) -> Result<(BlobKind, u
     r.finish().map_err(|_| bad("trailing bytes"))?;
     Ok((kind, offset, length))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,17 +909,60 @@ mod tests {
     }
 
     #[test]
-    fn newer_index_is_refused() {
+    fn a_foreign_cache_is_recreated_and_moved_rows_fail() {
         let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::derive(&MasterKey::from_bytes([2; 32]), [0; 16]);
         let path = dir.path().join("index.db");
-        drop(Index::open(&path).unwrap());
+        let e = PackEntry {
+            id: BlobId([1; 32]),
+            kind: BlobKind::Data,
+            offset: 12,
+            length: 40,
+        };
+        {
+            let idx = Index::open(&path).unwrap();
+            idx.add_packs(
+                &keys,
+                &[
+                    (PackId([9; 32]), 100, &[e][..]),
+                    (PackId([8; 32]), 100, &[][..]),
+                ],
+            )
+            .unwrap();
+        }
+        // A row pointed at another pack (no key needed to do that) fails.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE blobs SET pack_no = (SELECT pack_no FROM packs WHERE pack_id = ?1)",
+            [&[8u8; 32][..]],
+        )
+        .unwrap();
+        drop(conn);
+        let idx = Index::open(&path).unwrap();
+        assert!(matches!(
+            idx.lookup(&keys, &e.id),
+            Err(Error::Corrupt { .. })
+        ));
+        drop(idx);
+        // A trigger planted in the file is never run: the cache is not ours
+        // any more and starts again empty.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE evil(x); CREATE TRIGGER t AFTER INSERT ON blobs BEGIN INSERT INTO evil VALUES (1); END;",
+        )
+        .unwrap();
+        drop(conn);
+        let idx = Index::open(&path).unwrap();
+        assert_eq!(idx.blob_count().unwrap(), 0);
+        idx.add_packs(&keys, &[(PackId([9; 32]), 100, &[e][..])])
+            .unwrap();
+        assert!(idx.lookup(&keys, &e.id).unwrap().is_some());
+        drop(idx);
+        // Another schema version: recreated too.
         let conn = Connection::open(&path).unwrap();
         conn.execute("UPDATE meta SET value = 99 WHERE key = 'version'", [])
             .unwrap();
         drop(conn);
-        assert!(matches!(
-            Index::open(&path),
-            Err(Error::UnsupportedVersion { found: 99, .. })
-        ));
+        assert_eq!(Index::open(&path).unwrap().blob_count().unwrap(), 0);
     }
 }

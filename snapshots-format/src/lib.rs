@@ -7,6 +7,7 @@
 //! owns every key and cipher. The engines never print: they report through
 //! [`progress::Progress`].
 
+pub mod backend;
 pub mod backup;
 pub mod blob;
 pub mod browse;
@@ -21,8 +22,10 @@ pub mod fsmeta;
 pub mod header;
 pub mod id;
 pub mod index;
+pub mod index_file;
 pub mod keyfile;
 pub mod lock;
+pub mod owner;
 pub mod pack;
 pub mod policy;
 pub mod progress;
@@ -32,7 +35,6 @@ pub mod repo;
 pub mod restore;
 pub mod saver;
 pub mod snapshot;
-pub mod store;
 pub mod target;
 pub mod tree;
 

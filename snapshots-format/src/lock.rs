@@ -10,13 +10,13 @@
 //! name the holder. A lock of a process that no longer runs on this host is
 //! stale and removed.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backend::{Backend, FileKind, ObjectName};
 use crate::codec::{Reader, Writer};
 use crate::crypto::ObjectKind;
-use crate::error::{Error, IoContext, Result};
-use crate::id::to_hex;
+use crate::error::{Error, Result};
 use crate::repo::Repository;
 
 const LOCK_VERSION: u8 = 1;
@@ -33,11 +33,11 @@ pub enum LockKind {
 }
 
 impl LockKind {
-    fn prefix(self) -> &'static str {
+    fn prefix(self) -> char {
         match self {
-            LockKind::Shared => "s",
-            LockKind::Exclusive => "x",
-            LockKind::Mount => "m",
+            LockKind::Shared => 's',
+            LockKind::Exclusive => 'x',
+            LockKind::Mount => 'm',
         }
     }
 
@@ -64,8 +64,8 @@ pub struct Holder {
     pub command: String,
     /// When it took the lock (Unix seconds).
     pub since: i64,
-    /// Its file.
-    pub file: PathBuf,
+    /// Its object.
+    pub name: ObjectName,
 }
 
 impl Holder {
@@ -94,12 +94,13 @@ impl Holder {
 
 /// A held lock; dropping it releases it.
 pub struct Lock {
-    file: PathBuf,
+    backend: Arc<dyn Backend>,
+    name: ObjectName,
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.file);
+        let _ = self.backend.delete(FileKind::Lock, &self.name);
     }
 }
 
@@ -125,19 +126,14 @@ pub fn acquire(
     wait: Duration,
     on_wait: &dyn Fn(&Holder),
 ) -> Result<Lock> {
-    let dir = repo.store().locks_dir();
-    std::fs::create_dir_all(&dir).at(&dir)?;
     let host = this_host();
     let deadline = Instant::now() + wait;
     let mut told = false;
     loop {
-        let name = format!(
-            "{}-{}",
-            kind.prefix(),
-            to_hex(&crate::crypto::random_array::<8>())
-        );
+        let name = ObjectName::lock(kind.prefix(), &crate::crypto::random_array::<8>());
         let mine = Lock {
-            file: dir.join(&name),
+            backend: repo.backend_arc(),
+            name: name.clone(),
         };
         let mut w = Writer::new();
         w.u8(LOCK_VERSION);
@@ -147,12 +143,12 @@ pub fn acquire(
         w.zigzag(now_secs());
         let sealed = repo
             .keys()
-            .seal(ObjectKind::Lock, name.as_bytes(), &w.into_bytes());
-        repo.store().write_atomic(&mine.file, &sealed)?;
+            .seal(ObjectKind::Lock, name.as_str().as_bytes(), &w.into_bytes());
+        repo.backend().write(FileKind::Lock, &name, &sealed, true)?;
 
         let conflict = holders(repo)?.into_iter().find(|h| {
             // Mount locks never conflict; two shared locks do not either.
-            h.file != mine.file
+            h.name != mine.name
                 && !matches!(
                     (kind, h.kind),
                     (_, LockKind::Mount)
@@ -166,7 +162,7 @@ pub fn acquire(
         drop(mine);
         if holder.is_dead_here(&host) {
             // Left by a process that died on this machine: safe to clear.
-            let _ = std::fs::remove_file(&holder.file);
+            let _ = repo.backend().delete(FileKind::Lock, &holder.name);
             continue;
         }
         if Instant::now() >= deadline {
@@ -185,22 +181,22 @@ pub fn acquire(
 /// Every lock file with its holder. A file that cannot be read is reported
 /// as held by "unknown" (it still counts: better wait than damage).
 pub fn holders(repo: &Repository) -> Result<Vec<Holder>> {
-    let dir = repo.store().locks_dir();
     let mut out = Vec::new();
-    if !dir.exists() {
-        return Ok(out);
-    }
-    for entry in std::fs::read_dir(&dir).at(&dir)? {
-        let entry = entry.at(&dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(kind) = name.split('-').next().and_then(LockKind::from_prefix) else {
+    for (name, _) in repo.backend().list(FileKind::Lock)? {
+        let Some(kind) = name
+            .as_str()
+            .split('-')
+            .next()
+            .and_then(LockKind::from_prefix)
+        else {
             continue;
         };
-        let file = entry.path();
-        let decoded = std::fs::read(&file).ok().and_then(|b| {
+        // Unreadable (damaged, or a link planted there): still held.
+        let bytes = repo.backend().read(FileKind::Lock, &name).ok().flatten();
+        let decoded = bytes.and_then(|b| {
             let plain = repo
                 .keys()
-                .open(ObjectKind::Lock, name.as_bytes(), &b)
+                .open(ObjectKind::Lock, name.as_str().as_bytes(), &b)
                 .ok()?;
             let mut r = Reader::new(&plain);
             r.version("lock", LOCK_VERSION).ok()?;
@@ -219,7 +215,7 @@ pub fn holders(repo: &Repository) -> Result<Vec<Holder>> {
             pid,
             command,
             since,
-            file,
+            name,
         });
     }
     Ok(out)
@@ -232,7 +228,7 @@ pub fn unlock(repo: &Repository, all: bool) -> Result<Vec<Holder>> {
     let mut removed = Vec::new();
     for h in holders(repo)? {
         if all || h.is_dead_here(&host) {
-            std::fs::remove_file(&h.file).at(&h.file)?;
+            repo.backend().delete(FileKind::Lock, &h.name)?;
             removed.push(h);
         }
     }

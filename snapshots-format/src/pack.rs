@@ -10,14 +10,12 @@
 //! ```
 //! A pack's id is the BLAKE3 hash of the whole file.
 
-use std::path::PathBuf;
-
+use crate::backend::{Backend, FileKind, ObjectName, Upload};
 use crate::blob::BlobKind;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::{Keys, ObjectKind};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
-use crate::store::{Store, TempFile};
 
 /// Magic at both ends of a pack.
 pub const MAGIC: &[u8; 8] = b"COFFREPK";
@@ -28,9 +26,12 @@ pub const HEADER_LEN: u64 = 12;
 /// Bytes after the trailer.
 pub const FOOTER_LEN: u64 = 12;
 const TRAILER_VERSION: u8 = 1;
+/// The largest pack Coffre reads: packs close at 16 MiB plus the last
+/// batch, and offsets are 32-bit; anything larger is refused unread.
+pub const MAX_PACK_LEN: u64 = 64 << 20;
 
 /// Where a blob sits in its pack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PackEntry {
     /// The blob.
     pub id: BlobId,
@@ -146,10 +147,30 @@ pub fn open_trailer(
         .map_err(|e| Error::corrupt("pack", name, format!("trailer: {e}")))
 }
 
+/// Reads a pack's trailer through positioned reads (a few KiB, not the
+/// pack).
+///
+/// # Errors
+/// [`Error::Corrupt`] naming the pack when it is missing, short, or its
+/// trailer is damaged.
+pub fn read_entries(
+    backend: &dyn Backend,
+    id: &PackId,
+    size: u64,
+    keys: &Keys,
+) -> Result<Vec<PackEntry>> {
+    let name = id.short();
+    let object = ObjectName::pack(id);
+    let (start, sealed) = locate_trailer(&name, size, |off, len| {
+        backend.read_at(FileKind::Pack, &object, off, len)
+    })?;
+    open_trailer(keys, &name, &sealed, start)
+}
+
 /// A pack being written: blobs are appended to a temporary file and hashed as
 /// they go; [`PackWriter::finish`] seals the trailer and makes the pack durable.
 pub struct PackWriter {
-    file: TempFile,
+    file: Box<dyn Upload>,
     /// Bytes not yet hashed nor written: BLAKE3 is several times faster on
     /// long runs than on blob-sized pieces, so both happen per megabyte.
     pending: Vec<u8>,
@@ -167,17 +188,29 @@ pub struct FinishedPack {
     pub id: PackId,
     /// Its size in bytes.
     pub size: u64,
-    /// Where it was written.
-    pub path: PathBuf,
     /// What it holds.
     pub entries: Vec<PackEntry>,
 }
 
+impl FinishedPack {
+    /// The pack as an index file lists it.
+    pub fn listing(&self) -> crate::index_file::IndexedPack {
+        crate::index_file::IndexedPack {
+            id: self.id,
+            size: self.size,
+            entries: self.entries.clone(),
+        }
+    }
+}
+
 impl PackWriter {
-    /// Starts a pack in the store's temporary area.
-    pub fn new(store: &Store) -> Result<Self> {
+    /// Starts a pack on `backend`.
+    ///
+    /// # Errors
+    /// Those of [`Backend::upload`].
+    pub fn new(backend: &dyn Backend) -> Result<Self> {
         let mut w = Self {
-            file: store.temp_file()?,
+            file: backend.upload(FileKind::Pack)?,
             pending: Vec::with_capacity(WRITE_BATCH),
             hasher: blake3::Hasher::new(),
             len: 0,
@@ -200,7 +233,7 @@ impl PackWriter {
 
     fn flush(&mut self) -> Result<()> {
         self.hasher.update(&self.pending);
-        self.file.write_all(&self.pending)?;
+        self.file.write(&self.pending)?;
         self.pending.clear();
         Ok(())
     }
@@ -231,8 +264,11 @@ impl PackWriter {
         self.entries.is_empty()
     }
 
-    /// Writes trailer and footer, fsyncs, and renames the pack into `data/`.
-    pub fn finish(mut self, keys: &Keys, store: &Store) -> Result<FinishedPack> {
+    /// Writes trailer and footer and makes the pack durable under its id.
+    ///
+    /// # Errors
+    /// Those of [`Upload::commit`].
+    pub fn finish(mut self, keys: &Keys) -> Result<FinishedPack> {
         let trailer = keys.seal(ObjectKind::PackTrailer, &[], &encode_trailer(&self.entries));
         self.append(&trailer)?;
         let mut foot = (trailer.len() as u32).to_le_bytes().to_vec();
@@ -240,12 +276,11 @@ impl PackWriter {
         self.append(&foot)?;
         self.flush()?;
         let id = PackId(*self.hasher.finalize().as_bytes());
-        let path = store.pack_path(&id);
-        self.file.commit(&path)?;
+        // The same id means the same bytes: a pack already there is ours.
+        self.file.commit(&ObjectName::pack(&id), false)?;
         Ok(FinishedPack {
             id,
             size: self.len,
-            path,
             entries: self.entries,
         })
     }
@@ -266,9 +301,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
         fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 1..12)) {
-            let dir = tempfile::tempdir().unwrap();
-            let store = Store::new(dir.path().join("r"));
-            store.create_layout().unwrap();
+            let store = crate::backend::MemBackend::new();
             let k = keys();
             let mut w = PackWriter::new(&store).unwrap();
             let mut ids = Vec::new();
@@ -277,8 +310,8 @@ mod tests {
                 w.add(id, BlobKind::Data, &blob::encode(&k, BlobKind::Data, &id, b, None)).unwrap();
                 ids.push(id);
             }
-            let done = w.finish(&k, &store).unwrap();
-            let bytes = std::fs::read(&done.path).unwrap();
+            let done = w.finish(&k).unwrap();
+            let bytes = store.read(FileKind::Pack, &ObjectName::pack(&done.id)).unwrap().unwrap();
             prop_assert_eq!(PackId(*blake3::hash(&bytes).as_bytes()), done.id);
             let entries = read_trailer(&k, "p", &bytes).unwrap();
             prop_assert_eq!(&entries, &done.entries);
@@ -302,9 +335,7 @@ mod tests {
 
     #[test]
     fn truncated_pack_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().join("r"));
-        store.create_layout().unwrap();
+        let store = crate::backend::MemBackend::new();
         let k = keys();
         let mut w = PackWriter::new(&store).unwrap();
         let id = blob::blob_id(&k, BlobKind::Data, b"x");
@@ -314,8 +345,11 @@ mod tests {
             &blob::encode(&k, BlobKind::Data, &id, b"x", None),
         )
         .unwrap();
-        let done = w.finish(&k, &store).unwrap();
-        let bytes = std::fs::read(&done.path).unwrap();
+        let done = w.finish(&k).unwrap();
+        let bytes = store
+            .read(FileKind::Pack, &ObjectName::pack(&done.id))
+            .unwrap()
+            .unwrap();
         for cut in [0, 5, bytes.len() / 2, bytes.len() - 1] {
             assert!(read_trailer(&k, "p", &bytes[..cut]).is_err());
         }

@@ -1,5 +1,5 @@
-//! Removing data no snapshot references (FORMAT.md §10.5; DESIGN invariant 3:
-//! prune never loses a kept snapshot).
+//! Removing data no snapshot references (FORMAT.md §10.5; docs/DESIGN.md
+//! invariant 3: prune never loses a kept snapshot).
 //!
 //! 1. **Mark**: walk every snapshot's trees and mark each blob they
 //!    reference (in SQLite temporary storage). Any unreadable snapshot or
@@ -10,28 +10,35 @@
 //!    bytes left fit within `max_unused` of the repository.
 //! 3. **Repack**: copy the used blobs (verified, still sealed; sealing binds
 //!    kind and id, not place) into new packs, made durable.
-//! 4. **Commit**: one index transaction points the copied blobs at the new
-//!    packs and forgets the dropped packs.
-//! 5. **Delete**: only now remove the dropped packs' files, and files no
-//!    index row points to (left by interrupted runs).
+//! 4. **Verify**: read the trailer of every pack to delete, from the pack
+//!    itself; each blob in it that a kept snapshot uses must have another
+//!    copy that decrypts and verifies, or prune stops, having deleted
+//!    nothing. The index alone (a cache, or files anyone could have
+//!    swapped) never decides a deletion.
+//! 5. **Commit**: new index files list the new packs and the kept packs of
+//!    the index files that listed dropped ones; then those files go.
+//! 6. **Delete**: only now remove the dropped packs, and packs no index
+//!    file lists (left by interrupted runs).
 //!
-//! A crash before 4 leaves new packs nobody references (removed next time);
-//! a crash during 5 leaves files the index no longer knows (removed next
-//! time). At every instant every kept snapshot reads from indexed packs.
+//! A crash before 5 leaves new packs nobody lists (removed next time); a
+//! crash during 5 leaves packs listed twice (harmless); a crash during 6
+//! leaves packs no index file lists (removed next time). At every instant
+//! every kept snapshot reads from listed packs.
 
 use std::collections::HashSet;
 
 use serde::Serialize;
 
+use crate::backend::{FileKind, ObjectName};
 use crate::content::{Content, Extent};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
 use crate::index::PackUsage;
+use crate::index_file::IndexedPack;
 use crate::pack::{PackEntry, PackWriter};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::saver::PACK_TARGET;
-use crate::store::Store;
 use crate::tree::Payload;
 
 /// How to prune.
@@ -83,7 +90,8 @@ pub fn prune(
     on_phase: &dyn Fn(&str),
 ) -> Result<PruneReport> {
     let mut report = PruneReport::default();
-    repo.store().remove_stale_temp_files()?;
+    repo.prepare_write()?;
+    repo.refresh_index()?;
     let (snapshots, errors) = repo.snapshots()?;
     if let Some(e) = errors.into_iter().next() {
         return Err(Error::Restore(format!(
@@ -151,7 +159,6 @@ pub fn prune(
     report.bytes_unused_left = left;
     let indexed: HashSet<PackId> = index.packs()?.into_iter().map(|(id, _)| id).collect();
     let unindexed: Vec<(PackId, u64)> = repo
-        .store()
         .list_packs()?
         .into_iter()
         .filter(|(id, _)| !indexed.contains(id))
@@ -172,21 +179,26 @@ pub fn prune(
     // Data and metadata go to separate packs, as when they were first saved.
     let mut writers: [Option<PackWriter>; 2] = [None, None];
     for u in &repack {
-        let path = repo.store().pack_path(&u.pack);
-        let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let name = ObjectName::pack(&u.pack);
         for e in &u.used {
-            let sealed = Store::read_at(&file, &path, u64::from(e.offset), e.length as usize)?;
+            let sealed = repo.backend().read_at(
+                FileKind::Pack,
+                &name,
+                u64::from(e.offset),
+                e.length as usize,
+            )?;
             // Never carry damage forward silently.
             repo.decode_blob(e.kind, &e.id, &sealed)?;
             let slot = &mut writers[usize::from(e.kind.is_metadata())];
             let w = match slot {
                 Some(w) => w,
-                None => slot.insert(PackWriter::new(repo.store())?),
+                None => slot.insert(PackWriter::new(repo.backend())?),
             };
             w.add(e.id, e.kind, &sealed)?;
             if w.len() >= PACK_TARGET {
-                let full = slot.take().expect("just used");
-                written.push(full.finish(repo.keys(), repo.store())?);
+                if let Some(full) = slot.take() {
+                    written.push(full.finish(repo.keys())?);
+                }
             }
         }
         progress.advance(1, u.size);
@@ -194,7 +206,7 @@ pub fn prune(
         report.bytes_freed += u.size;
     }
     for w in writers.into_iter().flatten().filter(|w| !w.is_empty()) {
-        written.push(w.finish(repo.keys(), repo.store())?);
+        written.push(w.finish(repo.keys())?);
     }
     report.packs_written = written.len() as u64;
     report.bytes_freed = report
@@ -202,24 +214,156 @@ pub fn prune(
         .saturating_sub(written.iter().map(|p| p.size).sum());
     on_phase("repacked");
 
-    // 4. Commit.
+    // 4. Verify, from the packs themselves, before anything changes.
+    let mut doomed: Vec<PackId> = drop.clone();
+    doomed.extend(unindexed.iter().map(|(id, _)| *id));
+    let doomed = verify_doomed(repo, &doomed, &written, progress)?;
+
+    // 5. Commit: index files listing the new packs and the packs kept from
+    // the files that listed dropped ones, then those files go.
+    let touched = index.files_listing(&drop)?;
+    let dropped: HashSet<PackId> = drop.iter().copied().collect();
+    let mut listing: Vec<IndexedPack> = written.iter().map(|p| p.listing()).collect();
+    let mut seen: HashSet<PackId> = HashSet::new();
+    for file in &touched {
+        for (id, size) in index.packs_of_file(file)? {
+            if dropped.contains(&id) || !seen.insert(id) {
+                continue;
+            }
+            // The pack's own trailer is the full list; the cache may hold
+            // another pack's location for a blob stored twice.
+            let entries = match crate::pack::read_entries(repo.backend(), &id, size, repo.keys()) {
+                Ok(entries) => entries,
+                Err(_) => index.entries_of_pack(repo.keys(), &id)?,
+            };
+            listing.push(IndexedPack { id, size, entries });
+        }
+    }
+    for group in listing.chunks(PACKS_PER_INDEX_FILE) {
+        repo.write_index_file(group)?;
+    }
     let new: Vec<(PackId, u64, &[PackEntry])> = written
         .iter()
         .map(|p| (p.id, p.size, &p.entries[..]))
         .collect();
     index.replace_packs(repo.keys(), &new, &drop)?;
+    for file in &touched {
+        repo.backend()
+            .delete(FileKind::Index, &ObjectName::id(file))?;
+    }
+    index.forget_files(&touched)?;
     on_phase("indexed");
 
-    // 5. Delete.
+    // 6. Delete.
     let mut first = true;
-    for id in drop.iter().chain(unindexed.iter().map(|(id, _)| id)) {
-        repo.store().delete_pack(id)?;
+    for id in &doomed {
+        repo.backend()
+            .delete(FileKind::Pack, &ObjectName::pack(id))?;
         if first {
             on_phase("deleting");
             first = false;
         }
     }
     Ok(report)
+}
+
+/// Packs listed per index file that prune writes.
+const PACKS_PER_INDEX_FILE: usize = 256;
+
+/// Reads the trailer of each pack about to be deleted, and checks that
+/// every blob it holds that a kept snapshot uses has a copy elsewhere that
+/// decrypts and verifies: prune never deletes on the index's word alone (a
+/// tampered cache or index file could name the wrong pack). Returns the
+/// packs safe to delete; a pack whose trailer cannot be read is kept (it
+/// may hold anything) and reported.
+///
+/// # Errors
+/// [`Error::Refused`] naming the first blob without a verified copy:
+/// nothing has been deleted.
+fn verify_doomed(
+    repo: &Repository,
+    doomed: &[PackId],
+    written: &[crate::pack::FinishedPack],
+    progress: &dyn Progress,
+) -> Result<Vec<PackId>> {
+    let index = repo.index();
+    let doomed_set: HashSet<PackId> = doomed.iter().copied().collect();
+    let mut copies: std::collections::HashMap<BlobId, (PackId, PackEntry)> =
+        std::collections::HashMap::new();
+    for p in written {
+        for e in &p.entries {
+            copies.insert(e.id, (p.id, *e));
+        }
+    }
+    let sizes: std::collections::HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
+    let refuse = |blob: &BlobId, pack: &PackId, why: String| {
+        Error::Refused(format!(
+            "prune stopped before deleting anything: blob {} that kept snapshots use is in pack {} (to be deleted) and {why}. Run `coffre check --read-data`, then `coffre rebuild-index`",
+            blob.short(),
+            pack.short()
+        ))
+    };
+    let mut safe = Vec::with_capacity(doomed.len());
+    for pack in doomed {
+        let Some(&size) = sizes.get(pack) else {
+            // Already gone (an earlier run was interrupted while deleting).
+            continue;
+        };
+        let entries = match crate::pack::read_entries(repo.backend(), pack, size, repo.keys()) {
+            Ok(e) => e,
+            Err(e) => {
+                progress.warn(&format!(
+                    "pack {} kept: its trailer cannot be read ({e})",
+                    pack.short()
+                ));
+                continue;
+            }
+        };
+        let ids: Vec<BlobId> = entries.iter().map(|e| e.id).collect();
+        let used = index.used_contains_many(&ids)?;
+        let used: Vec<&PackEntry> = entries
+            .iter()
+            .zip(used)
+            .filter(|(_, u)| *u)
+            .map(|(e, _)| e)
+            .collect();
+        for e in used {
+            if let Some((copy, at)) = copies.get(&e.id) {
+                let sealed = repo.backend().read_at(
+                    FileKind::Pack,
+                    &ObjectName::pack(copy),
+                    u64::from(at.offset),
+                    at.length as usize,
+                )?;
+                repo.decode_blob(at.kind, &e.id, &sealed).map_err(|err| {
+                    refuse(&e.id, pack, format!("its new copy does not verify ({err})"))
+                })?;
+                continue;
+            }
+            let loc = index
+                .lookup(repo.keys(), &e.id)
+                .map_err(|err| {
+                    refuse(
+                        &e.id,
+                        pack,
+                        format!("its index entry is unreadable ({err})"),
+                    )
+                })?
+                .ok_or_else(|| refuse(&e.id, pack, "the index knows no copy of it".into()))?;
+            if doomed_set.contains(&loc.pack) {
+                return Err(refuse(&e.id, pack, "no copy of it is kept".into()));
+            }
+            repo.load_blob(e.kind, &e.id).map_err(|err| {
+                refuse(
+                    &e.id,
+                    pack,
+                    format!("its other copy does not verify ({err})"),
+                )
+            })?;
+        }
+        safe.push(*pack);
+    }
+    Ok(safe)
 }
 
 /// Marks a tree and everything below it; returns how many blobs were newly

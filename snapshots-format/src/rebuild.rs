@@ -1,15 +1,22 @@
-//! Rebuilding the index from the pack trailers alone (DESIGN invariant 5):
+//! Rebuilding the index from the packs alone (docs/DESIGN.md invariant 5):
 //! read each pack's footer and sealed trailer (a few KiB, not the pack),
-//! and index what it lists. A pack whose trailer cannot be read (left
-//! incomplete by a crash, or damaged) is reported and left out.
+//! index what it lists, then write index files anew and remove the old
+//! ones. A pack whose trailer cannot be read (damaged) is reported and left
+//! out. When two packs claim the same blob, both copies are read and the
+//! one that verifies is kept: a decoy pack carrying a copy of a real
+//! pack's trailer must not take the real pack's place.
+
+use std::collections::HashSet;
 
 use serde::Serialize;
 
-use crate::error::{IoContext, Result};
+use crate::backend::{FileKind, ObjectName};
+use crate::error::Result;
+use crate::header::INDEX_FILES_VERSION;
+use crate::index_file::IndexedPack;
 use crate::pack::{self, PackEntry};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::store::Store;
 use crate::PackId;
 
 /// What a rebuild found.
@@ -21,24 +28,35 @@ pub struct RebuildReport {
     pub blobs: u64,
     /// Packs left out, with the reason.
     pub unreadable: Vec<String>,
+    /// Blobs claimed by two packs, with which copy was kept and why.
+    pub duplicates: Vec<String>,
+    /// Index files written.
+    pub index_files_written: u64,
+    /// Old index files removed.
+    pub index_files_removed: u64,
 }
 
-/// Packs indexed per transaction: one fsync per batch, not per pack.
-const BATCH: usize = 256;
+/// Packs listed per index file.
+const PACKS_PER_INDEX_FILE: usize = 256;
 
-/// Indexes every pack of `repo` (whose index should be fresh; see
-/// [`Repository::open_with_fresh_index`]).
+/// Indexes every pack of `repo` from its trailer and replaces the index
+/// files. The caller holds the exclusive lock.
+///
+/// # Errors
+/// Storage errors; damaged packs are reported, not fatal.
 pub fn rebuild_index(repo: &Repository, progress: &dyn Progress) -> Result<RebuildReport> {
-    let packs = repo.store().list_packs()?;
+    repo.backend().remove_leftovers()?;
+    let index = repo.index();
+    index.clear()?;
+    let packs = repo.list_packs()?;
     progress.set_total(packs.len() as u64, packs.iter().map(|p| p.1).sum());
     let mut report = RebuildReport::default();
-    let mut batch: Vec<(PackId, u64, Vec<PackEntry>)> = Vec::new();
     for (id, size) in packs {
-        match read_entries(repo, &id, size) {
+        match pack::read_entries(repo.backend(), &id, size, repo.keys()) {
             Ok(entries) => {
                 report.packs += 1;
                 report.blobs += entries.len() as u64;
-                batch.push((id, size, entries));
+                add_pack(repo, id, size, entries, &mut report)?;
             }
             Err(e) => {
                 let msg = format!("pack {}: {e}", id.short());
@@ -47,29 +65,113 @@ pub fn rebuild_index(repo: &Repository, progress: &dyn Progress) -> Result<Rebui
             }
         }
         progress.advance(1, size);
-        if batch.len() >= BATCH {
-            flush(repo, &mut batch)?;
+    }
+    for d in &report.duplicates {
+        progress.warn(d);
+    }
+
+    // New index files from the chosen locations; then the old files go.
+    let old: Vec<ObjectName> = repo
+        .backend()
+        .list(FileKind::Index)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut written: HashSet<[u8; 32]> = HashSet::new();
+    let all = index.packs()?;
+    for group in all.chunks(PACKS_PER_INDEX_FILE) {
+        let mut listing = Vec::with_capacity(group.len());
+        for (id, size) in group {
+            let entries = index.entries_of_pack(repo.keys(), id)?;
+            listing.push(IndexedPack {
+                id: *id,
+                size: *size,
+                entries,
+            });
+        }
+        if let Some(name) = repo.write_index_file(&listing)? {
+            written.insert(name);
+            report.index_files_written += 1;
         }
     }
-    flush(repo, &mut batch)?;
+    repo.raise_format(INDEX_FILES_VERSION)?;
+    for (name, _) in repo.backend().list(FileKind::LegacyIndex)? {
+        repo.backend().delete(FileKind::LegacyIndex, &name)?;
+    }
+    let mut removed = Vec::new();
+    for name in old {
+        let Some(id) = name.to_id() else { continue };
+        if !written.contains(&id) {
+            repo.backend().delete(FileKind::Index, &name)?;
+            removed.push(id);
+        }
+    }
+    index.forget_files(&removed)?;
+    report.index_files_removed = removed.len() as u64;
     Ok(report)
 }
 
-fn flush(repo: &Repository, batch: &mut Vec<(PackId, u64, Vec<PackEntry>)>) -> Result<()> {
-    let refs: Vec<(PackId, u64, &[PackEntry])> =
-        batch.iter().map(|(id, s, e)| (*id, *s, &e[..])).collect();
-    repo.index().add_packs(repo.keys(), &refs)?;
-    batch.clear();
+/// Indexes one pack's entries; a blob another pack already holds is
+/// settled by reading both copies.
+fn add_pack(
+    repo: &Repository,
+    id: PackId,
+    size: u64,
+    entries: Vec<PackEntry>,
+    report: &mut RebuildReport,
+) -> Result<()> {
+    let index = repo.index();
+    let ids: Vec<_> = entries.iter().map(|e| e.id).collect();
+    let existing = index.lookup_many(repo.keys(), &ids)?;
+    let mut fresh = Vec::with_capacity(entries.len());
+    let mut winners = Vec::new();
+    for (e, old) in entries.into_iter().zip(existing) {
+        let Some(old) = old else {
+            fresh.push(e);
+            continue;
+        };
+        let verifies = |pack: &PackId, at: &PackEntry| {
+            repo.backend()
+                .read_at(
+                    FileKind::Pack,
+                    &ObjectName::pack(pack),
+                    u64::from(at.offset),
+                    at.length as usize,
+                )
+                .and_then(|sealed| repo.decode_blob(at.kind, &at.id, &sealed))
+                .is_ok()
+        };
+        let old_entry = PackEntry {
+            id: e.id,
+            kind: old.kind,
+            offset: old.offset,
+            length: old.length,
+        };
+        let (old_ok, new_ok) = (verifies(&old.pack, &old_entry), verifies(&id, &e));
+        let kept = if !old_ok && new_ok {
+            winners.push(e);
+            id
+        } else {
+            old.pack
+        };
+        if !(old_ok && new_ok) {
+            report.duplicates.push(format!(
+                "blob {} is claimed by packs {} and {}; the copy in {} {}",
+                e.id.short(),
+                old.pack.short(),
+                id.short(),
+                kept.short(),
+                if old_ok || new_ok {
+                    "verifies and is kept (the other is damaged or a decoy)"
+                } else {
+                    "is kept, but neither copy verifies"
+                }
+            ));
+        }
+    }
+    index.add_packs(repo.keys(), &[(id, size, &fresh[..])])?;
+    if !winners.is_empty() {
+        index.replace_packs(repo.keys(), &[(id, size, &winners[..])], &[])?;
+    }
     Ok(())
-}
-
-/// Reads a pack's trailer through positioned reads.
-pub fn read_entries(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
-    let path = repo.store().pack_path(id);
-    let file = std::fs::File::open(&path).at(&path)?;
-    let name = id.short();
-    let (start, sealed) = pack::locate_trailer(&name, size, |off, len| {
-        Store::read_at(&file, &path, off, len)
-    })?;
-    pack::open_trailer(repo.keys(), &name, &sealed, start)
 }

@@ -2,29 +2,24 @@
 //! Reading goes through here (blobs, trees, file contents, snapshots);
 //! writing blobs goes through [`crate::saver::Saver`].
 
-use std::collections::HashMap;
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::backend::{Backend, FileKind, LocalBackend, ObjectName};
 use crate::blob::{self, BlobKind};
 use crate::codec::DecodeError;
 use crate::content::{decode_piece, Content, Extent};
 use crate::crypto::{Keys, MasterKey, ObjectKind};
 use crate::dict::Dictionary;
-use crate::error::{Error, IoContext, Result};
-use crate::header::Header;
+use crate::error::{Error, Result};
+use crate::header::{Header, INDEX_FILES_VERSION};
 use crate::id::{to_hex, BlobId, PackId, SnapshotId};
 use crate::index::{Index, Location, INDEX_FILE};
+use crate::index_file::{self, IndexedPack};
 use crate::keyfile::{KdfParams, KeyFile};
 use crate::snapshot::Snapshot;
-use crate::store::Store;
 use crate::tree::{decode_listing, join_pieces, Listing, Tree};
-
-/// Open pack files kept for reading; enough for restore's locality, few
-/// enough for any file-descriptor limit.
-const OPEN_PACKS: usize = 64;
 
 /// [`Repository::load_blobs`] reads over gaps up to this size between blobs
 /// (another reader's blobs, interleaved in the pack) rather than read twice.
@@ -39,101 +34,189 @@ const DICT_MAGIC: &[u8; 8] = b"COFFREDI";
 /// Version of the dictionary file's plaintext.
 const DICT_VERSION: u8 = 1;
 
+/// Packs listed per index file written by an upgrade or a rebuild.
+const PACKS_PER_INDEX_FILE: usize = 256;
+
 /// Snapshots with their ids, oldest first.
 pub type SnapshotList = Vec<(SnapshotId, Snapshot)>;
 
 /// An open, unlocked repository.
 pub struct Repository {
-    store: Store,
+    backend: Arc<dyn Backend>,
     keys: Keys,
     index: Index,
     header: Header,
     /// The format version in `config` now: the header's, or higher once
     /// this process wrote a newer kind of object ([`Repository::raise_format`]).
     format: AtomicU32,
-    open_packs: Mutex<HashMap<PackId, Arc<File>>>,
     /// The compression dictionary once read. Its absence is not cached: a
     /// mount open while the first snapshot trains one must then find it.
     dictionary: Mutex<Option<Arc<Dictionary>>>,
+    /// Index files that could not be read at the last sync (for `check`).
+    index_damage: Mutex<Vec<String>>,
+}
+
+/// Where the local index caches live unless told: `COFFRE_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/coffre`, else `~/.cache/coffre`, else (root without a
+/// home, as under some schedulers) `/var/cache/coffre`.
+///
+/// # Errors
+/// [`Error::Io`] when none of them can be found.
+pub fn default_cache_dir() -> Result<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("COFFRE_CACHE_DIR") {
+        return Ok(dir);
+    }
+    if let Some(dir) = var("XDG_CACHE_HOME") {
+        return Ok(dir.join("coffre"));
+    }
+    if let Some(home) = var("HOME") {
+        return Ok(home.join(".cache").join("coffre"));
+    }
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(PathBuf::from("/var/cache/coffre"));
+    }
+    Err(Error::io(
+        "cache",
+        std::io::Error::other("no cache folder: set COFFRE_CACHE_DIR or HOME"),
+    ))
 }
 
 impl Repository {
-    /// Creates a new repository at `path` protected by `passphrase`.
+    /// Creates a new repository in the folder `path` protected by
+    /// `passphrase`, its cache in [`default_cache_dir`].
     ///
     /// # Errors
     /// [`Error::AlreadyExists`] when `path` is a non-empty directory.
     pub fn init(path: &Path, passphrase: &[u8], kdf: KdfParams) -> Result<Self> {
-        let store = Store::new(path);
-        store.create_layout()?;
+        let backend = Arc::new(LocalBackend::open_for_init(path)?);
+        Self::init_with(backend, &default_cache_dir()?, passphrase, kdf)
+    }
+
+    /// Creates a new repository on `backend`, its index cache under `cache`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when the location is not empty.
+    pub fn init_with(
+        backend: Arc<dyn Backend>,
+        cache: &Path,
+        passphrase: &[u8],
+        kdf: KdfParams,
+    ) -> Result<Self> {
+        backend.create()?;
         let header = Header::new();
         let master = MasterKey::generate();
         let key = KeyFile::create(passphrase, kdf, &master, &header.repo_id)?;
         let key_name: [u8; 8] = crate::crypto::random_array();
-        store.write_atomic(&store.keys_dir().join(to_hex(&key_name)), &key.encode())?;
-        // The header is written last: until it exists the directory is not a
+        backend.write(
+            FileKind::Key,
+            &ObjectName::key(&key_name),
+            &key.encode(),
+            false,
+        )?;
+        // The header is written last: until it exists the location is not a
         // repository, so an interrupted init can simply be retried.
-        store.write_atomic(&store.config_path(), &header.encode())?;
-        Self::with_key(store, header, &master)
+        backend.write(
+            FileKind::Config,
+            &ObjectName::single(),
+            &header.encode(),
+            true,
+        )?;
+        Self::with_key(backend, cache, header, &master)
     }
 
-    /// Opens the repository at `path` with `passphrase`.
+    /// Opens the repository in the folder `path` with `passphrase`, its
+    /// cache in [`default_cache_dir`].
     ///
     /// # Errors
     /// [`Error::RepositoryMissing`], [`Error::NotARepository`],
     /// [`Error::UnsupportedVersion`], [`Error::WrongPassphrase`].
     pub fn open(path: &Path, passphrase: &[u8]) -> Result<Self> {
-        let (store, header) = Self::read_header(path)?;
-        let master = Self::unlock(&store, &header, passphrase)?;
-        let index_path = store.index_dir().join(INDEX_FILE);
-        // A missing index with packs present would make every blob look
-        // absent: say so rather than re-store everything or fail on restore.
-        if !index_path.exists() && !store.list_packs()?.is_empty() {
-            return Err(Error::IndexMissing);
-        }
-        Self::with_key(store, header, &master)
+        let backend = Arc::new(LocalBackend::open(path)?);
+        Self::open_with(backend, &default_cache_dir()?, passphrase)
     }
 
-    /// Opens the repository with a new, empty index, deleting the old one
-    /// (for `rebuild-index`, which works even when the old index is unreadable).
+    /// Opens the repository on `backend`, its index cache under `cache`.
+    ///
+    /// # Errors
+    /// As [`Repository::open`].
+    pub fn open_with(backend: Arc<dyn Backend>, cache: &Path, passphrase: &[u8]) -> Result<Self> {
+        let header = Self::header_of(&*backend)?;
+        let master = Self::unlock(&*backend, &header, passphrase)?;
+        Self::with_key(backend, cache, header, &master)
+    }
+
+    /// Opens the repository in the folder `path` after deleting its local
+    /// index cache (for `rebuild-index`, which works even when the cache is
+    /// unreadable).
+    ///
+    /// # Errors
+    /// As [`Repository::open`].
     pub fn open_with_fresh_index(path: &Path, passphrase: &[u8]) -> Result<Self> {
-        let (store, header) = Self::read_header(path)?;
-        let master = Self::unlock(&store, &header, passphrase)?;
-        Index::remove_files(&store.index_dir().join(INDEX_FILE))?;
-        Self::with_key(store, header, &master)
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(path)?);
+        let cache = default_cache_dir()?;
+        let header = Self::header_of(&*backend)?;
+        let master = Self::unlock(&*backend, &header, passphrase)?;
+        Index::remove_files(&Self::cache_path(&cache, &header, &backend.location()))?;
+        Self::with_key(backend, &cache, header, &master)
     }
 
-    /// Reads and checks the header alone (no passphrase needed).
-    pub fn read_header(path: &Path) -> Result<(Store, Header)> {
-        if !path.exists() {
-            return Err(Error::RepositoryMissing(path.to_path_buf()));
-        }
-        let store = Store::new(path);
-        let config = store.config_path();
-        let bytes = match fs::read(&config) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotARepository(path.to_path_buf()))
-            }
-            Err(e) => return Err(Error::io(config, e)),
+    /// One cache per repository and place: copies of a repository (same
+    /// id) on two drives, or a fixture copied twice, must not share one.
+    fn cache_path(cache: &Path, header: &Header, location: &str) -> PathBuf {
+        let mut h = blake3::Hasher::new();
+        h.update(&header.repo_id);
+        h.update(location.as_bytes());
+        let place = &h.finalize().to_hex()[..16];
+        cache
+            .join(format!("{}-{place}", to_hex(&header.repo_id)))
+            .join(INDEX_FILE)
+    }
+
+    /// Reads and checks the header of the folder `path` alone (no
+    /// passphrase needed).
+    ///
+    /// # Errors
+    /// [`Error::RepositoryMissing`], [`Error::NotARepository`],
+    /// [`Error::UnsupportedVersion`].
+    pub fn read_header(path: &Path) -> Result<(Arc<dyn Backend>, Header)> {
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(path)?);
+        let header = Self::header_of(&*backend)?;
+        Ok((backend, header))
+    }
+
+    /// Reads and checks the header on `backend`.
+    ///
+    /// # Errors
+    /// As [`Repository::read_header`].
+    pub fn header_of(backend: &dyn Backend) -> Result<Header> {
+        let not_repo = || Error::NotARepository(PathBuf::from(backend.location()));
+        let bytes = match backend.read(FileKind::Config, &ObjectName::single()) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Err(not_repo()),
+            Err(Error::Tampered { .. }) => return Err(not_repo()),
+            Err(e) => return Err(e),
         };
-        let header = Header::decode(&bytes, &config)?;
-        Ok((store, header))
+        Header::decode(&bytes, &PathBuf::from(backend.location()).join("config"))
     }
 
-    fn unlock(store: &Store, header: &Header, passphrase: &[u8]) -> Result<MasterKey> {
-        let dir = store.keys_dir();
-        let mut names: Vec<PathBuf> = fs::read_dir(&dir)
-            .at(&dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        names.sort();
+    fn unlock(backend: &dyn Backend, header: &Header, passphrase: &[u8]) -> Result<MasterKey> {
         let mut last_err = Error::WrongPassphrase;
-        for path in names {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let key = match KeyFile::decode(&store.read(&path)?, &name) {
+        for (name, _) in backend.list(FileKind::Key)? {
+            let bytes = match backend.read(FileKind::Key, &name) {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    last_err = e;
+                    continue;
+                }
+            };
+            let key = match KeyFile::decode(&bytes, name.as_str()) {
                 Ok(k) => k,
                 Err(e) => {
                     last_err = e;
@@ -148,42 +231,149 @@ impl Repository {
         Err(last_err)
     }
 
-    fn with_key(store: Store, header: Header, master: &MasterKey) -> Result<Self> {
+    fn with_key(
+        backend: Arc<dyn Backend>,
+        cache: &Path,
+        header: Header,
+        master: &MasterKey,
+    ) -> Result<Self> {
         let keys = Keys::derive(master, header.repo_id);
-        let index_dir = store.index_dir();
-        if !index_dir.exists() {
-            fs::create_dir_all(&index_dir).at(&index_dir)?;
-        }
-        let index_path = index_dir.join(INDEX_FILE);
-        let index = Index::open(&index_path)?;
-        Ok(Self {
-            store,
+        let path = Self::cache_path(cache, &header, &backend.location());
+        let index = Index::open(&path).map_err(|e| match e {
+            Error::Io { path, source } => Error::Cache {
+                path,
+                reason: source.to_string(),
+            },
+            Error::Index(err) => Error::Cache {
+                path: path.clone(),
+                reason: err.to_string(),
+            },
+            other => other,
+        })?;
+        let repo = Self {
+            backend,
             keys,
             index,
             format: AtomicU32::new(header.version),
             header,
-            open_packs: Mutex::new(HashMap::new()),
             dictionary: Mutex::new(None),
-        })
+            index_damage: Mutex::new(Vec::new()),
+        };
+        repo.refresh_index()?;
+        Ok(repo)
+    }
+
+    /// Reads the index files (or, before format 4, the pack trailers) that
+    /// the local cache has not seen: another process or machine may have
+    /// written to the repository since it was opened.
+    ///
+    /// # Errors
+    /// Listing errors.
+    pub fn refresh_index(&self) -> Result<()> {
+        let legacy = self.format.load(Ordering::Acquire) < INDEX_FILES_VERSION;
+        let (_, damaged) = self.index.sync(&*self.backend, &self.keys, legacy)?;
+        *self.index_damage.lock().unwrap_or_else(|p| p.into_inner()) =
+            damaged.iter().map(ToString::to_string).collect();
+        Ok(())
+    }
+
+    /// Index files found damaged by the last [`Repository::refresh_index`].
+    pub fn index_damage(&self) -> Vec<String> {
+        self.index_damage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Empties the local index cache and fills it again from the drive.
+    ///
+    /// # Errors
+    /// As [`Repository::refresh_index`].
+    pub fn reset_index(&self) -> Result<()> {
+        self.index.clear()?;
+        self.refresh_index()
+    }
+
+    /// Gets a repository ready to be written by this version: removes what
+    /// dead writers left half-written, and moves a repository of format 3
+    /// or earlier to index files (FORMAT.md §6.3), once.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn prepare_write(&self) -> Result<()> {
+        self.backend.remove_leftovers()?;
+        if self.format.load(Ordering::Acquire) >= INDEX_FILES_VERSION {
+            return Ok(());
+        }
+        // Index files first (an older Coffre ignores them), then the header
+        // (an older Coffre now refuses the repository), then the old
+        // database: a crash anywhere leaves a readable repository and this
+        // step simply runs again.
+        let packs = self.backend.list(FileKind::Pack)?;
+        let mut group = Vec::new();
+        for (name, size) in packs {
+            let Some(id) = name.to_id().map(PackId) else {
+                continue;
+            };
+            // A pack whose trailer cannot be read was already left out of
+            // the cache; `check` names it.
+            if let Ok(entries) = crate::pack::read_entries(&*self.backend, &id, size, &self.keys) {
+                group.push(IndexedPack { id, size, entries });
+            }
+            if group.len() >= PACKS_PER_INDEX_FILE {
+                self.write_index_file(&std::mem::take(&mut group))?;
+            }
+        }
+        self.write_index_file(&group)?;
+        self.raise_format(INDEX_FILES_VERSION)?;
+        for (name, _) in self.backend.list(FileKind::LegacyIndex)? {
+            self.backend.delete(FileKind::LegacyIndex, &name)?;
+        }
+        self.refresh_index()
+    }
+
+    /// Writes an index file listing `packs` (already durable), then records
+    /// them in the cache. Nothing is written for no packs.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn write_index_file(&self, packs: &[IndexedPack]) -> Result<Option<[u8; 32]>> {
+        if packs.is_empty() {
+            return Ok(None);
+        }
+        let (name, bytes) = index_file::encode(&self.keys, packs);
+        self.backend
+            .write(FileKind::Index, &ObjectName::id(&name), &bytes, false)?;
+        self.index.add_file(&self.keys, Some(&name), packs)?;
+        Ok(Some(name))
     }
 
     /// Adds another key file (another passphrase) to the repository.
+    ///
+    /// # Errors
+    /// [`Error::WrongPassphrase`] for `master_passphrase`; storage errors.
     pub fn add_key(
         &self,
         passphrase: &[u8],
         kdf: KdfParams,
         master_passphrase: &[u8],
     ) -> Result<()> {
-        let master = Self::unlock(&self.store, &self.header, master_passphrase)?;
+        let master = Self::unlock(&*self.backend, &self.header, master_passphrase)?;
         let key = KeyFile::create(passphrase, kdf, &master, &self.header.repo_id)?;
         let name: [u8; 8] = crate::crypto::random_array();
-        self.store
-            .write_atomic(&self.store.keys_dir().join(to_hex(&name)), &key.encode())
+        self.backend
+            .write(FileKind::Key, &ObjectName::key(&name), &key.encode(), false)
+            .map(|_| ())
     }
 
-    /// The on-disk layout.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The storage the repository is on.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// A shared handle on the storage.
+    pub fn backend_arc(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
     }
 
     /// The working keys.
@@ -191,7 +381,7 @@ impl Repository {
         &self.keys
     }
 
-    /// The index.
+    /// The local index cache.
     pub fn index(&self) -> &Index {
         &self.index
     }
@@ -201,24 +391,39 @@ impl Repository {
         &self.header
     }
 
-    fn pack_file(&self, pack: &PackId) -> Result<Arc<File>> {
-        let mut open = self.open_packs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = open.get(pack) {
-            return Ok(f.clone());
-        }
-        let path = self.store.pack_path(pack);
-        let file = match File::open(&path) {
-            Ok(f) => Arc::new(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::corrupt("pack", pack.short(), "file is missing"))
-            }
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        if open.len() >= OPEN_PACKS {
-            open.clear();
-        }
-        open.insert(*pack, file.clone());
-        Ok(file)
+    /// Every pack on the drive with its size.
+    ///
+    /// # Errors
+    /// Listing errors.
+    pub fn list_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        Ok(self
+            .backend
+            .list(FileKind::Pack)?
+            .into_iter()
+            .filter_map(|(n, size)| n.to_id().map(|id| (PackId(id), size)))
+            .collect())
+    }
+
+    /// Every snapshot record id.
+    ///
+    /// # Errors
+    /// Listing errors.
+    pub fn list_snapshots(&self) -> Result<Vec<SnapshotId>> {
+        Ok(self
+            .backend
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .filter_map(|(n, _)| n.to_id().map(SnapshotId))
+            .collect())
+    }
+
+    /// Deletes a snapshot record (forget), durably.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.backend
+            .delete(FileKind::Snapshot, &ObjectName::snapshot(id))
     }
 
     /// Reads, decrypts and verifies one blob.
@@ -250,11 +455,14 @@ impl Repository {
         mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         let mut order = Vec::with_capacity(ids.len());
-        for (i, (id, loc)) in ids
-            .iter()
-            .zip(self.index.lookup_many(&self.keys, ids)?)
-            .enumerate()
-        {
+        let mut locs = self.index.lookup_many(&self.keys, ids)?;
+        if locs.iter().any(Option::is_none) {
+            // Written since this process read the index files (a mount
+            // open while tonight's snapshot runs): read the new ones.
+            self.refresh_index()?;
+            locs = self.index.lookup_many(&self.keys, ids)?;
+        }
+        for (i, (id, loc)) in ids.iter().zip(locs).enumerate() {
             let loc = loc.ok_or_else(|| Error::BlobNotFound(id.short()))?;
             if loc.kind != kind {
                 return Err(Error::corrupt(
@@ -289,9 +497,12 @@ impl Repository {
                 end = end.max(to);
                 n += 1;
             }
-            let file = self.pack_file(&first.pack)?;
-            let path = self.store.pack_path(&first.pack);
-            let run = Store::read_at(&file, &path, start, (end - start) as usize)?;
+            let run = self.backend.read_at(
+                FileKind::Pack,
+                &ObjectName::pack(&first.pack),
+                start,
+                (end - start) as usize,
+            )?;
             for (i, loc) in &rest[..n] {
                 let (from, to) = span(loc);
                 let sealed = &run[(from - start) as usize..(to - start) as usize];
@@ -320,11 +531,11 @@ impl Repository {
         if let Some(dict) = &*slot {
             return Ok(Some(dict.clone()));
         }
-        let path = self.store.dictionary_path();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(path, e)),
+        let Some(bytes) = self
+            .backend
+            .read(FileKind::Dictionary, &ObjectName::single())?
+        else {
+            return Ok(None);
         };
         let bad = |why: &str| Error::corrupt("dictionary", "dictionary", why);
         let sealed = bytes
@@ -369,8 +580,8 @@ impl Repository {
         plain.extend_from_slice(&raw);
         let sealed = self.keys.seal(ObjectKind::Dictionary, &[], &plain);
         let bytes = [&DICT_MAGIC[..], &sealed].concat();
-        self.store
-            .write_new(&self.store.dictionary_path(), &bytes)?;
+        self.backend
+            .write(FileKind::Dictionary, &ObjectName::single(), &bytes, false)?;
         // Whoever won, read back what is there now.
         self.dictionary()
     }
@@ -406,11 +617,15 @@ impl Repository {
     /// Rewrites `config` with `version` if the one on disk is lower (it is
     /// read again: another process may have raised it; never lower it).
     fn format_at_least(&self, version: u32) -> Result<()> {
-        let (_, on_disk) = Self::read_header(self.store.root())?;
+        let on_disk = Self::header_of(&*self.backend)?;
         if on_disk.version < version {
             let raised = Header { version, ..on_disk };
-            self.store
-                .write_atomic(&self.store.config_path(), &raised.encode())?;
+            self.backend.write(
+                FileKind::Config,
+                &ObjectName::single(),
+                &raised.encode(),
+                true,
+            )?;
         }
         self.format
             .fetch_max(on_disk.version.max(version), Ordering::AcqRel);
@@ -477,7 +692,7 @@ impl Repository {
     pub fn snapshots(&self) -> Result<(SnapshotList, Vec<Error>)> {
         let mut out = Vec::new();
         let mut errors = Vec::new();
-        for id in self.store.list_snapshots()? {
+        for id in self.list_snapshots()? {
             match self.load_snapshot(&id) {
                 Ok(s) => out.push((id, s)),
                 Err(e) => errors.push(e),
@@ -489,7 +704,10 @@ impl Repository {
 
     /// Loads one snapshot record.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let bytes = self.store.read(&self.store.snapshot_path(id))?;
+        let bytes = self
+            .backend
+            .read(FileKind::Snapshot, &ObjectName::snapshot(id))?
+            .ok_or_else(|| Error::SnapshotNotFound(id.short()))?;
         Snapshot::open(&self.keys, id, &bytes)
     }
 
@@ -497,8 +715,8 @@ impl Repository {
     pub fn write_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
         let bytes = snap.seal(&self.keys);
         let id = SnapshotId(*blake3::hash(&bytes).as_bytes());
-        self.store
-            .write_atomic(&self.store.snapshot_path(&id), &bytes)?;
+        self.backend
+            .write(FileKind::Snapshot, &ObjectName::snapshot(&id), &bytes, true)?;
         Ok(id)
     }
 
@@ -508,7 +726,9 @@ impl Repository {
             .keys
             .seal(crate::crypto::ObjectKind::Policy, &[], &policy.encode());
         let bytes = [&POLICY_MAGIC[..], &sealed].concat();
-        self.store.write_atomic(&self.store.policy_path(), &bytes)
+        self.backend
+            .write(FileKind::Policy, &ObjectName::single(), &bytes, true)
+            .map(|_| ())
     }
 
     /// The saved retention policy, if any.
@@ -516,11 +736,8 @@ impl Repository {
     /// # Errors
     /// [`Error::Corrupt`] when the file is damaged.
     pub fn load_policy(&self) -> Result<Option<crate::policy::Policy>> {
-        let path = self.store.policy_path();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(path, e)),
+        let Some(bytes) = self.backend.read(FileKind::Policy, &ObjectName::single())? else {
+            return Ok(None);
         };
         let bad = |why: String| Error::corrupt("policy", "policy", why);
         let sealed = bytes

@@ -22,6 +22,7 @@ use crate::blob::{self, BlobKind};
 use crate::dict::Dictionary;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
+use crate::index_file::IndexedPack;
 use crate::pack::{FinishedPack, PackWriter};
 use crate::repo::Repository;
 
@@ -140,7 +141,7 @@ impl<'r> Saver<'r> {
         for packer in packers {
             if let Some(w) = packer.into_inner().unwrap_or_else(|p| p.into_inner()) {
                 if !w.is_empty() {
-                    unindexed.push(w.finish(repo.keys(), repo.store())?);
+                    unindexed.push(w.finish(repo.keys())?);
                 }
             }
         }
@@ -246,7 +247,7 @@ impl<'r> Saver<'r> {
             let slot = &self.packers[usize::from(metadata)];
             let mut packer = slot.lock().unwrap_or_else(|p| p.into_inner());
             if packer.is_none() {
-                *packer = Some(PackWriter::new(self.repo.store())?);
+                *packer = Some(PackWriter::new(self.repo.backend())?);
             }
             let writer = packer.as_mut().expect("packer was just created");
             for (job, sealed) in mine {
@@ -270,7 +271,7 @@ impl<'r> Saver<'r> {
 
     /// Makes a full pack durable, and indexes it with the others waiting.
     fn finish(&self, full: PackWriter) -> Result<()> {
-        let done = full.finish(self.repo.keys(), self.repo.store())?;
+        let done = full.finish(self.repo.keys())?;
         let group = {
             let mut unindexed = self.unindexed.lock().unwrap_or_else(|p| p.into_inner());
             unindexed.push(done);
@@ -291,16 +292,11 @@ impl<'r> Saver<'r> {
     }
 }
 
-/// Indexes durable packs, in one transaction.
+/// Lists durable packs in a new index file on the drive, then in the
+/// cache: only then may a snapshot record reference their blobs.
 fn index_packs(repo: &Repository, packs: &[FinishedPack]) -> Result<()> {
-    if packs.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<_> = packs
-        .iter()
-        .map(|p| (p.id, p.size, &p.entries[..]))
-        .collect();
-    repo.index().add_packs(repo.keys(), &rows)
+    let listed: Vec<IndexedPack> = packs.iter().map(FinishedPack::listing).collect();
+    repo.write_index_file(&listed).map(|_| ())
 }
 
 /// Blobs saved by one thread, looked up in the index and handed to the

@@ -36,10 +36,10 @@ fn the_format_version_is_never_lowered() {
     assert_eq!(version(), 3);
     // A newer Coffre took the repository over meanwhile: refused plainly,
     // and `config` left as it is.
-    write_version(4);
+    write_version(9);
     assert!(matches!(
         repo.confirm_format(),
-        Err(snapshots_format::error::Error::UnsupportedVersion { found: 4, .. })
+        Err(snapshots_format::error::Error::UnsupportedVersion { found: 9, .. })
     ));
-    assert_eq!(std::fs::read(path.join("config")).unwrap()[8], 4);
+    assert_eq!(std::fs::read(path.join("config")).unwrap()[8], 9);
 }

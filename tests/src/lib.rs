@@ -162,10 +162,19 @@ impl Coffre {
             .arg(&self.repo)
             .args(args)
             .env("COFFRE_PASSWORD", TEST_PASSWORD)
+            .env("COFFRE_CACHE_DIR", self.cache_dir())
             .env_remove("COFFRE_PASSWORD_FILE")
             .env_remove("COFFRE_REPO")
             .stdin(std::process::Stdio::null());
         cmd
+    }
+
+    /// This test's local index caches: beside the repository, so that a
+    /// test can tamper with them and leaves nothing in the home folder.
+    pub fn cache_dir(&self) -> PathBuf {
+        let mut name = self.repo.file_name().unwrap_or_default().to_owned();
+        name.push(".cache");
+        self.repo.with_file_name(name)
     }
 
     /// Runs `coffre <args>` and panics unless it succeeds; returns stdout.

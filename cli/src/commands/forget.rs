@@ -95,7 +95,7 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
     }
     let _lock = super::lock(cli, &repo, LockKind::Exclusive, "forget")?;
     for id in &removed {
-        repo.store().delete_snapshot(id)?;
+        repo.delete_snapshot(id)?;
     }
     if args.prune {
         drop(_lock);

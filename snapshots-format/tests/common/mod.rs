@@ -12,13 +12,5 @@ pub const CHEAP: KdfParams = KdfParams {
 
 /// Deterministic incompressible bytes.
 pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    snapshots_format::backend::conformance::pseudo_random(seed, n)
 }
