@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use fuser::{BackgroundSession, Config, MountOption};
 use snapshots_format::browse::Browser;
-use snapshots_format::Repository;
+use snapshots_format::ReadOnlyRepository;
 
 /// How to mount.
 #[derive(Debug, Clone)]
@@ -134,12 +134,12 @@ pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
 /// # Errors
 /// [`MountError`] for a bad mountpoint or a failed mount.
 pub fn mount(
-    repo: Repository,
+    repo: ReadOnlyRepository,
     mountpoint: &Path,
     opts: &MountOptions,
 ) -> Result<BackgroundSession, MountError> {
     check_mountpoint(mountpoint)?;
-    let browser = Arc::new(Browser::new(Arc::new(repo), opts.cache_bytes));
+    let browser = Arc::new(Browser::new(repo, opts.cache_bytes));
     // Read-ahead runs on its own threads so a sequential reader keeps both
     // cores busy: one serving the kernel, one decoding what comes next.
     // Each request is the chunks of one read-ahead window.

@@ -10,7 +10,7 @@ use crate::blob::BlobKind;
 use crate::content::{Content, Extent};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
-use crate::repo::Repository;
+use crate::reader::ReadOnlyRepository;
 use crate::tree::Tree;
 
 /// A least-recently-used cache of decoded blobs, bounded by a total cost
@@ -96,14 +96,14 @@ impl<V> Lru<V> {
 
 /// Cached access to a repository's trees and data chunks.
 pub struct Browser {
-    repo: Arc<Repository>,
+    repo: ReadOnlyRepository,
     trees: Lru<Tree>,
     chunks: Lru<Vec<u8>>,
 }
 
 impl Browser {
     /// A browser with a chunk cache of `cache_bytes` (trees get an eighth more).
-    pub fn new(repo: Arc<Repository>, cache_bytes: usize) -> Self {
+    pub fn new(repo: ReadOnlyRepository, cache_bytes: usize) -> Self {
         Self {
             repo,
             trees: Lru::new(cache_bytes / 8 + (1 << 20)),
@@ -112,7 +112,7 @@ impl Browser {
     }
 
     /// The repository.
-    pub fn repo(&self) -> &Arc<Repository> {
+    pub fn repo(&self) -> &ReadOnlyRepository {
         &self.repo
     }
 
@@ -166,7 +166,7 @@ pub struct FileReader {
 
 impl FileReader {
     /// Loads a file's extent list (its chunk-list pieces, not its data).
-    pub fn open(repo: &Repository, content: &Content) -> Result<Self> {
+    pub fn open(repo: &ReadOnlyRepository, content: &Content) -> Result<Self> {
         let extents = repo.load_extents(content)?;
         let mut starts = Vec::with_capacity(extents.len());
         let mut pos = 0u64;

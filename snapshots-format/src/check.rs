@@ -1,4 +1,4 @@
-//! Checking a repository (DESIGN invariant 4).
+//! Checking a repository (docs/DESIGN.md invariant 4).
 //!
 //! Structure: every snapshot record opens; every tree of every snapshot
 //! loads; every blob they reference is in the index, in a pack that exists,

@@ -30,6 +30,7 @@ pub mod pack;
 pub mod policy;
 pub mod progress;
 pub mod prune;
+pub mod reader;
 pub mod rebuild;
 pub mod repo;
 pub mod restore;
@@ -40,4 +41,5 @@ pub mod tree;
 
 pub use error::{Error, Result};
 pub use id::{BlobId, PackId, SnapshotId};
+pub use reader::ReadOnlyRepository;
 pub use repo::Repository;

@@ -53,8 +53,10 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
+    // From here on the repository is only read: the mount gets a type
+    // without write methods.
     let session = coffre_fs::mount(
-        repo,
+        repo.into(),
         &args.mountpoint,
         &MountOptions {
             allow_other: args.allow_other,
