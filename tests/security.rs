@@ -18,12 +18,12 @@ use std::process::{Command, Output};
 use coffre_tests::{
     assert_same_tree, assert_same_tree_with, capture, coffre_bin, run, run_ok, CompareOptions,
 };
-use snapshots_format::blob::BlobKind;
-use snapshots_format::content::{Content, Extent};
-use snapshots_format::keyfile::KdfParams;
-use snapshots_format::saver::Saver;
-use snapshots_format::snapshot::{Snapshot, Summary};
-use snapshots_format::tree::{Node, NodeKind, Payload, Timestamp, Tree};
+use snapshots_format::format::blob::BlobKind;
+use snapshots_format::format::content::{Content, Extent};
+use snapshots_format::format::keyfile::KdfParams;
+use snapshots_format::format::snapshot::{Snapshot, Summary};
+use snapshots_format::format::tree::{Node, NodeKind, Payload, Timestamp, Tree};
+use snapshots_format::repo::saver::Saver;
 use snapshots_format::{BlobId, Repository, SnapshotId};
 
 const PASS: &str = "correct horse battery staple";

@@ -16,7 +16,7 @@ use coffre_tests::{
     assert_same_tree, assert_same_tree_with, capture, coffre_bin, pharmagen_init, run, run_ok,
     CompareOptions, Kind,
 };
-use snapshots_format::keyfile::KdfParams;
+use snapshots_format::format::keyfile::KdfParams;
 use snapshots_format::Repository;
 
 const PASS: &str = "correct horse battery staple";

@@ -23,7 +23,7 @@ use std::time::Instant;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use fastcdc::v2020::FastCDC;
-use snapshots_format::chunker::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
+use snapshots_format::source::chunker::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
 
 const ZSTD_LEVEL: i32 = 3;
 

@@ -1,6 +1,6 @@
 //! Human-readable sizes, times, modes and names.
 
-use snapshots_format::tree::{Node, NodeKind, Timestamp};
+use snapshots_format::format::tree::{Node, NodeKind, Timestamp};
 
 /// 1536 -> "1.5 KiB".
 pub fn bytes(n: u64) -> String {

@@ -19,9 +19,9 @@ use fuser::{
     ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
     ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use snapshots_format::browse::{Browser, FileReader};
-use snapshots_format::snapshot::Snapshot;
-use snapshots_format::tree::{Node, NodeKind, Payload, Timestamp};
+use snapshots_format::format::snapshot::Snapshot;
+use snapshots_format::format::tree::{Node, NodeKind, Payload, Timestamp};
+use snapshots_format::repo::browse::{Browser, FileReader};
 use snapshots_format::{BlobId, Error, SnapshotId};
 
 use crate::inodes::{child_key, Inode, Kind, Table};
@@ -64,7 +64,7 @@ pub struct CoffreFs {
     started: SystemTime,
     /// Per folder (tree id): the names shown instead of the raw ones, when
     /// `--windows-names` is on and the folder has names that are not UTF-8.
-    windows_names: Option<snapshots_format::browse::Lru<Option<Vec<Vec<u8>>>>>,
+    windows_names: Option<snapshots_format::repo::browse::Lru<Option<Vec<Vec<u8>>>>>,
 }
 
 fn ts(t: Timestamp) -> SystemTime {
@@ -107,7 +107,8 @@ impl CoffreFs {
             next_fh: AtomicU64::new(1),
             prefetch,
             started: SystemTime::now(),
-            windows_names: windows_names.then(|| snapshots_format::browse::Lru::new(16 << 20)),
+            windows_names: windows_names
+                .then(|| snapshots_format::repo::browse::Lru::new(16 << 20)),
         };
         fs.refresh(true);
         fs
@@ -304,7 +305,7 @@ impl CoffreFs {
     fn shown_names(
         &self,
         tree_id: &BlobId,
-        tree: &snapshots_format::tree::Tree,
+        tree: &snapshots_format::format::tree::Tree,
     ) -> Option<Arc<Vec<Vec<u8>>>> {
         let cache = self.windows_names.as_ref()?;
         let computed = match cache.get(tree_id) {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use snapshots_format::tree::Node;
+use snapshots_format::format::tree::Node;
 use snapshots_format::SnapshotId;
 
 /// The root folder.
@@ -30,7 +30,7 @@ pub enum Kind {
         tree: snapshots_format::BlobId,
         /// Time of the snapshot, as the folder's mtime when the source
         /// folder's own metadata was not recorded.
-        time: snapshots_format::tree::Timestamp,
+        time: snapshots_format::format::tree::Timestamp,
         /// The source folder's recorded metadata, shown as this folder's.
         root: Option<Arc<Node>>,
     },

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Local};
-use snapshots_format::snapshot::Snapshot;
+use snapshots_format::format::snapshot::Snapshot;
 use snapshots_format::SnapshotId;
 
 /// A folder showing one snapshot.
@@ -132,8 +132,8 @@ pub fn windows_safe(label: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use snapshots_format::snapshot::Summary;
-    use snapshots_format::tree::Timestamp;
+    use snapshots_format::format::snapshot::Summary;
+    use snapshots_format::format::tree::Timestamp;
     use snapshots_format::BlobId;
 
     fn snap(label: &str, sec: i64) -> Snapshot {

@@ -4,7 +4,7 @@
 //! are opened, the index stays on disk), shared to Windows through Samba.
 //!
 //! This crate holds the FUSE edge only; it reads the repository through the
-//! library's browsing API (`snapshots_format::browse`).
+//! library's browsing API (`snapshots_format::repo::browse`).
 
 pub mod filesystem;
 pub mod inodes;
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fuser::{BackgroundSession, Config, MountOption};
-use snapshots_format::browse::Browser;
+use snapshots_format::repo::browse::Browser;
 use snapshots_format::ReadOnlyRepository;
 
 /// How to mount.

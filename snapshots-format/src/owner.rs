@@ -80,7 +80,7 @@ fn hash64(bytes: &[u8]) -> u64 {
 fn host_hash() -> u64 {
     let mut all = read_small("/etc/machine-id");
     all.push(0);
-    all.extend_from_slice(&crate::fsmeta::hostname());
+    all.extend_from_slice(&hostname());
     all.push(0);
     // The pid namespace's inode number tells containers apart.
     if let Ok(link) = std::fs::read_link("/proc/self/ns/pid") {
@@ -99,6 +99,19 @@ fn parse_start(stat: &[u8]) -> Option<u64> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// This machine's host name.
+pub fn hostname() -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // when the name fits, and we stop at the first NUL in any case.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return b"unknown".to_vec();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    buf[..end].to_vec()
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 mod common;
 use common::CHEAP;
 
-use snapshots_format::backup::{take_snapshot, SnapshotOptions};
+use snapshots_format::ops::backup::{take_snapshot, SnapshotOptions};
+use snapshots_format::ops::restore::{restore, RestoreOptions};
 use snapshots_format::progress::NoProgress;
-use snapshots_format::restore::{restore, RestoreOptions};
 use snapshots_format::Repository;
 
 fn receipts(dir: &std::path::Path, n: usize, tag: &str) {
@@ -18,7 +18,10 @@ fn receipts(dir: &std::path::Path, n: usize, tag: &str) {
     }
 }
 
-fn snapshot(repo: &Repository, src: &std::path::Path) -> snapshots_format::snapshot::Snapshot {
+fn snapshot(
+    repo: &Repository,
+    src: &std::path::Path,
+) -> snapshots_format::format::snapshot::Snapshot {
     let opts = SnapshotOptions {
         source: src.to_path_buf(),
         label: Some("t".into()),
@@ -38,7 +41,7 @@ fn a_reader_opened_before_the_dictionary_finds_it_and_it_is_never_replaced() {
     assert!(reader.dictionary().unwrap().is_none());
     assert_eq!(
         reader.header().version,
-        snapshots_format::header::FORMAT_VERSION,
+        snapshots_format::format::header::FORMAT_VERSION,
         "new repositories have the current format"
     );
 
@@ -91,7 +94,7 @@ fn a_reader_opened_before_the_dictionary_finds_it_and_it_is_never_replaced() {
     let samples: Vec<Vec<u8>> = (0..300)
         .map(|i| format!("another kind of data {i} ").repeat(40).into_bytes())
         .collect();
-    let other_raw = snapshots_format::dict::train(&samples).unwrap();
+    let other_raw = snapshots_format::format::dictionary::train(&samples).unwrap();
     let kept = again.add_dictionary(other_raw).unwrap().unwrap();
     assert_eq!(kept.id(), dict.id());
     assert_eq!(std::fs::read(path.join("dictionary")).unwrap(), file);

@@ -4,7 +4,7 @@
 mod common;
 use common::CHEAP;
 
-use snapshots_format::header::Header;
+use snapshots_format::format::header::Header;
 use snapshots_format::Repository;
 
 #[test]

@@ -7,7 +7,7 @@ use common::{pseudo_random, CHEAP};
 
 use std::os::unix::fs::FileExt;
 
-use snapshots_format::backup::{take_snapshot, SnapshotOptions};
+use snapshots_format::ops::backup::{take_snapshot, SnapshotOptions};
 use snapshots_format::progress::NoProgress;
 use snapshots_format::Repository;
 

@@ -6,8 +6,8 @@
 mod common;
 use common::{pseudo_random, CHEAP};
 
-use snapshots_format::blob::BlobKind;
-use snapshots_format::saver::Saver;
+use snapshots_format::format::blob::BlobKind;
+use snapshots_format::repo::saver::Saver;
 use snapshots_format::Repository;
 
 #[test]

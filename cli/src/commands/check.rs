@@ -1,7 +1,7 @@
 //! `coffre check [--read-data]`.
 
 use anyhow::Result;
-use snapshots_format::check::{self, CheckOptions};
+use snapshots_format::ops::check::{self, CheckOptions};
 
 use crate::args::{CheckArgs, Cli};
 use crate::format;
@@ -13,7 +13,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<u8> {
     let _lock = super::lock(
         cli,
         &repo,
-        snapshots_format::lock::LockKind::Shared,
+        snapshots_format::repo::lock::LockKind::Shared,
         "check",
     )?;
     let bar = Bar::new(cli.json, "check");

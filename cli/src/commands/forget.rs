@@ -3,9 +3,9 @@
 //! `--prune` then frees their space.
 
 use anyhow::{bail, Result};
-use snapshots_format::lock::LockKind;
-use snapshots_format::policy;
-use snapshots_format::snapshot;
+use snapshots_format::format::policy;
+use snapshots_format::format::snapshot;
+use snapshots_format::repo::lock::LockKind;
 
 use crate::args::{Cli, ForgetArgs};
 
@@ -111,7 +111,7 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
 fn print_table(
     all: &[(
         snapshots_format::SnapshotId,
-        snapshots_format::snapshot::Snapshot,
+        snapshots_format::format::snapshot::Snapshot,
     )],
     decisions: &[(snapshots_format::SnapshotId, bool, Vec<String>)],
     dry_run: bool,
@@ -148,7 +148,7 @@ fn print_table(
 fn print_json(
     all: &[(
         snapshots_format::SnapshotId,
-        snapshots_format::snapshot::Snapshot,
+        snapshots_format::format::snapshot::Snapshot,
     )],
     decisions: &[(snapshots_format::SnapshotId, bool, Vec<String>)],
     dry_run: bool,

@@ -1,7 +1,7 @@
 //! `coffre init`: create a repository.
 
 use anyhow::Result;
-use snapshots_format::keyfile::KdfParams;
+use snapshots_format::format::keyfile::KdfParams;
 use snapshots_format::Repository;
 
 use crate::args::{Cli, InitArgs};

@@ -1,8 +1,8 @@
 //! `coffre ls SNAPSHOT [PATH] [--long] [-R]`.
 
 use anyhow::Result;
-use snapshots_format::snapshot;
-use snapshots_format::tree::{Node, Payload};
+use snapshots_format::format::snapshot;
+use snapshots_format::format::tree::{Node, Payload};
 use snapshots_format::{BlobId, Repository};
 
 use crate::args::{Cli, LsArgs};
@@ -74,7 +74,7 @@ fn list(
     recursive: bool,
     out: &mut Vec<(String, Node)>,
 ) -> Result<()> {
-    if prefix.matches('/').count() >= snapshots_format::tree::MAX_DEPTH {
+    if prefix.matches('/').count() >= snapshots_format::format::tree::MAX_DEPTH {
         anyhow::bail!("{prefix}: folders nested too deep (damaged or hostile repository)");
     }
     for n in repo.load_tree(tree)?.nodes {

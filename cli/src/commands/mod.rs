@@ -15,8 +15,8 @@ mod umount;
 mod unlock;
 
 use anyhow::{Context, Result};
-use snapshots_format::lock::{Lock, LockKind};
-use snapshots_format::tree::Timestamp;
+use snapshots_format::format::tree::Timestamp;
+use snapshots_format::repo::lock::{Lock, LockKind};
 use snapshots_format::Repository;
 
 use crate::args::{Cli, Command};
@@ -64,7 +64,7 @@ pub fn snapshots(
 ) -> Result<
     Vec<(
         snapshots_format::SnapshotId,
-        snapshots_format::snapshot::Snapshot,
+        snapshots_format::format::snapshot::Snapshot,
     )>,
 > {
     let (all, errors) = repo.snapshots()?;
@@ -78,7 +78,7 @@ pub fn snapshots(
 pub fn lock(cli: &Cli, repo: &Repository, kind: LockKind, command: &str) -> Result<Lock> {
     let wait = parse_duration(&cli.lock_wait)?;
     let quiet = cli.json;
-    Ok(snapshots_format::lock::acquire(
+    Ok(snapshots_format::repo::lock::acquire(
         repo,
         kind,
         command,

@@ -43,12 +43,20 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
     };
     // Opening checks the passphrase before anything is mounted or forked.
     let repo = Repository::open(path, &pass)?;
+    // A repository whose snapshots cannot be listed (a tampered drive) is
+    // refused now, not mounted as an empty folder.
+    repo.list_snapshots()?;
     if args.daemon && !daemon_child {
         drop(repo);
         return daemonize(&args.mountpoint, &pass);
     }
     // Registered so that prune can say a mount is active; never waited for.
-    let _lock = super::lock(cli, &repo, snapshots_format::lock::LockKind::Mount, "mount")?;
+    let _lock = super::lock(
+        cli,
+        &repo,
+        snapshots_format::repo::lock::LockKind::Mount,
+        "mount",
+    )?;
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };

@@ -2,8 +2,8 @@
 //! repository, applied by `forget` when no rule is given.
 
 use anyhow::{bail, Result};
-use snapshots_format::lock::LockKind;
-use snapshots_format::policy::Policy;
+use snapshots_format::format::policy::Policy;
+use snapshots_format::repo::lock::LockKind;
 
 use crate::args::{Cli, PolicyAction, PolicyArgs, Rules};
 

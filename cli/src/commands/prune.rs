@@ -1,8 +1,8 @@
 //! `coffre prune [--dry-run] [--max-unused 5%]`.
 
 use anyhow::Result;
-use snapshots_format::lock::LockKind;
-use snapshots_format::prune::{self, PruneOptions, PruneReport};
+use snapshots_format::ops::prune::{self, PruneOptions, PruneReport};
+use snapshots_format::repo::lock::LockKind;
 
 use crate::args::{Cli, PruneArgs};
 use crate::format;
@@ -28,7 +28,7 @@ pub fn run_on(
         max_unused: super::parse_share(max_unused)?,
     };
     let _lock = super::lock(cli, repo, LockKind::Exclusive, "prune")?;
-    for h in snapshots_format::lock::holders(repo)?
+    for h in snapshots_format::repo::lock::holders(repo)?
         .iter()
         .filter(|h| h.kind == LockKind::Mount)
     {

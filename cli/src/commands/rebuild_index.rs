@@ -1,7 +1,7 @@
 //! `coffre rebuild-index`: recreate the index from the packs.
 
 use anyhow::Result;
-use snapshots_format::rebuild;
+use snapshots_format::ops::rebuild;
 use snapshots_format::Repository;
 
 use crate::args::Cli;
@@ -18,7 +18,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     let lock = super::lock(
         cli,
         &repo,
-        snapshots_format::lock::LockKind::Exclusive,
+        snapshots_format::repo::lock::LockKind::Exclusive,
         "rebuild-index",
     )?;
     drop(repo);

@@ -1,8 +1,8 @@
 //! `coffre restore SNAPSHOT TARGET`: copy files back.
 
 use anyhow::Result;
-use snapshots_format::restore::{self, RestoreOptions};
-use snapshots_format::snapshot;
+use snapshots_format::format::snapshot;
+use snapshots_format::ops::restore::{self, RestoreOptions};
 
 use crate::args::{Cli, RestoreArgs};
 use crate::format;

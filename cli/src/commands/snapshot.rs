@@ -1,7 +1,7 @@
 //! `coffre snapshot DIR`: take a snapshot, show progress, print the summary.
 
 use anyhow::Result;
-use snapshots_format::backup::{self, SnapshotOptions};
+use snapshots_format::ops::backup::{self, SnapshotOptions};
 use snapshots_format::progress::Progress;
 
 use crate::args::{Cli, SnapshotArgs};
@@ -20,7 +20,7 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
     let _lock = super::lock(
         cli,
         &repo,
-        snapshots_format::lock::LockKind::Shared,
+        snapshots_format::repo::lock::LockKind::Shared,
         "snapshot",
     )?;
     let bar = Bar::new(cli.json, "snapshot");

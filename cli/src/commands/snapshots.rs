@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use serde_json::{json, Value};
-use snapshots_format::snapshot::Snapshot;
+use snapshots_format::format::snapshot::Snapshot;
 use snapshots_format::SnapshotId;
 
 use crate::args::{Cli, SnapshotsArgs};

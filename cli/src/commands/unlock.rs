@@ -1,7 +1,7 @@
 //! `coffre unlock [--all]`: clear locks left by crashed processes.
 
 use anyhow::Result;
-use snapshots_format::lock;
+use snapshots_format::repo::lock;
 
 use crate::args::{Cli, UnlockArgs};
 

@@ -300,28 +300,24 @@ impl LocalBackend {
         let Some((fd, entries)) = self.entries(rel)? else {
             return Ok(());
         };
-        for (file, ft) in entries {
-            if ft != FileType::RegularFile {
+        for (file, _) in entries {
+            if rel.is_empty() || kind.is_single() {
                 continue;
             }
-            let name = if rel.is_empty() || kind.is_single() {
-                continue;
-            } else {
-                match ObjectName::parse(kind, &file) {
-                    Some(n) => n,
-                    None => continue,
-                }
-            };
-            let Ok(st) = rfs::statat(&fd, file.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
+            // Foreign names are not Coffre's business (a `.DS_Store`, a
+            // copy tool's leftovers): skipped whatever they are.
+            let Some(name) = ObjectName::parse(kind, &file) else {
                 continue;
             };
-            // Not something Coffre wrote: a link swapped in since the
-            // listing, or a file larger than any object of the kind.
-            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
-                || st.st_dev != self.dev
-                || (st.st_size as u64 > kind.max_len() && kind != FileKind::LegacyIndex)
-            {
-                continue;
+            let at = format!("{rel}/{file}");
+            let st = rfs::statat(&fd, file.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| self.fail(&at, e))?;
+            if kind != FileKind::LegacyIndex {
+                // Named like an object but not one Coffre could have
+                // written: skipping it would hide it (a snapshot record
+                // replaced by a fifo would let prune drop that snapshot's
+                // data), so it stops whoever lists.
+                self.check_regular(&at, kind, &st)?;
             }
             out.push((name, st.st_size as u64));
         }

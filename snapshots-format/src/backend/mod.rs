@@ -76,7 +76,7 @@ impl FileKind {
             FileKind::Dictionary => 1 << 20,
             FileKind::Snapshot => 1 << 20,
             FileKind::Index => 256 << 20,
-            FileKind::Pack => crate::pack::MAX_PACK_LEN,
+            FileKind::Pack => crate::limits::MAX_PACK_LEN,
             // Never read.
             FileKind::LegacyIndex => 0,
         }

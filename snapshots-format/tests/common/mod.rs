@@ -1,7 +1,7 @@
 //! What the library's integration tests share.
 #![allow(dead_code)]
 
-use snapshots_format::keyfile::KdfParams;
+use snapshots_format::format::keyfile::KdfParams;
 
 /// Key derivation cheap enough for tests.
 pub const CHEAP: KdfParams = KdfParams {

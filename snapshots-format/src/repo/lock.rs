@@ -105,7 +105,7 @@ impl Drop for Lock {
 }
 
 fn this_host() -> String {
-    String::from_utf8_lossy(&crate::fsmeta::hostname()).into_owned()
+    String::from_utf8_lossy(&crate::owner::hostname()).into_owned()
 }
 
 fn now_secs() -> i64 {

@@ -69,18 +69,7 @@ fn fill(mut call: impl FnMut(*mut u8, usize) -> libc::ssize_t) -> io::Result<Vec
     }
 }
 
-/// This machine's host name.
-pub fn hostname() -> Vec<u8> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // when the name fits, and we stop at the first NUL in any case.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return b"unknown".to_vec();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    buf[..end].to_vec()
-}
+pub use crate::owner::hostname;
 
 #[cfg(test)]
 mod tests {

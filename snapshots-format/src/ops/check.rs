@@ -14,14 +14,14 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::backend::{FileKind, ObjectName};
-use crate::blob::BlobKind;
-use crate::content::{Content, Extent};
 use crate::error::{Error, Result};
+use crate::format::blob::BlobKind;
+use crate::format::content::{Content, Extent};
+use crate::format::pack;
+use crate::format::tree::Payload;
 use crate::id::{BlobId, PackId};
-use crate::pack;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::tree::Payload;
 
 /// What to check.
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,14 +79,10 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    let indexed: HashMap<PackId, u64> = repo.index().packs()?.into_iter().collect();
     repo.refresh_index()?;
+    let indexed: HashMap<PackId, u64> = repo.index().packs()?.into_iter().collect();
     let on_disk: HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
-    for damage in repo.index_damage() {
-        report.errors.push(format!(
-            "{damage} (its packs are not indexed: run `coffre rebuild-index`)"
-        ));
-    }
+    check_index_files(repo, &mut report)?;
     report.packs = indexed.len() as u64;
     for (id, size) in &indexed {
         match on_disk.get(id) {
@@ -115,7 +111,7 @@ pub fn check(
         ));
     }
 
-    let mut damaged: HashSet<BlobId> = HashSet::new();
+    let mut damaged = Damaged::default();
     if opts.read_data {
         progress.set_total(on_disk.len() as u64, on_disk.values().sum());
         let mut packs: Vec<_> = on_disk.iter().collect();
@@ -166,12 +162,41 @@ pub fn check(
     Ok(report)
 }
 
+/// What the data read found damaged: whole packs, and single copies of
+/// blobs (a blob stored twice may be damaged in one pack only; the copy the
+/// index uses is what matters).
+#[derive(Default)]
+struct Damaged {
+    packs: HashSet<PackId>,
+    blobs: HashSet<(PackId, BlobId)>,
+}
+
+/// Reads every index file again from the drive, whether or not the local
+/// cache has read it before: damage to a file this machine already knows
+/// would otherwise stay hidden until another machine needs it.
+fn check_index_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
+    for (name, _) in repo.backend().list(FileKind::Index)? {
+        let Some(id) = name.to_id() else { continue };
+        let read = repo
+            .backend()
+            .read(FileKind::Index, &name)
+            .and_then(|b| b.ok_or_else(|| Error::corrupt("index file", name.short(), "is missing")))
+            .and_then(|bytes| crate::format::index_file::decode(repo.keys(), &id, &bytes));
+        if let Err(e) = read {
+            report.errors.push(format!(
+                "{e} (its packs may not be indexed: run `coffre rebuild-index`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads one pack whole and verifies everything in it.
 fn read_pack(
     repo: &Repository,
     id: &PackId,
     report: &mut CheckReport,
-    damaged: &mut HashSet<BlobId>,
+    damaged: &mut Damaged,
 ) -> Result<()> {
     let bytes = match repo
         .backend()
@@ -183,7 +208,7 @@ fn read_pack(
             report
                 .errors
                 .push(format!("pack {}: cannot read: {e}", id.short()));
-            damaged.extend(repo.index().blobs_in_pack(id)?);
+            damaged.packs.insert(*id);
             return Ok(());
         }
     };
@@ -197,7 +222,7 @@ fn read_pack(
         Ok(e) => e,
         Err(e) => {
             report.errors.push(e.to_string());
-            damaged.extend(repo.index().blobs_in_pack(id)?);
+            damaged.packs.insert(*id);
             return Ok(());
         }
     };
@@ -205,7 +230,7 @@ fn read_pack(
         let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
         if let Err(err) = repo.decode_blob(e.kind, &e.id, sealed) {
             report.errors.push(format!("pack {}: {err}", id.short()));
-            damaged.insert(e.id);
+            damaged.blobs.insert((*id, e.id));
         }
     }
     Ok(())
@@ -214,13 +239,14 @@ fn read_pack(
 /// Compares what the index says a pack holds with the pack's own trailer:
 /// an index file or cache that disagrees was damaged or tampered with.
 fn compare_with_trailer(repo: &Repository, id: &PackId, size: u64, report: &mut CheckReport) {
-    let trailer = match pack::read_entries(repo.backend(), id, size, repo.keys()) {
-        Ok(t) => t,
-        Err(e) => {
-            report.errors.push(format!("pack {}: {e}", id.short()));
-            return;
-        }
-    };
+    let trailer =
+        match crate::repo::pack_writer::read_entries(repo.backend(), id, size, repo.keys()) {
+            Ok(t) => t,
+            Err(e) => {
+                report.errors.push(format!("pack {}: {e}", id.short()));
+                return;
+            }
+        };
     let indexed = match repo.index().entries_of_pack(repo.keys(), id) {
         Ok(i) => i,
         Err(e) => {
@@ -242,7 +268,7 @@ fn compare_with_trailer(repo: &Repository, id: &PackId, size: u64, report: &mut 
 
 struct Walker<'a> {
     repo: &'a Repository,
-    damaged: &'a HashSet<BlobId>,
+    damaged: &'a Damaged,
     on_disk: &'a HashMap<PackId, u64>,
     /// Damaged paths below each tree already walked, so a directory shared
     /// by many snapshots is walked once yet reported in each.
@@ -257,7 +283,7 @@ impl Walker<'_> {
         if let Some(bad) = self.trees.get(id) {
             return bad.clone();
         }
-        if depth > crate::tree::MAX_DEPTH {
+        if depth > crate::format::tree::MAX_DEPTH {
             self.errors
                 .push(format!("tree {}: folders nested too deep", id.short()));
             return Rc::new(vec![(String::new(), "folders nested too deep".into())]);
@@ -321,9 +347,6 @@ impl Walker<'_> {
     /// Checks that a blob is indexed, of the right kind, inside an existing
     /// pack, and not found damaged by the data read.
     fn blob_ok(&mut self, kind: BlobKind, id: &BlobId) -> Result<(), String> {
-        if self.damaged.contains(id) {
-            return Err(format!("{} {} is damaged", kind.name(), id.short()));
-        }
         if self.blobs_ok.contains(id) {
             return Ok(());
         }
@@ -333,6 +356,9 @@ impl Walker<'_> {
             .lookup(self.repo.keys(), id)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{} {} is missing from the index", kind.name(), id.short()))?;
+        if self.damaged.packs.contains(&loc.pack) || self.damaged.blobs.contains(&(loc.pack, *id)) {
+            return Err(format!("{} {} is damaged", kind.name(), id.short()));
+        }
         if loc.kind != kind {
             return Err(format!(
                 "{} {} is indexed as a {}",

@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::{Keys, ObjectKind};
 use crate::error::{Error, Result};
+use crate::format::tree::Timestamp;
 use crate::id::{BlobId, SnapshotId};
-use crate::tree::Timestamp;
 
 /// Magic opening a snapshot file.
 pub const MAGIC: &[u8; 8] = b"COFFRESN";
@@ -77,7 +77,7 @@ pub struct Snapshot {
     pub tree: BlobId,
     /// The source directory's own metadata (mode, owner, times, xattrs),
     /// with an empty name and `Payload::Dir(tree)`.
-    pub root: Option<crate::tree::Node>,
+    pub root: Option<crate::format::tree::Node>,
     /// What the run did.
     pub summary: Summary,
 }
@@ -119,7 +119,7 @@ impl Snapshot {
         match &self.root {
             Some(node) => {
                 w.u8(1);
-                crate::tree::encode_node(&mut w, node);
+                crate::format::tree::encode_node(&mut w, node);
             }
             None => w.u8(0),
         }
@@ -179,12 +179,12 @@ impl Snapshot {
         let root = match r.u8()? {
             0 => None,
             1 => {
-                let node = crate::tree::decode_node_named(&mut r, false)?;
+                let node = crate::format::tree::decode_node_named(&mut r, false)?;
                 // The root is the source folder itself: nameless, a folder,
                 // and pointing at the record's own tree.
                 if !node.name.is_empty()
-                    || node.kind != crate::tree::NodeKind::Dir
-                    || node.payload != crate::tree::Payload::Dir(tree)
+                    || node.kind != crate::format::tree::NodeKind::Dir
+                    || node.payload != crate::format::tree::Payload::Dir(tree)
                 {
                     return Err(DecodeError::Invalid(
                         "root entry does not describe the root folder",
@@ -325,9 +325,9 @@ mod tests {
             tags,
             parent: Some(SnapshotId([4; 32])),
             tree: BlobId([5; 32]),
-            root: Some(crate::tree::Node {
+            root: Some(crate::format::tree::Node {
                 name: Vec::new(),
-                kind: crate::tree::NodeKind::Dir,
+                kind: crate::format::tree::NodeKind::Dir,
                 mode: 0o750,
                 uid: 1000,
                 gid: 100,
@@ -338,7 +338,7 @@ mod tests {
                 inode: 2,
                 nlink: 3,
                 xattrs: vec![(b"user.k".to_vec(), b"v".to_vec())],
-                payload: crate::tree::Payload::Dir(BlobId([5; 32])),
+                payload: crate::format::tree::Payload::Dir(BlobId([5; 32])),
             }),
             summary: Summary {
                 files_new: 3,

@@ -6,12 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::blob::BlobKind;
-use crate::content::{Content, Extent};
 use crate::error::{Error, Result};
+use crate::format::blob::BlobKind;
+use crate::format::content::{Content, Extent};
+use crate::format::tree::Tree;
 use crate::id::BlobId;
-use crate::reader::ReadOnlyRepository;
-use crate::tree::Tree;
+use crate::repo::reader::ReadOnlyRepository;
 
 /// A least-recently-used cache of decoded blobs, bounded by a total cost
 /// (bytes, roughly).

@@ -1,25 +1,25 @@
 //! An opened repository: header checked, master key unwrapped, index open.
 //! Reading goes through here (blobs, trees, file contents, snapshots);
-//! writing blobs goes through [`crate::saver::Saver`].
+//! writing blobs goes through [`crate::repo::saver::Saver`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::backend::{Backend, FileKind, LocalBackend, ObjectName};
-use crate::blob::{self, BlobKind};
 use crate::codec::DecodeError;
-use crate::content::{decode_piece, Content, Extent};
 use crate::crypto::{Keys, MasterKey, ObjectKind};
-use crate::dict::Dictionary;
 use crate::error::{Error, Result};
-use crate::header::{Header, INDEX_FILES_VERSION};
+use crate::format::blob::{self, BlobKind};
+use crate::format::content::{decode_piece, Content, Extent};
+use crate::format::dictionary::Dictionary;
+use crate::format::header::{Header, INDEX_FILES_VERSION};
+use crate::format::index_file::{self, IndexedPack};
+use crate::format::keyfile::{KdfParams, KeyFile};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{decode_listing, join_pieces, Listing, Tree};
 use crate::id::{to_hex, BlobId, PackId, SnapshotId};
-use crate::index::{Index, Location, INDEX_FILE};
-use crate::index_file::{self, IndexedPack};
-use crate::keyfile::{KdfParams, KeyFile};
-use crate::snapshot::Snapshot;
-use crate::tree::{decode_listing, join_pieces, Listing, Tree};
+use crate::repo::index::{Index, Location, INDEX_FILE};
 
 /// [`Repository::load_blobs`] reads over gaps up to this size between blobs
 /// (another reader's blobs, interleaved in the pack) rather than read twice.
@@ -317,7 +317,9 @@ impl Repository {
             };
             // A pack whose trailer cannot be read was already left out of
             // the cache; `check` names it.
-            if let Ok(entries) = crate::pack::read_entries(&*self.backend, &id, size, &self.keys) {
+            if let Ok(entries) =
+                crate::repo::pack_writer::read_entries(&*self.backend, &id, size, &self.keys)
+            {
                 group.push(IndexedPack { id, size, entries });
             }
             if group.len() >= PACKS_PER_INDEX_FILE {
@@ -575,7 +577,7 @@ impl Repository {
         if Dictionary::from_raw(raw.clone()).is_none() {
             return Err(Error::corrupt("dictionary", "new", "not a zstd dictionary"));
         }
-        self.raise_format(crate::header::DICTIONARY_VERSION)?;
+        self.raise_format(crate::format::header::DICTIONARY_VERSION)?;
         let mut plain = vec![DICT_VERSION];
         plain.extend_from_slice(&raw);
         let sealed = self.keys.seal(ObjectKind::Dictionary, &[], &plain);
@@ -721,7 +723,7 @@ impl Repository {
     }
 
     /// Saves the retention policy (sealed; file `policy`, FORMAT.md §16).
-    pub fn save_policy(&self, policy: &crate::policy::Policy) -> Result<()> {
+    pub fn save_policy(&self, policy: &crate::format::policy::Policy) -> Result<()> {
         let sealed = self
             .keys
             .seal(crate::crypto::ObjectKind::Policy, &[], &policy.encode());
@@ -735,7 +737,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the file is damaged.
-    pub fn load_policy(&self) -> Result<Option<crate::policy::Policy>> {
+    pub fn load_policy(&self) -> Result<Option<crate::format::policy::Policy>> {
         let Some(bytes) = self.backend.read(FileKind::Policy, &ObjectName::single())? else {
             return Ok(None);
         };
@@ -747,7 +749,7 @@ impl Repository {
             .keys
             .open(crate::crypto::ObjectKind::Policy, &[], sealed)
             .map_err(|_| bad("fails authentication".into()))?;
-        crate::policy::Policy::decode(&plain)
+        crate::format::policy::Policy::decode(&plain)
             .map(Some)
             .map_err(|e| bad(e.to_string()))
     }
@@ -761,7 +763,7 @@ impl Repository {
         &self,
         root: &BlobId,
         path: &[u8],
-    ) -> Result<(BlobId, Option<crate::tree::Node>)> {
+    ) -> Result<(BlobId, Option<crate::format::tree::Node>)> {
         let mut tree_id = *root;
         let mut found = None;
         let parts: Vec<&[u8]> = path
@@ -774,7 +776,7 @@ impl Repository {
                 .get(part)
                 .cloned()
                 .ok_or_else(|| Error::PathNotFound(String::from_utf8_lossy(path).into()))?;
-            if let crate::tree::Payload::Dir(sub) = node.payload {
+            if let crate::format::tree::Payload::Dir(sub) = node.payload {
                 tree_id = sub;
             } else if i + 1 != parts.len() {
                 return Err(Error::PathNotFound(String::from_utf8_lossy(path).into()));

@@ -30,16 +30,17 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::backend::{FileKind, ObjectName};
-use crate::content::{Content, Extent};
 use crate::error::{Error, Result};
+use crate::format::content::{Content, Extent};
+use crate::format::index_file::IndexedPack;
+use crate::format::pack::PackEntry;
+use crate::format::tree::Payload;
 use crate::id::{BlobId, PackId};
-use crate::index::PackUsage;
-use crate::index_file::IndexedPack;
-use crate::pack::{PackEntry, PackWriter};
 use crate::progress::Progress;
+use crate::repo::index::PackUsage;
+use crate::repo::pack_writer::PackWriter;
+use crate::repo::saver::PACK_TARGET;
 use crate::repo::Repository;
-use crate::saver::PACK_TARGET;
-use crate::tree::Payload;
 
 /// How to prune.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +95,11 @@ pub fn prune(
     repo.refresh_index()?;
     let (snapshots, errors) = repo.snapshots()?;
     if let Some(e) = errors.into_iter().next() {
-        return Err(Error::Restore(format!(
+        // A passing failure stays one: the caller may simply try again.
+        if e.is_transient() {
+            return Err(e);
+        }
+        return Err(Error::Refused(format!(
             "prune stopped before changing anything: {e}. Run `coffre check`; remove a damaged record with `coffre forget ID` if it cannot be repaired"
         )));
     }
@@ -114,14 +119,14 @@ pub fn prune(
         Ok(n) => n,
         Err(e) => {
             index.used_abort();
-            return Err(e);
+            return Err(stopped(e));
         }
     };
     index.used_end()?;
     report.blobs_used = used;
     let missing = index.used_missing()?;
     if missing > 0 {
-        return Err(Error::Restore(format!(
+        return Err(Error::Refused(format!(
             "prune stopped before changing anything: {missing} blob(s) that snapshots need are missing from the index. Run `coffre rebuild-index`, then `coffre check`"
         )));
     }
@@ -130,17 +135,19 @@ pub fn prune(
     // 2. Plan.
     let mut drop: Vec<PackId> = Vec::new();
     let mut partial: Vec<PackUsage> = Vec::new();
-    index.for_each_pack_usage(repo.keys(), |u: PackUsage| {
-        report.bytes_before += u.size;
-        if u.used.is_empty() {
-            report.blobs_removed += u.unused;
-            report.bytes_freed += u.size;
-            drop.push(u.pack);
-        } else if u.unused > 0 {
-            partial.push(u);
-        }
-        Ok(())
-    })?;
+    index
+        .for_each_pack_usage(repo.keys(), |u: PackUsage| {
+            report.bytes_before += u.size;
+            if u.used.is_empty() {
+                report.blobs_removed += u.unused;
+                report.bytes_freed += u.size;
+                drop.push(u.pack);
+            } else if u.unused > 0 {
+                partial.push(u);
+            }
+            Ok(())
+        })
+        .map_err(stopped)?;
     // Unused bytes may stay up to `max_unused` of what the repository keeps
     // (as restic counts it): repack the emptiest packs first until the rest
     // fits the allowance, so little is rewritten for much space.
@@ -232,7 +239,12 @@ pub fn prune(
             }
             // The pack's own trailer is the full list; the cache may hold
             // another pack's location for a blob stored twice.
-            let entries = match crate::pack::read_entries(repo.backend(), &id, size, repo.keys()) {
+            let entries = match crate::repo::pack_writer::read_entries(
+                repo.backend(),
+                &id,
+                size,
+                repo.keys(),
+            ) {
                 Ok(entries) => entries,
                 Err(_) => index.entries_of_pack(repo.keys(), &id)?,
             };
@@ -246,11 +258,15 @@ pub fn prune(
         .iter()
         .map(|p| (p.id, p.size, &p.entries[..]))
         .collect();
-    index.replace_packs(repo.keys(), &new, &drop)?;
+    // The drive first: a crash after these deletions leaves a cache that
+    // still names the deleted files, which the next open notices and
+    // rebuilds from the drive; the other way round, a cache already
+    // updated would keep trusting a stale file left on the drive.
     for file in &touched {
         repo.backend()
             .delete(FileKind::Index, &ObjectName::id(file))?;
     }
+    index.replace_packs(repo.keys(), &new, &drop)?;
     index.forget_files(&touched)?;
     on_phase("indexed");
 
@@ -265,6 +281,17 @@ pub fn prune(
         }
     }
     Ok(report)
+}
+
+/// An error met while marking or planning, before anything changed: said
+/// so, unless it is a passing failure (then the caller may just retry).
+fn stopped(e: Error) -> Error {
+    if e.is_transient() || matches!(e, Error::Refused(_)) {
+        return e;
+    }
+    Error::Refused(format!(
+        "prune stopped before changing anything: {e}. Run `coffre rebuild-index`, then `coffre check`"
+    ))
 }
 
 /// Packs listed per index file that prune writes.
@@ -283,7 +310,7 @@ const PACKS_PER_INDEX_FILE: usize = 256;
 fn verify_doomed(
     repo: &Repository,
     doomed: &[PackId],
-    written: &[crate::pack::FinishedPack],
+    written: &[crate::repo::pack_writer::FinishedPack],
     progress: &dyn Progress,
 ) -> Result<Vec<PackId>> {
     let index = repo.index();
@@ -309,16 +336,17 @@ fn verify_doomed(
             // Already gone (an earlier run was interrupted while deleting).
             continue;
         };
-        let entries = match crate::pack::read_entries(repo.backend(), pack, size, repo.keys()) {
-            Ok(e) => e,
-            Err(e) => {
-                progress.warn(&format!(
-                    "pack {} kept: its trailer cannot be read ({e})",
-                    pack.short()
-                ));
-                continue;
-            }
-        };
+        let entries =
+            match crate::repo::pack_writer::read_entries(repo.backend(), pack, size, repo.keys()) {
+                Ok(e) => e,
+                Err(e) => {
+                    progress.warn(&format!(
+                        "pack {} kept: its trailer cannot be read ({e})",
+                        pack.short()
+                    ));
+                    continue;
+                }
+            };
         let ids: Vec<BlobId> = entries.iter().map(|e| e.id).collect();
         let used = index.used_contains_many(&ids)?;
         let used: Vec<&PackEntry> = entries
@@ -373,7 +401,7 @@ fn mark_tree(repo: &Repository, id: &BlobId, depth: usize) -> Result<u64> {
     if !index.used_insert(id)? {
         return Ok(0);
     }
-    if depth > crate::tree::MAX_DEPTH {
+    if depth > crate::format::tree::MAX_DEPTH {
         return Err(Error::corrupt(
             "tree",
             id.short(),

@@ -1,7 +1,7 @@
 //! Restoring a snapshot (or one path of it) into a target directory.
 //!
 //! The repository is untrusted input here: tree decoding already refuses
-//! unsafe names, and every file is created through [`crate::target`],
+//! unsafe names, and every file is created through [`crate::ops::target`],
 //! relative to directory descriptors and without following symlinks, so
 //! nothing is written outside the target. Every chunk read is verified
 //! (decrypted, authenticated, re-hashed) before it is written. Existing
@@ -25,15 +25,15 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::blob::BlobKind;
-use crate::content::Extent;
 use crate::error::{Error, IoContext, Result};
+use crate::format::blob::BlobKind;
+use crate::format::content::Extent;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{valid_name, Node, NodeKind, Payload};
 use crate::id::BlobId;
+use crate::ops::target::{self, DirFd, Existing};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::snapshot::Snapshot;
-use crate::target::{self, DirFd, Existing};
-use crate::tree::{valid_name, Node, NodeKind, Payload};
 
 /// What to restore, where.
 #[derive(Debug, Clone)]
@@ -329,7 +329,7 @@ impl<'s> Walker<'s> {
     /// small beside creating its files; keeping the trees instead would make
     /// memory grow with the snapshot.
     fn skeleton(&self, fd: &DirFd, id: &BlobId, depth: usize) {
-        if depth >= crate::tree::MAX_DEPTH {
+        if depth >= crate::format::tree::MAX_DEPTH {
             return;
         }
         let Ok(tree) = self.shared.repo.load_tree(id) else {
@@ -347,7 +347,7 @@ impl<'s> Walker<'s> {
     }
 
     fn dir(&mut self, parent: &Arc<Dir<'s>>, node: &Node) -> Result<()> {
-        if parent.rel.len() >= crate::tree::MAX_DEPTH {
+        if parent.rel.len() >= crate::format::tree::MAX_DEPTH {
             return Err(Error::corrupt(
                 "tree",
                 show(&parent.rel, &node.name),

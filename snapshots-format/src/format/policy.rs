@@ -46,8 +46,8 @@ use chrono::{
 use serde::{Serialize, Serializer};
 
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::format::snapshot::Snapshot;
 use crate::id::SnapshotId;
-use crate::snapshot::Snapshot;
 
 /// Version byte opening an encoded policy.
 const POLICY_VERSION: u8 = 1;
@@ -565,8 +565,8 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::tree::Timestamp;
     use crate::id::BlobId;
-    use crate::tree::Timestamp;
     use chrono::{NaiveDate, Utc};
     use proptest::prelude::*;
     use std::sync::{Mutex, MutexGuard};

@@ -13,12 +13,12 @@
 //! be renamed or swapped for another without being noticed; its contents
 //! are sealed, so they cannot be edited without the key.
 
-use crate::blob::BlobKind;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::{Keys, ObjectKind};
 use crate::error::{Error, Result};
+use crate::format::blob::BlobKind;
+use crate::format::pack::{PackEntry, FOOTER_LEN, HEADER_LEN};
 use crate::id::{BlobId, PackId};
-use crate::pack::{PackEntry, FOOTER_LEN, HEADER_LEN};
 
 /// Magic opening an index file.
 pub const MAGIC: &[u8; 8] = b"COFFREIX";
@@ -84,7 +84,7 @@ fn decode_plain(plain: &[u8]) -> Result<Vec<IndexedPack>, DecodeError> {
     for _ in 0..n {
         let id = PackId(r.id()?);
         let size = r.varint()?;
-        if !(HEADER_LEN + FOOTER_LEN..=crate::pack::MAX_PACK_LEN).contains(&size) {
+        if !(HEADER_LEN + FOOTER_LEN..=crate::limits::MAX_PACK_LEN).contains(&size) {
             return Err(DecodeError::Invalid("pack size out of range"));
         }
         let count = r.count(35)?;

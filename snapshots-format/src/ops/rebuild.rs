@@ -12,12 +12,12 @@ use serde::Serialize;
 
 use crate::backend::{FileKind, ObjectName};
 use crate::error::Result;
-use crate::header::INDEX_FILES_VERSION;
-use crate::index_file::IndexedPack;
-use crate::pack::{self, PackEntry};
+use crate::format::header::INDEX_FILES_VERSION;
+use crate::format::index_file::IndexedPack;
+use crate::format::pack::PackEntry;
+use crate::id::PackId;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::PackId;
 
 /// What a rebuild found.
 #[derive(Debug, Default, Serialize)]
@@ -34,6 +34,8 @@ pub struct RebuildReport {
     pub index_files_written: u64,
     /// Old index files removed.
     pub index_files_removed: u64,
+    /// Old index files kept because they list a pack that could not be read.
+    pub index_files_kept: u64,
 }
 
 /// Packs listed per index file.
@@ -51,8 +53,9 @@ pub fn rebuild_index(repo: &Repository, progress: &dyn Progress) -> Result<Rebui
     let packs = repo.list_packs()?;
     progress.set_total(packs.len() as u64, packs.iter().map(|p| p.1).sum());
     let mut report = RebuildReport::default();
+    let mut unreadable_packs = Vec::new();
     for (id, size) in packs {
-        match pack::read_entries(repo.backend(), &id, size, repo.keys()) {
+        match crate::repo::pack_writer::read_entries(repo.backend(), &id, size, repo.keys()) {
             Ok(entries) => {
                 report.packs += 1;
                 report.blobs += entries.len() as u64;
@@ -62,6 +65,7 @@ pub fn rebuild_index(repo: &Repository, progress: &dyn Progress) -> Result<Rebui
                 let msg = format!("pack {}: {e}", id.short());
                 progress.warn(&msg);
                 report.unreadable.push(msg);
+                unreadable_packs.push(id);
             }
         }
         progress.advance(1, size);
@@ -98,13 +102,30 @@ pub fn rebuild_index(repo: &Repository, progress: &dyn Progress) -> Result<Rebui
     for (name, _) in repo.backend().list(FileKind::LegacyIndex)? {
         repo.backend().delete(FileKind::LegacyIndex, &name)?;
     }
+    // An old file that lists a pack whose trailer could not be read now is
+    // kept: it may be the only record of a pack that is only hidden or
+    // damaged for now (put back, the pack is found again).
+    let unreadable: HashSet<PackId> = unreadable_packs.into_iter().collect();
     let mut removed = Vec::new();
     for name in old {
         let Some(id) = name.to_id() else { continue };
-        if !written.contains(&id) {
-            repo.backend().delete(FileKind::Index, &name)?;
-            removed.push(id);
+        if written.contains(&id) {
+            continue;
         }
+        let lists_unreadable = !unreadable.is_empty()
+            && repo
+                .backend()
+                .read(FileKind::Index, &name)
+                .ok()
+                .flatten()
+                .and_then(|b| crate::format::index_file::decode(repo.keys(), &id, &b).ok())
+                .is_some_and(|packs| packs.iter().any(|p| unreadable.contains(&p.id)));
+        if lists_unreadable {
+            report.index_files_kept += 1;
+            continue;
+        }
+        repo.backend().delete(FileKind::Index, &name)?;
+        removed.push(id);
     }
     index.forget_files(&removed)?;
     report.index_files_removed = removed.len() as u64;

@@ -14,27 +14,29 @@
 //! readers' answers, once the folder's last file is read.
 
 use std::collections::HashMap;
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::blob::BlobKind;
-use crate::chunker::{self, Cutter, Piece};
-use crate::content::{self, Content, Extent, INLINE_MAX};
-use crate::dict;
 use crate::error::{Error, Result};
-use crate::fsmeta;
-use crate::header::SPLIT_TREE_VERSION;
+use crate::format::blob::BlobKind;
+use crate::format::content::{self, Content, Extent, INLINE_MAX};
+use crate::format::dictionary;
+use crate::format::header::SPLIT_TREE_VERSION;
+use crate::format::snapshot::{Snapshot, Summary, MAX_RECORDED_PROBLEMS};
+use crate::format::tree::{encode_piece_list, Node, NodeKind, Payload, Stored, Timestamp, Tree};
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
+use crate::repo::saver::{Batch, Saver};
 use crate::repo::Repository;
-use crate::saver::{Batch, Saver};
-use crate::snapshot::{Snapshot, Summary, MAX_RECORDED_PROBLEMS};
-use crate::tree::{encode_piece_list, Node, NodeKind, Payload, Stored, Timestamp, Tree};
+use crate::source::chunker::{self, Cutter, Piece};
+use crate::source::fsmeta;
+pub use crate::source::walk::estimate;
+use crate::source::walk::open_source;
 
 /// What to snapshot and how to label it.
 #[derive(Debug, Clone)]
@@ -100,7 +102,7 @@ pub fn take_snapshot(
     // The first snapshot trains the dictionary that compresses every small
     // chunk from then on (a damaged one is left for `check` to report).
     if let Ok(None) = repo.dictionary() {
-        if let Some(raw) = dict::train(&dict::sample_source(&source)) {
+        if let Some(raw) = dictionary::train(&crate::source::sample::sample_source(&source)) {
             repo.add_dictionary(raw)?;
         }
     }
@@ -179,42 +181,6 @@ fn now() -> Timestamp {
     Timestamp {
         sec: d.as_secs() as i64,
         nsec: d.subsec_nanos(),
-    }
-}
-
-/// Counts the regular files and their bytes under `source`, for a progress
-/// total; unreadable parts are silently left out.
-pub fn estimate(source: &Path) -> (u64, u64) {
-    let mut files = 0;
-    let mut bytes = 0;
-    for_each_file(source, usize::MAX, |_, meta| {
-        files += 1;
-        bytes += meta.len();
-    });
-    (files, bytes)
-}
-
-/// Calls `f` for each regular file under `source` (symlinks not followed),
-/// visiting at most `limit` entries; unreadable parts are passed over.
-pub(crate) fn for_each_file(source: &Path, limit: usize, mut f: impl FnMut(PathBuf, &Metadata)) {
-    let mut stack = vec![source.to_path_buf()];
-    let mut seen = 0;
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            seen += 1;
-            if seen > limit {
-                return;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if meta.is_file() {
-                f(entry.path(), &meta);
-            }
-        }
     }
 }
 
@@ -398,7 +364,7 @@ impl Walker<'_, '_> {
                 }) => self.repo.load_tree(id).ok(),
                 _ => None,
             };
-            if rel.iter().filter(|&&b| b == b'/').count() >= crate::tree::MAX_DEPTH {
+            if rel.iter().filter(|&&b| b == b'/').count() >= crate::format::tree::MAX_DEPTH {
                 return Err(Error::Source {
                     path: path.to_path_buf(),
                     reason: "folders nested too deep".into(),
@@ -595,23 +561,6 @@ enum ReadError {
 impl From<std::io::Error> for ReadError {
     fn from(e: std::io::Error) -> Self {
         ReadError::Source(e)
-    }
-}
-
-/// Opens a source file for reading without following a symlink swapped in,
-/// without blocking on a fifo swapped in, and without touching its atime
-/// when allowed.
-pub(crate) fn open_source(path: &Path) -> std::io::Result<File> {
-    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
-    match OpenOptions::new()
-        .read(true)
-        .custom_flags(flags | libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            OpenOptions::new().read(true).custom_flags(flags).open(path)
-        }
-        other => other,
     }
 }
 

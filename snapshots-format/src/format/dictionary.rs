@@ -7,19 +7,11 @@
 //! 64 KiB dictionary makes its pages 17 % smaller than without, and smaller
 //! than the whole file compressed as one stream. Training takes a fraction
 //! of a second on a few megabytes of samples, read from the source before
-//! the first snapshot's walk.
-
-use std::io::Read;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+//! the first snapshot's walk (`source::sample`).
 
 use zstd::zstd_safe::{self, CDict, DDict};
 
-// Opened as the snapshot opens them: never following a symlink swapped in,
-// never blocking on a fifo swapped in.
-use crate::backup::{for_each_file, open_source};
-use crate::blob::ZSTD_LEVEL;
-use crate::chunker::{self, Cutting};
+use super::ZSTD_LEVEL;
 
 /// Largest dictionary trained.
 pub const DICT_MAX_SIZE: usize = 64 << 10;
@@ -29,17 +21,9 @@ pub const DICT_MAX_SIZE: usize = 64 << 10;
 /// to them (measured: the copies cost more CPU than the few bytes won).
 pub const DICT_BLOB_MAX: usize = 16 << 10;
 
-/// Samples: at most this many pages of page-structured files...
-const PAGE_SAMPLES: usize = 320;
-/// ...and this many small files (each cut to [`SMALL_SAMPLE_MAX`]).
-const SMALL_SAMPLES: usize = 200;
-const SMALL_SAMPLE_MAX: usize = 16 << 10;
 /// Fewer samples than this and no dictionary is trained: a small source
 /// does not need one, and zstd's trainer fails on too little.
 const MIN_SAMPLES: usize = 100;
-/// The sampling walk stops after this many entries (a huge tree is sampled
-/// from its first part).
-const WALK_LIMIT: usize = 200_000;
 
 /// A zstd dictionary, prepared for compressing and decompressing.
 pub struct Dictionary {
@@ -145,63 +129,9 @@ pub fn train(samples: &[Vec<u8>]) -> Option<Vec<u8>> {
     zstd_safe::get_dict_id(&raw).map(|_| raw)
 }
 
-/// Samples the source for training: pages spread evenly over its
-/// page-structured files (in proportion to their sizes), and small files
-/// spread evenly over the walk. Unreadable entries are passed over.
-pub fn sample_source(source: &Path) -> Vec<Vec<u8>> {
-    let mut paged: Vec<(PathBuf, u64, u64)> = Vec::new();
-    let mut small: Vec<PathBuf> = Vec::new();
-    for_each_file(source, WALK_LIMIT, |path, meta| {
-        if meta.len() <= 64 {
-            return;
-        }
-        if meta.len() <= DICT_BLOB_MAX as u64 {
-            small.push(path);
-        } else if let Some(page) = page_size(&path, meta.len()) {
-            paged.push((path, meta.len(), page));
-        }
-    });
-    let mut samples = Vec::new();
-    let paged_total: u64 = paged.iter().map(|(_, len, _)| len).sum();
-    for (path, len, page) in &paged {
-        let share = (PAGE_SAMPLES as u64 * len / paged_total.max(1)).max(1);
-        let pages = len / page;
-        let Ok(file) = open_source(path) else {
-            continue;
-        };
-        for k in 0..share.min(pages) {
-            let mut buf = vec![0u8; *page as usize];
-            let at = pages * k / share * page;
-            if file.read_exact_at(&mut buf, at).is_ok() && buf.iter().any(|&b| b != 0) {
-                samples.push(buf);
-            }
-        }
-    }
-    let step = small.len().div_ceil(SMALL_SAMPLES).max(1);
-    for path in small.iter().step_by(step) {
-        let mut bytes = Vec::new();
-        let read =
-            open_source(path).and_then(|f| f.take(SMALL_SAMPLE_MAX as u64).read_to_end(&mut bytes));
-        if read.is_ok() {
-            samples.push(bytes);
-        }
-    }
-    samples
-}
-
-/// The page size the chunker would cut this file into, if any.
-fn page_size(path: &Path, len: u64) -> Option<u64> {
-    let file = open_source(path).ok()?;
-    match chunker::cutting_of(&file, len).ok()? {
-        Cutting::Pages(page) => Some(page as u64),
-        Cutting::ContentDefined => None,
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::fs;
 
     /// Page-like samples: records from a small vocabulary, as a database holds.
     pub(crate) fn page_like(n: usize) -> Vec<Vec<u8>> {
@@ -240,28 +170,5 @@ pub(crate) mod tests {
         assert_ne!(dict.id(), 0);
         assert!(train(&page_like(10)).is_none(), "too few samples");
         assert!(Dictionary::from_raw(b"not a dictionary".to_vec()).is_none());
-    }
-
-    #[test]
-    fn samples_pages_and_small_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let pages: Vec<u8> = page_like(256).concat();
-        fs::write(dir.path().join("base.fdb"), &pages).unwrap();
-        fs::create_dir(dir.path().join("small")).unwrap();
-        for i in 0..500 {
-            fs::write(
-                dir.path().join(format!("small/{i}.txt")),
-                format!("receipt {i}\n").repeat(20),
-            )
-            .unwrap();
-        }
-        let samples = sample_source(dir.path());
-        let full_pages = samples.iter().filter(|s| s.len() == 8192).count();
-        assert!(full_pages >= 200, "{full_pages} pages sampled");
-        let small = samples.len() - full_pages;
-        assert!(
-            (150..=SMALL_SAMPLES).contains(&small),
-            "{small} small files sampled"
-        );
     }
 }

@@ -14,8 +14,8 @@
 //! duplicates).
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::content::{decode_extents, encode_extents, Content};
 use crate::crypto::Keys;
+use crate::format::content::{decode_extents, encode_extents, Content};
 use crate::id::BlobId;
 
 /// A tree blob holding the entries themselves; also the layout of a piece.
@@ -433,7 +433,7 @@ pub(crate) fn decode_node_named(r: &mut Reader<'_>, check_name: bool) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::Extent;
+    use crate::format::content::Extent;
     use proptest::prelude::*;
 
     fn name() -> impl Strategy<Value = Vec<u8>> {

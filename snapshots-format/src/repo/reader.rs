@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
-use crate::blob::BlobKind;
-use crate::content::{Content, Extent};
 use crate::error::{Error, Result};
-use crate::header::Header;
+use crate::format::blob::BlobKind;
+use crate::format::content::{Content, Extent};
+use crate::format::header::Header;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{Node, Tree};
 use crate::id::{BlobId, SnapshotId};
 use crate::repo::{Repository, SnapshotList};
-use crate::snapshot::Snapshot;
-use crate::tree::{Node, Tree};
 
 /// A repository opened for reading only; cheap to clone.
 #[derive(Clone)]

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::blob::{self, BlobKind};
-use crate::dict::Dictionary;
 use crate::error::{Error, Result};
+use crate::format::blob::{self, BlobKind};
+use crate::format::dictionary::Dictionary;
+use crate::format::index_file::IndexedPack;
 use crate::id::BlobId;
-use crate::index_file::IndexedPack;
-use crate::pack::{FinishedPack, PackWriter};
+use crate::repo::pack_writer::{FinishedPack, PackWriter};
 use crate::repo::Repository;
 
 /// A pack is closed once it reaches this size (the last batch may overshoot).

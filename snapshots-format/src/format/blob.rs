@@ -9,13 +9,11 @@
 use std::sync::Arc;
 
 use crate::crypto::{Keys, ObjectKind, NONCE_LEN, TAG_LEN};
-use crate::dict::{Dictionary, DICT_BLOB_MAX};
 use crate::error::{Error, Result};
+use crate::format::dictionary::{Dictionary, DICT_BLOB_MAX};
 use crate::id::BlobId;
 
-/// zstd level for blobs: level 3 is zstd's own default and the best speed to
-/// ratio trade-off on this data.
-pub const ZSTD_LEVEL: i32 = 3;
+pub use super::ZSTD_LEVEL;
 /// Largest plaintext a blob may decompress to; bounds memory on hostile input.
 pub const MAX_BLOB_LEN: usize = 512 << 20;
 
@@ -219,7 +217,9 @@ mod tests {
     fn page_dict() -> Arc<Dictionary> {
         static DICT: std::sync::OnceLock<Arc<Dictionary>> = std::sync::OnceLock::new();
         DICT.get_or_init(|| {
-            let raw = crate::dict::train(&crate::dict::tests::page_like(400)).unwrap();
+            let raw =
+                crate::format::dictionary::train(&crate::format::dictionary::tests::page_like(400))
+                    .unwrap();
             Arc::new(Dictionary::from_raw(raw).unwrap())
         })
         .clone()
@@ -265,7 +265,9 @@ mod tests {
     fn dictionary_shrinks_pages_and_is_required_to_read_them() {
         let k = keys();
         let dict = page_dict();
-        let page = crate::dict::tests::page_like(1000).pop().unwrap();
+        let page = crate::format::dictionary::tests::page_like(1000)
+            .pop()
+            .unwrap();
         let id = blob_id(&k, BlobKind::Data, &page);
         let plain = encode(&k, BlobKind::Data, &id, &page, None);
         let with = encode(&k, BlobKind::Data, &id, &page, Some(&dict));
@@ -278,7 +280,7 @@ mod tests {
         let err = decode(&k, BlobKind::Data, &id, &with, &no_dict).unwrap_err();
         assert!(err.to_string().contains("dictionary"), "{err}");
         // Another dictionary (a different id) is refused by name, not misread.
-        let other_raw = crate::dict::train(
+        let other_raw = crate::format::dictionary::train(
             &(0..300)
                 .map(|i| format!("other {i} ").repeat(100).into_bytes())
                 .collect::<Vec<_>>(),

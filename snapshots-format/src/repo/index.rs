@@ -21,13 +21,13 @@ use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::backend::{Backend, FileKind};
-use crate::blob::BlobKind;
 use crate::codec::{Reader, Writer};
 use crate::crypto::{Keys, ObjectKind};
 use crate::error::{Error, Result};
+use crate::format::blob::BlobKind;
+use crate::format::index_file::{self, IndexedPack};
+use crate::format::pack::PackEntry;
 use crate::id::{BlobId, PackId};
-use crate::index_file::{self, IndexedPack};
-use crate::pack::PackEntry;
 
 /// Schema version of the cache; another version is discarded and rebuilt.
 pub const INDEX_VERSION: i64 = 2;
@@ -157,6 +157,20 @@ fn is_ours(conn: &Connection) -> Result<bool> {
 
 fn open_conn(path: &Path) -> Result<Connection> {
     use rusqlite::OpenFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Created private before SQLite opens it: SQLite would make it 0644,
+    // and its -wal and -shm files take the database's mode.
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -325,7 +339,7 @@ impl Index {
             if cached.contains(&id) {
                 continue;
             }
-            match crate::pack::read_entries(backend, &id, size, keys) {
+            match crate::repo::pack_writer::read_entries(backend, &id, size, keys) {
                 Ok(entries) => batch.push(IndexedPack { id, size, entries }),
                 Err(e) => damaged.push(e),
             }
@@ -763,17 +777,18 @@ impl Index {
     }
 }
 
-/// Makes `dir` (and its parents) if missing; the last level is private
-/// (0700): the cache names every blob of the repository.
+/// Makes `dir` (and its parents) if missing, private (0700): the cache
+/// names every blob of the repository.
 fn make_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(Error::io(dir, e)),
         _ => Ok(()),
     }

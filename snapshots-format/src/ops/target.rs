@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::tree::Timestamp;
+use crate::format::tree::Timestamp;
 
 /// An open directory inside the target.
 pub struct DirFd(OwnedFd);

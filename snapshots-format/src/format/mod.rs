@@ -1,0 +1,18 @@
+//! The bytes of each object on the drive, pure encode and decode, one file
+//! per section of `docs/FORMAT.md`. Nothing here does I/O or knows where
+//! objects are stored.
+
+pub mod blob;
+pub mod content;
+pub mod dictionary;
+pub mod header;
+pub mod index_file;
+pub mod keyfile;
+pub mod pack;
+pub mod policy;
+pub mod snapshot;
+pub mod tree;
+
+/// zstd level for blobs and the dictionary: level 3 is zstd's own default
+/// and the best speed to ratio trade-off on this data.
+pub const ZSTD_LEVEL: i32 = 3;

@@ -1,0 +1,9 @@
+//! One entry point per operation, over a [`crate::repo::Repository`]: what the
+//! CLI's commands call.
+
+pub mod backup;
+pub mod check;
+pub mod prune;
+pub mod rebuild;
+pub mod restore;
+pub mod target;

@@ -1,0 +1,14 @@
+//! An open repository: keys, format version, objects read and written
+//! through a storage backend, the local index cache, the saver that packs
+//! new blobs, locks, and the read-only view the mount gets.
+
+pub mod browse;
+pub mod index;
+pub mod lock;
+pub mod pack_writer;
+pub mod reader;
+pub mod repository;
+pub mod saver;
+
+pub use reader::ReadOnlyRepository;
+pub use repository::{default_cache_dir, Repository, SnapshotList};
