@@ -9,6 +9,7 @@
 mod compare;
 mod digest;
 pub mod mount;
+mod rng;
 mod tree;
 
 #[cfg(test)]
@@ -21,6 +22,7 @@ pub use compare::{
     assert_same_tree, assert_same_tree_with, diff_trees, diff_trees_with, CompareOptions, HoleCheck,
 };
 pub use digest::{digest_bytes, Digest, Digester};
+pub use rng::Rng;
 pub use tree::{capture, Entry, Kind, TreeImage};
 
 /// The path of `pharmagen.py`: `$PHARMAGEN` if set, else `<workspace>/../shared/bench/pharmagen.py`.
