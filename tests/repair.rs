@@ -84,9 +84,10 @@ fn flipped_byte_is_caught_and_named() {
     );
 }
 
-/// Deleting the index database loses nothing: commands say to rebuild it,
-/// `rebuild-index` recreates it from the pack trailers, and every snapshot
-/// then restores bit-exact and passes `check --read-data`.
+/// Deleting the index files loses nothing: commands say to rebuild them,
+/// `rebuild-index` recreates them from the pack trailers, and every snapshot
+/// then restores bit-exact and passes `check --read-data`. A garbage local
+/// cache is simply rebuilt from the index files.
 #[test]
 fn index_is_rebuilt_from_the_packs() {
     let Fixture { tmp, src, coffre } = Fixture::new(4);
@@ -117,14 +118,18 @@ fn index_is_rebuilt_from_the_packs() {
     coffre.restore("latest", &t1);
     assert_same_tree(&day1, &capture(&t1));
 
-    // A garbage index database is replaced the same way.
-    std::fs::write(
-        coffre.repo.join("index/index.db"),
-        b"not a database at all, just junk bytes",
-    )
-    .unwrap();
-    coffre.ok(["rebuild-index"]);
+    // A garbage cache database is discarded and filled again from the
+    // index files, without being asked.
+    let caches: Vec<_> = std::fs::read_dir(coffre.cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path().join("index-v2.db"))
+        .collect();
+    assert_eq!(caches.len(), 1, "one cache for one repository");
+    std::fs::write(&caches[0], b"not a database at all, just junk bytes").unwrap();
     coffre.ok(["check"]);
+    let t2 = tmp.path().join("r2");
+    coffre.restore("latest", &t2);
+    assert_same_tree(&day1, &capture(&t2));
 }
 
 /// A wrong passphrase says so (exit 1), never garbage or a panic.

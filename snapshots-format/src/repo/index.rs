@@ -194,9 +194,14 @@ impl Index {
             make_private_dir(dir)?;
         }
         let mut conn = open_conn(path)?;
-        let empty: bool =
-            conn.query_row("SELECT count(*) = 0 FROM sqlite_schema", [], |r| r.get(0))?;
-        if !empty && !is_ours(&conn)? {
+        // Not a database at all, or a damaged one, is as foreign as any
+        // other: recreated.
+        let ours = conn
+            .query_row("SELECT count(*) = 0 FROM sqlite_schema", [], |r| {
+                r.get::<_, bool>(0)
+            })
+            .map(|empty| empty || is_ours(&conn).unwrap_or(false));
+        if !matches!(ours, Ok(true)) {
             drop(conn);
             Self::remove_files(path)?;
             conn = open_conn(path)?;
@@ -979,5 +984,18 @@ mod tests {
             .unwrap();
         drop(conn);
         assert_eq!(Index::open(&path).unwrap().blob_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache").join("index.db");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"junk, not SQLite").unwrap();
+        let idx = Index::open(&path).unwrap();
+        assert_eq!(idx.blob_count().unwrap(), 0);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "cache file {mode:o} is private");
     }
 }
