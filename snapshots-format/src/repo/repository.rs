@@ -199,7 +199,6 @@ impl Repository {
         let bytes = match backend.read(FileKind::Config, &ObjectName::single()) {
             Ok(Some(b)) => b,
             Ok(None) => return Err(not_repo()),
-            Err(Error::Tampered { .. }) => return Err(not_repo()),
             Err(e) => return Err(e),
         };
         Header::decode(&bytes, &PathBuf::from(backend.location()).join("config"))
