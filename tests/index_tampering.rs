@@ -348,7 +348,7 @@ impl World {
         let out = run_ok(&mut self.coffre.cmd(["check"]));
         let report = text(&out.stdout);
         assert!(
-            !report.contains("not in the index"),
+            !report.contains("in no index file"),
             "packs still unindexed after the repair: {report}"
         );
         for &d in kept {
@@ -560,7 +560,7 @@ fn index_file_deleted() {
     let out = fails(&mut w.coffre.cmd(["check"]));
     let (report, err) = (text(&out.stdout), text(&out.stderr));
     assert!(
-        report.contains("not in the index") && err.contains("missing from the index"),
+        report.contains("in no index file") && err.contains("missing from the index"),
         "check does not name the unindexed packs and missing blobs:\n{}",
         describe(&out)
     );

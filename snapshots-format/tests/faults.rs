@@ -344,7 +344,7 @@ fn assert_sound(repo: &Repository, leftovers: bool, ctx: &str) {
     if leftovers {
         for w in &report.warnings {
             assert!(
-                w.contains("is not in the index"),
+                w.contains("is in no index file"),
                 "{ctx}: unexpected check warning: {w}"
             );
         }

@@ -267,8 +267,14 @@ impl LocalBackend {
         Ok(())
     }
 
-    /// The entries of folder `rel` with their type: `None` if it is missing.
-    fn entries(&self, rel: &str) -> Result<Option<(OwnedFd, Entries)>> {
+    /// The entries of folder `rel` whose name `keep` accepts, with their
+    /// type: `None` if it is missing. Filtered while reading, so a folder
+    /// stuffed with millions of foreign names costs no memory.
+    fn entries(
+        &self,
+        rel: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Option<(OwnedFd, Entries)>> {
         let Some(fd) = self.dir(rel, false)? else {
             return Ok(None);
         };
@@ -279,7 +285,7 @@ impl LocalBackend {
             let Some(name) = utf8(entry.file_name()) else {
                 continue;
             };
-            if name == "." || name == ".." {
+            if name == "." || name == ".." || !keep(&name) {
                 continue;
             }
             let mut ft = entry.file_type();
@@ -297,7 +303,8 @@ impl LocalBackend {
 
     /// The objects of `kind` in folder `rel`, with their sizes.
     fn list_in(&self, kind: FileKind, rel: &str, out: &mut Vec<(ObjectName, u64)>) -> Result<()> {
-        let Some((fd, entries)) = self.entries(rel)? else {
+        let Some((fd, entries)) = self.entries(rel, |n| ObjectName::parse(kind, n).is_some())?
+        else {
             return Ok(());
         };
         for (file, _) in entries {
@@ -310,8 +317,13 @@ impl LocalBackend {
                 continue;
             };
             let at = format!("{rel}/{file}");
-            let st = rfs::statat(&fd, file.as_str(), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| self.fail(&at, e))?;
+            let st = match rfs::statat(&fd, file.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                // Removed since the folder was read (a lock released, a
+                // pack pruned by another run): not there, as if never listed.
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(self.fail(&at, e)),
+            };
             if kind != FileKind::LegacyIndex {
                 // Named like an object but not one Coffre could have
                 // written: skipping it would hide it (a snapshot record
@@ -400,7 +412,7 @@ impl Backend for LocalBackend {
 
     fn create(&self) -> Result<()> {
         let (_, entries) = self
-            .entries("")?
+            .entries("", |_| true)?
             .ok_or_else(|| Error::RepositoryMissing(self.path.clone()))?;
         if !entries.is_empty() {
             return Err(Error::AlreadyExists(self.path.clone()));
@@ -432,7 +444,10 @@ impl Backend for LocalBackend {
         let mut out = Vec::new();
         match kind {
             FileKind::Pack => {
-                let Some((_, subs)) = self.entries("data")? else {
+                let Some((_, subs)) = self.entries("data", |n| {
+                    n.len() == 2 && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                })?
+                else {
                     return Ok(out);
                 };
                 for (sub, ft) in subs {
@@ -575,7 +590,7 @@ impl Backend for LocalBackend {
     }
 
     fn remove_leftovers(&self) -> Result<usize> {
-        let Some((fd, entries)) = self.entries("tmp")? else {
+        let Some((fd, entries)) = self.entries("tmp", |n| temp_owner(n).is_some())? else {
             return Ok(0);
         };
         let mut removed = 0;

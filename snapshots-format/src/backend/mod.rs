@@ -74,7 +74,8 @@ impl FileKind {
             FileKind::Config => 4 << 10,
             FileKind::Key | FileKind::Lock | FileKind::Policy => 64 << 10,
             FileKind::Dictionary => 1 << 20,
-            FileKind::Snapshot => 1 << 20,
+            // Up to 2 × 1000 recorded problem paths of up to 4 KiB each.
+            FileKind::Snapshot => 16 << 20,
             FileKind::Index => 256 << 20,
             FileKind::Pack => crate::limits::MAX_PACK_LEN,
             // Never read.

@@ -35,6 +35,30 @@ pub struct IndexedPack {
     pub entries: Vec<PackEntry>,
 }
 
+/// Packs listed per index file at most...
+const PACKS_PER_FILE: usize = 256;
+/// ...and blobs: about 43 bytes each, so a file stays far below the
+/// 256 MiB readers accept whatever the blobs' sizes.
+const BLOBS_PER_FILE: usize = 1 << 20;
+
+/// `packs` cut into runs that each fit one index file.
+pub fn groups(packs: &[IndexedPack]) -> Vec<&[IndexedPack]> {
+    let mut out = Vec::new();
+    let (mut start, mut blobs) = (0, 0);
+    for (i, p) in packs.iter().enumerate() {
+        if i > start && (i - start >= PACKS_PER_FILE || blobs + p.entries.len() > BLOBS_PER_FILE) {
+            out.push(&packs[start..i]);
+            start = i;
+            blobs = 0;
+        }
+        blobs += p.entries.len();
+    }
+    if start < packs.len() {
+        out.push(&packs[start..]);
+    }
+    out
+}
+
 /// Seals `packs` into an index file; returns its name (id) and bytes.
 pub fn encode(keys: &Keys, packs: &[IndexedPack]) -> ([u8; 32], Vec<u8>) {
     let mut w = Writer::new();
@@ -140,6 +164,32 @@ mod tests {
             let (name, bytes) = encode(&keys(), &packs);
             prop_assert_eq!(decode(&keys(), &name, &bytes).unwrap(), packs);
         }
+    }
+
+    #[test]
+    fn groups_are_bounded_by_packs_and_blobs() {
+        let pack = |n: usize| IndexedPack {
+            id: PackId([0; 32]),
+            size: 100,
+            entries: vec![
+                PackEntry {
+                    id: BlobId([0; 32]),
+                    kind: BlobKind::Data,
+                    offset: 12,
+                    length: 1,
+                };
+                n
+            ],
+        };
+        let many: Vec<_> = (0..600).map(|_| pack(1)).collect();
+        let sizes: Vec<usize> = groups(&many).iter().map(|g| g.len()).collect();
+        assert_eq!(sizes, [256, 256, 88]);
+        let big: Vec<_> = (0..5).map(|_| pack(BLOBS_PER_FILE / 2)).collect();
+        let sizes: Vec<usize> = groups(&big).iter().map(|g| g.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        assert!(groups(&[]).is_empty());
+        // A single pack larger than the bound still gets its file.
+        assert_eq!(groups(&[pack(BLOBS_PER_FILE + 1)]).len(), 1);
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub fn check(
     }
     for id in on_disk.keys().filter(|id| !indexed.contains_key(id)) {
         report.warnings.push(format!(
-            "pack {} is not in the index (left by an interrupted run: prune removes it; rebuild-index adds it)",
+            "pack {} is in no index file (written by a snapshot running now, or left by an interrupted run: prune removes it; rebuild-index adds it)",
             id.short()
         ));
     }

@@ -225,6 +225,10 @@ pub fn prune(
     let mut doomed: Vec<PackId> = drop.clone();
     doomed.extend(unindexed.iter().map(|(id, _)| *id));
     let doomed = verify_doomed(repo, &doomed, &written, progress)?;
+    // A pack kept because its own trailer could not be read stays listed
+    // as it is: it may hold anything.
+    let safe: HashSet<PackId> = doomed.iter().copied().collect();
+    drop.retain(|p| safe.contains(p));
 
     // 5. Commit: index files listing the new packs and the packs kept from
     // the files that listed dropped ones, then those files go.
@@ -251,9 +255,7 @@ pub fn prune(
             listing.push(IndexedPack { id, size, entries });
         }
     }
-    for group in listing.chunks(PACKS_PER_INDEX_FILE) {
-        repo.write_index_file(group)?;
-    }
+    repo.write_index_files(&listing)?;
     let new: Vec<(PackId, u64, &[PackEntry])> = written
         .iter()
         .map(|p| (p.id, p.size, &p.entries[..]))
@@ -293,9 +295,6 @@ fn stopped(e: Error) -> Error {
         "prune stopped before changing anything: {e}. Run `coffre rebuild-index`, then `coffre check`"
     ))
 }
-
-/// Packs listed per index file that prune writes.
-const PACKS_PER_INDEX_FILE: usize = 256;
 
 /// Reads the trailer of each pack about to be deleted, and checks that
 /// every blob it holds that a kept snapshot uses has a copy elsewhere that

@@ -38,8 +38,8 @@ pub struct RebuildReport {
     pub index_files_kept: u64,
 }
 
-/// Packs listed per index file.
-const PACKS_PER_INDEX_FILE: usize = 256;
+/// Packs whose entries are gathered before they are written.
+const PACKS_PER_GROUP: usize = 256;
 
 /// Indexes every pack of `repo` from its trailer and replaces the index
 /// files. The caller holds the exclusive lock.
@@ -83,7 +83,8 @@ pub fn rebuild_index(repo: &Repository, progress: &dyn Progress) -> Result<Rebui
         .collect();
     let mut written: HashSet<[u8; 32]> = HashSet::new();
     let all = index.packs()?;
-    for group in all.chunks(PACKS_PER_INDEX_FILE) {
+    // A few hundred packs' entries in memory at a time.
+    for group in all.chunks(PACKS_PER_GROUP) {
         let mut listing = Vec::with_capacity(group.len());
         for (id, size) in group {
             let entries = index.entries_of_pack(repo.keys(), id)?;
@@ -93,7 +94,7 @@ pub fn rebuild_index(repo: &Repository, progress: &dyn Progress) -> Result<Rebui
                 entries,
             });
         }
-        if let Some(name) = repo.write_index_file(&listing)? {
+        for name in repo.write_index_files(&listing)? {
             written.insert(name);
             report.index_files_written += 1;
         }

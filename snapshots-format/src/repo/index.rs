@@ -132,7 +132,7 @@ fn harden(conn: &Connection) -> Result<()> {
 }
 
 /// Whether the database holds exactly our schema at our version.
-fn is_ours(conn: &Connection) -> Result<bool> {
+fn is_ours(conn: &Connection) -> rusqlite::Result<bool> {
     let mut stmt = conn.prepare(
         "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_autoindex_%' ORDER BY name",
     )?;
@@ -196,12 +196,26 @@ impl Index {
         let mut conn = open_conn(path)?;
         // Not a database at all, or a damaged one, is as foreign as any
         // other: recreated.
-        let ours = conn
+        let ours = match conn
             .query_row("SELECT count(*) = 0 FROM sqlite_schema", [], |r| {
                 r.get::<_, bool>(0)
             })
-            .map(|empty| empty || is_ours(&conn).unwrap_or(false));
-        if !matches!(ours, Ok(true)) {
+            .and_then(|empty| Ok(empty || is_ours(&conn)?))
+        {
+            Ok(ours) => ours,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+                ) =>
+            {
+                false
+            }
+            // Busy (another process holds it) or any other failure: not a
+            // reason to delete a cache someone may be using.
+            Err(e) => return Err(e.into()),
+        };
+        if !ours {
             drop(conn);
             Self::remove_files(path)?;
             conn = open_conn(path)?;
@@ -284,8 +298,10 @@ impl Index {
             self.sync_trailers(backend, keys, &mut report, &mut damaged)?;
             return Ok((report, damaged));
         }
-        let listed = backend.list(FileKind::Index)?;
+        // Known first: a file another process of this machine adds in
+        // between is then merely new, not a sign that one vanished.
         let known = self.files()?;
+        let listed = backend.list(FileKind::Index)?;
         let names: HashSet<[u8; 32]> = listed.iter().filter_map(|(n, _)| n.to_id()).collect();
         if known.iter().any(|k| !names.contains(k)) {
             self.clear()?;

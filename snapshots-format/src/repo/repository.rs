@@ -34,9 +34,6 @@ const DICT_MAGIC: &[u8; 8] = b"COFFREDI";
 /// Version of the dictionary file's plaintext.
 const DICT_VERSION: u8 = 1;
 
-/// Packs listed per index file written by an upgrade or a rebuild.
-const PACKS_PER_INDEX_FILE: usize = 256;
-
 /// Snapshots with their ids, oldest first.
 pub type SnapshotList = Vec<(SnapshotId, Snapshot)>;
 
@@ -293,44 +290,86 @@ impl Repository {
         self.refresh_index()
     }
 
-    /// Gets a repository ready to be written by this version: removes what
-    /// dead writers left half-written, and moves a repository of format 3
-    /// or earlier to index files (FORMAT.md §6.3), once.
+    /// Gets a repository ready to be written by this version, once the
+    /// caller holds its lock: removes what dead writers left half-written,
+    /// moves a repository of format 3 or earlier to index files (FORMAT.md
+    /// §6.5), and brings the cache in line with the drive as it is now.
+    /// The cache was synced when the repository was opened, maybe before a
+    /// prune elsewhere finished: a blob it still places in a deleted pack
+    /// would be "already stored" for this snapshot, which would then point
+    /// at nothing.
     ///
     /// # Errors
     /// Storage errors.
     pub fn prepare_write(&self) -> Result<()> {
         self.backend.remove_leftovers()?;
-        if self.format.load(Ordering::Acquire) >= INDEX_FILES_VERSION {
-            return Ok(());
+        if self.format.load(Ordering::Acquire) < INDEX_FILES_VERSION {
+            self.upgrade_to_index_files()?;
         }
-        // Index files first (an older Coffre ignores them), then the header
-        // (an older Coffre now refuses the repository), then the old
-        // database: a crash anywhere leaves a readable repository and this
-        // step simply runs again.
-        let packs = self.backend.list(FileKind::Pack)?;
+        self.refresh_index()?;
+        let present: std::collections::HashSet<PackId> =
+            self.list_packs()?.into_iter().map(|(id, _)| id).collect();
+        let gone: Vec<PackId> = self
+            .index
+            .packs()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| !present.contains(id))
+            .collect();
+        if !gone.is_empty() {
+            self.index.replace_packs(&self.keys, &[], &gone)?;
+        }
+        Ok(())
+    }
+
+    /// FORMAT.md §6.5. Index files first (an older Coffre ignores them),
+    /// then the header (an older Coffre now refuses the repository), then
+    /// the old database: a crash anywhere leaves a readable repository and
+    /// this step simply runs again.
+    fn upgrade_to_index_files(&self) -> Result<()> {
+        // Files of an upgrade interrupted earlier may list packs an older
+        // Coffre pruned since: they are written again from the packs.
+        for (name, _) in self.backend.list(FileKind::Index)? {
+            self.backend.delete(FileKind::Index, &name)?;
+        }
+        let mut complete = true;
         let mut group = Vec::new();
-        for (name, size) in packs {
+        for (name, size) in self.backend.list(FileKind::Pack)? {
             let Some(id) = name.to_id().map(PackId) else {
                 continue;
             };
-            // A pack whose trailer cannot be read was already left out of
-            // the cache; `check` names it.
-            if let Ok(entries) =
-                crate::repo::pack_writer::read_entries(&*self.backend, &id, size, &self.keys)
-            {
-                group.push(IndexedPack { id, size, entries });
-            }
-            if group.len() >= PACKS_PER_INDEX_FILE {
-                self.write_index_file(&std::mem::take(&mut group))?;
+            match crate::repo::pack_writer::read_entries(&*self.backend, &id, size, &self.keys) {
+                Ok(entries) => group.push(IndexedPack { id, size, entries }),
+                // A passing failure: try the whole upgrade again later.
+                Err(e) if e.is_transient() => return Err(e),
+                // A damaged trailer: that pack is left out (`check` names
+                // it), and the old database is kept, as the only other
+                // record of what the pack holds.
+                Err(_) => complete = false,
             }
         }
-        self.write_index_file(&group)?;
+        self.write_index_files(&group)?;
         self.raise_format(INDEX_FILES_VERSION)?;
-        for (name, _) in self.backend.list(FileKind::LegacyIndex)? {
-            self.backend.delete(FileKind::LegacyIndex, &name)?;
+        if complete {
+            // Best effort: a leftover old database is ignored from now on,
+            // and this step does not run again to retry.
+            for (name, _) in self.backend.list(FileKind::LegacyIndex)? {
+                let _ = self.backend.delete(FileKind::LegacyIndex, &name);
+            }
         }
-        self.refresh_index()
+        Ok(())
+    }
+
+    /// Writes `packs` as index files of bounded size ([`index_file::groups`]).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn write_index_files(&self, packs: &[IndexedPack]) -> Result<Vec<[u8; 32]>> {
+        let mut names = Vec::new();
+        for group in index_file::groups(packs) {
+            names.extend(self.write_index_file(group)?);
+        }
+        Ok(names)
     }
 
     /// Writes an index file listing `packs` (already durable), then records
