@@ -137,6 +137,14 @@ impl CoffreFs {
                 .refreshed = Instant::now();
             return;
         };
+        // Index files written or removed by another machine (or another
+        // cache: another user, another mount path) since the last look: a
+        // prune there moves kept blobs to new packs, and the old rows would
+        // point at deleted ones. A listing of `index/`; files are read only
+        // when new.
+        if let Err(e) = repo.refresh_index() {
+            eprintln!("coffre mount: index not refreshed: {e}");
+        }
         let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
         let mut snapshots = HashMap::new();
         for id in ids {

@@ -30,6 +30,16 @@ impl From<Repository> for ReadOnlyRepository {
 }
 
 impl ReadOnlyRepository {
+    /// Reads the index files written since the last look into this
+    /// machine's cache (see [`Repository::refresh_index`]); nothing is
+    /// written to the repository.
+    ///
+    /// # Errors
+    /// Listing errors.
+    pub fn refresh_index(&self) -> Result<()> {
+        self.repo.refresh_index()
+    }
+
     /// The plaintext header.
     pub fn header(&self) -> &Header {
         self.repo.header()
