@@ -91,8 +91,8 @@ pub fn prune(
     on_phase: &dyn Fn(&str),
 ) -> Result<PruneReport> {
     let mut report = PruneReport::default();
+    // Also brings the cache in line with the drive, under our lock.
     repo.prepare_write()?;
-    repo.refresh_index()?;
     let (snapshots, errors) = repo.snapshots()?;
     if let Some(e) = errors.into_iter().next() {
         // A passing failure stays one: the caller may simply try again.
