@@ -59,9 +59,6 @@ pub enum Error {
         "blob {0} is missing from the index (run `coffre rebuild-index`, then `coffre check`)"
     )]
     BlobNotFound(String),
-    /// The index database is missing while packs exist.
-    #[error("the index database is missing (run `coffre rebuild-index`)")]
-    IndexMissing,
     /// No snapshot matches what the user named.
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),

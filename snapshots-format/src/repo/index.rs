@@ -597,20 +597,6 @@ impl Index {
         Ok(())
     }
 
-    /// The blobs indexed in one pack.
-    pub fn blobs_in_pack(&self, pack: &PackId) -> Result<Vec<BlobId>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT b.blob_id FROM blobs b JOIN packs p ON p.pack_no = b.pack_no WHERE p.pack_id = ?1",
-        )?;
-        let rows = stmt.query_map([&pack.0[..]], |r| r.get::<_, Vec<u8>>(0))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.extend(BlobId::from_slice(&row?));
-        }
-        Ok(out)
-    }
-
     /// Starts a mark phase: an empty temporary set of used blob ids, filled
     /// inside one transaction (the set lives in SQLite's temporary storage,
     /// on disk when large, so marking years of snapshots stays small in memory).

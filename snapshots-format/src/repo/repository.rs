@@ -281,15 +281,6 @@ impl Repository {
             .clone()
     }
 
-    /// Empties the local index cache and fills it again from the drive.
-    ///
-    /// # Errors
-    /// As [`Repository::refresh_index`].
-    pub fn reset_index(&self) -> Result<()> {
-        self.index.clear()?;
-        self.refresh_index()
-    }
-
     /// Gets a repository ready to be written by this version, once the
     /// caller holds its lock: removes what dead writers left half-written,
     /// moves a repository of format 3 or earlier to index files (FORMAT.md
