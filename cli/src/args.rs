@@ -8,9 +8,19 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "coffre", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Repository directory (usually on the backup drive).
+    /// Repository directory (usually on the backup drive). Default: the
+    /// configuration's repository whose drive is plugged in.
     #[arg(short = 'r', long = "repo", env = "COFFRE_REPO", global = true)]
     pub repo: Option<PathBuf>,
+
+    /// Configuration file. Default: /etc/coffre/coffre.toml when it exists.
+    #[arg(long, env = "COFFRE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Use the configuration's repository of this name (e.g. lundi) rather
+    /// than the first one whose drive is plugged in.
+    #[arg(long, env = "COFFRE_DRIVE", global = true)]
+    pub drive: Option<String>,
 
     /// File holding the passphrase (first line). Otherwise COFFRE_PASSWORD, or a prompt on a terminal.
     #[arg(long, env = "COFFRE_PASSWORD_FILE", global = true)]
@@ -64,6 +74,10 @@ pub enum Command {
     Policy(PolicyArgs),
     /// Remove locks left by crashed processes (or all locks, with --all).
     Unlock(UnlockArgs),
+    /// Check or show the configuration file.
+    Config(crate::commands::config::ConfigArgs),
+    /// Run the snapshot every evening by itself (systemd timer).
+    Schedule(crate::commands::schedule::ScheduleArgs),
 }
 
 /// The keep-* rules.

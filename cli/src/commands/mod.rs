@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod check;
+pub mod config;
 mod forget;
 mod init;
 mod ls;
@@ -9,6 +10,7 @@ mod policy;
 mod prune;
 mod rebuild_index;
 mod restore;
+pub mod schedule;
 mod snapshot;
 mod snapshots;
 mod umount;
@@ -37,6 +39,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Prune(a) => prune::run(cli, a),
         Command::Policy(a) => policy::run(cli, a),
         Command::Unlock(a) => unlock::run(cli, a),
+        Command::Config(a) => config::run(cli, a),
+        Command::Schedule(a) => schedule::run(cli, a),
     }
 }
 
