@@ -6,6 +6,7 @@
 
 mod args;
 mod commands;
+mod config;
 mod errors;
 mod format;
 mod password;
@@ -46,7 +47,16 @@ fn main() -> ExitCode {
     }));
     tune_malloc();
     let cli = args::Cli::parse();
-    if let Some(dir) = &cli.cache_dir {
+    // The flag (or COFFRE_CACHE_DIR, which clap reads into it) beats the
+    // configuration file. A file that does not load is ignored here: the
+    // command that needs it reports why, with its line.
+    let cache_dir = cli.cache_dir.clone().or_else(|| {
+        config::load(&cli)
+            .ok()
+            .flatten()
+            .and_then(|l| l.config.cache_dir.clone())
+    });
+    if let Some(dir) = cache_dir {
         // The library finds its cache through this variable; set once,
         // before any other thread exists.
         std::env::set_var("COFFRE_CACHE_DIR", dir);

@@ -1,6 +1,6 @@
 //! Where the passphrase comes from: COFFRE_PASSWORD, --password-file /
-//! COFFRE_PASSWORD_FILE, or a prompt when a terminal is attached. Never a
-//! hang waiting on a pipe.
+//! COFFRE_PASSWORD_FILE, the configuration's `password_file`, or a prompt
+//! when a terminal is attached. Never a hang waiting on a pipe.
 
 use std::io::IsTerminal;
 
@@ -14,7 +14,7 @@ pub fn get(cli: &Cli) -> Result<Vec<u8>> {
         return Ok(p);
     }
     if !std::io::stdin().is_terminal() {
-        bail!("no passphrase given. Set COFFRE_PASSWORD_FILE (or --password-file) to a file holding it, or run in a terminal");
+        bail!("no passphrase given. Set COFFRE_PASSWORD_FILE (or --password-file, or password_file in the configuration) to a file holding it, or run in a terminal");
     }
     Ok(rpassword::prompt_password("Passphrase: ")
         .context("reading the passphrase")?
@@ -53,9 +53,24 @@ fn from_env_or_file(cli: &Cli) -> Result<Option<Vec<u8>>> {
     if let Some(path) = &cli.password_file {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
-        let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        return Ok(Some(line.to_vec()));
+        return Ok(Some(first_line(&bytes)));
+    }
+    if let Some(loaded) = crate::config::load(cli)? {
+        if let Some(path) = &loaded.config.password_file {
+            let bytes = std::fs::read(path).with_context(|| {
+                format!(
+                    "cannot read the passphrase file {} (password_file in {})",
+                    path.display(),
+                    loaded.path.display()
+                )
+            })?;
+            return Ok(Some(first_line(&bytes)));
+        }
     }
     Ok(None)
+}
+
+fn first_line(bytes: &[u8]) -> Vec<u8> {
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.strip_suffix(b"\r").unwrap_or(line).to_vec()
 }

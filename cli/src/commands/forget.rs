@@ -1,6 +1,11 @@
 //! `coffre forget`: remove snapshots named on the command line, or those
-//! the retention policy (given, or saved in the repository) does not keep;
-//! `--prune` then frees their space.
+//! the retention policy does not keep; `--prune` then frees their space.
+//!
+//! The policy: the `--keep-*` flags, else the configuration's
+//! `[retention]`, else the policy saved in the repository. The
+//! configuration comes before the saved policy because it is what the IT
+//! provider edits and `coffre config show` prints for every drive of the
+//! rotation; when both exist and differ, a note says which one applies.
 
 use anyhow::{bail, Result};
 use snapshots_format::format::policy;
@@ -59,12 +64,7 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
             bail!("these rules keep nothing (all zero); nothing is done. Give at least one rule above zero");
         }
         let policy = if rules.is_empty() {
-            match repo.load_policy()? {
-                Some(p) => p,
-                None => bail!(
-                    "no --keep-* rule given and no policy saved: nothing would be kept, so nothing is done. Give rules (e.g. --keep-daily 7 --keep-weekly 5 --keep-monthly 12) or save them with `coffre policy set`"
-                ),
-            }
+            policy_without_rules(cli, &repo)?
         } else {
             rules
         };
@@ -106,6 +106,30 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
         super::prune::print(cli, &report, false)?;
     }
     Ok(0)
+}
+
+/// The configuration's `[retention]`, else the repository's saved policy.
+fn policy_without_rules(cli: &Cli, repo: &snapshots_format::Repository) -> Result<policy::Policy> {
+    let saved = repo.load_policy()?;
+    let configured =
+        crate::config::load(cli)?.and_then(|l| l.config.retention.policy().map(|p| (p, &l.path)));
+    match (configured, saved) {
+        (Some((p, path)), saved) => {
+            if let Some(s) = saved.filter(|s| *s != p) {
+                if !cli.json {
+                    eprintln!(
+                        "note: applying [retention] of {} ({p}), not the policy saved in the repository ({s})",
+                        path.display()
+                    );
+                }
+            }
+            Ok(p)
+        }
+        (None, Some(s)) => Ok(s),
+        (None, None) => bail!(
+            "no --keep-* rule given, no [retention] in the configuration and no policy saved: nothing would be kept, so nothing is done. Give rules (e.g. --keep-daily 7 --keep-weekly 5 --keep-monthly 12), write them in [retention], or save them with `coffre policy set`"
+        ),
+    }
 }
 
 fn print_table(

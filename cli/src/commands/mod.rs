@@ -44,14 +44,16 @@ pub fn run(cli: &Cli) -> Result<u8> {
     }
 }
 
-/// The repository path from -r / COFFRE_REPO.
+/// The repository path: -r / COFFRE_REPO, else the configuration's
+/// repository whose drive is plugged in (or the one `--drive` names).
 pub fn repo_path(cli: &Cli) -> Result<&std::path::Path> {
-    cli.repo
-        .as_deref()
-        .context("no repository given: use -r/--repo PATH or set COFFRE_REPO")
+    match cli.repo.as_deref() {
+        Some(p) => Ok(p),
+        None => crate::config::repository_now(cli),
+    }
 }
 
-/// Opens the repository named on the command line.
+/// Opens the repository of [`repo_path`].
 pub fn open(cli: &Cli) -> Result<Repository> {
     let path = repo_path(cli)?;
     // Read the header before asking for a passphrase: a missing drive or a
@@ -99,7 +101,7 @@ pub fn lock(cli: &Cli, repo: &Repository, kind: LockKind, command: &str) -> Resu
     )?)
 }
 
-/// "30s", "10m", "2h", "45" (seconds).
+/// "30s", "10m", "2h", "2d", "1w", "45" (seconds).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
     let s = s.trim();
     let (num, unit) = match s.char_indices().last() {
@@ -109,12 +111,17 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
     let n: u64 = num
         .parse()
         .with_context(|| format!("invalid duration {s:?} (examples: 30s, 10m, 2h)"))?;
-    let secs = match unit {
-        's' => n,
-        'm' => n * 60,
-        'h' => n * 3600,
+    let unit_secs = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
         _ => anyhow::bail!("invalid duration {s:?} (examples: 30s, 10m, 2h)"),
     };
+    let secs = n
+        .checked_mul(unit_secs)
+        .with_context(|| format!("duration {s:?} is too long"))?;
     Ok(std::time::Duration::from_secs(secs))
 }
 
