@@ -83,8 +83,8 @@ fn version_1_repository_is_read() {
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     assert_eq!(
         format_version(&repo),
-        4,
-        "the first write moves an older repository to index files"
+        5,
+        "the first write moves an older repository to index files and record v2"
     );
     assert_index_files_only(&repo);
 
@@ -97,7 +97,7 @@ fn version_1_repository_is_read() {
     }
     with_pass(&["snapshot".as_ref(), many.as_os_str()]);
     assert!(repo.join("dictionary").is_file());
-    assert_eq!(format_version(&repo), 4);
+    assert_eq!(format_version(&repo), 5);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let again = tmp.path().join("again");
     with_pass(&["restore".as_ref(), "latest".as_ref(), again.as_os_str()]);
@@ -190,20 +190,20 @@ fn write_acknowledgements(dir: &Path) {
 /// write; a large folder is then stored as tree pieces, and both old and
 /// new snapshots read back.
 #[test]
-fn version_2_repository_moves_to_4_at_its_first_write() {
+fn version_2_repository_moves_to_5_at_its_first_write() {
     let (tmp, repo, coffre) = fixture("repo-v2");
     let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
     let small = tmp.path().join("small");
     std::fs::create_dir(&small).unwrap();
     std::fs::write(small.join("a.txt"), receipt(1)).unwrap();
     with_pass(&["snapshot".as_ref(), small.as_os_str()]);
-    assert_eq!(format_version(&repo), 4, "upgraded at the first write");
+    assert_eq!(format_version(&repo), 5, "upgraded at the first write");
     assert_index_files_only(&repo);
 
     let src = tmp.path().join("src");
     write_acknowledgements(&src.join("ARL"));
     with_pass(&["snapshot".as_ref(), src.as_os_str()]);
-    assert_eq!(format_version(&repo), 4);
+    assert_eq!(format_version(&repo), 5);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let out = tmp.path().join("out");
     with_pass(&["restore".as_ref(), "latest".as_ref(), out.as_os_str()]);
@@ -249,7 +249,7 @@ fn version_3_repository_with_tree_pieces_is_read() {
     let day = tmp.path().join("day");
     write_acknowledgements(&day.join("ARL"));
     with_pass(&["snapshot".as_ref(), day.as_os_str()]);
-    assert_eq!(format_version(&repo), 4);
+    assert_eq!(format_version(&repo), 5);
     assert_index_files_only(&repo);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let old = tmp.path().join("old");
@@ -324,4 +324,52 @@ fn version_4_repository_with_index_files_is_read() {
         std::fs::read(again.join("dossier/scans/scan.bin")).unwrap(),
         scan
     );
+}
+
+/// Format version 5, as committed in `tests/fixtures/repo-v5`: a snapshot
+/// record of version 2 with two sources, exclude rules and a command's
+/// output stored as a file.
+#[test]
+fn version_5_repository_with_two_sources_and_a_command_output_is_read() {
+    let (tmp, repo, coffre) = fixture("repo-v5");
+    assert_eq!(format_version(&repo), 5);
+    let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
+    with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+    let listing = with_pass(&["--json".as_ref(), "snapshots".as_ref()]);
+    for want in [
+        "\"/tmp/fx5/officine\"",
+        "\"/tmp/fx5/scans\"",
+        "\"--exclude *.tmp\"",
+        "\"--exclude *.lck\"",
+        "\"kind\": \"from-command\"",
+        "\"name\": \"export.csv\"",
+        "\"excluded_count\": 2",
+    ] {
+        assert!(listing.contains(want), "{want} missing from {listing}");
+    }
+
+    let out = tmp.path().join("out");
+    with_pass(&["restore".as_ref(), "latest".as_ref(), out.as_os_str()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("export.csv")).unwrap(),
+        "1;DOLIPRANE 1000;2\n2;DOLIPRANE 1000;2\n3;DOLIPRANE 1000;2\n"
+    );
+    for i in 0..10 {
+        let table =
+            std::fs::read_to_string(out.join(format!("officine/db/table-{i}.dat"))).unwrap();
+        let want: String = (1..=i * 50 + 1)
+            .map(|k| format!("PAT|{k:08}|DURAND|Marie|\n"))
+            .collect();
+        assert_eq!(table, want);
+    }
+    let scan = std::fs::read(out.join("scans/ordonnance-001.jpg")).unwrap();
+    assert_eq!(scan.len(), 200_000);
+    assert_eq!(
+        blake3::hash(&scan).to_hex().as_str(),
+        "pinned below",
+        "the scan restores bit-exact"
+    );
+    assert!(out.join("officine/tmp").is_dir());
+    assert!(!out.join("officine/tmp/sess.tmp").exists(), "excluded");
+    assert!(!out.join("officine/db/officine.lck").exists(), "excluded");
 }

@@ -74,6 +74,8 @@ pub enum Command {
     Policy(PolicyArgs),
     /// Remove locks left by crashed processes (or all locks, with --all).
     Unlock(UnlockArgs),
+    /// Passphrases: list, add, remove, change; print a recovery sheet.
+    Key(crate::commands::key::KeyArgs),
     /// Check or show the configuration file.
     Config(crate::commands::config::ConfigArgs),
     /// Run the snapshot every evening by itself (systemd timer).
@@ -195,16 +197,65 @@ pub struct UmountArgs {
 pub struct InitArgs {}
 
 /// `coffre snapshot`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "\
+Patterns (--exclude, --exclude-file):
+  *.tmp               a name, at any depth (no '/' in it)
+  cache/              a folder name, at any depth (trailing '/')
+  logs/*.log.?        a path inside the snapshot ('*' stays in one folder, '**' spans folders)
+  /srv/officine/tmp   an absolute path on this machine (leading '/')
+
+Examples:
+  coffre snapshot /srv/officine --exclude '*.tmp' --exclude '~$*' --exclude-if-present .nobackup
+  coffre snapshot /srv/officine --before '/usr/local/bin/gel-base' --after '/usr/local/bin/degel-base'
+  coffre snapshot /srv/officine --from-command 'officine.sql=pg_dump officine'")]
 pub struct SnapshotArgs {
-    /// Directory to back up.
-    pub source: PathBuf,
+    /// Folders to back up (default: the configuration's sources). With
+    /// several, each becomes a folder of the snapshot, named like its last
+    /// component.
+    pub sources: Vec<PathBuf>,
     /// Label grouping the snapshots of this source (default: the host name).
     #[arg(long)]
     pub label: Option<String>,
     /// A tag to attach (repeatable).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// Leave out what matches this pattern (repeatable; see below).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from this file, one per line ('#' comments).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Leave out folders that hold a file of this name (e.g. .nobackup).
+    #[arg(long, value_name = "NAME")]
+    pub exclude_if_present: Vec<String>,
+    /// Leave out files larger than this (e.g. 2G).
+    #[arg(long, value_name = "SIZE")]
+    pub exclude_larger_than: Option<String>,
+    /// Do not descend into other filesystems mounted inside a source (their
+    /// mount points are kept, empty).
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Judge files unchanged by size and times only, never by inode number
+    /// (automatic on Windows shares mounted with CIFS).
+    #[arg(long)]
+    pub ignore_inode: bool,
+    /// Write no snapshot when nothing changed since the last one.
+    #[arg(long)]
+    pub skip_if_unchanged: bool,
+    /// Run this shell command first; if it fails, no snapshot is taken.
+    #[arg(long, value_name = "CMD")]
+    pub before: Option<String>,
+    /// Run this shell command at the end, whatever happened; it gets
+    /// COFFRE_RESULT (ok, partial, unchanged, failed), COFFRE_EXIT_CODE,
+    /// COFFRE_SNAPSHOT_ID and COFFRE_ERROR.
+    #[arg(long, value_name = "CMD")]
+    pub after: Option<String>,
+    /// Store the output of a shell command as the file NAME at the
+    /// snapshot's root (e.g. a database dump); if the command fails, no
+    /// snapshot is written (repeatable).
+    #[arg(long, value_name = "NAME=CMD")]
+    pub from_command: Vec<String>,
 }
 
 /// `coffre snapshots`.

@@ -39,6 +39,8 @@ fn explain(err: &anyhow::Error) -> String {
         Error::AmbiguousSnapshot(_) => "Give more characters of the id (see `coffre snapshots`).",
         Error::PathNotFound(_) => "List the snapshot's files with `coffre ls`.",
         Error::Source { .. } => "Check that the folder to back up exists and is readable.",
+        Error::BadExclude { .. } => "Fix the pattern (see `coffre snapshot --help`); nothing was written.",
+        Error::CommandFailed { .. } => "No snapshot was written. Run the command by hand to see why it fails, then try again.",
         Error::Index(_) => "The index database may be damaged: run `coffre rebuild-index`.",
         Error::Io { source, .. } if source.raw_os_error() == Some(libc::EIO) => {
             "An input/output error: the drive may be failing or was unplugged. Check the drive and run `coffre check`."

@@ -9,8 +9,11 @@ mod commands;
 mod config;
 mod errors;
 mod format;
+mod hooks;
+mod parse;
 mod password;
 mod progress;
+mod recovery_sheet;
 
 use std::process::ExitCode;
 

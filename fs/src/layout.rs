@@ -140,13 +140,15 @@ mod tests {
         Snapshot {
             time: Timestamp { sec, nsec: 0 },
             hostname: vec![],
-            source: vec![],
+            sources: vec![vec![]],
             label: label.into(),
             tags: vec![],
             parent: None,
             tree: BlobId([0; 32]),
             root: None,
             summary: Summary::default(),
+            excludes: vec![],
+            hooks: vec![],
         }
     }
 

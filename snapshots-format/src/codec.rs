@@ -127,6 +127,15 @@ impl<'a> Reader<'a> {
             _ => Err(DecodeError::Invalid("version 0")),
         }
     }
+    /// A one-byte version from 1 to `newest`, returned: for objects whose
+    /// older layouts are still read (FORMAT.md §13.2 rule 3).
+    pub fn version_upto(&mut self, what: &'static str, newest: u8) -> Result<u8, DecodeError> {
+        match self.u8()? {
+            0 => Err(DecodeError::Invalid("version 0")),
+            v if v > newest => Err(DecodeError::NewerVersion(what, v)),
+            v => Ok(v),
+        }
+    }
     /// A little-endian u32.
     pub fn u32_le(&mut self) -> Result<u32, DecodeError> {
         let b = self.raw(4)?;

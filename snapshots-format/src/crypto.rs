@@ -42,6 +42,8 @@ pub enum ObjectKind {
     Dictionary = 0x08,
     /// An index file (format 4).
     IndexFile = 0x09,
+    /// A key file's label (format 5); the context is the key file's name.
+    KeyLabel = 0x0A,
 }
 
 /// Sealing failed to authenticate: wrong key, or the bytes were changed.
@@ -127,6 +129,11 @@ impl Keys {
     /// (and so blob sizes) do not fingerprint known files.
     pub fn chunker_seed(&self) -> u64 {
         self.chunker_seed
+    }
+
+    /// The repository id these keys are bound to.
+    pub fn repo_id(&self) -> &[u8; REPO_ID_LEN] {
+        &self.repo_id
     }
 
     /// Encrypts `plaintext`; the output is nonce || ciphertext || tag.

@@ -71,6 +71,23 @@ pub enum Error {
     /// The index database failed.
     #[error("index database: {0}")]
     Index(#[from] rusqlite::Error),
+    /// An exclude pattern that cannot be used.
+    #[error("exclude pattern {pattern:?}: {reason}")]
+    BadExclude {
+        /// The pattern as given (and where it came from).
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A command whose output was being stored failed (`--from-command`):
+    /// the snapshot is not written.
+    #[error("command for {name} failed: {reason}")]
+    CommandFailed {
+        /// The file name its output was stored as.
+        name: String,
+        /// How it failed.
+        reason: String,
+    },
     /// The source of a snapshot is unusable.
     #[error("source {path}: {reason}")]
     Source {

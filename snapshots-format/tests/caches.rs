@@ -17,10 +17,10 @@ use snapshots_format::Repository;
 
 fn options(src: &std::path::Path) -> SnapshotOptions {
     SnapshotOptions {
-        source: src.to_path_buf(),
         label: Some("caches".into()),
         tags: vec![],
         time: None,
+        ..SnapshotOptions::new(src.to_path_buf())
     }
 }
 

@@ -23,10 +23,10 @@ fn snapshot(
     src: &std::path::Path,
 ) -> snapshots_format::format::snapshot::Snapshot {
     let opts = SnapshotOptions {
-        source: src.to_path_buf(),
         label: Some("t".into()),
         tags: vec![],
         time: None,
+        ..SnapshotOptions::new(src.to_path_buf())
     };
     take_snapshot(repo, &opts, &NoProgress).unwrap().1
 }

@@ -183,10 +183,10 @@ fn day_of(snap: &Snapshot) -> i64 {
 
 fn opts(src: &Path, day: i64) -> SnapshotOptions {
     SnapshotOptions {
-        source: src.to_path_buf(),
         label: Some("faults".into()),
         tags: vec![],
         time: Some(day_time(day)),
+        ..SnapshotOptions::new(src.to_path_buf())
     }
 }
 

@@ -13,10 +13,10 @@ use snapshots_format::Repository;
 
 fn opts(src: &std::path::Path) -> SnapshotOptions {
     SnapshotOptions {
-        source: src.to_path_buf(),
         label: Some("t".into()),
         tags: vec![],
         time: None,
+        ..SnapshotOptions::new(src.to_path_buf())
     }
 }
 

@@ -4,6 +4,7 @@ mod check;
 pub mod config;
 mod forget;
 mod init;
+pub mod key;
 mod ls;
 mod mount;
 mod policy;
@@ -39,6 +40,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Prune(a) => prune::run(cli, a),
         Command::Policy(a) => policy::run(cli, a),
         Command::Unlock(a) => unlock::run(cli, a),
+        Command::Key(a) => key::run(cli, a),
         Command::Config(a) => config::run(cli, a),
         Command::Schedule(a) => schedule::run(cli, a),
     }
@@ -60,7 +62,23 @@ pub fn open(cli: &Cli) -> Result<Repository> {
     // wrong path is reported without a useless prompt.
     Repository::read_header(path)?;
     let pass = crate::password::get(cli)?;
-    Ok(Repository::open(path, &pass)?)
+    let repo = Repository::open(path, &pass)?;
+    warn_if_recovery_key(&repo);
+    Ok(repo)
+}
+
+/// Opening with the printed recovery key is the exception: say so, so that
+/// a new passphrase is set and the sheet put back in its safe.
+fn warn_if_recovery_key(repo: &Repository) {
+    use snapshots_format::format::keyfile::KeyKind;
+    if let Ok(key) = repo.current_key() {
+        if key.label.is_some_and(|l| l.kind == KeyKind::Recovery) {
+            eprintln!(
+                "warning: opened with the recovery key {}. Set a passphrase with `coffre key add --name <who>` and keep the sheet locked away.",
+                key.id
+            );
+        }
+    }
 }
 
 /// Every readable snapshot, oldest first; damaged records are reported on

@@ -152,28 +152,8 @@ fn daemonize(mountpoint: &Path, pass: &[u8]) -> Result<u8> {
     }
 }
 
-/// "256M" -> 268435456.
+/// A cache size: at least a megabyte.
 fn parse_size(s: &str) -> Result<usize> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&s[..s.len() - 1], 1usize << 10),
-        Some('M') => (&s[..s.len() - 1], 1 << 20),
-        Some('G') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    let n: usize = num
-        .trim()
-        .parse()
-        .with_context(|| format!("invalid size {s:?} (examples: 256M, 1G)"))?;
-    Ok(n.saturating_mul(mult).max(1 << 20))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        assert_eq!(super::parse_size("256M").unwrap(), 256 << 20);
-        assert_eq!(super::parse_size("1g").unwrap(), 1 << 30);
-        assert!(super::parse_size("lots").is_err());
-    }
+    let n = crate::parse::size(s)?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX).max(1 << 20))
 }

@@ -1,21 +1,149 @@
-//! `coffre snapshot DIR`: take a snapshot, show progress, print the summary.
+//! `coffre snapshot DIR...`: run the hooks, take a snapshot, show
+//! progress, print the summary.
 
-use anyhow::Result;
-use snapshots_format::ops::backup::{self, SnapshotOptions};
+use anyhow::{Context, Result};
+use snapshots_format::ops::backup::{self, Outcome, SnapshotOptions};
 use snapshots_format::progress::Progress;
+use snapshots_format::source::exclude::Excludes;
 
 use crate::args::{Cli, SnapshotArgs};
 use crate::format;
+use crate::hooks;
 use crate::progress::Bar;
 
-/// Takes the snapshot; exit code 3 when some files could not be read.
+/// Takes the snapshot, between the `--before` and `--after` commands;
+/// exit code 3 when some files could not be read.
 pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
-    if !args.source.is_dir() {
+    let merged = with_config(cli, args)?;
+    let args = &merged;
+    let result = take(cli, args);
+    let Some(after) = &args.after else {
+        return result.map(|(code, _)| code);
+    };
+    let outcome = match &result {
+        Ok((code, id)) => hooks::Outcome {
+            result: match (*code, id) {
+                (0, Some(_)) => "ok",
+                (0, None) => "unchanged",
+                _ => "partial",
+            },
+            exit_code: *code,
+            snapshot: id.clone(),
+            error: None,
+        },
+        Err(e) => hooks::Outcome {
+            result: "failed",
+            exit_code: crate::EXIT_ERROR,
+            snapshot: None,
+            error: Some(format!("{e:#}")),
+        },
+    };
+    let after_result = hooks::after(after, &outcome);
+    match (result, after_result) {
+        (Ok((code, _)), Ok(())) => Ok(code),
+        (Ok(_), Err(e)) => Err(e.context("the snapshot was saved, but")),
+        (Err(e), after_result) => {
+            if let Err(a) = after_result {
+                eprintln!("warning: {a:#}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The command line completed by the configuration's `[snapshot]`: a flag
+/// given on the command line wins; lists (excludes, markers) add up.
+fn with_config(cli: &Cli, args: &SnapshotArgs) -> Result<SnapshotArgs> {
+    let Some(loaded) = crate::config::load(cli)? else {
+        return Ok(args.clone());
+    };
+    let c = &loaded.config.snapshot;
+    let mut exclude = c.exclude.clone();
+    exclude.extend(args.exclude.iter().cloned());
+    let mut exclude_file: Vec<_> = c.exclude_file.iter().cloned().collect();
+    exclude_file.extend(args.exclude_file.iter().cloned());
+    let mut exclude_if_present = c.exclude_if_present.clone();
+    exclude_if_present.extend(args.exclude_if_present.iter().cloned());
+    let from_command = if args.from_command.is_empty() {
+        c.from_command
+            .iter()
+            .map(|(name, cmd)| format!("{name}={cmd}"))
+            .collect()
+    } else {
+        args.from_command.clone()
+    };
+    Ok(SnapshotArgs {
+        sources: if args.sources.is_empty() {
+            c.sources.clone()
+        } else {
+            args.sources.clone()
+        },
+        label: args.label.clone().or_else(|| c.label.clone()),
+        tags: if args.tags.is_empty() {
+            c.tags.clone()
+        } else {
+            args.tags.clone()
+        },
+        exclude,
+        exclude_file,
+        exclude_if_present,
+        exclude_larger_than: args.exclude_larger_than.clone().or_else(|| {
+            c.exclude_larger_than
+                .as_ref()
+                .map(|size| size.bytes.to_string())
+        }),
+        one_file_system: args.one_file_system || c.one_file_system,
+        ignore_inode: args.ignore_inode,
+        skip_if_unchanged: args.skip_if_unchanged || c.skip_if_unchanged,
+        before: args.before.clone().or_else(|| c.before.clone()),
+        after: args.after.clone().or_else(|| c.after.clone()),
+        from_command,
+    })
+}
+
+/// The rules of `--exclude*` and `--one-file-system`.
+fn excludes(args: &SnapshotArgs) -> Result<Excludes> {
+    let mut ex = Excludes::new();
+    for p in &args.exclude {
+        ex.add_pattern(p)?;
+    }
+    for f in &args.exclude_file {
+        ex.add_file(f)?;
+    }
+    for m in &args.exclude_if_present {
+        ex.add_if_present(m)?;
+    }
+    if let Some(size) = &args.exclude_larger_than {
+        ex.set_larger_than(crate::parse::size(size).context("--exclude-larger-than")?);
+    }
+    if args.one_file_system {
+        ex.set_one_file_system();
+    }
+    Ok(ex)
+}
+
+/// The snapshot itself: its exit code and the id written (none when
+/// nothing changed and `--skip-if-unchanged` was asked).
+fn take(cli: &Cli, args: &SnapshotArgs) -> Result<(u8, Option<String>)> {
+    if args.sources.is_empty() {
         anyhow::bail!(
-            "the folder to back up, {}, does not exist or is not a folder. Check the path (is the data disk mounted?)",
-            args.source.display()
+            "no folder to back up: name it (coffre snapshot /srv/officine) or list it in the configuration's [snapshot] sources"
         );
     }
+    for source in &args.sources {
+        if !source.is_dir() {
+            anyhow::bail!(
+                "the folder to back up, {}, does not exist or is not a folder. Check the path (is the data disk mounted?)",
+                source.display()
+            );
+        }
+    }
+    let excludes = excludes(args)?;
+    let from_commands = args
+        .from_command
+        .iter()
+        .map(|spec| hooks::parse_from_command(spec))
+        .collect::<Result<Vec<_>>>()?;
     let repo = super::open(cli)?;
     let _lock = super::lock(
         cli,
@@ -23,27 +151,61 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
         snapshots_format::repo::lock::LockKind::Shared,
         "snapshot",
     )?;
+    let mut ran = Vec::new();
+    if let Some(before) = &args.before {
+        ran.push(hooks::before(before)?);
+    }
+    let streams = from_commands
+        .iter()
+        .map(|(name, cmd)| hooks::from_command(name, cmd))
+        .collect::<Result<Vec<_>>>()?;
     let bar = Bar::new(cli.json, "snapshot");
     let fake = std::env::var_os("COFFRE_FAKE_NOW").is_some();
     let opts = SnapshotOptions {
-        source: args.source.clone(),
+        sources: args.sources.clone(),
         label: args.label.clone(),
         tags: args.tags.clone(),
         time: if fake { Some(super::now()?) } else { None },
+        excludes,
+        hooks: ran,
+        ignore_inode: args.ignore_inode,
+        skip_if_unchanged: args.skip_if_unchanged,
     };
-    let (id, snap) = std::thread::scope(|s| {
+    let outcome = std::thread::scope(|s| {
         // Counting the source runs beside the snapshot so that the bar gets
         // a total (and an ETA) without delaying the start; a scheduled run
         // draws nothing and does not pay for a second walk.
         if bar.shown() {
             s.spawn(|| {
-                let (files, bytes) = backup::estimate(&args.source);
+                let (mut files, mut bytes) = (0, 0);
+                for source in &args.sources {
+                    let (f, b) = backup::estimate(source);
+                    files += f;
+                    bytes += b;
+                }
                 bar.set_total(files, bytes);
             });
         }
-        backup::take_snapshot(&repo, &opts, &bar)
+        backup::take_snapshot_with(&repo, &opts, streams, &bar)
     })?;
     bar.finish();
+    let (id, snap) = match outcome {
+        Outcome::Saved(id, snap) => (id, snap),
+        Outcome::Unchanged { parent } => {
+            if cli.json {
+                super::print_json(&serde_json::json!({
+                    "unchanged": true,
+                    "parent": parent.to_hex(),
+                }))?;
+            } else {
+                println!(
+                    "Nothing changed since snapshot {}: no snapshot written.",
+                    parent.short()
+                );
+            }
+            return Ok((0, None));
+        }
+    };
     let sm = &snap.summary;
     if cli.json {
         super::print_json(&super::snapshots::to_json(&id, &snap))?;
@@ -69,6 +231,26 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
             format::bytes(sm.bytes_stored),
             sm.duration_ms as f64 / 1000.0
         );
+        if sm.excluded_count > 0 {
+            println!(
+                "  {} item(s) left out by the exclude rules",
+                sm.excluded_count
+            );
+        }
+        if sm.inode_changed > 0 {
+            println!(
+                "  {} file(s) kept their size and times under a new inode number (read again, except on a network share or with --ignore-inode)",
+                sm.inode_changed
+            );
+        }
+        for hook in &snap.hooks {
+            println!(
+                "  {} {:?}: ok in {:.1} s",
+                hook.name,
+                hook.command,
+                hook.duration_ms as f64 / 1000.0
+            );
+        }
         if !sm.changed_while_read.is_empty() {
             println!("  {} file(s) changed while being read (saved as read; the next snapshot will take them again):", sm.changed_while_read.len());
             for p in &sm.changed_while_read {
@@ -85,7 +267,7 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
             eprintln!("    {}: {why}", format::name(p));
         }
         eprintln!("Check the permissions of these files (or run the snapshot as root).");
-        return Ok(crate::EXIT_PARTIAL);
+        return Ok((crate::EXIT_PARTIAL, Some(id.to_hex())));
     }
-    Ok(0)
+    Ok((0, Some(id.to_hex())))
 }

@@ -18,7 +18,8 @@ pub fn to_json(id: &SnapshotId, s: &Snapshot) -> Value {
         "time_local": s.local().to_rfc3339(),
         "hostname": format::name(&s.hostname),
         "label": s.label,
-        "source": format::name(&s.source),
+        "source": s.sources.first().map(|p| format::name(p)),
+        "sources": s.sources.iter().map(|p| format::name(p)).collect::<Vec<_>>(),
         "tags": s.tags,
         "parent": s.parent.map(|p| p.to_hex()),
         "summary": {
@@ -36,9 +37,13 @@ pub fn to_json(id: &SnapshotId, s: &Snapshot) -> Value {
             "blobs_added": sm.blobs_added,
             "duration_ms": sm.duration_ms,
             "skipped_count": sm.skipped_count,
+            "excluded_count": sm.excluded_count,
+            "inode_changed": sm.inode_changed,
             "skipped": sm.skipped.iter().map(|(p, why)| json!({"path": format::name(p), "reason": why})).collect::<Vec<_>>(),
             "changed_while_read": sm.changed_while_read.iter().map(|p| format::name(p)).collect::<Vec<_>>(),
-        }
+        },
+        "excludes": s.excludes,
+        "hooks": s.hooks,
     })
 }
 
@@ -69,7 +74,11 @@ pub fn run(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
                 id.short(),
                 s.local().format("%Y-%m-%d %H:%M").to_string(),
                 s.label.clone(),
-                format::name(&s.source),
+                s.sources
+                    .iter()
+                    .map(|p| format::name(p))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 (sm.files_new + sm.files_changed + sm.files_unchanged).to_string(),
                 format::bytes(sm.total_size),
                 if status.is_empty() {

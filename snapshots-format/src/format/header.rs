@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 pub const MAGIC: &[u8; 8] = b"COFFRE\x00R";
 /// The repository format version this build writes and reads (it reads
 /// every earlier one too).
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// The first format whose repository may hold a compression dictionary and
 /// blobs compressed with it (FORMAT.md §17); a format-1 repository moves to
 /// it when it gets its dictionary.
@@ -24,6 +24,10 @@ pub const SPLIT_TREE_VERSION: u32 = 3;
 /// (FORMAT.md §6) instead of an SQLite database on the drive; an older
 /// repository moves to it at its first write by this version.
 pub const INDEX_FILES_VERSION: u32 = 4;
+/// The first format whose snapshot records may be version 2 (several
+/// sources, exclude rules, hook results; FORMAT.md §8.1); a repository
+/// moves to it with its first snapshot by this version.
+pub const RECORD_V2_VERSION: u32 = 5;
 /// Length of the encoded header.
 pub const HEADER_LEN: usize = 8 + 4 + REPO_ID_LEN + 32;
 

@@ -1,23 +1,97 @@
 //! Key files, `keys/<16 hex>` (FORMAT.md §3): the master key sealed under a
 //! key derived from a passphrase with Argon2id. A repository may hold several
-//! (pharmacist, IT provider, printed recovery key); any one opens it.
+//! (pharmacist, IT provider, printed recovery key); any one opens it. Since
+//! version 2 a key file also carries a label (its name, whether it is a
+//! recovery key, when and by whom it was made), sealed under the
+//! repository's keys so that only someone who opened it can read it.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroize;
 
 use crate::codec::Reader;
-use crate::crypto::{self, MasterKey, REPO_ID_LEN};
+use crate::crypto::{self, MasterKey, ObjectKind, REPO_ID_LEN};
 use crate::error::{Error, Result};
 
 /// Magic bytes opening a key file.
 pub const MAGIC: &[u8; 8] = b"COFFREKY";
-/// Key-file layout version.
-pub const KEYFILE_VERSION: u32 = 1;
+/// Key-file layout version written (1 is still read: no label).
+pub const KEYFILE_VERSION: u32 = 2;
+/// Longest sealed label a key file may carry.
+const MAX_LABEL_LEN: usize = 4096;
+/// Label layout version.
+const LABEL_VERSION: u8 = 1;
 const KDF_ARGON2ID: u8 = 1;
 const SALT_LEN: usize = 16;
 const HEADER_LEN: usize = 8 + 4 + 1 + 4 * 3 + SALT_LEN;
-/// Encoded length of a key file.
+/// Encoded length of a version-1 key file (version 2 adds its label).
 pub const KEYFILE_LEN: usize = HEADER_LEN + crypto::SEAL_OVERHEAD + 32;
+
+/// What a key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyKind {
+    /// A passphrase someone knows.
+    Passphrase,
+    /// A generated key printed on a recovery sheet.
+    Recovery,
+}
+
+/// A key file's label: readable only with the repository's keys.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyLabel {
+    /// What the key is for.
+    pub kind: KeyKind,
+    /// Its name (`pharmacien`, `prestataire`, `recovery`).
+    pub name: String,
+    /// When it was made (Unix seconds).
+    pub created: i64,
+    /// The host it was made on.
+    pub host: String,
+    /// The user who made it.
+    pub user: String,
+}
+
+impl KeyLabel {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = crate::codec::Writer::new();
+        w.u8(LABEL_VERSION);
+        w.u8(match self.kind {
+            KeyKind::Passphrase => 1,
+            KeyKind::Recovery => 2,
+        });
+        w.bytes(self.name.as_bytes());
+        w.zigzag(self.created);
+        w.bytes(self.host.as_bytes());
+        w.bytes(self.user.as_bytes());
+        w.into_bytes()
+    }
+
+    fn decode(bytes: &[u8]) -> std::result::Result<Self, crate::codec::DecodeError> {
+        use crate::codec::DecodeError;
+        let text = |b: &[u8]| {
+            String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Invalid("text is not UTF-8"))
+        };
+        let mut r = Reader::new(bytes);
+        r.version("key label", LABEL_VERSION)?;
+        let kind = match r.u8()? {
+            1 => KeyKind::Passphrase,
+            2 => KeyKind::Recovery,
+            _ => return Err(DecodeError::Invalid("unknown key kind")),
+        };
+        let name = text(r.bytes()?)?;
+        let created = r.zigzag()?;
+        let host = text(r.bytes()?)?;
+        let user = text(r.bytes()?)?;
+        r.finish()?;
+        Ok(KeyLabel {
+            kind,
+            name,
+            created,
+            host,
+            user,
+        })
+    }
+}
 
 /// Argon2id cost parameters, stored in clear in the key file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +123,66 @@ pub struct KeyFile {
     pub params: KdfParams,
     salt: [u8; SALT_LEN],
     sealed: Vec<u8>,
+    /// The layout version (1: no label).
+    version: u32,
+    /// The label sealed under the repository's keys (version 2).
+    label: Vec<u8>,
+}
+
+/// Crockford's base-32 alphabet: no I, L, O or U to misread on paper.
+const RECOVERY_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// A recovery key is 40 characters (200 random bits), in 8 groups of 5.
+const RECOVERY_CHARS: usize = 40;
+
+/// A new random recovery key, `XXXXX-XXXXX-...` (8 groups of 5): typed as
+/// a passphrase, with or without dashes and spaces, in any case.
+pub fn new_recovery_key() -> String {
+    let bytes: [u8; RECOVERY_CHARS * 5 / 8] = crypto::random_array();
+    let mut chars = Vec::with_capacity(RECOVERY_CHARS);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            chars.push(RECOVERY_ALPHABET[((acc >> bits) & 31) as usize]);
+        }
+    }
+    group(&chars)
+}
+
+fn group(chars: &[u8]) -> String {
+    chars
+        .chunks(5)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The normal form of something typed that may be a recovery key: upper
+/// case, misreadable letters mapped (O→0, I and L→1), spaces and dashes
+/// ignored, regrouped. `None` when it is not 40 such characters.
+pub fn normalize_recovery_key(typed: &[u8]) -> Option<String> {
+    let mut chars = Vec::with_capacity(RECOVERY_CHARS);
+    for &b in typed {
+        let c = match b.to_ascii_uppercase() {
+            b' ' | b'-' | b'\t' | b'\r' | b'\n' => continue,
+            b'O' => b'0',
+            b'I' | b'L' => b'1',
+            c if RECOVERY_ALPHABET.contains(&c) => c,
+            _ => return None,
+        };
+        chars.push(c);
+        if chars.len() > RECOVERY_CHARS {
+            return None;
+        }
+    }
+    (chars.len() == RECOVERY_CHARS).then(|| group(&chars))
 }
 
 impl KeyFile {
-    /// Wraps `master` under `passphrase`.
+    /// Wraps `master` under `passphrase`, with `label` sealed under the
+    /// repository's `keys` for the key file named `file_name`.
     ///
     /// # Errors
     /// [`Error::Corrupt`] if the KDF parameters are out of Argon2's range.
@@ -60,18 +190,41 @@ impl KeyFile {
         passphrase: &[u8],
         params: KdfParams,
         master: &MasterKey,
-        repo_id: &[u8; REPO_ID_LEN],
+        keys: &crate::crypto::Keys,
+        file_name: &str,
+        label: &KeyLabel,
     ) -> Result<Self> {
         let salt = crypto::random_array();
         let mut kf = KeyFile {
             params,
             salt,
             sealed: Vec::new(),
+            version: KEYFILE_VERSION,
+            label: keys.seal(ObjectKind::KeyLabel, file_name.as_bytes(), &label.encode()),
         };
+        let repo_id = keys.repo_id();
         let mut kek = kf.derive_kek(passphrase)?;
         kf.sealed = crypto::wrap_master_key(&kek, &kf.aad(repo_id), master);
         kek.zeroize();
         Ok(kf)
+    }
+
+    /// The label of the key file named `file_name`; `None` for a version-1
+    /// key file, which has none.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the label fails to open or decode.
+    pub fn label(&self, keys: &crate::crypto::Keys, file_name: &str) -> Result<Option<KeyLabel>> {
+        if self.version == 1 {
+            return Ok(None);
+        }
+        let bad = |why: String| Error::corrupt("key file", file_name, format!("label: {why}"));
+        let plain = keys
+            .open(ObjectKind::KeyLabel, file_name.as_bytes(), &self.label)
+            .map_err(|e| bad(e.to_string()))?;
+        KeyLabel::decode(&plain)
+            .map(Some)
+            .map_err(|e| bad(e.to_string()))
     }
 
     /// Unwraps the master key.
@@ -99,7 +252,7 @@ impl KeyFile {
     fn header_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&KEYFILE_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.version.to_le_bytes());
         out.push(KDF_ARGON2ID);
         out.extend_from_slice(&self.params.memory_kib.to_le_bytes());
         out.extend_from_slice(&self.params.iterations.to_le_bytes());
@@ -114,9 +267,15 @@ impl KeyFile {
         [&self.header_bytes()[..], repo_id].concat()
     }
 
-    /// magic | version u32 | kdf id u8 | m, t, p u32 LE | salt 16 | sealed master key 60.
+    /// magic | version u32 | kdf id u8 | m, t, p u32 LE | salt 16 | sealed
+    /// master key 60 | (version 2) label length u32 LE | sealed label.
     pub fn encode(&self) -> Vec<u8> {
-        [self.header_bytes(), self.sealed.clone()].concat()
+        let mut out = [self.header_bytes(), self.sealed.clone()].concat();
+        if self.version >= 2 {
+            out.extend_from_slice(&(self.label.len() as u32).to_le_bytes());
+            out.extend_from_slice(&self.label);
+        }
+        out
     }
 
     /// Decodes a key file named `name`.
@@ -140,7 +299,20 @@ impl KeyFile {
                 supported: KEYFILE_VERSION,
             });
         }
-        if bytes.len() != KEYFILE_LEN {
+        let label_len = if version == 1 {
+            0
+        } else {
+            let at = KEYFILE_LEN;
+            let len = bytes
+                .get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .ok_or_else(|| bad("too short"))?;
+            if !(crypto::SEAL_OVERHEAD..=MAX_LABEL_LEN).contains(&len) {
+                return Err(bad("label length out of range"));
+            }
+            4 + len
+        };
+        if bytes.len() != KEYFILE_LEN + label_len {
             return Err(bad("wrong length"));
         }
         let kdf = r.u8().map_err(|_| bad("too short"))?;
@@ -158,7 +330,14 @@ impl KeyFile {
         }
         let mut salt = [0u8; SALT_LEN];
         salt.copy_from_slice(r.raw(SALT_LEN).map_err(|_| bad("too short"))?);
-        let sealed = r.raw(r.remaining()).map_err(|_| bad("too short"))?.to_vec();
+        let sealed_len = crypto::SEAL_OVERHEAD + 32;
+        let sealed = r.raw(sealed_len).map_err(|_| bad("too short"))?.to_vec();
+        let label = if version == 1 {
+            Vec::new()
+        } else {
+            r.raw(4).map_err(|_| bad("too short"))?;
+            r.raw(r.remaining()).map_err(|_| bad("too short"))?.to_vec()
+        };
         Ok(KeyFile {
             params: KdfParams {
                 memory_kib: p[0],
@@ -167,6 +346,8 @@ impl KeyFile {
             },
             salt,
             sealed,
+            version,
+            label,
         })
     }
 }
@@ -181,11 +362,30 @@ mod tests {
         parallelism: 1,
     };
 
+    fn label(name: &str) -> KeyLabel {
+        KeyLabel {
+            kind: KeyKind::Passphrase,
+            name: name.into(),
+            created: 1_790_000_000,
+            host: "officine".into(),
+            user: "root".into(),
+        }
+    }
+
     #[test]
     fn wrap_unwrap_and_wrong_passphrase() {
         let master = MasterKey::generate();
         let repo = [9; REPO_ID_LEN];
-        let kf = KeyFile::create(b"correct horse", CHEAP, &master, &repo).unwrap();
+        let keys = crate::crypto::Keys::derive(&master, repo);
+        let kf = KeyFile::create(
+            b"correct horse",
+            CHEAP,
+            &master,
+            &keys,
+            "k",
+            &label("pharmacien"),
+        )
+        .unwrap();
         let decoded = KeyFile::decode(&kf.encode(), "k").unwrap();
         assert_eq!(decoded, kf);
         assert_eq!(
@@ -201,5 +401,56 @@ mod tests {
         bytes[13] ^= 1;
         let tampered = KeyFile::decode(&bytes, "k").unwrap();
         assert!(tampered.open(b"correct horse", &repo).is_err());
+    }
+
+    #[test]
+    fn recovery_keys_are_typed_back_in_any_form() {
+        let key = new_recovery_key();
+        assert_eq!(key.len(), 47);
+        assert_eq!(key.matches('-').count(), 7);
+        assert_eq!(
+            normalize_recovery_key(key.as_bytes()).as_deref(),
+            Some(key.as_str())
+        );
+        let sloppy = key
+            .to_ascii_lowercase()
+            .replace('-', " ")
+            .replace('0', "o")
+            .replace('1', "l");
+        assert_eq!(
+            normalize_recovery_key(sloppy.as_bytes()).as_deref(),
+            Some(key.as_str())
+        );
+        assert_ne!(new_recovery_key(), key);
+        assert_eq!(
+            normalize_recovery_key(b"correct horse battery staple"),
+            None
+        );
+        assert_eq!(normalize_recovery_key(&key.as_bytes()[..40]), None);
+    }
+
+    #[test]
+    fn the_label_opens_only_with_the_repository_keys_and_its_own_name() {
+        let master = MasterKey::generate();
+        let repo = [3; REPO_ID_LEN];
+        let keys = crate::crypto::Keys::derive(&master, repo);
+        let mut want = label("prestataire");
+        want.kind = KeyKind::Recovery;
+        let kf = KeyFile::create(b"pass phrase", CHEAP, &master, &keys, "aa", &want).unwrap();
+        let decoded = KeyFile::decode(&kf.encode(), "aa").unwrap();
+        assert_eq!(decoded.label(&keys, "aa").unwrap(), Some(want));
+        // Moved to another name, or read with another repository's keys: refused.
+        assert!(decoded.label(&keys, "bb").is_err());
+        let other = crate::crypto::Keys::derive(&MasterKey::generate(), repo);
+        assert!(decoded.label(&other, "aa").is_err());
+        // Downgrading to version 1 (dropping the label) breaks the master key seal.
+        let mut v1 = kf.encode()[..KEYFILE_LEN].to_vec();
+        v1[8] = 1;
+        let old = KeyFile::decode(&v1, "aa").unwrap();
+        assert!(old.open(b"pass phrase", &repo).is_err());
+        // A planted length is bounded.
+        let mut long = kf.encode();
+        long[KEYFILE_LEN..KEYFILE_LEN + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(KeyFile::decode(&long, "aa").is_err());
     }
 }

@@ -494,10 +494,10 @@ pub fn apply(
         })
         .collect();
 
-    let mut groups: BTreeMap<(&str, &[u8]), Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, &[Vec<u8>]), Vec<usize>> = BTreeMap::new();
     for (i, (_, s)) in snapshots.iter().enumerate() {
         groups
-            .entry((s.label.as_str(), s.source.as_slice()))
+            .entry((s.label.as_str(), s.sources.as_slice()))
             .or_default()
             .push(i);
     }
@@ -598,13 +598,15 @@ mod tests {
         Snapshot {
             time: Timestamp { sec, nsec: 0 },
             hostname: b"officine".to_vec(),
-            source: source.as_bytes().to_vec(),
+            sources: vec![source.as_bytes().to_vec()],
             label: label.into(),
             tags: vec![],
             parent: None,
             tree: BlobId([7; 32]),
             root: None,
             summary: Default::default(),
+            excludes: vec![],
+            hooks: vec![],
         }
     }
 

@@ -17,7 +17,11 @@ use crate::id::{BlobId, SnapshotId};
 
 /// Magic opening a snapshot file.
 pub const MAGIC: &[u8; 8] = b"COFFRESN";
-const RECORD_VERSION: u8 = 1;
+/// The record version written: 2 since format 5 (several sources, exclude
+/// rules, hook results, two more counters). Version 1 is still read.
+const RECORD_VERSION: u8 = 2;
+/// At most this many bytes of a hook's output are kept in a record (its end).
+pub const MAX_HOOK_OUTPUT: usize = 16 << 10;
 /// At most this many skipped paths are kept in a record.
 pub const MAX_RECORDED_PROBLEMS: usize = 1000;
 
@@ -56,6 +60,40 @@ pub struct Summary {
     pub skipped: Vec<(Vec<u8>, String)>,
     /// Number of entries left out (may exceed the paths kept in `skipped`).
     pub skipped_count: u64,
+    /// Entries left out by the exclude rules (a folder counts once).
+    pub excluded_count: u64,
+    /// Files whose inode number alone differed from the parent's: re-read
+    /// on a local filesystem, trusted unchanged on a network one (whose
+    /// inode numbers are not stable).
+    pub inode_changed: u64,
+}
+
+/// When a hook ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookKind {
+    /// Before the snapshot (`--before`): a failure stops it.
+    Before,
+    /// A command whose output is stored as a file (`--from-command`).
+    FromCommand,
+}
+
+/// A command run for the snapshot, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HookRun {
+    /// When it ran.
+    pub kind: HookKind,
+    /// Its name: the file name for `--from-command`, else `before`.
+    pub name: String,
+    /// The command line.
+    pub command: String,
+    /// Exit code; a negative value `-N` means killed by signal N.
+    pub status: i32,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// The end of what it wrote on stderr (and on stdout for `before`),
+    /// at most [`MAX_HOOK_OUTPUT`] bytes, lossy UTF-8.
+    pub output: String,
 }
 
 /// A snapshot record.
@@ -65,8 +103,9 @@ pub struct Snapshot {
     pub time: Timestamp,
     /// Host that took it.
     pub hostname: Vec<u8>,
-    /// Absolute source path, raw bytes.
-    pub source: Vec<u8>,
+    /// Absolute source paths, raw bytes: one folder, or several (each then
+    /// a folder of the root, named by its last component).
+    pub sources: Vec<Vec<u8>>,
     /// Label grouping snapshots of one source (default: the hostname).
     pub label: String,
     /// Free tags.
@@ -80,9 +119,22 @@ pub struct Snapshot {
     pub root: Option<crate::format::tree::Node>,
     /// What the run did.
     pub summary: Summary,
+    /// The exclude rules the run applied, as given (`--exclude *.tmp`...).
+    pub excludes: Vec<String>,
+    /// The commands run for it (`--before`, `--from-command`).
+    pub hooks: Vec<HookRun>,
 }
 
 impl Snapshot {
+    /// The sources as one line of text (lossy), for display.
+    pub fn source_text(&self) -> String {
+        self.sources
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The time as a UTC date-time.
     pub fn utc(&self) -> DateTime<Utc> {
         Utc.timestamp_opt(self.time.sec, self.time.nsec)
@@ -102,7 +154,10 @@ impl Snapshot {
         w.zigzag(self.time.sec);
         w.varint(u64::from(self.time.nsec));
         w.bytes(&self.hostname);
-        w.bytes(&self.source);
+        w.varint(self.sources.len() as u64);
+        for source in &self.sources {
+            w.bytes(source);
+        }
         w.bytes(self.label.as_bytes());
         w.varint(self.tags.len() as u64);
         for t in &self.tags {
@@ -139,6 +194,8 @@ impl Snapshot {
             s.total_size,
             s.duration_ms,
             s.skipped_count,
+            s.excluded_count,
+            s.inode_changed,
         ] {
             w.varint(v);
         }
@@ -151,20 +208,46 @@ impl Snapshot {
             w.bytes(p);
             w.bytes(why.as_bytes());
         }
+        w.varint(self.excludes.len() as u64);
+        for rule in &self.excludes {
+            w.bytes(rule.as_bytes());
+        }
+        w.varint(self.hooks.len() as u64);
+        for hook in &self.hooks {
+            w.u8(match hook.kind {
+                HookKind::Before => 1,
+                HookKind::FromCommand => 2,
+            });
+            w.bytes(hook.name.as_bytes());
+            w.bytes(hook.command.as_bytes());
+            w.zigzag(i64::from(hook.status));
+            w.varint(hook.duration_ms);
+            w.bytes(hook.output.as_bytes());
+        }
         w.into_bytes()
     }
 
     /// Decodes a record.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        r.version("snapshot record", RECORD_VERSION)?;
+        let version = r.version_upto("snapshot record", RECORD_VERSION)?;
         let sec = r.zigzag()?;
         let nsec = r.varint_u32()?;
         if nsec >= 1_000_000_000 {
             return Err(DecodeError::Invalid("nanoseconds out of range"));
         }
         let hostname = r.bytes()?.to_vec();
-        let source = r.bytes()?.to_vec();
+        let sources = if version == 1 {
+            vec![r.bytes()?.to_vec()]
+        } else {
+            let n = r.count(1)?;
+            if n == 0 {
+                return Err(DecodeError::Invalid("no source"));
+            }
+            (0..n)
+                .map(|_| r.bytes().map(<[u8]>::to_vec))
+                .collect::<Result<_, _>>()?
+        };
         let label = utf8(r.bytes()?)?;
         let nt = r.count(1)?;
         let tags = (0..nt)
@@ -194,8 +277,9 @@ impl Snapshot {
             }
             _ => return Err(DecodeError::Invalid("bad root flag")),
         };
-        let mut v = [0u64; 14];
-        for x in &mut v {
+        let mut v = [0u64; 16];
+        let counters = if version == 1 { 14 } else { 16 };
+        for x in &mut v[..counters] {
             *x = r.varint()?;
         }
         let nc = r.count(1)?;
@@ -206,6 +290,19 @@ impl Snapshot {
         let skipped = (0..ns)
             .map(|_| Ok((r.bytes()?.to_vec(), utf8(r.bytes()?)?)))
             .collect::<Result<_, _>>()?;
+        let (excludes, hooks) = if version == 1 {
+            (Vec::new(), Vec::new())
+        } else {
+            let ne = r.count(1)?;
+            let excludes = (0..ne)
+                .map(|_| utf8(r.bytes()?))
+                .collect::<Result<_, _>>()?;
+            let nh = r.count(6)?;
+            let hooks = (0..nh)
+                .map(|_| decode_hook(&mut r))
+                .collect::<Result<_, _>>()?;
+            (excludes, hooks)
+        };
         r.finish()?;
         let summary = Summary {
             files_new: v[0],
@@ -222,19 +319,23 @@ impl Snapshot {
             total_size: v[11],
             duration_ms: v[12],
             skipped_count: v[13],
+            excluded_count: v[14],
+            inode_changed: v[15],
             changed_while_read,
             skipped,
         };
         Ok(Snapshot {
             time: Timestamp { sec, nsec },
             hostname,
-            source,
+            sources,
             label,
             tags,
             parent,
             tree,
             root,
             summary,
+            excludes,
+            hooks,
         })
     }
 
@@ -264,6 +365,28 @@ impl Snapshot {
             .map_err(|_| bad("fails authentication".into()))?;
         Snapshot::decode(&plain).map_err(|e| bad(e.to_string()))
     }
+}
+
+fn decode_hook(r: &mut Reader<'_>) -> Result<HookRun, DecodeError> {
+    let kind = match r.u8()? {
+        1 => HookKind::Before,
+        2 => HookKind::FromCommand,
+        _ => return Err(DecodeError::Invalid("unknown hook kind")),
+    };
+    let name = utf8(r.bytes()?)?;
+    let command = utf8(r.bytes()?)?;
+    let status =
+        i32::try_from(r.zigzag()?).map_err(|_| DecodeError::Invalid("hook status out of range"))?;
+    let duration_ms = r.varint()?;
+    let output = utf8(r.bytes()?)?;
+    Ok(HookRun {
+        kind,
+        name,
+        command,
+        status,
+        duration_ms,
+        output,
+    })
 }
 
 fn utf8(b: &[u8]) -> Result<String, DecodeError> {
@@ -320,7 +443,7 @@ mod tests {
         Snapshot {
             time: Timestamp { sec, nsec: 123 },
             hostname: host,
-            source: b"/srv/officine\xff".to_vec(),
+            sources: vec![b"/srv/officine\xff".to_vec(), b"/var/dump".to_vec()],
             label: "pharmacie".into(),
             tags,
             parent: Some(SnapshotId([4; 32])),
@@ -345,8 +468,19 @@ mod tests {
                 bytes_read: 1 << 40,
                 skipped_count: skipped.len() as u64,
                 skipped,
+                excluded_count: 7,
+                inode_changed: 2,
                 ..Default::default()
             },
+            excludes: vec!["--exclude *.tmp".into()],
+            hooks: vec![HookRun {
+                kind: HookKind::FromCommand,
+                name: "officine.fbk".into(),
+                command: "nbackup -B 0 db -".into(),
+                status: -9,
+                duration_ms: 1200,
+                output: "killed".into(),
+            }],
         }
     }
 

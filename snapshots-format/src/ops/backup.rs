@@ -27,13 +27,14 @@ use crate::format::blob::BlobKind;
 use crate::format::content::{self, Content, Extent, INLINE_MAX};
 use crate::format::dictionary;
 use crate::format::header::SPLIT_TREE_VERSION;
-use crate::format::snapshot::{Snapshot, Summary, MAX_RECORDED_PROBLEMS};
+use crate::format::snapshot::{HookRun, Snapshot, Summary, MAX_RECORDED_PROBLEMS};
 use crate::format::tree::{encode_piece_list, Node, NodeKind, Payload, Stored, Timestamp, Tree};
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
 use crate::repo::saver::{Batch, Saver};
 use crate::repo::Repository;
 use crate::source::chunker::{self, Cutter, Piece};
+use crate::source::exclude::Excludes;
 use crate::source::fsmeta;
 pub use crate::source::walk::estimate;
 use crate::source::walk::open_source;
@@ -41,44 +42,166 @@ use crate::source::walk::open_source;
 /// What to snapshot and how to label it.
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {
-    /// The directory to snapshot.
-    pub source: PathBuf,
+    /// The folders to snapshot: one is the snapshot's root; several are
+    /// folders of a root of their own, each named by its last component.
+    pub sources: Vec<PathBuf>,
     /// Label (default: the host name).
     pub label: Option<String>,
     /// Tags.
     pub tags: Vec<String>,
     /// Time to record instead of now (tests and imports).
     pub time: Option<Timestamp>,
+    /// What to leave out.
+    pub excludes: Excludes,
+    /// Commands already run for this snapshot (`--before`), recorded in it.
+    pub hooks: Vec<HookRun>,
+    /// Never trust inode numbers when deciding that a file is unchanged
+    /// (they are not trusted on network filesystems in any case).
+    pub ignore_inode: bool,
+    /// Write no snapshot when nothing changed since the parent.
+    pub skip_if_unchanged: bool,
 }
 
-/// Takes a snapshot of `opts.source`.
+impl SnapshotOptions {
+    /// A snapshot of one folder with no label, tags, rules or hooks.
+    pub fn new(source: impl Into<PathBuf>) -> Self {
+        Self {
+            sources: vec![source.into()],
+            label: None,
+            tags: Vec::new(),
+            time: None,
+            excludes: Excludes::new(),
+            hooks: Vec::new(),
+            ignore_inode: false,
+            skip_if_unchanged: false,
+        }
+    }
+}
+
+/// A command's output to store as a file at the snapshot's root
+/// (`--from-command NAME=CMD`). The library only reads it; whoever runs the
+/// command says, once the output ended, whether the command succeeded.
+pub struct Stream {
+    /// The file name in the snapshot.
+    pub name: String,
+    /// The output.
+    pub reader: Box<dyn std::io::Read + Send>,
+    /// Called after the end of the output: how the command ended, or why
+    /// it failed (the snapshot is then not written).
+    pub finish: Box<dyn FnOnce() -> std::result::Result<HookRun, String> + Send>,
+}
+
+/// What a snapshot run ended with.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A snapshot was written.
+    Saved(SnapshotId, Box<Snapshot>),
+    /// Nothing changed since `parent` and `skip_if_unchanged` was asked:
+    /// no snapshot written.
+    Unchanged {
+        /// The snapshot that still holds the current state.
+        parent: SnapshotId,
+    },
+}
+
+/// Takes a snapshot of `opts.sources` (always written, even unchanged).
 ///
 /// # Errors
-/// [`Error::Source`] when the source is missing or not a directory; storage
-/// errors ([`Error::DriveFull`]...) abort the run and leave no snapshot
-/// (earlier snapshots are untouched).
+/// As [`take_snapshot_with`].
 pub fn take_snapshot(
     repo: &Repository,
     opts: &SnapshotOptions,
     progress: &dyn Progress,
 ) -> Result<(SnapshotId, Snapshot)> {
+    let opts = SnapshotOptions {
+        skip_if_unchanged: false,
+        ..opts.clone()
+    };
+    match take_snapshot_with(repo, &opts, Vec::new(), progress)? {
+        Outcome::Saved(id, snap) => Ok((id, *snap)),
+        Outcome::Unchanged { .. } => Err(Error::Interrupted),
+    }
+}
+
+/// One source folder, checked before anything is written.
+struct SourceDir {
+    path: PathBuf,
+    meta: Metadata,
+    /// Inode numbers are stable there (not a network filesystem).
+    inodes_stable: bool,
+}
+
+fn source_dir(given: &Path) -> Result<SourceDir> {
+    let bad = |path: &Path, reason: String| Error::Source {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let path = fs::canonicalize(given).map_err(|e| bad(given, e.to_string()))?;
+    let meta = fs::metadata(&path).map_err(|e| bad(&path, e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(bad(&path, "not a directory".into()));
+    }
+    let inodes_stable = !fsmeta::is_network_fs(&path);
+    Ok(SourceDir {
+        path,
+        meta,
+        inodes_stable,
+    })
+}
+
+/// Takes a snapshot of `opts.sources`, storing `streams` as files at its
+/// root.
+///
+/// # Errors
+/// [`Error::Source`] when a source is missing or not a directory, or two
+/// sources (or a source entry and a stream) have the same name;
+/// [`Error::CommandFailed`] when a stream's command failed; storage errors
+/// ([`Error::DriveFull`]...) abort the run and leave no snapshot (earlier
+/// snapshots are untouched).
+pub fn take_snapshot_with(
+    repo: &Repository,
+    opts: &SnapshotOptions,
+    streams: Vec<Stream>,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
     let started = Instant::now();
     // A snapshot is named by when it started: the state it holds is at best
     // that of the start of the walk.
     let time = opts.time.unwrap_or_else(now);
-    let source = fs::canonicalize(&opts.source).map_err(|e| Error::Source {
-        path: opts.source.clone(),
-        reason: e.to_string(),
-    })?;
-    let meta = fs::metadata(&source).map_err(|e| Error::Source {
-        path: source.clone(),
-        reason: e.to_string(),
-    })?;
-    if !meta.is_dir() {
+    let sources = opts
+        .sources
+        .iter()
+        .map(|s| source_dir(s))
+        .collect::<Result<Vec<_>>>()?;
+    let Some(first) = sources.first() else {
         return Err(Error::Source {
-            path: source.clone(),
-            reason: "not a directory".into(),
+            path: PathBuf::new(),
+            reason: "no folder to back up".into(),
         });
+    };
+    let mut root_names: Vec<Vec<u8>> = streams.iter().map(|s| s.name.as_bytes().to_vec()).collect();
+    if sources.len() > 1 {
+        root_names.extend(sources.iter().map(|s| source_name(&s.path)));
+    }
+    if let Some(clash) = duplicate(&mut root_names) {
+        return Err(Error::Refused(format!(
+            "two sources or command outputs would both be named {} in the snapshot: give the command's output another name, or back up those folders in separate snapshots (--label)",
+            String::from_utf8_lossy(&clash)
+        )));
+    }
+    for s in &streams {
+        if s.name.is_empty() || s.name.contains('/') || s.name == "." || s.name == ".." {
+            return Err(Error::Refused(format!(
+                "{:?} cannot name a command's output: give a plain file name (officine.sql)",
+                s.name
+            )));
+        }
+        if sources.len() == 1 && fs::symlink_metadata(first.path.join(&s.name)).is_ok() {
+            return Err(Error::Refused(format!(
+                "{} already exists in the source: give the command's output another name",
+                first.path.join(&s.name).display()
+            )));
+        }
     }
     repo.prepare_write()?;
     let hostname = fsmeta::hostname();
@@ -86,13 +209,16 @@ pub fn take_snapshot(
         .label
         .clone()
         .unwrap_or_else(|| String::from_utf8_lossy(&hostname).into_owned());
-    let source_bytes = source.as_os_str().as_bytes().to_vec();
+    let source_bytes: Vec<Vec<u8>> = sources
+        .iter()
+        .map(|s| s.path.as_os_str().as_bytes().to_vec())
+        .collect();
     // A damaged record must not stop tonight's backup; `check` reports it.
     let parent = repo
         .snapshots()?
         .0
         .into_iter()
-        .filter(|(_, s)| s.label == label && s.source == source_bytes)
+        .filter(|(_, s)| s.label == label && s.sources == source_bytes)
         .max_by_key(|(_, s)| s.time);
     let parent_tree = match &parent {
         Some((_, p)) => repo.load_tree(&p.tree).ok(),
@@ -102,14 +228,18 @@ pub fn take_snapshot(
     // The first snapshot trains the dictionary that compresses every small
     // chunk from then on (a damaged one is left for `check` to report).
     if let Ok(None) = repo.dictionary() {
-        if let Some(raw) = dictionary::train(&crate::source::sample::sample_source(&source)) {
+        if let Some(raw) = dictionary::train(&crate::source::sample::sample_source(&first.path)) {
             repo.add_dictionary(raw)?;
         }
     }
-    let root_xattrs = fsmeta::read_xattrs(&source).map_err(|e| Error::Source {
-        path: source.clone(),
-        reason: e.to_string(),
-    })?;
+    let mut root_xattrs = Vec::new();
+    for s in &sources {
+        root_xattrs.push(fsmeta::read_xattrs(&s.path).map_err(|e| Error::Source {
+            path: s.path.clone(),
+            reason: e.to_string(),
+        })?);
+    }
+    let mut hooks = opts.hooks.clone();
     let ((tree, mut summary), stats) = Saver::run(repo, |saver| {
         let reader = FileReader {
             saver,
@@ -141,8 +271,46 @@ pub fn take_snapshot(
                 progress,
                 summary: Summary::default(),
                 links: HashMap::new(),
+                excludes: &opts.excludes,
+                root_dev: first.meta.dev(),
+                trust_inodes: first.inodes_stable && !opts.ignore_inode,
             };
-            let tree = walker.dir(&source, b"", parent_tree.as_ref())?;
+            // The commands' outputs first: a failed dump stops the run
+            // before the whole source is read for nothing.
+            let mut root = Tree::default();
+            for stream in streams {
+                let (node, run) = walker.stream(stream, time)?;
+                root.nodes.push(node);
+                hooks.push(run);
+            }
+            if let [only] = &sources[..] {
+                let listing = walker.dir_tree(&only.path, b"", parent_tree.as_ref())?;
+                root.nodes.extend(listing.nodes);
+            } else {
+                for (s, xattrs) in sources.iter().zip(root_xattrs.iter()) {
+                    let name = source_name(&s.path);
+                    let old = parent_tree.as_ref().and_then(|t| t.get(&name));
+                    let old_tree = match old {
+                        Some(Node {
+                            payload: Payload::Dir(id),
+                            ..
+                        }) => repo.load_tree(id).ok(),
+                        _ => None,
+                    };
+                    walker.root_dev = s.meta.dev();
+                    walker.trust_inodes = s.inodes_stable && !opts.ignore_inode;
+                    let id = walker.dir(&s.path, &name, old_tree.as_ref())?;
+                    root.nodes.push(node_from(
+                        &name,
+                        NodeKind::Dir,
+                        &s.meta,
+                        xattrs.clone(),
+                        Payload::Dir(id),
+                    ));
+                }
+            }
+            root.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+            let tree = walker.save_tree(&root)?;
             // Dropping the walker closes the queue, which ends the readers.
             Ok((tree, walker.summary))
         })
@@ -152,26 +320,57 @@ pub fn take_snapshot(
     summary.blobs_added = stats.blobs;
     summary.duration_ms = started.elapsed().as_millis() as u64;
 
+    // One source is the root itself, with its own metadata; several have a
+    // root of their own, shown with the snapshot's time.
+    let root = match (&sources[..], root_xattrs.pop()) {
+        ([only], Some(xattrs)) => Some(node_from(
+            b"",
+            NodeKind::Dir,
+            &only.meta,
+            xattrs,
+            Payload::Dir(tree),
+        )),
+        _ => None,
+    };
+    if opts.skip_if_unchanged && hooks.is_empty() {
+        if let Some((parent_id, p)) = &parent {
+            if p.tree == tree && p.root == root {
+                return Ok(Outcome::Unchanged { parent: *parent_id });
+            }
+        }
+    }
     let snap = Snapshot {
         time,
         hostname,
-        source: source_bytes,
+        sources: source_bytes,
         label,
         tags: opts.tags.clone(),
         parent: parent.map(|(id, _)| id),
         tree,
-        root: Some(node_from(
-            b"",
-            NodeKind::Dir,
-            &meta,
-            root_xattrs,
-            Payload::Dir(tree),
-        )),
+        root,
         summary,
+        excludes: opts.excludes.described().to_vec(),
+        hooks,
     };
+    repo.raise_format(crate::format::header::RECORD_V2_VERSION)?;
     repo.confirm_format()?;
     let id = repo.write_snapshot(&snap)?;
-    Ok((id, snap))
+    Ok(Outcome::Saved(id, Box::new(snap)))
+}
+
+/// The name a source folder takes at the root of a several-source snapshot.
+fn source_name(path: &Path) -> Vec<u8> {
+    path.file_name()
+        .map_or_else(|| b"racine".to_vec(), |n| n.as_bytes().to_vec())
+}
+
+/// The first name that appears twice, if any (sorts `names`).
+fn duplicate(names: &mut [Vec<u8>]) -> Option<Vec<u8>> {
+    names.sort();
+    names
+        .windows(2)
+        .find(|w| w[0] == w[1])
+        .map(|w| w[0].clone())
 }
 
 fn now() -> Timestamp {
@@ -193,6 +392,12 @@ struct Walker<'a, 'r> {
     summary: Summary,
     /// Contents already stored for hard-linked inodes in this run.
     links: HashMap<(u64, u64), (Content, u64)>,
+    excludes: &'a Excludes,
+    /// The device of the source being walked (for `--one-file-system`).
+    root_dev: u64,
+    /// Whether an inode number that differs from the parent's means the
+    /// file changed (not on network filesystems).
+    trust_inodes: bool,
 }
 
 /// A file handed to a reader thread; the answer comes back on `reply`.
@@ -254,6 +459,69 @@ impl Walker<'_, '_> {
 
     /// Snapshots one directory and returns its tree id.
     fn dir(&mut self, path: &Path, rel: &[u8], parent: Option<&Tree>) -> Result<BlobId> {
+        let tree = self.dir_tree(path, rel, parent)?;
+        self.save_tree(&tree)
+    }
+
+    /// Stores a command's output as a file node.
+    fn stream(&mut self, stream: Stream, time: Timestamp) -> Result<(Node, HookRun)> {
+        let Stream {
+            name,
+            mut reader,
+            finish,
+        } = stream;
+        let failed = |reason: String| Error::CommandFailed {
+            name: name.clone(),
+            reason,
+        };
+        let mut batch = self.reader.saver.batch();
+        let mut extents = Vec::new();
+        let progress = self.progress;
+        let read = chunker::chunk_stream(&mut *reader, &self.reader.cutter, |piece| {
+            if let Piece::Data(data) = piece {
+                progress.advance(0, data.len() as u64);
+                let id = batch.save(BlobKind::Data, data).map_err(ReadError::Repo)?;
+                extents.push(Extent::Chunk {
+                    id,
+                    len: data.len() as u32,
+                });
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            ReadError::Source(e) => failed(e.to_string()),
+            ReadError::Repo(e) => e,
+        })?;
+        drop(reader);
+        let run = finish().map_err(failed)?;
+        let content = self.reader.content_of(&mut batch, extents)?;
+        batch.flush()?;
+        self.summary.files_new += 1;
+        self.summary.bytes_read += read;
+        self.summary.total_size += read;
+        // SAFETY: getuid and getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let node = Node {
+            name: name.as_bytes().to_vec(),
+            kind: NodeKind::File,
+            // A database dump is as private as the database.
+            mode: 0o600,
+            uid,
+            gid,
+            mtime: time,
+            ctime: time,
+            size: read,
+            dev: 0,
+            inode: 0,
+            nlink: 1,
+            xattrs: Vec::new(),
+            payload: Payload::File(content),
+        };
+        Ok((node, run))
+    }
+
+    /// Lists and snapshots one directory, returning its tree unsaved.
+    fn dir_tree(&mut self, path: &Path, rel: &[u8], parent: Option<&Tree>) -> Result<Tree> {
         let mut names: Vec<_> = fs::read_dir(path)
             .and_then(|it| {
                 it.map(|e| e.map(|e| e.file_name()))
@@ -297,7 +565,7 @@ impl Walker<'_, '_> {
                 Err(e) => return Err(e),
             }
         }
-        self.save_tree(&tree)
+        Ok(tree)
     }
 
     /// Stores a listing, whole or in pieces (FORMAT.md §7.3).
@@ -344,8 +612,16 @@ impl Walker<'_, '_> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(source_err(e)),
         };
-        let xattrs = fsmeta::read_xattrs(path).map_err(source_err)?;
         let ft = meta.file_type();
+        if self
+            .excludes
+            .excludes(name, rel, path, ft.is_dir(), meta.len())
+            || (ft.is_dir() && self.excludes.marked(path))
+        {
+            self.summary.excluded_count += 1;
+            return Ok(None);
+        }
+        let xattrs = fsmeta::read_xattrs(path).map_err(source_err)?;
         let (kind, payload) = if ft.is_file() {
             let node = node_from(name, NodeKind::File, &meta, xattrs, Payload::None);
             return Ok(Some(match self.file(path, rel, &meta, old)? {
@@ -370,7 +646,14 @@ impl Walker<'_, '_> {
                     reason: "folders nested too deep".into(),
                 });
             }
-            let id = self.dir(path, rel, old_tree.as_ref())?;
+            // Another filesystem mounted inside the source is kept as an
+            // empty folder: the restore shows where it was mounted.
+            let id = if self.excludes.one_file_system() && meta.dev() != self.root_dev {
+                self.summary.excluded_count += 1;
+                self.save_tree(&Tree::default())?
+            } else {
+                self.dir(path, rel, old_tree.as_ref())?
+            };
             match old {
                 None => self.summary.dirs_new += 1,
                 Some(Node {
@@ -422,15 +705,15 @@ impl Walker<'_, '_> {
         self.summary.total_size += meta.len();
         if let Some(old) = old {
             if let Payload::File(content) = &old.payload {
-                if old.kind == NodeKind::File
-                    && old.size == meta.len()
-                    && old.mtime == stamp(meta.mtime(), meta.mtime_nsec())
-                    && old.ctime == stamp(meta.ctime(), meta.ctime_nsec())
-                    && old.inode == meta.ino()
-                {
-                    self.summary.files_unchanged += 1;
-                    self.progress.advance(1, meta.len());
-                    return Ok(FileContent::Known(content.clone(), old.size));
+                match unchanged(old, Seen::of(meta), self.trust_inodes) {
+                    Sameness::Same { inode_changed } => {
+                        self.summary.inode_changed += u64::from(inode_changed);
+                        self.summary.files_unchanged += 1;
+                        self.progress.advance(1, meta.len());
+                        return Ok(FileContent::Known(content.clone(), old.size));
+                    }
+                    Sameness::InodeOnly => self.summary.inode_changed += 1,
+                    Sameness::Changed => {}
                 }
             }
         }
@@ -533,21 +816,80 @@ impl FileReader<'_, '_> {
             ));
         }
         let size = extents.iter().map(Extent::len).sum();
-        let content = if extents.len() <= INLINE_MAX {
-            Content::Inline(extents)
-        } else {
-            let mut pieces = Vec::new();
-            for piece in content::split_pieces(&extents) {
-                pieces.push(batch.save(BlobKind::ChunkList, &content::encode_piece(piece))?);
-            }
-            Content::Pieces(pieces)
-        };
+        let content = self.content_of(batch, extents)?;
         Ok(FileRead {
             content,
             size,
             read,
             changed_while_read,
         })
+    }
+}
+
+impl FileReader<'_, '_> {
+    /// A file's content reference: its extents inline, or stored as
+    /// chunk-list pieces when there are many.
+    fn content_of(&self, batch: &mut Batch<'_, '_>, extents: Vec<Extent>) -> Result<Content> {
+        if extents.len() <= INLINE_MAX {
+            return Ok(Content::Inline(extents));
+        }
+        let mut pieces = Vec::new();
+        for piece in content::split_pieces(&extents) {
+            pieces.push(batch.save(BlobKind::ChunkList, &content::encode_piece(piece))?);
+        }
+        Ok(Content::Pieces(pieces))
+    }
+}
+
+/// How a file compares with its entry in the parent snapshot.
+#[derive(Debug, PartialEq, Eq)]
+enum Sameness {
+    /// Unchanged: not read again. `inode_changed` when only its inode
+    /// number differs and inode numbers are not trusted.
+    Same { inode_changed: bool },
+    /// Same size and times but another inode, which is trusted: read again
+    /// (a file replaced by a copy that kept its times).
+    InodeOnly,
+    /// Changed.
+    Changed,
+}
+
+/// What decides whether a file changed, as seen now.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    size: u64,
+    mtime: Timestamp,
+    ctime: Timestamp,
+    inode: u64,
+}
+
+impl Seen {
+    fn of(meta: &Metadata) -> Self {
+        Seen {
+            size: meta.len(),
+            mtime: stamp(meta.mtime(), meta.mtime_nsec()),
+            ctime: stamp(meta.ctime(), meta.ctime_nsec()),
+            inode: meta.ino(),
+        }
+    }
+}
+
+/// Compares a file with its parent entry by size, mtime, ctime and (when
+/// `trust_inodes`) inode number.
+fn unchanged(old: &Node, seen: Seen, trust_inodes: bool) -> Sameness {
+    let same_times = old.kind == NodeKind::File
+        && old.size == seen.size
+        && old.mtime == seen.mtime
+        && old.ctime == seen.ctime;
+    match (same_times, old.inode == seen.inode, trust_inodes) {
+        (false, _, _) => Sameness::Changed,
+        (true, true, _) => Sameness::Same {
+            inode_changed: false,
+        },
+        (true, false, false) => Sameness::Same {
+            inode_changed: true,
+        },
+        (true, false, true) => Sameness::InodeOnly,
     }
 }
 
@@ -585,5 +927,78 @@ fn node_from(
         nlink: meta.nlink(),
         xattrs,
         payload,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(size: u64, mtime: i64, ctime: i64, inode: u64) -> Node {
+        Node {
+            name: b"f".to_vec(),
+            kind: NodeKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: stamp(mtime, 0),
+            ctime: stamp(ctime, 0),
+            size,
+            dev: 1,
+            inode,
+            nlink: 1,
+            xattrs: Vec::new(),
+            payload: Payload::None,
+        }
+    }
+
+    fn seen(size: u64, mtime: i64, ctime: i64, inode: u64) -> Seen {
+        Seen {
+            size,
+            mtime: stamp(mtime, 0),
+            ctime: stamp(ctime, 0),
+            inode,
+        }
+    }
+
+    /// A Windows share mounted with CIFS may number its files anew at each
+    /// mount: there, a new inode alone must not make every file be read
+    /// again, and it is counted.
+    #[test]
+    fn inode_numbers_decide_only_where_they_are_trusted() {
+        let old = file(10, 100, 200, 7);
+        assert_eq!(
+            unchanged(&old, seen(10, 100, 200, 7), true),
+            Sameness::Same {
+                inode_changed: false
+            }
+        );
+        assert_eq!(
+            unchanged(&old, seen(10, 100, 200, 8), true),
+            Sameness::InodeOnly
+        );
+        assert_eq!(
+            unchanged(&old, seen(10, 100, 200, 8), false),
+            Sameness::Same {
+                inode_changed: true
+            }
+        );
+        for changed in [
+            seen(11, 100, 200, 7),
+            seen(10, 101, 200, 7),
+            seen(10, 100, 201, 7),
+        ] {
+            assert_eq!(unchanged(&old, changed, false), Sameness::Changed);
+            assert_eq!(unchanged(&old, changed, true), Sameness::Changed);
+        }
+    }
+
+    #[test]
+    fn duplicate_root_names_are_found() {
+        assert_eq!(duplicate(&mut [b"b".to_vec(), b"a".to_vec()]), None);
+        assert_eq!(
+            duplicate(&mut [b"b".to_vec(), b"a".to_vec(), b"b".to_vec()]),
+            Some(b"b".to_vec())
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod browse;
 pub mod index;
+pub mod keyring;
 pub mod lock;
 pub mod pack_writer;
 pub mod reader;

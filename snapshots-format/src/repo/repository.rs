@@ -15,11 +15,12 @@ use crate::format::content::{decode_piece, Content, Extent};
 use crate::format::dictionary::Dictionary;
 use crate::format::header::{Header, INDEX_FILES_VERSION};
 use crate::format::index_file::{self, IndexedPack};
-use crate::format::keyfile::{KdfParams, KeyFile};
+use crate::format::keyfile::{KdfParams, KeyKind, KeyLabel};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{decode_listing, join_pieces, Listing, Tree};
 use crate::id::{to_hex, BlobId, PackId, SnapshotId};
 use crate::repo::index::{Index, Location, INDEX_FILE};
+use crate::repo::keyring::{self, KeyEntry, OpenedWith};
 
 /// [`Repository::load_blobs`] reads over gaps up to this size between blobs
 /// (another reader's blobs, interleaved in the pack) rather than read twice.
@@ -41,6 +42,10 @@ pub type SnapshotList = Vec<(SnapshotId, Snapshot)>;
 pub struct Repository {
     backend: Arc<dyn Backend>,
     keys: Keys,
+    /// Kept to wrap it under new passphrases (`key add`, `key passwd`).
+    master: MasterKey,
+    /// The key file that opened it.
+    opened_with: OpenedWith,
     index: Index,
     header: Header,
     /// The format version in `config` now: the header's, or higher once
@@ -108,14 +113,9 @@ impl Repository {
         backend.create()?;
         let header = Header::new();
         let master = MasterKey::generate();
-        let key = KeyFile::create(passphrase, kdf, &master, &header.repo_id)?;
-        let key_name: [u8; 8] = crate::crypto::random_array();
-        backend.write(
-            FileKind::Key,
-            &ObjectName::key(&key_name),
-            &key.encode(),
-            false,
-        )?;
+        let keys = Keys::derive(&master, header.repo_id);
+        let label = keyring::new_label(KeyKind::Passphrase, "initial");
+        let name = keyring::add(&*backend, &keys, &master, passphrase, kdf, &label)?;
         // The header is written last: until it exists the location is not a
         // repository, so an interrupted init can simply be retried.
         backend.write(
@@ -124,7 +124,7 @@ impl Repository {
             &header.encode(),
             true,
         )?;
-        Self::with_key(backend, cache, header, &master)
+        Self::with_key(backend, cache, header, master, OpenedWith { name })
     }
 
     /// Opens the repository in the folder `path` with `passphrase`, its
@@ -144,8 +144,8 @@ impl Repository {
     /// As [`Repository::open`].
     pub fn open_with(backend: Arc<dyn Backend>, cache: &Path, passphrase: &[u8]) -> Result<Self> {
         let header = Self::header_of(&*backend)?;
-        let master = Self::unlock(&*backend, &header, passphrase)?;
-        Self::with_key(backend, cache, header, &master)
+        let (master, opened) = keyring::unlock(&*backend, &header.repo_id, passphrase)?;
+        Self::with_key(backend, cache, header, master, opened)
     }
 
     /// Opens the repository in the folder `path` after deleting its local
@@ -158,9 +158,9 @@ impl Repository {
         let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(path)?);
         let cache = default_cache_dir()?;
         let header = Self::header_of(&*backend)?;
-        let master = Self::unlock(&*backend, &header, passphrase)?;
+        let (master, opened) = keyring::unlock(&*backend, &header.repo_id, passphrase)?;
         Index::remove_files(&Self::cache_path(&cache, &header, &backend.location()))?;
-        Self::with_key(backend, &cache, header, &master)
+        Self::with_key(backend, &cache, header, master, opened)
     }
 
     /// One cache per repository and place: copies of a repository (same
@@ -201,39 +201,14 @@ impl Repository {
         Header::decode(&bytes, &PathBuf::from(backend.location()).join("config"))
     }
 
-    fn unlock(backend: &dyn Backend, header: &Header, passphrase: &[u8]) -> Result<MasterKey> {
-        let mut last_err = Error::WrongPassphrase;
-        for (name, _) in backend.list(FileKind::Key)? {
-            let bytes = match backend.read(FileKind::Key, &name) {
-                Ok(Some(b)) => b,
-                Ok(None) => continue,
-                Err(e) => {
-                    last_err = e;
-                    continue;
-                }
-            };
-            let key = match KeyFile::decode(&bytes, name.as_str()) {
-                Ok(k) => k,
-                Err(e) => {
-                    last_err = e;
-                    continue;
-                }
-            };
-            match key.open(passphrase, &header.repo_id) {
-                Ok(master) => return Ok(master),
-                Err(e) => last_err = e,
-            }
-        }
-        Err(last_err)
-    }
-
     fn with_key(
         backend: Arc<dyn Backend>,
         cache: &Path,
         header: Header,
-        master: &MasterKey,
+        master: MasterKey,
+        opened_with: OpenedWith,
     ) -> Result<Self> {
-        let keys = Keys::derive(master, header.repo_id);
+        let keys = Keys::derive(&master, header.repo_id);
         let path = Self::cache_path(cache, &header, &backend.location());
         let index = Index::open(&path).map_err(|e| match e {
             Error::Io { path, source } => Error::Cache {
@@ -249,6 +224,8 @@ impl Repository {
         let repo = Self {
             backend,
             keys,
+            master,
+            opened_with,
             index,
             format: AtomicU32::new(header.version),
             header,
@@ -379,22 +356,73 @@ impl Repository {
         Ok(Some(name))
     }
 
-    /// Adds another key file (another passphrase) to the repository.
+    /// Adds a key file wrapping the master key under `passphrase`, with
+    /// `label`; returns its id. A key file with a label needs format 5.
     ///
     /// # Errors
-    /// [`Error::WrongPassphrase`] for `master_passphrase`; storage errors.
-    pub fn add_key(
-        &self,
-        passphrase: &[u8],
-        kdf: KdfParams,
-        master_passphrase: &[u8],
-    ) -> Result<()> {
-        let master = Self::unlock(&*self.backend, &self.header, master_passphrase)?;
-        let key = KeyFile::create(passphrase, kdf, &master, &self.header.repo_id)?;
-        let name: [u8; 8] = crate::crypto::random_array();
-        self.backend
-            .write(FileKind::Key, &ObjectName::key(&name), &key.encode(), false)
-            .map(|_| ())
+    /// Storage errors.
+    pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams, label: &KeyLabel) -> Result<String> {
+        self.raise_format(crate::format::header::RECORD_V2_VERSION)?;
+        let name = keyring::add(
+            &*self.backend,
+            &self.keys,
+            &self.master,
+            passphrase,
+            kdf,
+            label,
+        )?;
+        Ok(name.as_str().to_string())
+    }
+
+    /// Every key file, with its label and whether it opened this run.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn list_keys(&self) -> Result<Vec<KeyEntry>> {
+        keyring::list(&*self.backend, &self.keys, &self.opened_with)
+    }
+
+    /// The key file that opened the repository, with its label.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn current_key(&self) -> Result<KeyEntry> {
+        let all = self.list_keys()?;
+        all.into_iter().find(|k| k.current).ok_or_else(|| {
+            Error::Refused("the key that opened the repository was removed meanwhile".into())
+        })
+    }
+
+    /// Removes the key file named `spec` (id prefix or name).
+    ///
+    /// # Errors
+    /// [`Error::Refused`] when nothing or several match, or for the last key.
+    pub fn remove_key(&self, spec: &str) -> Result<KeyEntry> {
+        let all = self.list_keys()?;
+        let found = keyring::find(&all, spec)?.clone();
+        keyring::remove(&*self.backend, &all, &found.id)?;
+        Ok(found)
+    }
+
+    /// Replaces the passphrase of the key that opened the repository: a new
+    /// key file with the same label, then the old one removed (data is not
+    /// touched). Returns the new key's id.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn change_passphrase(&self, new_passphrase: &[u8], kdf: KdfParams) -> Result<String> {
+        let current = self.current_key()?;
+        let label = match current.label {
+            Some(mut l) => {
+                l.kind = KeyKind::Passphrase;
+                l
+            }
+            None => keyring::new_label(KeyKind::Passphrase, "initial"),
+        };
+        let id = self.add_key(new_passphrase, kdf, &label)?;
+        let all = self.list_keys()?;
+        keyring::remove(&*self.backend, &all, &current.id)?;
+        Ok(id)
     }
 
     /// The storage the repository is on.

@@ -313,26 +313,69 @@ fn read_chunks<E: From<io::Error>>(
     cutter: &Cutter,
     emit: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
 ) -> Result<u64, E> {
+    let mut next_read = offset;
+    let fill = |buf: &mut [u8]| {
+        let got = read_up_to(file, buf, next_read)?;
+        next_read += got as u64;
+        Ok(got)
+    };
+    cut_stream(fill, len, cutter, emit)
+}
+
+/// Reads `reader` to its end in content-defined chunks (a command's output
+/// stored as a file); returns the bytes read.
+///
+/// # Errors
+/// Read errors, and any error of `emit`.
+pub fn chunk_stream<E: From<io::Error>>(
+    reader: &mut dyn io::Read,
+    cutter: &Cutter,
+    mut emit: impl FnMut(Piece<'_>) -> Result<(), E>,
+) -> Result<u64, E> {
+    let fill = |buf: &mut [u8]| {
+        let mut done = 0;
+        while done < buf.len() {
+            match reader.read(&mut buf[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    };
+    cut_stream(fill, u64::MAX, cutter, &mut emit)
+}
+
+/// The content-defined cutting of at most `len` bytes delivered by `fill`,
+/// which fills its buffer whole unless the data ends.
+fn cut_stream<E: From<io::Error>>(
+    mut fill: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    len: u64,
+    cutter: &Cutter,
+    emit: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
+) -> Result<u64, E> {
     let mut buf = vec![0u8; len.min(STREAM_BUFFER as u64) as usize];
     // buf[start..filled] is read and not yet emitted; `unread` bytes of the
-    // range are still on disk.
+    // range are still to come.
     let (mut start, mut filled) = (0usize, 0usize);
     let mut unread = len;
-    let mut next_read = offset;
+    let mut total = 0u64;
     loop {
         if filled - start < MAX_CHUNK && unread > 0 {
             buf.copy_within(start..filled, 0);
             filled -= start;
             start = 0;
-            let want = (buf.len() - filled).min(unread as usize);
-            let got = read_up_to(file, &mut buf[filled..filled + want], next_read)?;
+            let want = (buf.len() - filled).min(usize::try_from(unread).unwrap_or(usize::MAX));
+            let got = fill(&mut buf[filled..filled + want])?;
             filled += got;
-            next_read += got as u64;
-            // A short read: the file shrank, what was read is all there is.
+            total += got as u64;
+            // A short read: the data ended (or the file shrank), what was
+            // read is all there is.
             unread = if got < want { 0 } else { unread - got as u64 };
         }
         if start == filled {
-            return Ok(next_read - offset);
+            return Ok(total);
         }
         let cut = cutter.cut(&buf[start..filled]);
         emit(Piece::Data(&buf[start..start + cut]))?;
@@ -470,6 +513,46 @@ mod tests {
             assert!(reference.len() > 20, "several refills");
             assert_eq!(ours, reference, "cuts differ from offset {offset}");
         }
+    }
+
+    /// A command's output is cut exactly like the same bytes in a file that
+    /// is not page-structured, however the pipe hands them over.
+    #[test]
+    fn a_stream_is_cut_like_a_file() {
+        /// Hands out at most 1000 bytes per read, as a pipe might.
+        struct Trickle<'a>(&'a [u8]);
+        impl io::Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(1000).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let data = pseudo_random((2 << 20) + 777, 5);
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&data).unwrap();
+        let mut from_file = Vec::new();
+        read_chunks::<io::Error>(&f, 0, data.len() as u64, &Cutter::new(9), &mut |p| {
+            from_file.push(own(p));
+            Ok(())
+        })
+        .unwrap();
+        let mut from_stream = Vec::new();
+        let read = chunk_stream::<io::Error>(&mut Trickle(&data), &Cutter::new(9), |p| {
+            from_stream.push(own(p));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read, data.len() as u64);
+        assert_eq!(from_stream, from_file);
+        let mut empty = Vec::new();
+        chunk_stream::<io::Error>(&mut Trickle(&[]), &Cutter::new(9), |p| {
+            empty.push(own(p));
+            Ok(())
+        })
+        .unwrap();
+        assert!(empty.is_empty());
     }
 
     #[test]

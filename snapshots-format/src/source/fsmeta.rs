@@ -71,6 +71,31 @@ fn fill(mut call: impl FnMut(*mut u8, usize) -> libc::ssize_t) -> io::Result<Vec
 
 pub use crate::owner::hostname;
 
+/// Filesystems whose inode numbers may change from one mount (or one
+/// listing) to the next: a Windows share mounted with CIFS numbers its
+/// files itself unless the server provides ids.
+const UNSTABLE_INODE_FS: [i64; 3] = [
+    0xFF53_4D42, // CIFS
+    0xFE53_4D42, // SMB2
+    0x517B,      // SMB (old kernel client)
+];
+
+/// Whether `path` is on a network share whose inode numbers cannot be
+/// trusted to say a file is the same file. Unknown when `statfs` fails:
+/// trusted then.
+pub fn is_network_fs(path: &Path) -> bool {
+    let Ok(c) = cpath(path) else { return false };
+    // SAFETY: an all-zero statfs is valid; the path is NUL-terminated and
+    // the struct outlives the call.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let kind = st.f_type as i64;
+    UNSTABLE_INODE_FS.contains(&kind)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
