@@ -74,12 +74,17 @@ pub enum Command {
     Policy(PolicyArgs),
     /// Remove locks left by crashed processes (or all locks, with --all).
     Unlock(UnlockArgs),
+    /// Is my data safe? One line, details, an exit code for monitoring.
+    Status(crate::commands::status::StatusArgs),
     /// Passphrases: list, add, remove, change; print a recovery sheet.
     Key(crate::commands::key::KeyArgs),
     /// Check or show the configuration file.
     Config(crate::commands::config::ConfigArgs),
     /// Run the snapshot every evening by itself (systemd timer).
     Schedule(crate::commands::schedule::ScheduleArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    GenerateDocs(crate::commands::generate_docs::GenerateDocsArgs),
 }
 
 /// The keep-* rules.

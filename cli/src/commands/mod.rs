@@ -3,6 +3,7 @@
 mod check;
 pub mod config;
 mod forget;
+pub mod generate_docs;
 mod init;
 pub mod key;
 mod ls;
@@ -14,6 +15,7 @@ mod restore;
 pub mod schedule;
 mod snapshot;
 mod snapshots;
+pub mod status;
 mod umount;
 mod unlock;
 
@@ -40,7 +42,9 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Prune(a) => prune::run(cli, a),
         Command::Policy(a) => policy::run(cli, a),
         Command::Unlock(a) => unlock::run(cli, a),
+        Command::Status(a) => status::run(cli, a),
         Command::Key(a) => key::run(cli, a),
+        Command::GenerateDocs(a) => generate_docs::run(a),
         Command::Config(a) => config::run(cli, a),
         Command::Schedule(a) => schedule::run(cli, a),
     }
