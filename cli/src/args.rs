@@ -256,6 +256,15 @@ pub struct SnapshotArgs {
     /// COFFRE_SNAPSHOT_ID and COFFRE_ERROR.
     #[arg(long, value_name = "CMD")]
     pub after: Option<String>,
+    /// Read the sources from a read-only snapshot of their filesystem
+    /// (LVM or btrfs), taken after --before and always removed at the end:
+    /// every file as it was at one instant.
+    #[arg(long, value_name = "KIND")]
+    pub fs_snapshot: Option<crate::fs_snapshot::Kind>,
+    /// With --fs-snapshot lvm: room for changes during the snapshot, as a
+    /// share of the volume (20%) or a size (2G).
+    #[arg(long, value_name = "SIZE", default_value = "20%")]
+    pub fs_snapshot_size: String,
     /// Store the output of a shell command as the file NAME at the
     /// snapshot's root (e.g. a database dump); if the command fails, no
     /// snapshot is written (repeatable).

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod errors;
 mod format;
+mod fs_snapshot;
 mod hooks;
 mod parse;
 mod password;

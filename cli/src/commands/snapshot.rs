@@ -8,6 +8,7 @@ use snapshots_format::source::exclude::Excludes;
 
 use crate::args::{Cli, SnapshotArgs};
 use crate::format;
+use crate::fs_snapshot::FsSnapshots;
 use crate::hooks;
 use crate::progress::Bar;
 
@@ -95,6 +96,8 @@ fn with_config(cli: &Cli, args: &SnapshotArgs) -> Result<SnapshotArgs> {
         one_file_system: args.one_file_system || c.one_file_system,
         ignore_inode: args.ignore_inode,
         skip_if_unchanged: args.skip_if_unchanged || c.skip_if_unchanged,
+        fs_snapshot: args.fs_snapshot,
+        fs_snapshot_size: args.fs_snapshot_size.clone(),
         before: args.before.clone().or_else(|| c.before.clone()),
         after: args.after.clone().or_else(|| c.after.clone()),
         from_command,
@@ -155,6 +158,16 @@ fn take(cli: &Cli, args: &SnapshotArgs) -> Result<(u8, Option<String>)> {
     if let Some(before) = &args.before {
         ran.push(hooks::before(before)?);
     }
+    // Held until the snapshot is written: dropping it removes the
+    // filesystem snapshots, failure included.
+    let fs_snapshots = match args.fs_snapshot {
+        Some(kind) => Some(FsSnapshots::take(
+            kind,
+            &args.sources,
+            &args.fs_snapshot_size,
+        )?),
+        None => None,
+    };
     let streams = from_commands
         .iter()
         .map(|(name, cmd)| hooks::from_command(name, cmd))
@@ -170,6 +183,10 @@ fn take(cli: &Cli, args: &SnapshotArgs) -> Result<(u8, Option<String>)> {
         hooks: ran,
         ignore_inode: args.ignore_inode,
         skip_if_unchanged: args.skip_if_unchanged,
+        read_from: fs_snapshots
+            .as_ref()
+            .map(|f| f.read_from.clone())
+            .unwrap_or_default(),
     };
     let outcome = std::thread::scope(|s| {
         // Counting the source runs beside the snapshot so that the bar gets
@@ -189,6 +206,7 @@ fn take(cli: &Cli, args: &SnapshotArgs) -> Result<(u8, Option<String>)> {
         backup::take_snapshot_with(&repo, &opts, streams, &bar)
     })?;
     bar.finish();
+    drop(fs_snapshots);
     let (id, snap) = match outcome {
         Outcome::Saved(id, snap) => (id, snap),
         Outcome::Unchanged { parent } => {

@@ -60,6 +60,10 @@ pub struct SnapshotOptions {
     pub ignore_inode: bool,
     /// Write no snapshot when nothing changed since the parent.
     pub skip_if_unchanged: bool,
+    /// Where to read each source from, when not from the source itself: a
+    /// read-only filesystem snapshot of it (`--fs-snapshot`). The record
+    /// still names the sources, so the next run finds its parent.
+    pub read_from: Vec<PathBuf>,
 }
 
 impl SnapshotOptions {
@@ -74,6 +78,7 @@ impl SnapshotOptions {
             hooks: Vec::new(),
             ignore_inode: false,
             skip_if_unchanged: false,
+            read_from: Vec::new(),
         }
     }
 }
@@ -125,25 +130,33 @@ pub fn take_snapshot(
 
 /// One source folder, checked before anything is written.
 struct SourceDir {
+    /// The source as recorded.
     path: PathBuf,
+    /// Where it is read from: itself, or a filesystem snapshot of it.
+    read: PathBuf,
     meta: Metadata,
     /// Inode numbers are stable there (not a network filesystem).
     inodes_stable: bool,
 }
 
-fn source_dir(given: &Path) -> Result<SourceDir> {
+fn source_dir(given: &Path, read_from: Option<&PathBuf>) -> Result<SourceDir> {
     let bad = |path: &Path, reason: String| Error::Source {
         path: path.to_path_buf(),
         reason,
     };
     let path = fs::canonicalize(given).map_err(|e| bad(given, e.to_string()))?;
-    let meta = fs::metadata(&path).map_err(|e| bad(&path, e.to_string()))?;
+    let read = match read_from {
+        Some(r) => fs::canonicalize(r).map_err(|e| bad(r, e.to_string()))?,
+        None => path.clone(),
+    };
+    let meta = fs::metadata(&read).map_err(|e| bad(&read, e.to_string()))?;
     if !meta.is_dir() {
-        return Err(bad(&path, "not a directory".into()));
+        return Err(bad(&read, "not a directory".into()));
     }
-    let inodes_stable = !fsmeta::is_network_fs(&path);
+    let inodes_stable = !fsmeta::is_network_fs(&read);
     Ok(SourceDir {
         path,
+        read,
         meta,
         inodes_stable,
     })
@@ -168,10 +181,16 @@ pub fn take_snapshot_with(
     // A snapshot is named by when it started: the state it holds is at best
     // that of the start of the walk.
     let time = opts.time.unwrap_or_else(now);
+    if !opts.read_from.is_empty() && opts.read_from.len() != opts.sources.len() {
+        return Err(Error::Refused(
+            "one place to read from is needed for each source".into(),
+        ));
+    }
     let sources = opts
         .sources
         .iter()
-        .map(|s| source_dir(s))
+        .enumerate()
+        .map(|(i, s)| source_dir(s, opts.read_from.get(i)))
         .collect::<Result<Vec<_>>>()?;
     let Some(first) = sources.first() else {
         return Err(Error::Source {
@@ -196,7 +215,7 @@ pub fn take_snapshot_with(
                 s.name
             )));
         }
-        if sources.len() == 1 && fs::symlink_metadata(first.path.join(&s.name)).is_ok() {
+        if sources.len() == 1 && fs::symlink_metadata(first.read.join(&s.name)).is_ok() {
             return Err(Error::Refused(format!(
                 "{} already exists in the source: give the command's output another name",
                 first.path.join(&s.name).display()
@@ -228,14 +247,14 @@ pub fn take_snapshot_with(
     // The first snapshot trains the dictionary that compresses every small
     // chunk from then on (a damaged one is left for `check` to report).
     if let Ok(None) = repo.dictionary() {
-        if let Some(raw) = dictionary::train(&crate::source::sample::sample_source(&first.path)) {
+        if let Some(raw) = dictionary::train(&crate::source::sample::sample_source(&first.read)) {
             repo.add_dictionary(raw)?;
         }
     }
     let mut root_xattrs = Vec::new();
     for s in &sources {
-        root_xattrs.push(fsmeta::read_xattrs(&s.path).map_err(|e| Error::Source {
-            path: s.path.clone(),
+        root_xattrs.push(fsmeta::read_xattrs(&s.read).map_err(|e| Error::Source {
+            path: s.read.clone(),
             reason: e.to_string(),
         })?);
     }
@@ -274,6 +293,8 @@ pub fn take_snapshot_with(
                 excludes: &opts.excludes,
                 root_dev: first.meta.dev(),
                 trust_inodes: first.inodes_stable && !opts.ignore_inode,
+                read_root: first.read.clone(),
+                logical_root: first.path.clone(),
             };
             // The commands' outputs first: a failed dump stops the run
             // before the whole source is read for nothing.
@@ -284,7 +305,7 @@ pub fn take_snapshot_with(
                 hooks.push(run);
             }
             if let [only] = &sources[..] {
-                let listing = walker.dir_tree(&only.path, b"", parent_tree.as_ref())?;
+                let listing = walker.dir_tree(&only.read, b"", parent_tree.as_ref())?;
                 root.nodes.extend(listing.nodes);
             } else {
                 for (s, xattrs) in sources.iter().zip(root_xattrs.iter()) {
@@ -299,7 +320,9 @@ pub fn take_snapshot_with(
                     };
                     walker.root_dev = s.meta.dev();
                     walker.trust_inodes = s.inodes_stable && !opts.ignore_inode;
-                    let id = walker.dir(&s.path, &name, old_tree.as_ref())?;
+                    walker.read_root = s.read.clone();
+                    walker.logical_root = s.path.clone();
+                    let id = walker.dir(&s.read, &name, old_tree.as_ref())?;
                     root.nodes.push(node_from(
                         &name,
                         NodeKind::Dir,
@@ -398,6 +421,10 @@ struct Walker<'a, 'r> {
     /// Whether an inode number that differs from the parent's means the
     /// file changed (not on network filesystems).
     trust_inodes: bool,
+    /// The source being walked is read under `read_root` and recorded as
+    /// `logical_root` (they differ when read from a filesystem snapshot).
+    read_root: PathBuf,
+    logical_root: PathBuf,
 }
 
 /// A file handed to a reader thread; the answer comes back on `reply`.
@@ -454,6 +481,18 @@ impl Walker<'_, '_> {
         self.summary.skipped_count += 1;
         if self.summary.skipped.len() < MAX_RECORDED_PROBLEMS {
             self.summary.skipped.push((rel.to_vec(), why));
+        }
+    }
+
+    /// Where `path` (as read) is on the live filesystem, for absolute
+    /// exclude patterns.
+    fn logical<'p>(&self, path: &'p Path) -> std::borrow::Cow<'p, Path> {
+        if self.read_root == self.logical_root {
+            return std::borrow::Cow::Borrowed(path);
+        }
+        match path.strip_prefix(&self.read_root) {
+            Ok(rest) => std::borrow::Cow::Owned(self.logical_root.join(rest)),
+            Err(_) => std::borrow::Cow::Borrowed(path),
         }
     }
 
@@ -615,7 +654,7 @@ impl Walker<'_, '_> {
         let ft = meta.file_type();
         if self
             .excludes
-            .excludes(name, rel, path, ft.is_dir(), meta.len())
+            .excludes(name, rel, &self.logical(path), ft.is_dir(), meta.len())
             || (ft.is_dir() && self.excludes.marked(path))
         {
             self.summary.excluded_count += 1;

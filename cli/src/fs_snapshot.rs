@@ -1,0 +1,339 @@
+//! `--fs-snapshot lvm|btrfs`: read the sources from a read-only snapshot
+//! of their filesystem, taken in an instant, so that a database and the
+//! files around it are backed up as they were at one moment even while
+//! the pharmacy software keeps writing. The filesystem snapshot is always
+//! removed afterwards (when this value is dropped, failure included), and a
+//! leftover of a killed run is removed by the next one.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The kind of filesystem snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// An LVM snapshot volume, mounted read-only.
+    Lvm,
+    /// A read-only btrfs snapshot of the subvolume holding the source.
+    Btrfs,
+}
+
+/// Names of what this module creates start with this, followed by the
+/// creating process's pid: a leftover whose process is gone is removed.
+const PREFIX: &str = "coffre-fs-snapshot-";
+
+const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
+/// The inode number of every btrfs subvolume's root folder.
+const BTRFS_SUBVOLUME_ROOT_INODE: u64 = 256;
+
+/// What to undo, in order.
+enum Undo {
+    BtrfsDelete(PathBuf),
+    Unmount(PathBuf),
+    LvRemove(String),
+    RemoveDir(PathBuf),
+}
+
+/// Filesystem snapshots of the sources, removed when dropped.
+pub struct FsSnapshots {
+    undo: Vec<Undo>,
+    /// Where to read each source from, in the order of the sources.
+    pub read_from: Vec<PathBuf>,
+}
+
+/// Runs a tool; its stderr becomes the error.
+fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {program} (is it installed?)"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+fn fs_type(path: &Path) -> Option<i64> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statfs is valid; the path is NUL-terminated and
+    // the struct outlives the call.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    Some(st.f_type as i64)
+}
+
+/// Whether the process that made a leftover named `<PREFIX><pid>...` is gone.
+fn leftover_of_gone_process(name: &str) -> bool {
+    // btrfs snapshots are hidden (a leading dot) in the data folder.
+    let Some(rest) = name.trim_start_matches('.').strip_prefix(PREFIX) else {
+        return false;
+    };
+    let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    match pid.parse::<i32>() {
+        Ok(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+        Err(_) => false,
+    }
+}
+
+impl FsSnapshots {
+    /// Takes one filesystem snapshot per source.
+    ///
+    /// # Errors
+    /// When a source is not on such a filesystem or a tool fails; what was
+    /// already created is removed.
+    pub fn take(kind: Kind, sources: &[PathBuf], lvm_size: &str) -> Result<Self> {
+        let mut snaps = FsSnapshots {
+            undo: Vec::new(),
+            read_from: Vec::new(),
+        };
+        for (i, source) in sources.iter().enumerate() {
+            let source = source
+                .canonicalize()
+                .with_context(|| format!("source {}", source.display()))?;
+            let read = match kind {
+                Kind::Btrfs => snaps.btrfs(&source, i)?,
+                Kind::Lvm => snaps.lvm(&source, i, lvm_size)?,
+            };
+            snaps.read_from.push(read);
+        }
+        Ok(snaps)
+    }
+
+    fn btrfs(&mut self, source: &Path, i: usize) -> Result<PathBuf> {
+        if fs_type(source) != Some(BTRFS_SUPER_MAGIC) {
+            bail!(
+                "--fs-snapshot btrfs: {} is not on a btrfs filesystem",
+                source.display()
+            );
+        }
+        // The subvolume holding the source: the nearest folder up whose
+        // inode is a subvolume root's.
+        let mut subvol = source.to_path_buf();
+        loop {
+            let meta = std::fs::metadata(&subvol)
+                .with_context(|| format!("reading {}", subvol.display()))?;
+            if meta.ino() == BTRFS_SUBVOLUME_ROOT_INODE {
+                break;
+            }
+            if !subvol.pop() {
+                bail!("no btrfs subvolume holds {}", source.display());
+            }
+        }
+        self.remove_btrfs_leftovers(&subvol);
+        let dest = subvol.join(format!(".{PREFIX}{}-{i}", std::process::id()));
+        run(
+            "btrfs",
+            &[
+                os("subvolume"),
+                os("snapshot"),
+                os("-r"),
+                subvol.as_os_str(),
+                dest.as_os_str(),
+            ],
+        )?;
+        self.undo.push(Undo::BtrfsDelete(dest.clone()));
+        let inside = source.strip_prefix(&subvol).unwrap_or(Path::new(""));
+        Ok(dest.join(inside))
+    }
+
+    fn remove_btrfs_leftovers(&self, subvol: &Path) {
+        let Ok(entries) = std::fs::read_dir(subvol) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if leftover_of_gone_process(&e.file_name().to_string_lossy()) {
+                let _ = run(
+                    "btrfs",
+                    &[os("subvolume"), os("delete"), e.path().as_os_str()],
+                );
+            }
+        }
+    }
+
+    fn lvm(&mut self, source: &Path, i: usize, size: &str) -> Result<PathBuf> {
+        let (mount_point, device, fstype) = mount_of(source)?;
+        let vg_lv = run(
+            "lvs",
+            &[
+                os("--noheadings"),
+                os("-o"),
+                os("vg_name,lv_name"),
+                os(&device),
+            ],
+        )
+        .with_context(|| {
+            format!(
+                "--fs-snapshot lvm: {} ({device}) is not an LVM logical volume",
+                source.display()
+            )
+        })?;
+        let mut words = vg_lv.split_whitespace();
+        let (Some(vg), Some(lv)) = (words.next(), words.next()) else {
+            bail!("--fs-snapshot lvm: {device} is not an LVM logical volume");
+        };
+        self.remove_lvm_leftovers(vg);
+        let name = format!("{PREFIX}{}-{i}", std::process::id());
+        let size_arg = if size.ends_with('%') {
+            format!("-l{size}ORIGIN")
+        } else {
+            format!("-L{size}")
+        };
+        run(
+            "lvcreate",
+            &[
+                os("--snapshot"),
+                os("--yes"),
+                os(&size_arg),
+                os("-n"),
+                os(&name),
+                os(&format!("{vg}/{lv}")),
+            ],
+        )?;
+        self.undo.push(Undo::LvRemove(format!("{vg}/{name}")));
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        self.undo.push(Undo::RemoveDir(dir.clone()));
+        // XFS refuses to mount a second filesystem with the same UUID.
+        let options = if fstype == "xfs" { "ro,nouuid" } else { "ro" };
+        run(
+            "mount",
+            &[
+                os("-o"),
+                os(options),
+                os(&format!("/dev/{vg}/{name}")),
+                dir.as_os_str(),
+            ],
+        )?;
+        self.undo.push(Undo::Unmount(dir.clone()));
+        let inside = source.strip_prefix(&mount_point).unwrap_or(Path::new(""));
+        Ok(dir.join(inside))
+    }
+
+    fn remove_lvm_leftovers(&self, vg: &str) {
+        let Ok(names) = run(
+            "lvs",
+            &[os("--noheadings"), os("-o"), os("lv_name"), os(vg)],
+        ) else {
+            return;
+        };
+        for name in names.split_whitespace() {
+            if leftover_of_gone_process(name) {
+                let dir = std::env::temp_dir().join(name);
+                let _ = run("umount", &[dir.as_os_str()]);
+                let _ = std::fs::remove_dir(&dir);
+                let _ = run("lvremove", &[os("-f"), os(&format!("{vg}/{name}"))]);
+            }
+        }
+    }
+}
+
+impl Drop for FsSnapshots {
+    fn drop(&mut self) {
+        while let Some(step) = self.undo.pop() {
+            let done = match &step {
+                Undo::BtrfsDelete(p) => {
+                    run("btrfs", &[os("subvolume"), os("delete"), p.as_os_str()]).map(drop)
+                }
+                Undo::Unmount(p) => run("umount", &[p.as_os_str()]).map(drop),
+                Undo::LvRemove(lv) => run("lvremove", &[os("-f"), os(lv)]).map(drop),
+                Undo::RemoveDir(p) => {
+                    std::fs::remove_dir(p).with_context(|| format!("removing {}", p.display()))
+                }
+            };
+            if let Err(e) = done {
+                eprintln!("warning: the filesystem snapshot was not fully removed: {e:#}");
+            }
+        }
+    }
+}
+
+/// The mount point, device and filesystem type of the mount holding `path`
+/// (the longest mount point that is a prefix of it).
+fn mount_of(path: &Path) -> Result<(PathBuf, String, String)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    let mut best: Option<(PathBuf, String, String)> = None;
+    for line in info.lines() {
+        // id parent major:minor root mount-point options ... - fstype source super
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        let (Some(point), Some(fstype), Some(device)) =
+            (fields.get(4), fields.get(dash + 1), fields.get(dash + 2))
+        else {
+            continue;
+        };
+        let point = PathBuf::from(unescape(point));
+        if path.starts_with(&point)
+            && best
+                .as_ref()
+                .is_none_or(|(b, _, _)| point.as_os_str().len() >= b.as_os_str().len())
+        {
+            best = Some((point, unescape(device), fstype.to_string()));
+        }
+    }
+    best.with_context(|| format!("no mount holds {}", path.display()))
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_read() {
+        assert_eq!(unescape(r"/media/cl\040usb"), "/media/cl usb");
+        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(unescape(r"/trail\04"), r"/trail\04");
+    }
+
+    #[test]
+    fn leftovers_are_those_of_gone_processes_only() {
+        let mine = format!("{PREFIX}{}-0", std::process::id());
+        assert!(!leftover_of_gone_process(&mine));
+        assert!(leftover_of_gone_process(&format!("{PREFIX}999999999-0")));
+        assert!(leftover_of_gone_process(&format!(".{PREFIX}999999999-1")));
+        assert!(!leftover_of_gone_process("officine"));
+    }
+
+    #[test]
+    fn the_root_mount_holds_everything() {
+        let (point, _, _) = mount_of(Path::new("/")).unwrap();
+        assert_eq!(point, PathBuf::from("/"));
+    }
+}
