@@ -98,9 +98,7 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
 /// terminal), hands it the passphrase through a pipe, and returns once the
 /// mount is visible, or with the child's error.
 fn daemonize(mountpoint: &Path, pass: &[u8]) -> Result<u8> {
-    let log = std::env::temp_dir().join(format!("coffre-mount-{}.log", std::process::id()));
-    let log_file =
-        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let (log, log_file) = private_log()?;
     let args: Vec<_> = std::env::args_os()
         .skip(1)
         .filter(|a| a != "--daemon")
@@ -150,6 +148,36 @@ fn daemonize(mountpoint: &Path, pass: &[u8]) -> Result<u8> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A new file for the background mount's messages until it is up: an
+/// unpredictable name, created only if nothing is there (a link planted in
+/// the shared temporary folder is not followed), readable by this user
+/// alone (the messages may name files).
+fn private_log() -> Result<(std::path::PathBuf, std::fs::File)> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::os::unix::fs::OpenOptionsExt;
+    for _ in 0..8 {
+        // RandomState is seeded from the OS's randomness.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let path = std::env::temp_dir().join(format!("coffre-mount-{:016x}.log", h.finish()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        }
+    }
+    bail!(
+        "cannot create a log file in {}",
+        std::env::temp_dir().display()
+    )
 }
 
 /// A cache size: at least a megabyte.

@@ -478,10 +478,14 @@ impl Shared<'_> {
         if written < size {
             file.set_len(size).map_err(io_err)?;
         }
+        // Owner first: chown drops file capabilities, which are an xattr;
+        // mode last: chown also drops setuid, and a read-only mode would
+        // forbid setting xattrs as a plain user.
+        target::set_owner_fd(file.as_raw_fd(), owner).map_err(io_err)?;
         for (k, v) in &node.xattrs {
             target::set_xattr_fd(file.as_raw_fd(), k, v).map_err(|e| xattr_err(k, e))?;
         }
-        target::set_owner_mode_fd(file.as_raw_fd(), owner, node.mode).map_err(io_err)?;
+        target::set_mode_fd(file.as_raw_fd(), node.mode).map_err(io_err)?;
         target::set_mtime_fd(file.as_raw_fd(), node.mtime).map_err(io_err)?;
         let bytes = extents
             .iter()

@@ -151,10 +151,37 @@ impl DirFd {
             })?;
         }
         if let Some(mode) = mode {
-            // SAFETY: as above. `name` was just created by us and is not a symlink.
-            check(unsafe { libc::fchmodat(self.fd(), c.as_ptr(), mode as libc::mode_t, 0) })?;
+            self.chmod_nofollow(&c, mode)?;
         }
         Ok(())
+    }
+
+    /// chmod of `name` itself, never of what a symlink swapped in for it
+    /// points to (`fchmodat` follows symlinks): the entry is opened as a
+    /// path only, checked not to be a symlink, and changed through its
+    /// descriptor's /proc link, which names the opened inode itself.
+    fn chmod_nofollow(&self, name: &CString, mode: u32) -> io::Result<()> {
+        // SAFETY: valid descriptor and NUL-terminated name; O_PATH opens
+        // nothing for reading or writing, so a fifo cannot block it.
+        let fd = check(unsafe {
+            libc::openat(
+                self.fd(),
+                name.as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        })?;
+        // SAFETY: `fd` was just opened by us and is closed once, here.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: an all-zero stat is valid; `fd` is open.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        check(unsafe { libc::fstat(owned.as_raw_fd(), &mut st) })?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            return Err(io::Error::other("replaced by a symlink while restoring"));
+        }
+        let proc = cstr(format!("/proc/self/fd/{}", owned.as_raw_fd()).as_bytes())?;
+        // SAFETY: NUL-terminated path; the magic link resolves to the
+        // inode `fd` holds.
+        check(unsafe { libc::chmod(proc.as_ptr(), mode as libc::mode_t) }).map(drop)
     }
 
     /// Sets the modification time of `name` (atime is set to the same value).
@@ -203,10 +230,23 @@ pub fn set_xattr_fd(fd: libc::c_int, name: &[u8], value: &[u8]) -> io::Result<()
 
 /// Sets owner then mode of an open file.
 pub fn set_owner_mode_fd(fd: libc::c_int, owner: Option<(u32, u32)>, mode: u32) -> io::Result<()> {
+    set_owner_fd(fd, owner)?;
+    set_mode_fd(fd, mode)
+}
+
+/// Sets the owner of an open file. The kernel then drops its setuid and
+/// setgid bits and its file capabilities (`security.capability`): set
+/// those after.
+pub fn set_owner_fd(fd: libc::c_int, owner: Option<(u32, u32)>) -> io::Result<()> {
     if let Some((uid, gid)) = owner {
         // SAFETY: valid descriptor.
         check(unsafe { libc::fchown(fd, uid, gid) })?;
     }
+    Ok(())
+}
+
+/// Sets the mode of an open file.
+pub fn set_mode_fd(fd: libc::c_int, mode: u32) -> io::Result<()> {
     // SAFETY: valid descriptor.
     check(unsafe { libc::fchmod(fd, mode as libc::mode_t) }).map(drop)
 }
@@ -220,4 +260,36 @@ pub fn set_mtime_fd(fd: libc::c_int, mtime: Timestamp) -> io::Result<()> {
     let times = [ts, ts];
     // SAFETY: valid descriptor; `times` holds two timespecs.
     check(unsafe { libc::futimens(fd, times.as_ptr()) }).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A fifo swapped for a symlink before its mode is set: the link's
+    /// target (say /etc/shadow) must keep its mode.
+    #[test]
+    fn modes_are_never_set_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"secret").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("canal.fifo")).unwrap();
+        let root = DirFd::open_root(dir.path()).unwrap();
+        assert!(root
+            .set_owner_mode(b"canal.fifo", None, Some(0o666))
+            .is_err());
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        // A real fifo gets its mode.
+        let c = cstr(b"vrai.fifo").unwrap();
+        // SAFETY: valid descriptor and name.
+        check(unsafe { libc::mkfifoat(root.fd(), c.as_ptr(), 0o600) }).unwrap();
+        root.set_owner_mode(b"vrai.fifo", None, Some(0o640))
+            .unwrap();
+        let meta = std::fs::symlink_metadata(dir.path().join("vrai.fifo")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    }
 }
