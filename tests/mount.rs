@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coffre_tests::mount::{is_mounted, Mounted};
-use coffre_tests::{assert_same_tree, capture, pharmagen_day, run, Coffre, Fixture, TreeImage};
+use coffre_tests::{assert_same_tree, capture, run, sample_day, Coffre, Fixture, TreeImage};
 
 fn folders(root: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(root)
@@ -29,7 +29,7 @@ fn every_dated_folder_is_that_day() {
     let mut images: Vec<TreeImage> = Vec::new();
     for day in 0..3 {
         if day > 0 {
-            pharmagen_day(&src, day);
+            sample_day(&src, day);
         }
         images.push(capture(&src));
         coffre.snapshot(&src);
@@ -192,7 +192,7 @@ fn inode_numbers_are_stable_and_new_snapshots_appear() {
     assert_eq!(std::fs::metadata(m.path.join(paths[3])).unwrap().nlink(), 3);
 
     let before = folders(&m.path);
-    pharmagen_day(&src, 1);
+    sample_day(&src, 1);
     coffre.snapshot(&src);
     let deadline = Instant::now() + Duration::from_secs(10);
     while folders(&m.path) == before {

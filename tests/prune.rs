@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coffre_tests::{
-    assert_same_tree, capture, json_string_fields, pharmagen_day, run, Coffre, Fixture, TreeImage,
+    assert_same_tree, capture, json_string_fields, run, sample_day, Coffre, Fixture, TreeImage,
 };
 
 /// 2026-09-01 20:00 in Paris (UTC+2), the first simulated evening.
@@ -61,7 +61,7 @@ fn thirty_days_forget_and_prune() {
     let mut days: Vec<(String, TreeImage)> = Vec::new();
     for day in 0..30 {
         if day > 0 {
-            pharmagen_day(&src, day as u32);
+            sample_day(&src, day as u32);
         }
         let image = capture(&src);
         let out = coffre_tests::run_ok(&mut at_day(
@@ -160,7 +160,7 @@ fn prune_killed_at_each_phase_loses_nothing() {
     let mut days: Vec<(String, TreeImage)> = Vec::new();
     for day in 0..6 {
         if day > 0 {
-            pharmagen_day(&src, day as u32);
+            sample_day(&src, day as u32);
         }
         days.push((coffre.snapshot(&src), capture(&src)));
     }

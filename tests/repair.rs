@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use coffre_tests::{
-    assert_same_tree, capture, json_string_fields, pharmagen_day, run, Coffre, Fixture,
+    assert_same_tree, capture, json_string_fields, run, sample_day, Coffre, Fixture,
 };
 
 fn packs(repo: &Path) -> Vec<(PathBuf, u64)> {
@@ -93,7 +93,7 @@ fn index_is_rebuilt_from_the_packs() {
     let Fixture { tmp, src, coffre } = Fixture::new(4);
     let day0 = capture(&src);
     let id0 = coffre.snapshot(&src);
-    pharmagen_day(&src, 1);
+    sample_day(&src, 1);
     let day1 = capture(&src);
     coffre.snapshot(&src);
 
@@ -170,7 +170,7 @@ fn kill_9_mid_snapshot_loses_nothing() {
     let day0 = capture(&src);
     coffre.snapshot(&src);
     // Enough new incompressible data that the snapshot runs for a while.
-    pharmagen_day(&src, 1);
+    sample_day(&src, 1);
     write_random(&src.join("big.bin"), 192 << 20);
 
     let mut killed_mid_run = 0;

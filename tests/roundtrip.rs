@@ -1,10 +1,10 @@
-//! Snapshot → restore is bit-exact, day after day, on pharmagen data with
+//! Snapshot → restore is bit-exact, day after day, on sample pharmacy data with
 //! all its awkward cases; and nothing of the source is readable on the drive.
 
 use std::path::Path;
 
 use coffre_tests::{
-    assert_same_tree, capture, json_string_fields, pharmagen_day, pharmagen_init, Coffre, Fixture,
+    assert_same_tree, capture, json_string_fields, sample_day, sample_init, Coffre, Fixture,
     TreeImage,
 };
 
@@ -18,7 +18,7 @@ fn three_days_restore_bit_exact() {
     let mut days: Vec<(String, TreeImage)> = Vec::new();
     for day in 0..3 {
         if day > 0 {
-            pharmagen_day(&src, day);
+            sample_day(&src, day);
         }
         let image = capture(&src);
         let id = coffre.snapshot(&src);
@@ -162,7 +162,7 @@ fn no_plaintext_on_the_drive() {
     let src = tmp.path().join("source-officine-Kq7Zp");
     let coffre = Coffre::new(tmp.path().join("repo"));
     coffre.init();
-    pharmagen_init(&src, 4);
+    sample_init(&src, 4);
     coffre.ok([
         std::ffi::OsStr::new("snapshot"),
         src.as_os_str(),
@@ -171,7 +171,7 @@ fn no_plaintext_on_the_drive() {
         "--tag".as_ref(),
         "quotidien-soir".as_ref(),
     ]);
-    pharmagen_day(&src, 1);
+    sample_day(&src, 1);
     coffre.ok([
         std::ffi::OsStr::new("snapshot"),
         src.as_os_str(),

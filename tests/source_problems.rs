@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use coffre_tests::{
-    assert_same_tree, assert_same_tree_with, capture, coffre_bin, pharmagen_init, run, run_ok,
+    assert_same_tree, assert_same_tree_with, capture, coffre_bin, run, run_ok, sample_init,
     CompareOptions, Kind,
 };
 use snapshots_format::format::keyfile::KdfParams;
@@ -353,7 +353,7 @@ fn reachable_bin(dir: &Path) -> PathBuf {
 /// a mode-000 file deep down) are skipped, not fatal: `coffre snapshot` exits 3,
 /// lists each skipped path on stderr, records the snapshot (listed by `snapshots
 /// --json`, `skipped_count` >= 3 in its JSON), and restoring it gives every other
-/// file of a pharmagen tree bit-exact, without the skipped ones.
+/// file of a sample data tree bit-exact, without the skipped ones.
 ///
 /// Root reads everything, so the snapshot runs as user nobody.
 #[test]
@@ -369,7 +369,7 @@ fn unreadable_files_are_skipped_and_the_rest_is_saved() {
     let work = tmp.path().join("work");
     fs::create_dir(&work).unwrap();
     let src = work.join("src");
-    pharmagen_init(&src, 4);
+    sample_init(&src, 4);
     fs::write(src.join("secret.txt"), "cannot be read\n").unwrap();
     fs::create_dir(src.join("locked")).unwrap();
     fs::write(src.join("locked/inside.txt"), "behind a locked door\n").unwrap();

@@ -163,7 +163,7 @@ impl TreeImage {
 pub fn capture(root: &Path) -> TreeImage {
     let mut entries = BTreeMap::new();
     let mut inodes: HashMap<(u64, u64), Vec<Vec<u8>>> = HashMap::new();
-    // An explicit stack rather than recursion: pharmagen builds deep paths on purpose.
+    // An explicit stack rather than recursion: the sample data has deep paths on purpose.
     let mut stack: Vec<(Vec<u8>, PathBuf)> = vec![(Vec::new(), root.to_path_buf())];
     while let Some((rel, abs)) = stack.pop() {
         let meta = fs::symlink_metadata(&abs)

@@ -364,9 +364,9 @@ fn assert_same_tree_panics_on_a_difference() {
 }
 
 #[test]
-fn a_pharmagen_tree_is_captured_stably() {
+fn a_sample_tree_is_captured_stably() {
     let dir = TempDir::new().expect("tempdir");
-    pharmagen_init(dir.path(), 16);
+    sample_init(dir.path(), 16);
     let first = capture(dir.path());
     let second = capture(dir.path());
     assert_same_tree_with(
@@ -378,28 +378,55 @@ fn a_pharmagen_tree_is_captured_stably() {
         },
     );
 
-    // The awkward cases of divers/ are all seen for what they are.
+    // The awkward cases of divers/ are all there, under the names the tests
+    // use, and seen for what they are.
+    let get = |p: &str| {
+        first
+            .get(p)
+            .unwrap_or_else(|| panic!("{p} missing from the sample tree"))
+    };
+    assert_eq!(get("divers/canal.fifo").kind, Kind::Fifo);
+    assert_eq!(get("divers/script.sh").mode, 0o4755);
+    assert_eq!(get("divers/secret.key").mode, 0o400);
+    assert_eq!(get("db/officine.fdb").mode, 0o600);
+    assert_eq!(get("bin/sauvegarde.sh").mode, 0o755);
+    assert_eq!(get("config/officine.ini").mode, 0o640);
+    assert_eq!(get("divers/vide.txt").size, 0);
+    assert_eq!(get("divers/dossier_vide").kind, Kind::Dir);
     assert_eq!(
-        first.get("divers/canal.fifo").expect("fifo").kind,
-        Kind::Fifo
+        get("divers/CON.txt").size,
+        25,
+        "the Samba test finds it by size"
     );
-    assert_eq!(
-        first.get("divers/script.sh").expect("script.sh").mode,
-        0o4755
+    for name in [
+        "Ordonnance  Mme Hélène Lefèvre (copie).pdf",
+        "rapport: mars? <final>.txt",
+        "notes.",
+        "espace final ",
+        "Lisez-moi.txt",
+        "LISEZ-MOI.TXT",
+    ] {
+        assert_eq!(get(&format!("divers/{name}")).kind, Kind::File, "{name}");
+    }
+    assert!(
+        first.contains(b"divers/Facture_\xe9t\xe9_2019.pdf"),
+        "a Latin-1 name"
     );
-    assert_eq!(
-        first.get("divers/secret.key").expect("secret.key").mode,
-        0o400
-    );
-    assert_eq!(
-        first.get("divers/lien_casse").expect("dangling link").kind,
-        Kind::Symlink
-    );
-    assert!(!first
-        .get("divers/preallocation.dat")
-        .expect("sparse file")
-        .holes
-        .is_empty());
+    for (link, target) in [
+        ("divers/base_courante", "../db/officine.fdb"),
+        ("divers/lien_absolu_casse", "/srv/officine/absent"),
+        ("divers/lien_casse", "n_existe_pas.txt"),
+    ] {
+        assert_eq!(get(link).kind, Kind::Symlink, "{link}");
+        assert_eq!(
+            get(link).target.as_deref(),
+            Some(target.as_bytes()),
+            "{link}"
+        );
+    }
+    let sparse = get("divers/preallocation.dat");
+    assert_eq!(sparse.holes.len(), 1, "one hole between head and tail");
+    assert_eq!(sparse.holes[0].1 - sparse.holes[0].0, 4 << 20, "16 MiB / 4");
     let trio: Vec<Vec<u8>> = [
         "divers/autre/lien_dur_2.txt",
         "divers/lien_dur.txt",
@@ -412,27 +439,32 @@ fn a_pharmagen_tree_is_captured_stably() {
         "{:?}",
         first.hardlink_groups()
     );
+    let deep = first
+        .entries()
+        .map(|(p, _)| p)
+        .find(|p| p.starts_with(b"divers/niveau_1") && p.ends_with(b".txt"))
+        .expect("the deep file");
+    let levels = deep.split(|&b| b == b'/').collect::<Vec<_>>();
+    assert_eq!(levels.len(), 10, "divers, 8 levels, the file");
     assert!(
-        first
-            .entries()
-            .any(|(p, _)| std::str::from_utf8(p).is_err()),
-        "a non-UTF-8 name"
+        (130..=150).contains(&levels[9].len()),
+        "a ~140-character name"
     );
     let probe = TempDir::new().expect("tempdir");
     fs::write(probe.path().join("f"), b"").expect("write probe");
     if set_xattr(&probe.path().join("f"), "user.probe", b"1") {
-        let x = &first
-            .get("divers/avec_xattr.txt")
-            .expect("avec_xattr.txt")
-            .xattrs;
-        assert!(x.iter().any(|(n, _)| n.starts_with(b"user.")), "{x:?}");
+        assert_eq!(
+            get("divers/avec_xattr.txt").xattrs,
+            vec![(
+                b"user.coffre.test".to_vec(),
+                b"valeur \0\xff binaire".to_vec()
+            )]
+        );
     }
 
-    let summary = pharmagen_day(dir.path(), 1);
-    assert!(
-        summary.trim_start().starts_with('{') && summary.contains("\"day\": 1"),
-        "{summary}"
-    );
+    let line = sample_day(dir.path(), 1);
+    let summary: sample::DaySummary = serde_json::from_str(&line).expect("a JSON summary");
+    assert_eq!(summary.day, 1, "{line}");
     assert!(
         !diff_trees(&first, &capture(dir.path())).is_empty(),
         "day 1 changes the tree"
