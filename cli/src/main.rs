@@ -11,10 +11,12 @@ mod errors;
 mod format;
 mod fs_snapshot;
 mod hooks;
+mod notify;
 mod parse;
 mod password;
 mod progress;
 mod recovery_sheet;
+mod runlog;
 
 use std::process::ExitCode;
 
