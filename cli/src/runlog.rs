@@ -258,8 +258,6 @@ pub fn current_repository(cli: &Cli) -> (Option<PathBuf>, Option<String>) {
 /// `result` is what the snapshot itself came to, `--after` aside: the exit
 /// code and the id written (none when unchanged). Never fails: problems
 /// are warnings on stderr.
-// Called by snapshot.rs once wired; the allow goes with that call.
-#[allow(dead_code)]
 pub fn after_snapshot(cli: &Cli, result: &Result<(u8, Option<String>)>) {
     let (result, exit_code, snapshot, error) = match result {
         Ok((0, Some(id))) => (Outcome::Ok, 0, Some(id.clone()), None),
@@ -278,8 +276,6 @@ pub fn after_snapshot(cli: &Cli, result: &Result<(u8, Option<String>)>) {
 /// Records a `coffre check` run (exit code 1 or an error: failed) and
 /// tells `[notify]` of a failure, or of the first success after one.
 /// Never fails: problems are warnings on stderr.
-// Called by check.rs once wired; the allow goes with that call.
-#[allow(dead_code)]
 pub fn after_check(cli: &Cli, read_data: bool, result: &Result<u8>) {
     let (result, exit_code, error) = match result {
         Ok(0) => (Outcome::Ok, 0, None),

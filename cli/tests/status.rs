@@ -236,7 +236,6 @@ fn a_failed_run_is_critical() {
 /// called from cli/src/commands/snapshot.rs (see the report of the status
 /// work). Remove the `ignore` once that call is in.
 #[test]
-#[ignore = "needs runlog::after_snapshot called from snapshot.rs"]
 fn a_failing_snapshot_is_critical_and_told_then_the_next_one_recovers() {
     let (url, requests) = receiver();
     let site = Site::new(&format!(

@@ -34,7 +34,11 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Snapshots(a) => snapshots::run(cli, a),
         Command::Ls(a) => ls::run(cli, a),
         Command::Restore(a) => restore::run(cli, a),
-        Command::Check(a) => check::run(cli, a),
+        Command::Check(a) => {
+            let result = check::run(cli, a);
+            crate::runlog::after_check(cli, a.read_data, &result);
+            result
+        }
         Command::RebuildIndex => rebuild_index::run(cli),
         Command::Mount(a) => mount::run(cli, a),
         Command::Umount(a) => umount::run(a),

@@ -18,6 +18,7 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<u8> {
     let merged = with_config(cli, args)?;
     let args = &merged;
     let result = take(cli, args);
+    crate::runlog::after_snapshot(cli, &result);
     let Some(after) = &args.after else {
         return result.map(|(code, _)| code);
     };
