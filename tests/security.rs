@@ -168,13 +168,15 @@ fn craft_repo_many(repo: &Path, roots: &[Vec<Spec>]) -> Vec<SnapshotId> {
                     nsec: 0,
                 },
                 hostname: b"h".to_vec(),
-                source: b"/src".to_vec(),
+                sources: vec![b"/src".to_vec()],
                 label: "crafted".into(),
                 tags: vec![],
                 parent: None,
                 tree,
                 root: None,
                 summary: Summary::default(),
+                excludes: vec![],
+                hooks: vec![],
             })
             .expect("write the crafted snapshot")
         })
@@ -729,13 +731,15 @@ fn deeply_nested_crafted_tree_does_not_crash() {
             nsec: 0,
         },
         hostname: b"h".to_vec(),
-        source: b"/src".to_vec(),
+        sources: vec![b"/src".to_vec()],
         label: "deep".into(),
         tags: vec![],
         parent: None,
         tree,
         root: None,
         summary: Summary::default(),
+        excludes: vec![],
+        hooks: vec![],
     })
     .expect("write the crafted snapshot");
     drop(r);
