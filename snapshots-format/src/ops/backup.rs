@@ -377,6 +377,9 @@ pub fn take_snapshot_with(
     };
     repo.raise_format(crate::format::header::RECORD_V2_VERSION)?;
     repo.confirm_format()?;
+    // A prune elsewhere that wrongly judged our lock stale may have deleted
+    // data this snapshot reuses: then record nothing.
+    repo.confirm_lock()?;
     let id = repo.write_snapshot(&snap)?;
     Ok(Outcome::Saved(id, Box::new(snap)))
 }

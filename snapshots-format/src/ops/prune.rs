@@ -264,6 +264,8 @@ pub fn prune(
     // still names the deleted files, which the next open notices and
     // rebuilds from the drive; the other way round, a cache already
     // updated would keep trusting a stale file left on the drive.
+    // Nothing is deleted unless this run still holds the repository alone.
+    repo.confirm_lock()?;
     for file in &touched {
         repo.backend()
             .delete(FileKind::Index, &ObjectName::id(file))?;
@@ -273,6 +275,7 @@ pub fn prune(
     on_phase("indexed");
 
     // 6. Delete.
+    repo.confirm_lock()?;
     let mut first = true;
     for id in &doomed {
         repo.backend()

@@ -21,6 +21,7 @@ use crate::format::tree::{decode_listing, join_pieces, Listing, Tree};
 use crate::id::{to_hex, BlobId, PackId, SnapshotId};
 use crate::repo::index::{Index, Location, INDEX_FILE};
 use crate::repo::keyring::{self, KeyEntry, OpenedWith};
+use crate::repo::lock::LockKind;
 
 /// [`Repository::load_blobs`] reads over gaps up to this size between blobs
 /// (another reader's blobs, interleaved in the pack) rather than read twice.
@@ -56,6 +57,8 @@ pub struct Repository {
     dictionary: Mutex<Option<Arc<Dictionary>>>,
     /// Index files that could not be read at the last sync (for `check`).
     index_damage: Mutex<Vec<String>>,
+    /// The lock this process works under, once taken ([`Repository::confirm_lock`]).
+    held_lock: Arc<Mutex<Option<(ObjectName, LockKind)>>>,
 }
 
 /// Where the local index caches live unless told: `COFFRE_CACHE_DIR`, else
@@ -231,6 +234,7 @@ impl Repository {
             header,
             dictionary: Mutex::new(None),
             index_damage: Mutex::new(Vec::new()),
+            held_lock: Arc::new(Mutex::new(None)),
         };
         repo.refresh_index()?;
         Ok(repo)
@@ -423,6 +427,30 @@ impl Repository {
         let all = self.list_keys()?;
         keyring::remove(&*self.backend, &all, &current.id)?;
         Ok(id)
+    }
+
+    /// Where [`crate::repo::lock::acquire`] records the lock it took.
+    pub(crate) fn held_lock(&self) -> Arc<Mutex<Option<(ObjectName, LockKind)>>> {
+        Arc::clone(&self.held_lock)
+    }
+
+    /// Just before work becomes visible (a snapshot record, prune's
+    /// deletions): checks that this process's lock is still there and, for
+    /// an exclusive one, that nobody else took one since. Without a lock
+    /// (the library used directly) there is nothing to confirm.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] when the lock was removed or another appeared.
+    pub fn confirm_lock(&self) -> Result<()> {
+        let held = self
+            .held_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match held {
+            Some((name, kind)) => crate::repo::lock::confirm(self, &name, kind),
+            None => Ok(()),
+        }
     }
 
     /// The storage the repository is on.
