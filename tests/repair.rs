@@ -120,9 +120,12 @@ fn index_is_rebuilt_from_the_packs() {
 
     // A garbage cache database is discarded and filled again from the
     // index files, without being asked.
+    // (The cache folder also holds this machine's record of runs.)
     let caches: Vec<_> = std::fs::read_dir(coffre.cache_dir())
         .unwrap()
-        .map(|e| e.unwrap().path().join("index-v2.db"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.join("index-v2.db"))
         .collect();
     assert_eq!(caches.len(), 1, "one cache for one repository");
     std::fs::write(&caches[0], b"not a database at all, just junk bytes").unwrap();

@@ -57,6 +57,16 @@ fn from_env_or_file(cli: &Cli) -> Result<Option<Vec<u8>>> {
     }
     if let Some(loaded) = crate::config::load(cli)? {
         if let Some(path) = &loaded.config.password_file {
+            // A fresh install names a file nobody wrote yet: on a terminal,
+            // ask rather than refuse (a scheduled run still fails, naming it).
+            if !path.exists() && std::io::stdin().is_terminal() {
+                eprintln!(
+                    "note: the passphrase file {} (password_file in {}) does not exist yet; asking instead",
+                    path.display(),
+                    loaded.path.display()
+                );
+                return Ok(None);
+            }
             let bytes = std::fs::read(path).with_context(|| {
                 format!(
                     "cannot read the passphrase file {} (password_file in {})",

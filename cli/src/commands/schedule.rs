@@ -497,7 +497,7 @@ mod tests {
             verify: Verify::Check,
             at: ClockTime { hour: 20, minute: 30 },
             weekdays: Weekdays::parse("mon-sat").expect("days"),
-            origin: "Installed by the coffre package. `coffre schedule install` writes its own, from the configuration, in /etc/systemd/system.".to_string(),
+            origin: "An example shipped in /usr/share/doc/coffre/examples/systemd; `coffre schedule install` writes the real units, from the configuration, in /etc/systemd/system.".to_string(),
         }
     }
 
