@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use coffre_tests::{coffre_bin, describe, run, sample_bin, text};
+use coffre_tests::{coffre_bin, describe, run, sample_bin, text, without_machine_config};
 
 /// `scripts/demo` with `COFFRE_DEMO_PREBUILT` (no build), 8 MiB of data and
 /// a temporary work folder: it succeeds and says the restore is identical.
@@ -18,7 +18,8 @@ fn the_demo_runs_to_the_end() {
     std::os::unix::fs::symlink(coffre_bin(), prebuilt.join("coffre")).unwrap();
     std::os::unix::fs::symlink(sample_bin(), prebuilt.join("coffre-sample")).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/demo");
-    let out = run(Command::new(script)
+    let mut demo = Command::new(script);
+    let out = run(without_machine_config(&mut demo)
         .arg(tmp.path().join("work"))
         .env("COFFRE_DEMO_PREBUILT", &prebuilt)
         .env("SCALE_MB", "8")

@@ -35,7 +35,8 @@ const EVIL: &str = "evil";
 /// `coffre -r REPO` with the passphrase in the environment of this command only.
 fn coffre(repo: &Path) -> Command {
     let mut c = Command::new(coffre_bin());
-    c.env("COFFRE_PASSWORD", PASS)
+    without_machine_config(&mut c)
+        .env("COFFRE_PASSWORD", PASS)
         .env_remove("COFFRE_REPO")
         .env_remove("COFFRE_PASSWORD_FILE")
         .arg("-r")
@@ -43,7 +44,7 @@ fn coffre(repo: &Path) -> Command {
     c
 }
 
-use coffre_tests::{describe, text};
+use coffre_tests::{describe, text, without_machine_config};
 
 /// Asserts a clean failure: exit code 1 (not a crash, not a usage error), an
 /// `error: ` line on stderr, and no panic.

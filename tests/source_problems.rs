@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use coffre_tests::{
     assert_same_tree, assert_same_tree_with, capture, coffre_bin, run, run_ok, sample_init,
-    CompareOptions, Kind,
+    without_machine_config, CompareOptions, Kind,
 };
 use snapshots_format::format::keyfile::KdfParams;
 use snapshots_format::Repository;
@@ -26,7 +26,8 @@ const NOBODY: u32 = 65534;
 /// repository or passphrase file inherited from the caller's environment.
 fn coffre_cmd(bin: &Path) -> Command {
     let mut c = Command::new(bin);
-    c.env("COFFRE_PASSWORD", PASS)
+    without_machine_config(&mut c)
+        .env("COFFRE_PASSWORD", PASS)
         .env_remove("COFFRE_REPO")
         .env_remove("COFFRE_PASSWORD_FILE");
     c
@@ -330,7 +331,8 @@ fn as_nobody(bin: &Path, cwd: &Path) -> Command {
         c.arg("-u").arg("nobody").arg("--").arg(bin);
         c
     };
-    c.current_dir(cwd)
+    without_machine_config(&mut c)
+        .current_dir(cwd)
         .env("COFFRE_CACHE_DIR", cwd.join(".cache"))
         .env("COFFRE_PASSWORD", PASS)
         .env_remove("COFFRE_REPO")

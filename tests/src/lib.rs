@@ -87,6 +87,18 @@ fn profile_bin(name: &str, env: &str, build: &str) -> PathBuf {
     );
 }
 
+/// Keeps a `coffre` command away from the machine's configuration: the default
+/// file (`/etc/coffre/coffre.toml`, which an installed package provides, with
+/// exclude rules) is replaced by one that does not exist, and no
+/// `COFFRE_CONFIG` is inherited.
+pub fn without_machine_config(cmd: &mut Command) -> &mut Command {
+    cmd.env(
+        "COFFRE_CONFIG_DEFAULT",
+        "/nonexistent/coffre-tests/coffre.toml",
+    )
+    .env_remove("COFFRE_CONFIG")
+}
+
 /// Runs a command to completion, capturing stdout and stderr (stdin is closed).
 ///
 /// Panics only if the command cannot be started at all.
@@ -148,7 +160,8 @@ impl Coffre {
         S: AsRef<std::ffi::OsStr>,
     {
         let mut cmd = Command::new(coffre_bin());
-        cmd.arg("-r")
+        without_machine_config(&mut cmd)
+            .arg("-r")
             .arg(&self.repo)
             .args(args)
             .env("COFFRE_PASSWORD", TEST_PASSWORD)
