@@ -262,9 +262,9 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "KIND")]
     pub fs_snapshot: Option<crate::fs_snapshot::Kind>,
     /// With --fs-snapshot lvm: room for changes during the snapshot, as a
-    /// share of the volume (20%) or a size (2G).
-    #[arg(long, value_name = "SIZE", default_value = "20%")]
-    pub fs_snapshot_size: String,
+    /// share of the volume or a size (2G). Default: 20%.
+    #[arg(long, value_name = "SIZE")]
+    pub fs_snapshot_size: Option<String>,
     /// Store the output of a shell command as the file NAME at the
     /// snapshot's root (e.g. a database dump); if the command fails, no
     /// snapshot is written (repeatable).

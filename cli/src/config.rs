@@ -23,7 +23,7 @@
 //!   `exclude_file`, `exclude_if_present` (file names),
 //!   `exclude_larger_than` ([`ByteSize`]: `.bytes`), `one_file_system`,
 //!   `before` / `after` (shell commands), `from_command` (file name →
-//!   command), `skip_if_unchanged`.
+//!   command), `skip_if_unchanged`, `fs_snapshot`, `fs_snapshot_size`.
 //! - `loaded.config.notify` ([`NotifyConfig`]) and `.retention`
 //!   ([`RetentionConfig::policy`]).
 //! - The repository: [`crate::commands::repo_path`] and
@@ -142,6 +142,12 @@ pub struct SnapshotConfig {
     /// Record no snapshot when nothing changed since the last one.
     #[serde(default)]
     pub skip_if_unchanged: bool,
+    /// Read the sources from a read-only filesystem snapshot (lvm, btrfs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs_snapshot: Option<crate::fs_snapshot::Kind>,
+    /// With lvm: room for changes meanwhile (`20%` of the volume, `5G`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs_snapshot_size: Option<String>,
 }
 
 /// `[retention]`: the `--keep-*` rules of `coffre forget`.
@@ -1289,7 +1295,7 @@ mod tests {
     const REPO: &str = "[[repository]]\nname = \"lundi\"\npath = \"/media/lundi/coffre\"\n";
 
     /// Every field, for the checks that the example and the docs tell of each.
-    const FIELDS: [&str; 34] = [
+    const FIELDS: [&str; 36] = [
         "password_file",
         "cache_dir",
         "[[repository]]",
@@ -1310,6 +1316,8 @@ mod tests {
         "after",
         "from_command",
         "skip_if_unchanged",
+        "fs_snapshot",
+        "fs_snapshot_size",
         "[retention]",
         "keep_last",
         "keep_daily",
@@ -1417,6 +1425,17 @@ mod tests {
         assert_eq!(p[0].0, 0, "{p:?}");
         let p = problems(&format!("{REPO}[snapshot\n"));
         assert_eq!(p[0].0, 4, "{p:?}");
+        let p = problems(&format!("{REPO}[snapshot]\nfs_snapshot = \"zfs\"\n"));
+        assert_eq!(p[0].0, 5, "{p:?}");
+        let ok = parse(
+            Path::new("c.toml"),
+            &format!("{REPO}[snapshot]\nfs_snapshot = \"btrfs\"\n"),
+        )
+        .expect("valid");
+        assert_eq!(
+            ok.snapshot.fs_snapshot,
+            Some(crate::fs_snapshot::Kind::Btrfs)
+        );
     }
 
     #[test]

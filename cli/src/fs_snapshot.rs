@@ -14,7 +14,10 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// The kind of filesystem snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// An LVM snapshot volume, mounted read-only.
     Lvm,

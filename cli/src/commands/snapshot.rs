@@ -97,8 +97,11 @@ fn with_config(cli: &Cli, args: &SnapshotArgs) -> Result<SnapshotArgs> {
         one_file_system: args.one_file_system || c.one_file_system,
         ignore_inode: args.ignore_inode,
         skip_if_unchanged: args.skip_if_unchanged || c.skip_if_unchanged,
-        fs_snapshot: args.fs_snapshot,
-        fs_snapshot_size: args.fs_snapshot_size.clone(),
+        fs_snapshot: args.fs_snapshot.or(c.fs_snapshot),
+        fs_snapshot_size: args
+            .fs_snapshot_size
+            .clone()
+            .or_else(|| c.fs_snapshot_size.clone()),
         before: args.before.clone().or_else(|| c.before.clone()),
         after: args.after.clone().or_else(|| c.after.clone()),
         from_command,
@@ -165,7 +168,7 @@ fn take(cli: &Cli, args: &SnapshotArgs) -> Result<(u8, Option<String>)> {
         Some(kind) => Some(FsSnapshots::take(
             kind,
             &args.sources,
-            &args.fs_snapshot_size,
+            args.fs_snapshot_size.as_deref().unwrap_or("20%"),
         )?),
         None => None,
     };
