@@ -64,10 +64,16 @@ fn ok(out: &Output) -> String {
 
 /// `systemd-analyze verify` on the units, when systemd's tools are here.
 fn verify(units: &Path) {
-    let files = [
-        units.join("coffre-snapshot.service"),
-        units.join("coffre-snapshot.timer"),
-    ];
+    let files: Vec<PathBuf> = [
+        "coffre-snapshot.service",
+        "coffre-snapshot.timer",
+        "coffre-status.service",
+        "coffre-status.timer",
+    ]
+    .iter()
+    .map(|n| units.join(n))
+    .filter(|p| p.exists())
+    .collect();
     match Command::new("systemd-analyze")
         .arg("verify")
         .args(&files)
@@ -79,7 +85,7 @@ fn verify(units: &Path) {
             // It warns without failing on some mistakes (unknown keys):
             // none about our units is acceptable.
             assert!(
-                !err.contains("coffre-snapshot"),
+                !err.contains("coffre-snapshot") && !err.contains("coffre-status"),
                 "systemd-analyze verify: {err}"
             );
         }
@@ -207,4 +213,66 @@ fn bad_times_and_days_are_refused() {
         assert!(e.contains(words), "{args:?}: {e}");
     }
     assert!(!s.units().join("coffre-snapshot.timer").exists());
+}
+
+/// With someone to tell ([notify]), install adds the daily status check
+/// (so that a backup that never ran is told too); remove takes it away.
+#[test]
+fn a_notify_section_adds_the_daily_status_check() {
+    let s = Setup::new("[notify]\nwebhook = \"http://127.0.0.1:9/ping\"\n");
+    let o = ok(&s.run(&[
+        "schedule",
+        "install",
+        "--at",
+        "20:30",
+        "--weekdays",
+        "mon-sat",
+        "--no-enable",
+    ]));
+    assert!(o.contains("Status check"), "{o}");
+    assert!(o.contains("coffre-status.timer"), "{o}");
+    let timer = s.read("coffre-status.timer");
+    assert!(
+        timer.contains("OnCalendar=Mon..Sat *-*-* 17:00:00"),
+        "{timer}"
+    );
+    let service = s.read("coffre-status.service");
+    let config = s.dir.path().join("coffre.toml");
+    assert!(
+        service.contains(&format!(
+            "ExecStart={} --config {} status --notify\n",
+            env!("CARGO_BIN_EXE_coffre"),
+            config.display()
+        )),
+        "{service}"
+    );
+    assert!(service.contains("SuccessExitStatus=1 2"), "{service}");
+    verify(&s.units());
+    let o = ok(&s.run(&["schedule", "show"]));
+    assert!(o.contains("coffre-status.timer"), "{o}");
+    ok(&s.run(&[
+        "schedule",
+        "install",
+        "--at",
+        "20:30",
+        "--weekdays",
+        "mon-sat",
+        "--status-at",
+        "8:15",
+        "--no-enable",
+    ]));
+    let timer = s.read("coffre-status.timer");
+    assert!(
+        timer.contains("OnCalendar=Mon..Sat *-*-* 08:15:00"),
+        "{timer}"
+    );
+    ok(&s.run(&["schedule", "remove"]));
+    assert!(!s.units().join("coffre-status.timer").exists());
+    assert!(!s.units().join("coffre-status.service").exists());
+
+    // Without [notify], nobody would be told: no status check.
+    let quiet = Setup::new("");
+    let o = ok(&quiet.run(&["schedule", "install", "--at", "20:30", "--no-enable"]));
+    assert!(o.contains("No daily status check"), "{o}");
+    assert!(!quiet.units().join("coffre-status.timer").exists());
 }

@@ -21,6 +21,17 @@ pub const SERVICE: &str = "coffre-snapshot.service";
 /// The timer's file name.
 pub const TIMER: &str = "coffre-snapshot.timer";
 /// Where units are installed by default.
+/// The daily "is the data safe?" check that tells `[notify]` (also when
+/// the evening snapshot never ran: a machine off, a timer lost).
+pub const STATUS_SERVICE: &str = "coffre-status.service";
+/// Its timer.
+pub const STATUS_TIMER: &str = "coffre-status.timer";
+/// When it runs by default: in the afternoon, so that a drive left at home
+/// can still be brought before the evening's backup.
+const STATUS_AT: ClockTime = ClockTime {
+    hour: 17,
+    minute: 0,
+};
 const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
 /// Folders systemd reads units from: only there may `systemctl` be asked
 /// to enable ours (and a test's temporary folder never reaches it).
@@ -75,6 +86,10 @@ pub struct InstallArgs {
     /// Write the units but do not enable or start the timer.
     #[arg(long)]
     pub no_enable: bool,
+    /// Time of the daily status check that tells [notify] (default 17:00
+    /// when the configuration has a [notify]; none otherwise).
+    #[arg(long, value_name = "HH:MM")]
+    pub status_at: Option<String>,
 }
 
 /// What the units say.
@@ -177,6 +192,35 @@ pub fn service_unit(spec: &UnitSpec) -> Result<String> {
     }
     u += "# No secret here: the passphrase is read from the configuration's password_file.\n";
     Ok(u)
+}
+
+/// The status check's service: tells `[notify]` when the data is not safe
+/// (and pings the webhook when it is).
+pub fn status_service_unit(spec: &UnitSpec) -> Result<String> {
+    let mut u = format!(
+        "# {}\n[Unit]\nDescription=Coffre: is the pharmacy's data safe? (tells [notify] when not)\n\n\
+         [Service]\nType=oneshot\nExecStart={} --config {} status --notify\n\
+         # 1 and 2 (warning, critical) are sent to [notify]: not a failure of this unit.\n\
+         SuccessExitStatus=1 2\nNice=10\n",
+        spec.origin,
+        unit_word(&spec.coffre)?,
+        unit_word(&spec.config)?
+    );
+    if let Some(user) = &spec.user {
+        u += &format!("User={user}\n");
+    }
+    Ok(u)
+}
+
+/// The status check's timer: the backup days at `at`.
+pub fn status_timer_unit(spec: &UnitSpec, at: ClockTime) -> String {
+    format!(
+        "# {origin}\n[Unit]\nDescription=Coffre status, {days} at {at}\n\n[Timer]\n\
+         OnCalendar={cal}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n",
+        origin = spec.origin,
+        days = spec.weekdays,
+        cal = on_calendar(spec.weekdays, at),
+    )
 }
 
 /// The timer unit's text.
@@ -329,8 +373,25 @@ fn install(cli: &Cli, args: &InstallArgs) -> Result<u8> {
     let (service, timer) = (dir.join(SERVICE), dir.join(TIMER));
     write_unit(&service, &service_unit(&spec)?)?;
     write_unit(&timer, &timer_unit(&spec))?;
+    // Someone to tell: the daily check, so that a backup that never ran
+    // (machine off, drive left at home) is told too, not only a failed one.
+    let status_at = match &args.status_at {
+        Some(a) => Some(ClockTime::parse(a).map_err(|e| anyhow::anyhow!("--status-at: {e}"))?),
+        None => (!c.notify.is_empty()).then_some(STATUS_AT),
+    };
+    if let Some(status_at) = status_at {
+        write_unit(&dir.join(STATUS_SERVICE), &status_service_unit(&spec)?)?;
+        write_unit(
+            &dir.join(STATUS_TIMER),
+            &status_timer_unit(&spec, status_at),
+        )?;
+    }
     let cal = on_calendar(weekdays, at);
-    let enable_cmd = "systemctl daemon-reload && systemctl enable --now coffre-snapshot.timer";
+    let enable_cmd = if status_at.is_some() {
+        "systemctl daemon-reload && systemctl enable --now coffre-snapshot.timer coffre-status.timer"
+    } else {
+        "systemctl daemon-reload && systemctl enable --now coffre-snapshot.timer"
+    };
     let enabled = if args.no_enable {
         None
     } else if !systemd_running() {
@@ -340,11 +401,15 @@ fn install(cli: &Cli, args: &InstallArgs) -> Result<u8> {
     } else {
         systemctl(&["daemon-reload"])?;
         systemctl(&["enable", "--now", TIMER])?;
+        if status_at.is_some() {
+            systemctl(&["enable", "--now", STATUS_TIMER])?;
+        }
         Some("")
     };
     if cli.json {
         super::print_json(&serde_json::json!({
             "service": service, "timer": timer, "on_calendar": cal,
+            "status_on_calendar": status_at.map(|a| on_calendar(weekdays, a)),
             "enabled": enabled == Some(""),
         }))?;
         return Ok(0);
@@ -353,6 +418,16 @@ fn install(cli: &Cli, args: &InstallArgs) -> Result<u8> {
     println!(
         "Snapshot {weekdays} at {at} (OnCalendar={cal}); a missed evening runs at the next start."
     );
+    match status_at {
+        Some(s) => println!(
+            "Status check {weekdays} at {s} ({} and {}): [notify] is told when the data is not safe.",
+            dir.join(STATUS_SERVICE).display(),
+            dir.join(STATUS_TIMER).display()
+        ),
+        None => println!(
+            "No daily status check: the configuration has no [notify] (see docs/CONFIG.md), so nobody would be told."
+        ),
+    }
     match enabled {
         Some("") => {
             println!("Timer enabled and started. See the next run with `coffre schedule show`, each run's log with `journalctl -u coffre-snapshot`.");
@@ -379,6 +454,7 @@ fn show(cli: &Cli, dir: &Path) -> Result<u8> {
         }
     };
     let (service, timer) = (read(SERVICE)?, read(TIMER)?);
+    let status_timer = read(STATUS_TIMER)?;
     let next = if timer.is_some() && systemd_reads(dir) {
         systemctl(&["list-timers", "--all", "--no-pager", TIMER]).ok()
     } else {
@@ -391,6 +467,7 @@ fn show(cli: &Cli, dir: &Path) -> Result<u8> {
             "on_calendar": timer.as_deref().map(|t| values(t, "OnCalendar")),
             "exec": service.as_deref().map(|s| [values(s, "ExecStart"), values(s, "ExecStartPost")].concat()),
             "user": service.as_deref().and_then(|s| values(s, "User").first().copied()),
+            "status_on_calendar": status_timer.as_deref().map(|t| values(t, "OnCalendar")),
             "systemctl_list_timers": next,
         }))?;
         return Ok(0);
@@ -431,6 +508,14 @@ fn show(cli: &Cli, dir: &Path) -> Result<u8> {
             }
         }
     }
+    match &status_timer {
+        Some(t) => println!(
+            "{}\n  OnCalendar={}",
+            dir.join(STATUS_TIMER).display(),
+            values(t, "OnCalendar").join(" ")
+        ),
+        None => println!("(no daily status check installed)"),
+    }
     match next {
         Some(n) => print!("\n{n}"),
         None if !systemd_running() => {
@@ -442,7 +527,12 @@ fn show(cli: &Cli, dir: &Path) -> Result<u8> {
 }
 
 fn remove(cli: &Cli, dir: &Path) -> Result<u8> {
-    let paths = [dir.join(TIMER), dir.join(SERVICE)];
+    let paths = [
+        dir.join(TIMER),
+        dir.join(SERVICE),
+        dir.join(STATUS_TIMER),
+        dir.join(STATUS_SERVICE),
+    ];
     let present: Vec<&PathBuf> = paths.iter().filter(|p| p.exists()).collect();
     if present.is_empty() {
         if cli.json {
@@ -453,10 +543,12 @@ fn remove(cli: &Cli, dir: &Path) -> Result<u8> {
         return Ok(0);
     }
     let systemd = systemd_reads(dir);
-    if systemd && dir.join(TIMER).exists() {
-        // Not enabled or not loaded: nothing to stop, the files still go.
-        if let Err(e) = systemctl(&["disable", "--now", TIMER]) {
-            eprintln!("warning: {e:#}");
+    for timer in [TIMER, STATUS_TIMER] {
+        if systemd && dir.join(timer).exists() {
+            // Not enabled or not loaded: nothing to stop, the files still go.
+            if let Err(e) = systemctl(&["disable", "--now", timer]) {
+                eprintln!("warning: {e:#}");
+            }
         }
     }
     for p in &present {
