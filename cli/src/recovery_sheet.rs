@@ -20,6 +20,14 @@ pub struct Sheet {
     pub made: String,
 }
 
+impl Drop for Sheet {
+    /// The key opens every backup: it does not outlive the sheet in memory.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.key.zeroize();
+    }
+}
+
 /// The sheet's text lines (French first: it goes in the pharmacy's binder).
 fn lines(s: &Sheet) -> Vec<String> {
     vec![

@@ -10,7 +10,10 @@ use clap::{Args, Subcommand};
 use snapshots_format::format::keyfile::{self, KdfParams, KeyKind};
 use snapshots_format::repo::keyring::{self, KeyEntry};
 
+use zeroize::Zeroizing;
+
 use crate::args::Cli;
+use crate::password::Passphrase;
 use crate::recovery_sheet::{self, Sheet};
 
 /// `coffre key`.
@@ -98,11 +101,11 @@ pub fn run(cli: &Cli, args: &KeyArgs) -> Result<u8> {
             // The file first: a key whose sheet could not be written
             // would open the repository and be known to nobody.
             let file = create_sheet(out)?;
-            let key = keyfile::new_recovery_key();
+            let key = Zeroizing::new(keyfile::new_recovery_key());
             let label = keyring::new_label(KeyKind::Recovery, name);
             let id = repo.add_key(key.as_bytes(), KdfParams::default(), &label)?;
             let sheet = Sheet {
-                key,
+                key: key.to_string(),
                 repository: repo.backend().location(),
                 repo_id: snapshots_format::id::to_hex(&repo.header().repo_id),
                 key_id: id.clone(),
@@ -186,28 +189,31 @@ fn list(cli: &Cli, keys: &[KeyEntry]) -> Result<u8> {
 }
 
 /// The new passphrase: `--new-password-file`, `COFFRE_NEW_PASSWORD`, or a
-/// prompt (twice).
-fn new_passphrase(src: &NewPassphrase) -> Result<Vec<u8>> {
+/// prompt (twice); wiped from memory when dropped.
+fn new_passphrase(src: &NewPassphrase) -> Result<Passphrase> {
     let pass = if let Some(path) = &src.new_password_file {
         let bytes = std::fs::read(path)
+            .map(Zeroizing::new)
             .with_context(|| format!("cannot read the new passphrase file {}", path.display()))?;
-        let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-        line.strip_suffix(b"\r").unwrap_or(line).to_vec()
+        crate::password::first_line(&bytes)
     } else if let Some(p) = std::env::var_os("COFFRE_NEW_PASSWORD") {
         use std::os::unix::ffi::OsStringExt;
-        p.into_vec()
+        Zeroizing::new(p.into_vec())
     } else {
         if !std::io::stdin().is_terminal() {
             bail!("no new passphrase given: use --new-password-file FILE or COFFRE_NEW_PASSWORD, or run in a terminal");
         }
-        let first =
-            rpassword::prompt_password("New passphrase: ").context("reading the passphrase")?;
-        let second = rpassword::prompt_password("Same passphrase again: ")
-            .context("reading the passphrase")?;
+        let first = Zeroizing::new(
+            rpassword::prompt_password("New passphrase: ").context("reading the passphrase")?,
+        );
+        let second = Zeroizing::new(
+            rpassword::prompt_password("Same passphrase again: ")
+                .context("reading the passphrase")?,
+        );
         if first != second {
             bail!("the two passphrases differ; nothing was changed");
         }
-        first.into_bytes()
+        Zeroizing::new(first.as_bytes().to_vec())
     };
     if pass.len() < 8 {
         bail!("the new passphrase is too short (at least 8 characters; a few words are best)");
@@ -235,11 +241,11 @@ fn create_sheet(out: &std::path::Path) -> Result<std::fs::File> {
 
 fn write_sheet(mut file: std::fs::File, out: &std::path::Path, sheet: &Sheet) -> Result<()> {
     use std::io::Write;
-    let bytes = match out.extension().and_then(|e| e.to_str()) {
+    let bytes = Zeroizing::new(match out.extension().and_then(|e| e.to_str()) {
         Some("pdf") => recovery_sheet::pdf(sheet)?,
         Some("txt") => recovery_sheet::text(sheet)?.into_bytes(),
         _ => recovery_sheet::html(sheet)?.into_bytes(),
-    };
+    });
     file.write_all(&bytes)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", out.display()))

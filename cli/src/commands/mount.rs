@@ -33,7 +33,7 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
     let path = super::repo_path(cli)?;
     Repository::read_header(path)?;
     let pass = if daemon_child {
-        let mut p = Vec::new();
+        let mut p = zeroize::Zeroizing::new(Vec::new());
         std::io::stdin()
             .read_to_end(&mut p)
             .context("reading the passphrase from the parent")?;

@@ -243,9 +243,14 @@ impl KeyFile {
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
             .map_err(|e| Error::corrupt("key file", "kdf", e))?;
         let mut kek = [0u8; 32];
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password_into(passphrase, &self.salt, &mut kek)
-            .map_err(|e| Error::corrupt("key file", "kdf", e))?;
+        // Argon2's own memory is freed without being wiped: the working
+        // memory is ours, and wiped once the key is derived (it holds what
+        // the passphrase hashed into).
+        let mut memory = vec![argon2::Block::new(); params.block_count()];
+        let derived = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into_with_memory(passphrase, &self.salt, &mut kek, &mut memory[..]);
+        memory.zeroize();
+        derived.map_err(|e| Error::corrupt("key file", "kdf", e))?;
         Ok(kek)
     }
 
