@@ -467,31 +467,10 @@ pub struct ByteSize {
 impl TryFrom<String> for ByteSize {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        let bad = || format!("invalid size {text:?} (examples: 500M, 2G, 1.5T)");
-        let t = text.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = (&t[..split], t[split..].trim());
-        let n: f64 = num.parse().map_err(|_| bad())?;
-        let unit = unit.to_ascii_uppercase();
-        let unit = unit.trim_end_matches('B').trim_end_matches('I');
-        let mult: u64 = match unit {
-            "" => 1,
-            "K" => 1 << 10,
-            "M" => 1 << 20,
-            "G" => 1 << 30,
-            "T" => 1 << 40,
-            _ => return Err(bad()),
-        };
-        let bytes = n * mult as f64;
-        if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
-            return Err(bad());
+        match crate::parse::size(&text) {
+            Ok(bytes) if bytes >= 1 => Ok(ByteSize { bytes, text }),
+            _ => Err(format!("invalid size {text:?} (examples: 500M, 2G, 1.5T)")),
         }
-        Ok(ByteSize {
-            bytes: bytes as u64,
-            text,
-        })
     }
 }
 
@@ -1037,29 +1016,6 @@ pub fn udev_encode(name: &str) -> String {
     out
 }
 
-/// Undoes the octal escapes of mountinfo and fstab (`\040` for a space).
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Linux's `major:minor` of a device number, as mountinfo prints it.
 fn major_minor(rdev: u64) -> String {
     let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
@@ -1076,30 +1032,17 @@ pub fn mount_point_of(device: &Path, mountinfo: &str) -> Option<PathBuf> {
         .ok()
         .filter(|m| m.file_type().is_block_device())
         .map(|m| major_minor(m.rdev()));
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let left: Vec<&str> = left.split(' ').collect();
-        let right: Vec<&str> = right.split(' ').collect();
-        let (Some(mm), Some(root), Some(mp), Some(source)) =
-            (left.get(2), left.get(3), left.get(4), right.get(1))
-        else {
-            continue;
-        };
-        if *root != "/" {
-            // A bind mount of a folder inside the drive: not its top.
-            continue;
-        }
-        let source = PathBuf::from(unescape_octal(source));
-        let same = majmin.as_deref() == Some(*mm)
-            || source == device
-            || (source.is_absolute() && std::fs::canonicalize(&source).is_ok_and(|s| s == device));
-        if same {
-            return Some(PathBuf::from(unescape_octal(mp)));
-        }
-    }
-    None
+    crate::mounts::parse(mountinfo)
+        // A bind mount of a folder inside the drive is not its top.
+        .filter(|m| m.root == Path::new("/"))
+        .find(|m| {
+            let source = Path::new(&m.source);
+            majmin.as_deref() == Some(m.major_minor.as_str())
+                || source == device
+                || (source.is_absolute()
+                    && std::fs::canonicalize(source).is_ok_and(|s| s == device))
+        })
+        .map(|m| m.point)
 }
 
 /// The mount point /etc/fstab gives the device (by `LABEL=`/`UUID=` or path).
@@ -1113,14 +1056,14 @@ fn fstab_mount_point(device: &Path, key: &str, fstab: &str) -> Option<PathBuf> {
         let (Some(spec), Some(mp)) = (fields.next(), fields.next()) else {
             continue;
         };
-        let spec = unescape_octal(spec);
+        let spec = crate::mounts::unescape_octal(spec);
         let spec_key = spec
             .replacen("LABEL=\"", "LABEL=", 1)
             .replacen("UUID=\"", "UUID=", 1);
         let same = spec_key.trim_end_matches('"') == key
             || (spec.starts_with('/') && std::fs::canonicalize(&spec).is_ok_and(|s| s == device));
         if same && mp.starts_with('/') {
-            return Some(PathBuf::from(unescape_octal(mp)));
+            return Some(PathBuf::from(crate::mounts::unescape_octal(mp)));
         }
     }
     None

@@ -5,13 +5,12 @@
 //! removed afterwards (when this value is dropped, failure included), and a
 //! leftover of a killed run is removed by the next one.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use snapshots_format::source::fsmeta;
 
 /// The kind of filesystem snapshot.
 #[derive(
@@ -71,18 +70,6 @@ fn os(s: &str) -> &std::ffi::OsStr {
     std::ffi::OsStr::new(s)
 }
 
-fn fs_type(path: &Path) -> Option<i64> {
-    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: an all-zero statfs is valid; the path is NUL-terminated and
-    // the struct outlives the call.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    #[allow(clippy::unnecessary_cast)]
-    Some(st.f_type as i64)
-}
-
 /// Whether the process that made a leftover named `<PREFIX><pid>...` is gone.
 fn leftover_of_gone_process(name: &str) -> bool {
     // btrfs snapshots are hidden (a leading dot) in the data folder.
@@ -121,7 +108,7 @@ impl FsSnapshots {
     }
 
     fn btrfs(&mut self, source: &Path, i: usize) -> Result<PathBuf> {
-        if fs_type(source) != Some(BTRFS_SUPER_MAGIC) {
+        if fsmeta::fs_type(source) != Some(BTRFS_SUPER_MAGIC) {
             bail!(
                 "--fs-snapshot btrfs: {} is not on a btrfs filesystem",
                 source.display()
@@ -271,59 +258,17 @@ impl Drop for FsSnapshots {
 /// The mount point, device and filesystem type of the mount holding `path`
 /// (the longest mount point that is a prefix of it).
 fn mount_of(path: &Path) -> Result<(PathBuf, String, String)> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
-    let mut best: Option<(PathBuf, String, String)> = None;
-    for line in info.lines() {
-        // id parent major:minor root mount-point options ... - fstype source super
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(dash) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        let (Some(point), Some(fstype), Some(device)) =
-            (fields.get(4), fields.get(dash + 1), fields.get(dash + 2))
-        else {
-            continue;
-        };
-        let point = PathBuf::from(unescape(point));
-        if path.starts_with(&point)
-            && best
-                .as_ref()
-                .is_none_or(|(b, _, _)| point.as_os_str().len() >= b.as_os_str().len())
-        {
-            best = Some((point, unescape(device), fstype.to_string()));
-        }
-    }
-    best.with_context(|| format!("no mount holds {}", path.display()))
-}
-
-/// mountinfo writes space, tab, newline and backslash as octal escapes.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::mounts::current()
+        .into_iter()
+        .filter(|m| path.starts_with(&m.point))
+        .max_by_key(|m| m.point.as_os_str().len())
+        .map(|m| (m.point, m.source, m.fstype))
+        .with_context(|| format!("no mount holds {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes_are_read() {
-        assert_eq!(unescape(r"/media/cl\040usb"), "/media/cl usb");
-        assert_eq!(unescape("/plain"), "/plain");
-        assert_eq!(unescape(r"/trail\04"), r"/trail\04");
-    }
 
     #[test]
     fn leftovers_are_those_of_gone_processes_only() {

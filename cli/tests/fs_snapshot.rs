@@ -6,7 +6,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+mod common;
 
 const PASS: &str = "fs snapshot passphrase";
 
@@ -38,17 +40,8 @@ impl Drop for Cleanup {
 }
 
 fn coffre(tmp: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_coffre"))
-        .arg("-r")
-        .arg(tmp.join("repo"))
+    common::coffre(tmp, PASS)
         .args(args)
-        .env("COFFRE_PASSWORD", PASS)
-        .env("COFFRE_CACHE_DIR", tmp.join("cache"))
-        .env("COFFRE_CONFIG_DEFAULT", tmp.join("none.toml"))
-        .env_remove("COFFRE_REPO")
-        .env_remove("COFFRE_CONFIG")
-        .env_remove("COFFRE_PASSWORD_FILE")
-        .stdin(Stdio::null())
         .output()
         .expect("run coffre")
 }

@@ -3,7 +3,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+
+mod common;
 
 struct Repo {
     tmp: tempfile::TempDir,
@@ -20,18 +22,8 @@ impl Repo {
     }
 
     fn run(&self, pass: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_coffre"))
-            .arg("-r")
-            .arg(&self.repo)
+        common::coffre(self.tmp.path(), pass)
             .args(args)
-            .env("COFFRE_PASSWORD", pass)
-            .env("COFFRE_CACHE_DIR", self.tmp.path().join("cache"))
-            .env("COFFRE_CONFIG_DEFAULT", self.tmp.path().join("none.toml"))
-            .env_remove("COFFRE_REPO")
-            .env_remove("COFFRE_CONFIG")
-            .env_remove("COFFRE_PASSWORD_FILE")
-            .env_remove("COFFRE_NEW_PASSWORD")
-            .stdin(Stdio::null())
             .output()
             .expect("run coffre")
     }

@@ -7,6 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
 const PASS: &str = "snapshot options passphrase";
 
 struct Repo {
@@ -28,20 +30,8 @@ impl Repo {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_coffre"))
-            .arg("-r")
-            .arg(&self.repo)
+        common::coffre(self.tmp.path(), PASS)
             .args(args)
-            .env("COFFRE_PASSWORD", PASS)
-            .env("COFFRE_CACHE_DIR", self.tmp.path().join("cache"))
-            .env(
-                "COFFRE_CONFIG_DEFAULT",
-                self.tmp.path().join("no-config.toml"),
-            )
-            .env_remove("COFFRE_REPO")
-            .env_remove("COFFRE_CONFIG")
-            .env_remove("COFFRE_PASSWORD_FILE")
-            .stdin(Stdio::null())
             .output()
             .expect("run coffre")
     }

@@ -79,13 +79,12 @@ pub fn open(cli: &Cli) -> Result<Repository> {
 /// a new passphrase is set and the sheet put back in its safe.
 fn warn_if_recovery_key(repo: &Repository) {
     use snapshots_format::format::keyfile::KeyKind;
-    if let Ok(key) = repo.current_key() {
-        if key.label.is_some_and(|l| l.kind == KeyKind::Recovery) {
-            eprintln!(
-                "warning: opened with the recovery key {}. Set a passphrase with `coffre key add --name <who>` and keep the sheet locked away.",
-                key.id
-            );
-        }
+    let key = repo.current_key();
+    if key.label.is_some_and(|l| l.kind == KeyKind::Recovery) {
+        eprintln!(
+            "warning: opened with the recovery key {}. Set a passphrase with `coffre key add --name <who>` and keep the sheet locked away.",
+            key.id
+        );
     }
 }
 

@@ -98,21 +98,26 @@ pub fn add(
 /// # Errors
 /// Storage errors listing `keys/`.
 pub fn list(backend: &dyn Backend, keys: &Keys, current: &OpenedWith) -> Result<Vec<KeyEntry>> {
-    let mut out = Vec::new();
-    for (name, _) in backend.list(FileKind::Key)? {
-        let (label, problem) = match read(backend, &name).and_then(|k| k.label(keys, name.as_str()))
-        {
-            Ok(label) => (label, None),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        out.push(KeyEntry {
-            id: name.as_str().to_string(),
-            label,
-            problem,
-            current: name == current.name,
-        });
+    Ok(backend
+        .list(FileKind::Key)?
+        .into_iter()
+        .map(|(name, _)| entry(backend, keys, &name, name == current.name))
+        .collect())
+}
+
+/// The key file `name` with its label (what cannot be read goes in
+/// `problem`).
+pub fn entry(backend: &dyn Backend, keys: &Keys, name: &ObjectName, current: bool) -> KeyEntry {
+    let (label, problem) = match read(backend, name).and_then(|k| k.label(keys, name.as_str())) {
+        Ok(label) => (label, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    KeyEntry {
+        id: name.as_str().to_string(),
+        label,
+        problem,
+        current,
     }
-    Ok(out)
 }
 
 /// The key file `spec` names: an id prefix or a label's name.

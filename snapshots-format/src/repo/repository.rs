@@ -386,15 +386,10 @@ impl Repository {
         keyring::list(&*self.backend, &self.keys, &self.opened_with)
     }
 
-    /// The key file that opened the repository, with its label.
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub fn current_key(&self) -> Result<KeyEntry> {
-        let all = self.list_keys()?;
-        all.into_iter().find(|k| k.current).ok_or_else(|| {
-            Error::Refused("the key that opened the repository was removed meanwhile".into())
-        })
+    /// The key file that opened the repository, with its label (only that
+    /// file is read: every command asks, to warn about a recovery key).
+    pub fn current_key(&self) -> KeyEntry {
+        keyring::entry(&*self.backend, &self.keys, &self.opened_with.name, true)
     }
 
     /// Removes the key file named `spec` (id prefix or name).
@@ -415,7 +410,7 @@ impl Repository {
     /// # Errors
     /// Storage errors.
     pub fn change_passphrase(&self, new_passphrase: &[u8], kdf: KdfParams) -> Result<String> {
-        let current = self.current_key()?;
+        let current = self.current_key();
         let label = match current.label {
             Some(mut l) => {
                 l.kind = KeyKind::Passphrase;

@@ -84,16 +84,21 @@ const UNSTABLE_INODE_FS: [i64; 3] = [
 /// trusted to say a file is the same file. Unknown when `statfs` fails:
 /// trusted then.
 pub fn is_network_fs(path: &Path) -> bool {
-    let Ok(c) = cpath(path) else { return false };
+    fs_type(path).is_some_and(|kind| UNSTABLE_INODE_FS.contains(&kind))
+}
+
+/// The filesystem type (`statfs`'s magic number) `path` is on, or `None`
+/// when it cannot be told.
+pub fn fs_type(path: &Path) -> Option<i64> {
+    let c = cpath(path).ok()?;
     // SAFETY: an all-zero statfs is valid; the path is NUL-terminated and
     // the struct outlives the call.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return false;
+        return None;
     }
     #[allow(clippy::unnecessary_cast)]
-    let kind = st.f_type as i64;
-    UNSTABLE_INODE_FS.contains(&kind)
+    Some(st.f_type as i64)
 }
 
 #[cfg(test)]
