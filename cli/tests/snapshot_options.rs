@@ -298,6 +298,10 @@ fn skip_if_unchanged_writes_nothing_when_nothing_changed() {
     assert_eq!(r.snapshot_count(), 2);
     r.ok(&["snapshot", s]);
     assert_eq!(r.snapshot_count(), 3, "without the flag, always written");
+    // A freeze command around an unchanged folder changes nothing either.
+    let said = r.ok(&["snapshot", s, "--skip-if-unchanged", "--before", "true"]);
+    assert!(said.contains("Nothing changed"), "{said}");
+    assert_eq!(r.snapshot_count(), 3);
 }
 
 #[test]

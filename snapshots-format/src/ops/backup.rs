@@ -355,7 +355,9 @@ pub fn take_snapshot_with(
         )),
         _ => None,
     };
-    if opts.skip_if_unchanged && hooks.is_empty() {
+    // A `--before` command (a database freeze) does not make the data
+    // differ; a command's output does, through its file in the tree.
+    if opts.skip_if_unchanged {
         if let Some((parent_id, p)) = &parent {
             if p.tree == tree && p.root == root {
                 return Ok(Outcome::Unchanged { parent: *parent_id });
