@@ -73,6 +73,7 @@ fn deb_builds_installs_upgrades_removes_and_purges() {
         "/usr/share/doc/coffre/examples/coffre.toml",
         "/usr/share/doc/coffre/examples/systemd/coffre-snapshot.service",
         "/usr/share/doc/coffre/examples/systemd/coffre-snapshot.timer",
+        "/usr/share/doc/coffre/examples/systemd/coffre-mount.service",
     ] {
         assert!(
             files.iter().any(|f| f == path),

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::Sender;
 use fuser::{
     AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use snapshots_format::format::snapshot::Snapshot;
 use snapshots_format::format::tree::{Node, NodeKind, Payload, Timestamp};
@@ -25,7 +25,7 @@ use snapshots_format::repo::browse::{Browser, FileReader};
 use snapshots_format::{BlobId, Error, SnapshotId};
 
 use crate::inodes::{child_key, Inode, Kind, Table};
-use crate::layout::{layout, Folder, LabelFolders};
+use crate::layout::{layout, Folder, LabelFolders, VERSIONS_DIR};
 
 /// How long the kernel may cache what never changes (snapshot contents).
 const TTL_FROZEN: Duration = Duration::from_secs(3600);
@@ -167,26 +167,73 @@ impl CoffreFs {
         view.refreshed = Instant::now();
     }
 
-    /// The folders shown in a top-level folder: the root (one label: its
-    /// dated folders; several: one folder per label) or a label's folder.
-    fn top_entries(&self, kind: &Kind) -> Vec<(String, Option<Folder>)> {
+    /// The entries of a top-level folder: the root (one label: its dated
+    /// folders; several: one folder per label), a label's folder, the
+    /// Previous Versions folder (one folder per label) or a label's folder
+    /// there (its `@GMT-` folders). `hidden` adds the root's Previous
+    /// Versions folder, which lookups find but listings leave out.
+    fn top_entries(&self, kind: &Kind, hidden: bool) -> Vec<(String, Top)> {
         self.refresh(false);
         let view = self.view.read().unwrap_or_else(|p| p.into_inner());
-        match kind {
-            Kind::Root if view.labels.len() == 1 => view.labels[0]
-                .folders
+        let snapshots = |folders: &[Folder], raw_names: bool| {
+            folders
                 .iter()
-                .map(|f| (f.name.clone(), Some(f.clone())))
+                .map(|f| (f.name.clone(), Top::Snapshot(f.clone(), raw_names)))
+                .collect::<Vec<_>>()
+        };
+        let mut out = match kind {
+            Kind::Root if view.labels.len() == 1 => snapshots(&view.labels[0].folders, false),
+            Kind::Root => view
+                .labels
+                .iter()
+                .map(|l| (l.name.clone(), Top::Label(l.name.clone())))
                 .collect(),
-            Kind::Root => view.labels.iter().map(|l| (l.name.clone(), None)).collect(),
             Kind::Label(name) => view
                 .labels
                 .iter()
                 .filter(|l| &l.name == name)
-                .flat_map(|l| l.folders.iter().map(|f| (f.name.clone(), Some(f.clone()))))
+                .flat_map(|l| snapshots(&l.folders, false))
+                .collect(),
+            Kind::Versions => view
+                .labels
+                .iter()
+                .map(|l| (l.name.clone(), Top::VersionsLabel(l.name.clone())))
+                .collect(),
+            Kind::VersionsLabel(name) => view
+                .labels
+                .iter()
+                .filter(|l| &l.name == name)
+                .flat_map(|l| snapshots(&l.versions, true))
                 .collect(),
             _ => Vec::new(),
+        };
+        if hidden && matches!(kind, Kind::Root) {
+            out.push((VERSIONS_DIR.to_string(), Top::Versions));
         }
+        out
+    }
+
+    /// The inode of a top-level entry: its key (which its number hashes)
+    /// and what it shows.
+    fn top_inode(&self, parent: &Inode, entry: Top) -> Result<(Vec<u8>, Kind), Errno> {
+        let key = top_key(&parent.key, &entry);
+        let kind = match entry {
+            Top::Label(name) => Kind::Label(name),
+            Top::Versions => Kind::Versions,
+            Top::VersionsLabel(name) => Kind::VersionsLabel(name),
+            Top::Snapshot(folder, raw_names) => {
+                let view = self.view.read().unwrap_or_else(|p| p.into_inner());
+                let snap = view.snapshots.get(&folder.snapshot).ok_or(Errno::ENOENT)?;
+                Kind::SnapshotRoot {
+                    snapshot: folder.snapshot,
+                    tree: snap.tree,
+                    time: snap.time,
+                    root: snap.root.clone().map(Arc::new),
+                    raw_names,
+                }
+            }
+        };
+        Ok((key, kind))
     }
 
     fn dir_attr(&self, ino: u64, mtime: SystemTime) -> FileAttr {
@@ -211,7 +258,9 @@ impl CoffreFs {
 
     fn attr(&self, ino: u64, inode: &Inode) -> FileAttr {
         match &inode.kind {
-            Kind::Root | Kind::Label(_) => self.dir_attr(ino, self.started),
+            Kind::Root | Kind::Label(_) | Kind::Versions | Kind::VersionsLabel(_) => {
+                self.dir_attr(ino, self.started)
+            }
             Kind::SnapshotRoot {
                 root: Some(node), ..
             } => node_attr(ino, node),
@@ -227,42 +276,22 @@ impl CoffreFs {
             .cloned()
             .ok_or(Errno::ENOENT)?;
         let (key, kind, ttl) = match &parent_inode.kind {
-            Kind::Root | Kind::Label(_) => {
+            Kind::Root | Kind::Label(_) | Kind::Versions | Kind::VersionsLabel(_) => {
                 let entry = self
-                    .top_entries(&parent_inode.kind)
+                    .top_entries(&parent_inode.kind, true)
                     .into_iter()
                     .find(|(n, _)| n.as_bytes() == name)
                     .ok_or(Errno::ENOENT)?;
-                match entry.1 {
-                    None => (
-                        format!("label\0{}", entry.0).into_bytes(),
-                        Kind::Label(entry.0),
-                        TTL_TOP,
-                    ),
-                    Some(folder) => {
-                        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
-                        let snap = view.snapshots.get(&folder.snapshot).ok_or(Errno::ENOENT)?;
-                        let mut key = parent_inode.key.clone();
-                        key.extend_from_slice(
-                            format!("\0{}\0{}", folder.name, folder.snapshot.to_hex()).as_bytes(),
-                        );
-                        let kind = Kind::SnapshotRoot {
-                            snapshot: folder.snapshot,
-                            tree: snap.tree,
-                            time: snap.time,
-                            root: snap.root.clone().map(Arc::new),
-                        };
-                        (key, kind, TTL_TOP)
-                    }
-                }
+                let (key, kind) = self.top_inode(&parent_inode, entry.1)?;
+                (key, kind, TTL_TOP)
             }
             Kind::SnapshotRoot { .. } | Kind::Entry { .. } => {
-                let (snapshot, tree_id, root_key) = self.dir_of(&parent_inode)?;
+                let (snapshot, tree_id, root_key, raw_names) = self.dir_of(&parent_inode)?;
                 let tree = self
                     .browser
                     .tree(&tree_id)
                     .map_err(|e| self.io_error(&parent_inode.path, &e))?;
-                let node = match self.shown_names(&tree_id, &tree) {
+                let node = match self.shown_names(&tree_id, &tree, raw_names) {
                     Some(shown) => shown.iter().position(|n| n == name).map(|i| &tree.nodes[i]),
                     None => tree.get(name),
                 }
@@ -273,6 +302,7 @@ impl CoffreFs {
                     Kind::Entry {
                         snapshot,
                         node: Arc::new(node.clone()),
+                        raw_names,
                     },
                     TTL_FROZEN,
                 )
@@ -290,17 +320,27 @@ impl CoffreFs {
         Ok((ino, self.attr(ino, &inode), ttl))
     }
 
-    /// For a folder inside a snapshot: the snapshot, the folder's tree, and
-    /// the key of the snapshot's root (for hard-link numbers).
-    fn dir_of(&self, inode: &Inode) -> Result<(SnapshotId, BlobId, Vec<u8>), Errno> {
+    /// For a folder inside a snapshot: the snapshot, the folder's tree, the
+    /// key of the snapshot's root (for hard-link numbers), and whether names
+    /// are shown raw.
+    fn dir_of(&self, inode: &Inode) -> Result<(SnapshotId, BlobId, Vec<u8>, bool), Errno> {
         match &inode.kind {
-            Kind::SnapshotRoot { snapshot, tree, .. } => Ok((*snapshot, *tree, inode.key.clone())),
-            Kind::Entry { snapshot, node } => match &node.payload {
+            Kind::SnapshotRoot {
+                snapshot,
+                tree,
+                raw_names,
+                ..
+            } => Ok((*snapshot, *tree, inode.key.clone(), *raw_names)),
+            Kind::Entry {
+                snapshot,
+                node,
+                raw_names,
+            } => match &node.payload {
                 Payload::Dir(tree) => {
                     // The snapshot root's key is this key's prefix up to the
                     // first '/' after the folder part.
                     let root_len = root_key_len(&inode.key);
-                    Ok((*snapshot, *tree, inode.key[..root_len].to_vec()))
+                    Ok((*snapshot, *tree, inode.key[..root_len].to_vec(), *raw_names))
                 }
                 _ => Err(Errno::ENOTDIR),
             },
@@ -314,7 +354,11 @@ impl CoffreFs {
         &self,
         tree_id: &BlobId,
         tree: &snapshots_format::format::tree::Tree,
+        raw_names: bool,
     ) -> Option<Arc<Vec<Vec<u8>>>> {
+        if raw_names {
+            return None;
+        }
         let cache = self.windows_names.as_ref()?;
         let computed = match cache.get(tree_id) {
             Some(c) => c,
@@ -363,6 +407,36 @@ impl CoffreFs {
     }
 }
 
+/// An entry of a top-level folder.
+#[derive(Debug, Clone)]
+enum Top {
+    /// A label's folder.
+    Label(String),
+    /// The hidden Previous Versions folder.
+    Versions,
+    /// A label's folder in the Previous Versions view.
+    VersionsLabel(String),
+    /// A snapshot's root; `true` in the Previous Versions view (raw names).
+    Snapshot(Folder, bool),
+}
+
+/// The key a top-level entry's inode number hashes. Top-level keys hold no
+/// '/' (see [`root_key_len`]); their prefixes keep the kinds apart: label
+/// folders `label\0`, the Previous Versions view `versions`, snapshot
+/// roots the parent's key followed by `\0`.
+fn top_key(parent: &[u8], entry: &Top) -> Vec<u8> {
+    match entry {
+        Top::Label(name) => format!("label\0{name}").into_bytes(),
+        Top::Versions => b"versions".to_vec(),
+        Top::VersionsLabel(name) => format!("versions\0label\0{name}").into_bytes(),
+        Top::Snapshot(f, _) => {
+            let mut key = parent.to_vec();
+            key.extend_from_slice(format!("\0{}\0{}", f.name, f.snapshot.to_hex()).as_bytes());
+            key
+        }
+    }
+}
+
 /// Length of the snapshot-root part of an entry key: root keys contain no
 /// '/', and every entry key is a root key followed by "/name...".
 fn root_key_len(key: &[u8]) -> usize {
@@ -398,6 +472,15 @@ fn node_attr(ino: u64, node: &Node) -> FileAttr {
 }
 
 impl Filesystem for CoffreFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // The kernel then enforces recorded POSIX ACLs (system.posix_acl_*)
+        // as it does the mode bits: a share user reads in a snapshot what
+        // the live file's ACLs let them read, no more. A kernel without the
+        // capability checks the mode bits alone.
+        let _ = config.add_capabilities(InitFlags::FUSE_POSIX_ACL);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.lookup_child(parent.0, name.as_bytes()) {
             Ok((_, attr, ttl)) => reply.entry(&ttl, &attr, Generation(0)),
@@ -573,21 +656,11 @@ impl Filesystem for CoffreFs {
         }
         let skip = (offset - 2) as usize;
         match &inode.kind {
-            Kind::Root | Kind::Label(_) => {
-                let entries = self.top_entries(&inode.kind);
-                for (i, (name, folder)) in entries.iter().enumerate().skip(skip) {
-                    let key = match folder {
-                        None => format!("label\0{name}").into_bytes(),
-                        Some(f) => {
-                            let mut k = inode.key.clone();
-                            k.extend_from_slice(
-                                format!("\0{}\0{}", f.name, f.snapshot.to_hex()).as_bytes(),
-                            );
-                            k
-                        }
-                    };
+            Kind::Root | Kind::Label(_) | Kind::Versions | Kind::VersionsLabel(_) => {
+                let entries = self.top_entries(&inode.kind, false);
+                for (i, (name, entry)) in entries.iter().enumerate().skip(skip) {
                     if reply.add(
-                        INodeNo(crate::inodes::number(&key)),
+                        INodeNo(crate::inodes::number(&top_key(&inode.key, entry))),
                         i as u64 + 3,
                         FileType::Directory,
                         name,
@@ -598,7 +671,7 @@ impl Filesystem for CoffreFs {
                 reply.ok();
             }
             _ => {
-                let (_, tree_id, root_key) = match self.dir_of(&inode) {
+                let (_, tree_id, root_key, raw_names) = match self.dir_of(&inode) {
                     Ok(d) => d,
                     Err(e) => return reply.error(e),
                 };
@@ -606,7 +679,7 @@ impl Filesystem for CoffreFs {
                     Ok(t) => t,
                     Err(e) => return reply.error(self.io_error(&inode.path, &e)),
                 };
-                let shown = self.shown_names(&tree_id, &tree);
+                let shown = self.shown_names(&tree_id, &tree, raw_names);
                 for (i, node) in tree.nodes.iter().enumerate().skip(skip) {
                     let key = child_key(&inode.key, &node.name, &root_key, node.link_key());
                     let n = crate::inodes::number(&key);

@@ -22,6 +22,10 @@ pub enum Kind {
     Root,
     /// A label's folder (only when there are several labels).
     Label(String),
+    /// The hidden Previous Versions folder ([`crate::layout::VERSIONS_DIR`]).
+    Versions,
+    /// A label's folder in the Previous Versions view.
+    VersionsLabel(String),
     /// A dated folder: the root of one snapshot.
     SnapshotRoot {
         /// The snapshot shown.
@@ -33,6 +37,10 @@ pub enum Kind {
         time: snapshots_format::format::tree::Timestamp,
         /// The source folder's recorded metadata, shown as this folder's.
         root: Option<Arc<Node>>,
+        /// Names shown as recorded, even with `--windows-names`: the
+        /// Previous Versions view, where Samba looks up the live share's
+        /// names.
+        raw_names: bool,
     },
     /// An entry inside a snapshot.
     Entry {
@@ -40,6 +48,8 @@ pub enum Kind {
         snapshot: SnapshotId,
         /// Its recorded metadata.
         node: Arc<Node>,
+        /// As for its snapshot's root.
+        raw_names: bool,
     },
 }
 

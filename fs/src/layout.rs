@@ -2,10 +2,16 @@
 //! snapshot), one per snapshot when a day has several, and `latest`; one
 //! folder per label above them when the repository holds several labels.
 //! Names are legal on Windows and SMB (no `:`) and sort by time.
+//!
+//! Beside them, hidden from listings, [`VERSIONS_DIR`] holds per label the
+//! view Samba's `vfs_shadow_copy2` reads to fill Windows' "Previous
+//! Versions" tab: one `@GMT-YYYY.MM.DD-HH.MM.SS` folder (UTC) per snapshot
+//! and nothing else, since Samba takes every name it can parse for a
+//! snapshot and would count an alias twice.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, TimeZone, Utc};
 use snapshots_format::format::snapshot::Snapshot;
 use snapshots_format::SnapshotId;
 
@@ -18,6 +24,16 @@ pub struct Folder {
     pub snapshot: SnapshotId,
 }
 
+/// The hidden folder of the mount's root holding the Previous Versions
+/// view, one folder per label (even when there is only one, so that the
+/// Samba configuration naming it stays valid when a label is added).
+pub const VERSIONS_DIR: &str = ".previous-versions";
+
+/// How many snapshots of a label the Previous Versions view shows, newest
+/// first: Windows lists nothing past about 500, and a year of daily
+/// snapshots fits.
+pub const MAX_VERSIONS: usize = 400;
+
 /// The folders of one label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelFolders {
@@ -25,6 +41,8 @@ pub struct LabelFolders {
     pub name: String,
     /// Its folders, sorted by name (`latest` last).
     pub folders: Vec<Folder>,
+    /// Its Previous Versions view: `@GMT-` folders, oldest first.
+    pub versions: Vec<Folder>,
 }
 
 /// Folders per label, for snapshots sorted oldest first.
@@ -45,6 +63,7 @@ pub fn layout(snapshots: &[(SnapshotId, Snapshot)]) -> Vec<LabelFolders> {
         out.push(LabelFolders {
             name,
             folders: folders(&snaps),
+            versions: versions(&snaps),
         });
     }
     out
@@ -107,6 +126,35 @@ fn folders(snaps: &[(SnapshotId, DateTime<Local>)]) -> Vec<Folder> {
     out
 }
 
+/// The `@GMT-` token of each snapshot, in UTC to the second (the format
+/// `vfs_shadow_copy2` expects by default). Two snapshots in the same second
+/// would share a token: the later one is shown. Only the newest
+/// [`MAX_VERSIONS`] are kept.
+fn versions(snaps: &[(SnapshotId, DateTime<Local>)]) -> Vec<Folder> {
+    let mut by_name: BTreeMap<String, (DateTime<Local>, SnapshotId)> = BTreeMap::new();
+    for (id, t) in snaps {
+        let name = gmt_token(t.timestamp());
+        let later = by_name.get(&name).is_none_or(|old| (*t, *id) > *old);
+        if later {
+            by_name.insert(name, (*t, *id));
+        }
+    }
+    let skip = by_name.len().saturating_sub(MAX_VERSIONS);
+    by_name
+        .into_iter()
+        .skip(skip)
+        .map(|(name, (_, snapshot))| Folder { name, snapshot })
+        .collect()
+}
+
+/// `@GMT-YYYY.MM.DD-HH.MM.SS` for a Unix time.
+pub fn gmt_token(sec: i64) -> String {
+    match Utc.timestamp_opt(sec, 0) {
+        chrono::LocalResult::Single(t) => t.format("@GMT-%Y.%m.%d-%H.%M.%S").to_string(),
+        _ => "@GMT-1970.01.01-00.00.00".into(),
+    }
+}
+
 /// A label as a folder name Windows can show: no `<>:"/\|?*` or control
 /// characters, no trailing dot or space, not empty.
 pub fn windows_safe(label: &str) -> String {
@@ -123,7 +171,7 @@ pub fn windows_safe(label: &str) -> String {
     while s.ends_with('.') || s.ends_with(' ') {
         s.pop();
     }
-    if s.is_empty() || s == "latest" {
+    if s.is_empty() || s == "latest" || s == VERSIONS_DIR {
         s.insert(0, '_');
     }
     s
@@ -206,5 +254,47 @@ mod tests {
         );
         assert_eq!(windows_safe("x. "), "x");
         assert_eq!(windows_safe("latest"), "_latest");
+        assert_eq!(windows_safe(VERSIONS_DIR), "_.previous-versions");
+    }
+
+    #[test]
+    fn previous_versions_are_utc_tokens_one_per_second_newest_kept() {
+        std::env::set_var("TZ", "Europe/Paris");
+        let base = 1_795_503_600; // 2026-11-24 08:00 Paris, 07:00 UTC
+        let mut all: Vec<(SnapshotId, Snapshot)> = vec![
+            (SnapshotId([1; 32]), snap("officine", base)),
+            (SnapshotId([2; 32]), snap("officine", base + 86_400)),
+            // Same second as the previous one: one token, the later wins.
+            (SnapshotId([3; 32]), snap("officine", base + 86_400)),
+        ];
+        let l = layout(&all);
+        let v: Vec<(&str, SnapshotId)> = l[0]
+            .versions
+            .iter()
+            .map(|f| (f.name.as_str(), f.snapshot))
+            .collect();
+        assert_eq!(
+            v,
+            [
+                ("@GMT-2026.11.24-07.00.00", SnapshotId([1; 32])),
+                ("@GMT-2026.11.25-07.00.00", SnapshotId([3; 32])),
+            ]
+        );
+        // No alias among them: every name parses as a distinct time.
+        assert!(l[0].versions.iter().all(|f| f.name.len() == 24));
+
+        all = (0..MAX_VERSIONS + 10)
+            .map(|i| {
+                let id = SnapshotId([(i % 250) as u8; 32]);
+                (id, snap("officine", base + 86_400 * i as i64))
+            })
+            .collect();
+        let l = layout(&all);
+        assert_eq!(l[0].versions.len(), MAX_VERSIONS);
+        assert_eq!(
+            l[0].versions.last().map(|f| f.name.clone()),
+            Some(gmt_token(base + 86_400 * (MAX_VERSIONS as i64 + 9)))
+        );
+        assert_eq!(l[0].versions[0].name, gmt_token(base + 86_400 * 10));
     }
 }

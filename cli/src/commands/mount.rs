@@ -74,9 +74,10 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
     )?;
     if !daemon_child {
         eprintln!(
-            "Mounted on {}. Stop with Ctrl-C or `coffre umount {}`.",
+            "Mounted on {}. Stop with Ctrl-C or `coffre umount {}`.\n{}",
             args.mountpoint.display(),
-            args.mountpoint.display()
+            args.mountpoint.display(),
+            versions_hint(&args.mountpoint)
         );
     }
     loop {
@@ -92,6 +93,17 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Where Samba's `vfs_shadow_copy2` finds the Previous Versions view.
+fn versions_hint(mountpoint: &Path) -> String {
+    format!(
+        "Windows Previous Versions: shadow:snapdir = {}/{}/LABEL (see docs/NAS.md).",
+        std::path::absolute(mountpoint)
+            .unwrap_or_else(|_| mountpoint.to_path_buf())
+            .display(),
+        coffre_fs::layout::VERSIONS_DIR
+    )
 }
 
 /// Starts this same command in the background (a new session, no
@@ -128,9 +140,10 @@ fn daemonize(mountpoint: &Path, pass: &[u8]) -> Result<u8> {
         if coffre_fs::is_mounted(mountpoint) {
             let _ = std::fs::remove_file(&log);
             println!(
-                "Mounted on {} (in the background, pid {}).",
+                "Mounted on {} (in the background, pid {}).\n{}",
                 mountpoint.display(),
-                child.id()
+                child.id(),
+                versions_hint(mountpoint)
             );
             return Ok(0);
         }
