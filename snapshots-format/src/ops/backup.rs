@@ -37,7 +37,7 @@ use crate::source::chunker::{self, Cutter, Piece};
 use crate::source::exclude::Excludes;
 use crate::source::fsmeta;
 pub use crate::source::walk::estimate;
-use crate::source::walk::open_source;
+use crate::source::walk::Dir;
 
 /// What to snapshot and how to label it.
 #[derive(Debug, Clone)]
@@ -137,6 +137,24 @@ struct SourceDir {
     meta: Metadata,
     /// Inode numbers are stable there (not a network filesystem).
     inodes_stable: bool,
+}
+
+impl SourceDir {
+    /// Opens the folder read; the walk reaches everything below it through
+    /// this descriptor.
+    fn open(&self) -> Result<Dir> {
+        let (dir, meta) = Dir::open_root(&self.read).map_err(|e| Error::Source {
+            path: self.read.clone(),
+            reason: e.to_string(),
+        })?;
+        if meta.dev() != self.meta.dev() || meta.ino() != self.meta.ino() {
+            return Err(Error::Source {
+                path: self.read.clone(),
+                reason: "replaced while being read".into(),
+            });
+        }
+        Ok(dir)
+    }
 }
 
 fn source_dir(given: &Path, read_from: Option<&PathBuf>) -> Result<SourceDir> {
@@ -276,7 +294,8 @@ pub fn take_snapshot_with(
                 scope.spawn(move || {
                     let mut batch = reader.saver.batch();
                     for job in queue {
-                        let result = reader.read(&mut batch, &job.path, &job.rel, &job.meta);
+                        let result =
+                            reader.read(&mut batch, job.file, &job.path, &job.rel, &job.meta);
                         // The walker only stops listening when it failed.
                         let _ = job.reply.send(result);
                     }
@@ -305,7 +324,7 @@ pub fn take_snapshot_with(
                 hooks.push(run);
             }
             if let [only] = &sources[..] {
-                let listing = walker.dir_tree(&only.read, b"", parent_tree.as_ref())?;
+                let listing = walker.dir_tree(&only.open()?, b"", parent_tree.as_ref())?;
                 root.nodes.extend(listing.nodes);
             } else {
                 for (s, xattrs) in sources.iter().zip(root_xattrs.iter()) {
@@ -322,7 +341,7 @@ pub fn take_snapshot_with(
                     walker.trust_inodes = s.inodes_stable && !opts.ignore_inode;
                     walker.read_root = s.read.clone();
                     walker.logical_root = s.path.clone();
-                    let id = walker.dir(&s.read, &name, old_tree.as_ref())?;
+                    let id = walker.dir(&s.open()?, &name, old_tree.as_ref())?;
                     root.nodes.push(node_from(
                         &name,
                         NodeKind::Dir,
@@ -432,8 +451,10 @@ struct Walker<'a, 'r> {
     logical_root: PathBuf,
 }
 
-/// A file handed to a reader thread; the answer comes back on `reply`.
+/// A file handed to a reader thread, already opened by the walker through
+/// its folder's descriptor; the answer comes back on `reply`.
 struct ReadJob {
+    file: std::fs::File,
     path: PathBuf,
     rel: Vec<u8>,
     meta: Metadata,
@@ -502,8 +523,8 @@ impl Walker<'_, '_> {
     }
 
     /// Snapshots one directory and returns its tree id.
-    fn dir(&mut self, path: &Path, rel: &[u8], parent: Option<&Tree>) -> Result<BlobId> {
-        let tree = self.dir_tree(path, rel, parent)?;
+    fn dir(&mut self, dir: &Dir, rel: &[u8], parent: Option<&Tree>) -> Result<BlobId> {
+        let tree = self.dir_tree(dir, rel, parent)?;
         self.save_tree(&tree)
     }
 
@@ -565,23 +586,17 @@ impl Walker<'_, '_> {
     }
 
     /// Lists and snapshots one directory, returning its tree unsaved.
-    fn dir_tree(&mut self, path: &Path, rel: &[u8], parent: Option<&Tree>) -> Result<Tree> {
-        let mut names: Vec<_> = fs::read_dir(path)
-            .and_then(|it| {
-                it.map(|e| e.map(|e| e.file_name()))
-                    .collect::<std::io::Result<Vec<_>>>()
-            })
-            .map_err(|e| Error::Source {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    fn dir_tree(&mut self, dir: &Dir, rel: &[u8], parent: Option<&Tree>) -> Result<Tree> {
+        let mut names = dir.names().map_err(|e| Error::Source {
+            path: dir.path().to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        names.sort();
         let mut slots = Vec::with_capacity(names.len());
         for name in names {
-            let child = path.join(&name);
-            let child_rel = join(rel, name.as_bytes());
-            let old = parent.and_then(|p| p.get(name.as_bytes()));
-            match self.entry(&child, &child_rel, name.as_bytes(), old) {
+            let child_rel = join(rel, &name);
+            let old = parent.and_then(|p| p.get(&name));
+            match self.entry(dir, &child_rel, &name, old) {
                 Ok(Some(slot)) => slots.push((child_rel, slot)),
                 Ok(None) => {}
                 Err(Error::Source { reason, .. }) => self.skip(&child_rel, reason),
@@ -642,16 +657,17 @@ impl Walker<'_, '_> {
     /// back as [`Error::Source`] so the caller can skip just this entry.
     fn entry(
         &mut self,
-        path: &Path,
+        dir: &Dir,
         rel: &[u8],
         name: &[u8],
         old: Option<&Node>,
     ) -> Result<Option<Slot>> {
+        let path = dir.child_path(name);
         let source_err = |e: std::io::Error| Error::Source {
-            path: path.to_path_buf(),
+            path: path.clone(),
             reason: e.to_string(),
         };
-        let meta = match fs::symlink_metadata(path) {
+        let meta = match dir.stat(name) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(source_err(e)),
@@ -659,16 +675,30 @@ impl Walker<'_, '_> {
         let ft = meta.file_type();
         if self
             .excludes
-            .excludes(name, rel, &self.logical(path), ft.is_dir(), meta.len())
-            || (ft.is_dir() && self.excludes.marked(path))
+            .excludes(name, rel, &self.logical(&path), ft.is_dir(), meta.len())
         {
             self.summary.excluded_count += 1;
             return Ok(None);
         }
-        let xattrs = fsmeta::read_xattrs(path).map_err(source_err)?;
+        // Another filesystem mounted inside the source, with
+        // --one-file-system: kept as an empty folder (the restore shows
+        // where it was mounted), and not even opened.
+        let other_fs =
+            ft.is_dir() && self.excludes.one_file_system() && meta.dev() != self.root_dev;
+        let sub = if ft.is_dir() && !other_fs {
+            let (sub, _) = dir.open_dir(name, &meta).map_err(source_err)?;
+            if self.excludes.marked(&sub) {
+                self.summary.excluded_count += 1;
+                return Ok(None);
+            }
+            Some(sub)
+        } else {
+            None
+        };
+        let xattrs = dir.xattrs(name).map_err(source_err)?;
         let (kind, payload) = if ft.is_file() {
             let node = node_from(name, NodeKind::File, &meta, xattrs, Payload::None);
-            return Ok(Some(match self.file(path, rel, &meta, old)? {
+            return Ok(Some(match self.file(dir, name, rel, &meta, old)? {
                 FileContent::Known(content, size) => Slot::Done(Node {
                     payload: Payload::File(content),
                     size,
@@ -686,17 +716,16 @@ impl Walker<'_, '_> {
             };
             if rel.iter().filter(|&&b| b == b'/').count() >= crate::format::tree::MAX_DEPTH {
                 return Err(Error::Source {
-                    path: path.to_path_buf(),
+                    path,
                     reason: "folders nested too deep".into(),
                 });
             }
-            // Another filesystem mounted inside the source is kept as an
-            // empty folder: the restore shows where it was mounted.
-            let id = if self.excludes.one_file_system() && meta.dev() != self.root_dev {
-                self.summary.excluded_count += 1;
-                self.save_tree(&Tree::default())?
-            } else {
-                self.dir(path, rel, old_tree.as_ref())?
+            let id = match &sub {
+                Some(sub) => self.dir(sub, rel, old_tree.as_ref())?,
+                None => {
+                    self.summary.excluded_count += 1;
+                    self.save_tree(&Tree::default())?
+                }
             };
             match old {
                 None => self.summary.dirs_new += 1,
@@ -709,11 +738,8 @@ impl Walker<'_, '_> {
             (NodeKind::Dir, Payload::Dir(id))
         } else if ft.is_symlink() {
             self.summary.others += 1;
-            let target = fs::read_link(path).map_err(source_err)?;
-            (
-                NodeKind::Symlink,
-                Payload::Symlink(target.as_os_str().as_bytes().to_vec()),
-            )
+            let target = dir.read_link(name).map_err(source_err)?;
+            (NodeKind::Symlink, Payload::Symlink(target))
         } else {
             self.summary.others += 1;
             let kind = if ft.is_fifo() {
@@ -741,7 +767,8 @@ impl Walker<'_, '_> {
     /// again next time since its recorded ctime is the old one).
     fn file(
         &mut self,
-        path: &Path,
+        dir: &Dir,
+        name: &[u8],
         rel: &[u8],
         meta: &Metadata,
         old: Option<&Node>,
@@ -766,10 +793,16 @@ impl Walker<'_, '_> {
         } else {
             self.summary.files_new += 1;
         }
+        let path = dir.child_path(name);
+        let file = dir.open_file(name, meta).map_err(|e| Error::Source {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         let Some(link) = (meta.nlink() > 1).then_some((meta.dev(), meta.ino())) else {
             let (reply, answer) = bounded(1);
             let job = ReadJob {
-                path: path.to_path_buf(),
+                file,
+                path,
                 rel: rel.to_vec(),
                 meta: meta.clone(),
                 reply,
@@ -785,7 +818,7 @@ impl Walker<'_, '_> {
             return Ok(FileContent::Known(content.clone(), *size));
         }
         let mut batch = self.reader.saver.batch();
-        let read = self.reader.read(&mut batch, path, rel, meta)?;
+        let read = self.reader.read(&mut batch, file, &path, rel, meta)?;
         batch.flush()?;
         self.read_done(rel, &read);
         self.links.insert(link, (read.content.clone(), read.size));
@@ -801,9 +834,12 @@ struct FileReader<'a, 'r> {
 }
 
 impl FileReader<'_, '_> {
+    /// Reads `file`, opened by [`Dir::open_file`] (so it is the regular
+    /// file `meta` describes); `path` is for messages.
     fn read(
         &self,
         batch: &mut Batch<'_, '_>,
+        file: std::fs::File,
         path: &Path,
         rel: &[u8],
         meta: &Metadata,
@@ -812,14 +848,6 @@ impl FileReader<'_, '_> {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
-        let file = open_source(path).map_err(source_err)?;
-        let before = file.metadata().map_err(source_err)?;
-        if !before.is_file() || before.ino() != meta.ino() {
-            return Err(Error::Source {
-                path: path.to_path_buf(),
-                reason: "replaced while being read".into(),
-            });
-        }
         let mut extents = Vec::new();
         let progress = self.progress;
         let read = chunker::chunk_file(

@@ -18,6 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::source::walk::Dir;
 
 /// One pattern, parsed.
 #[derive(Debug, Clone)]
@@ -202,12 +203,10 @@ impl Excludes {
         })
     }
 
-    /// Whether the folder `dir` holds one of the marker files (a marker
-    /// that cannot be checked counts as absent).
-    pub fn marked(&self, dir: &Path) -> bool {
-        self.if_present
-            .iter()
-            .any(|m| fs::symlink_metadata(dir.join(m)).is_ok())
+    /// Whether the open folder `dir` holds one of the marker files (a
+    /// marker that cannot be checked counts as absent).
+    pub fn marked(&self, dir: &Dir) -> bool {
+        self.if_present.iter().any(|m| dir.contains(m.as_bytes()))
     }
 }
 
@@ -303,9 +302,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut e = Excludes::new();
         e.add_if_present(".nobackup").unwrap();
-        assert!(!e.marked(dir.path()));
+        let open = || Dir::open_root(dir.path()).unwrap().0;
+        assert!(!e.marked(&open()));
         fs::write(dir.path().join(".nobackup"), "").unwrap();
-        assert!(e.marked(dir.path()));
+        assert!(e.marked(&open()));
         assert_eq!(e.described(), ["--exclude-if-present .nobackup"]);
     }
 }

@@ -2,15 +2,16 @@
 //! (FORMAT.md §17): pages of its page-structured files and small files,
 //! read the way the snapshot reads them.
 
+use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::format::dictionary::DICT_BLOB_MAX;
 use crate::source::chunker::{self, Cutting};
-// Opened as the snapshot opens them: never following a symlink swapped in,
-// never blocking on a fifo swapped in.
-use crate::source::walk::{for_each_file, open_source};
+// Reached as the snapshot reaches them: by directory descriptors, never
+// following a symlink swapped in, never blocking on a fifo swapped in.
+use crate::source::walk::{for_each_file, Dir};
 
 /// Samples: at most this many pages of page-structured files...
 const PAGE_SAMPLES: usize = 320;
@@ -25,24 +26,28 @@ const WALK_LIMIT: usize = 200_000;
 /// page-structured files (in proportion to their sizes), and small files
 /// spread evenly over the walk. Unreadable entries are passed over.
 pub fn sample_source(source: &Path) -> Vec<Vec<u8>> {
-    let mut paged: Vec<(PathBuf, u64, u64)> = Vec::new();
-    let mut small: Vec<PathBuf> = Vec::new();
-    for_each_file(source, WALK_LIMIT, |path, meta| {
+    let Ok((root, _)) = Dir::open_root(source) else {
+        return Vec::new();
+    };
+    let open = |rel: &[u8]| root.open_file_beneath(rel);
+    let mut paged: Vec<(Vec<u8>, u64, u64)> = Vec::new();
+    let mut small: Vec<Vec<u8>> = Vec::new();
+    for_each_file(source, WALK_LIMIT, |rel, meta| {
         if meta.len() <= 64 {
             return;
         }
         if meta.len() <= DICT_BLOB_MAX as u64 {
-            small.push(path);
-        } else if let Some(page) = page_size(&path, meta.len()) {
-            paged.push((path, meta.len(), page));
+            small.push(rel.to_vec());
+        } else if let Some(page) = open(rel).ok().and_then(|f| page_size(&f, meta.len())) {
+            paged.push((rel.to_vec(), meta.len(), page));
         }
     });
     let mut samples = Vec::new();
     let paged_total: u64 = paged.iter().map(|(_, len, _)| len).sum();
-    for (path, len, page) in &paged {
+    for (rel, len, page) in &paged {
         let share = (PAGE_SAMPLES as u64 * len / paged_total.max(1)).max(1);
         let pages = len / page;
-        let Ok(file) = open_source(path) else {
+        let Ok(file) = open(rel) else {
             continue;
         };
         for k in 0..share.min(pages) {
@@ -54,10 +59,9 @@ pub fn sample_source(source: &Path) -> Vec<Vec<u8>> {
         }
     }
     let step = small.len().div_ceil(SMALL_SAMPLES).max(1);
-    for path in small.iter().step_by(step) {
+    for rel in small.iter().step_by(step) {
         let mut bytes = Vec::new();
-        let read =
-            open_source(path).and_then(|f| f.take(SMALL_SAMPLE_MAX as u64).read_to_end(&mut bytes));
+        let read = open(rel).and_then(|f| f.take(SMALL_SAMPLE_MAX as u64).read_to_end(&mut bytes));
         if read.is_ok() {
             samples.push(bytes);
         }
@@ -66,9 +70,8 @@ pub fn sample_source(source: &Path) -> Vec<Vec<u8>> {
 }
 
 /// The page size the chunker would cut this file into, if any.
-fn page_size(path: &Path, len: u64) -> Option<u64> {
-    let file = open_source(path).ok()?;
-    match chunker::cutting_of(&file, len).ok()? {
+fn page_size(file: &File, len: u64) -> Option<u64> {
+    match chunker::cutting_of(file, len).ok()? {
         Cutting::Pages(page) => Some(page as u64),
         Cutting::ContentDefined => None,
     }
