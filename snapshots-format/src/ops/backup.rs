@@ -14,9 +14,8 @@
 //! readers' answers, once the folder's last file is read.
 
 use std::collections::HashMap;
-use std::fs::{self, Metadata};
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -37,7 +36,8 @@ use crate::source::chunker::{self, Cutter, Piece};
 use crate::source::exclude::Excludes;
 use crate::source::fsmeta;
 pub use crate::source::walk::estimate;
-use crate::source::walk::Dir;
+use crate::source::walk::{Dir, Stat};
+use rustix::fs::FileType;
 
 /// What to snapshot and how to label it.
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ struct SourceDir {
     path: PathBuf,
     /// Where it is read from: itself, or a filesystem snapshot of it.
     read: PathBuf,
-    meta: Metadata,
+    meta: Stat,
     /// Inode numbers are stable there (not a network filesystem).
     inodes_stable: bool,
 }
@@ -167,7 +167,9 @@ fn source_dir(given: &Path, read_from: Option<&PathBuf>) -> Result<SourceDir> {
         Some(r) => fs::canonicalize(r).map_err(|e| bad(r, e.to_string()))?,
         None => path.clone(),
     };
-    let meta = fs::metadata(&read).map_err(|e| bad(&read, e.to_string()))?;
+    let meta = fs::File::open(&read)
+        .and_then(Stat::of)
+        .map_err(|e| bad(&read, e.to_string()))?;
     if !meta.is_dir() {
         return Err(bad(&read, "not a directory".into()));
     }
@@ -457,7 +459,7 @@ struct ReadJob {
     file: std::fs::File,
     path: PathBuf,
     rel: Vec<u8>,
-    meta: Metadata,
+    meta: Stat,
     reply: Sender<Result<FileRead>>,
 }
 
@@ -672,10 +674,10 @@ impl Walker<'_, '_> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(source_err(e)),
         };
-        let ft = meta.file_type();
+        let is_dir = meta.is_dir();
         if self
             .excludes
-            .excludes(name, rel, &self.logical(&path), ft.is_dir(), meta.len())
+            .excludes(name, rel, &self.logical(&path), is_dir, meta.len())
         {
             self.summary.excluded_count += 1;
             return Ok(None);
@@ -683,9 +685,8 @@ impl Walker<'_, '_> {
         // Another filesystem mounted inside the source, with
         // --one-file-system: kept as an empty folder (the restore shows
         // where it was mounted), and not even opened.
-        let other_fs =
-            ft.is_dir() && self.excludes.one_file_system() && meta.dev() != self.root_dev;
-        let sub = if ft.is_dir() && !other_fs {
+        let other_fs = is_dir && self.excludes.one_file_system() && meta.dev() != self.root_dev;
+        let sub = if is_dir && !other_fs {
             let (sub, _) = dir.open_dir(name, &meta).map_err(source_err)?;
             if self.excludes.marked(&sub) {
                 self.summary.excluded_count += 1;
@@ -696,7 +697,7 @@ impl Walker<'_, '_> {
             None
         };
         let xattrs = dir.xattrs(name).map_err(source_err)?;
-        let (kind, payload) = if ft.is_file() {
+        let (kind, payload) = if meta.is_file() {
             let node = node_from(name, NodeKind::File, &meta, xattrs, Payload::None);
             return Ok(Some(match self.file(dir, name, rel, &meta, old)? {
                 FileContent::Known(content, size) => Slot::Done(Node {
@@ -706,7 +707,7 @@ impl Walker<'_, '_> {
                 }),
                 FileContent::Reading(reply) => Slot::Reading(node, reply),
             }));
-        } else if ft.is_dir() {
+        } else if is_dir {
             let old_tree = match old {
                 Some(Node {
                     payload: Payload::Dir(id),
@@ -736,20 +737,17 @@ impl Walker<'_, '_> {
                 Some(_) => self.summary.dirs_changed += 1,
             }
             (NodeKind::Dir, Payload::Dir(id))
-        } else if ft.is_symlink() {
+        } else if meta.file_type() == FileType::Symlink {
             self.summary.others += 1;
             let target = dir.read_link(name).map_err(source_err)?;
             (NodeKind::Symlink, Payload::Symlink(target))
         } else {
             self.summary.others += 1;
-            let kind = if ft.is_fifo() {
-                NodeKind::Fifo
-            } else if ft.is_socket() {
-                NodeKind::Socket
-            } else if ft.is_char_device() {
-                NodeKind::CharDevice
-            } else {
-                NodeKind::BlockDevice
+            let kind = match meta.file_type() {
+                FileType::Fifo => NodeKind::Fifo,
+                FileType::Socket => NodeKind::Socket,
+                FileType::CharacterDevice => NodeKind::CharDevice,
+                _ => NodeKind::BlockDevice,
             };
             let payload = match kind {
                 NodeKind::CharDevice | NodeKind::BlockDevice => Payload::Device(meta.rdev()),
@@ -770,7 +768,7 @@ impl Walker<'_, '_> {
         dir: &Dir,
         name: &[u8],
         rel: &[u8],
-        meta: &Metadata,
+        meta: &Stat,
         old: Option<&Node>,
     ) -> Result<FileContent> {
         self.summary.total_size += meta.len();
@@ -804,7 +802,7 @@ impl Walker<'_, '_> {
                 file,
                 path,
                 rel: rel.to_vec(),
-                meta: meta.clone(),
+                meta: *meta,
                 reply,
             };
             // Readers only stop when the queue closes, or by panicking.
@@ -842,7 +840,7 @@ impl FileReader<'_, '_> {
         file: std::fs::File,
         path: &Path,
         rel: &[u8],
-        meta: &Metadata,
+        meta: &Stat,
     ) -> Result<FileRead> {
         let source_err = |e: std::io::Error| Error::Source {
             path: path.to_path_buf(),
@@ -875,7 +873,7 @@ impl FileReader<'_, '_> {
             ReadError::Repo(e) => e,
         })?;
         self.progress.advance(1, 0);
-        let after = file.metadata().map_err(source_err)?;
+        let after = Stat::of(&file).map_err(source_err)?;
         let changed_while_read = after.len() != meta.len()
             || after.mtime() != meta.mtime()
             || after.mtime_nsec() != meta.mtime_nsec()
@@ -936,7 +934,7 @@ struct Seen {
 }
 
 impl Seen {
-    fn of(meta: &Metadata) -> Self {
+    fn of(meta: &Stat) -> Self {
         Seen {
             size: meta.len(),
             mtime: stamp(meta.mtime(), meta.mtime_nsec()),
@@ -981,7 +979,7 @@ impl From<std::io::Error> for ReadError {
 fn node_from(
     name: &[u8],
     kind: NodeKind,
-    meta: &Metadata,
+    meta: &Stat,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     payload: Payload,
 ) -> Node {

@@ -10,18 +10,128 @@
 //! are walked, so at most one descriptor per level is held.
 
 use std::ffi::OsStr;
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use rustix::fs::{self as rfs, Mode, OFlags};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 
 use crate::format::tree::MAX_DEPTH;
 use crate::source::fsmeta;
+
+/// What the walk needs of an entry's `stat`, with the same types on every
+/// architecture (and methods named as `std`'s `StatExt`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    dev: u64,
+    ino: u64,
+    nlink: u64,
+    rdev: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+// The kernel's `struct stat` field types differ between architectures
+// (`st_nlink` is 32 bits on arm64, 64 on x86-64): plain widening casts.
+#[allow(clippy::unnecessary_cast)]
+impl From<rfs::Stat> for Stat {
+    fn from(s: rfs::Stat) -> Self {
+        Self {
+            mode: s.st_mode as u32,
+            uid: s.st_uid as u32,
+            gid: s.st_gid as u32,
+            size: s.st_size.max(0) as u64,
+            dev: s.st_dev as u64,
+            ino: s.st_ino as u64,
+            nlink: s.st_nlink as u64,
+            rdev: s.st_rdev as u64,
+            mtime: (s.st_mtime as i64, s.st_mtime_nsec as i64),
+            ctime: (s.st_ctime as i64, s.st_ctime_nsec as i64),
+        }
+    }
+}
+
+impl Stat {
+    /// The `stat` of an open file.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn of(fd: impl AsFd) -> io::Result<Stat> {
+        rfs::fstat(fd).map(Stat::from).map_err(errno)
+    }
+
+    /// The entry's type.
+    pub fn file_type(&self) -> FileType {
+        FileType::from_raw_mode(self.mode)
+    }
+    /// A folder.
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == FileType::Directory
+    }
+    /// A regular file.
+    pub fn is_file(&self) -> bool {
+        self.file_type() == FileType::RegularFile
+    }
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+    /// Whether the size is zero.
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    /// `st_mode`: type and permission bits.
+    pub fn mode(&self) -> u32 {
+        self.mode
+    }
+    /// Owner.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+    /// Group.
+    pub fn gid(&self) -> u32 {
+        self.gid
+    }
+    /// Device holding the entry.
+    pub fn dev(&self) -> u64 {
+        self.dev
+    }
+    /// Inode number.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+    /// Link count.
+    pub fn nlink(&self) -> u64 {
+        self.nlink
+    }
+    /// Device number of a device node.
+    pub fn rdev(&self) -> u64 {
+        self.rdev
+    }
+    /// Modification time, seconds.
+    pub fn mtime(&self) -> i64 {
+        self.mtime.0
+    }
+    /// Modification time, nanoseconds.
+    pub fn mtime_nsec(&self) -> i64 {
+        self.mtime.1
+    }
+    /// Status-change time, seconds.
+    pub fn ctime(&self) -> i64 {
+        self.ctime.0
+    }
+    /// Status-change time, nanoseconds.
+    pub fn ctime_nsec(&self) -> i64 {
+        self.ctime.1
+    }
+}
 
 /// An open folder of a source.
 #[derive(Debug)]
@@ -45,7 +155,7 @@ impl Dir {
     ///
     /// # Errors
     /// I/O errors, `ENOTDIR` when it is not a folder.
-    pub fn open_root(path: &Path) -> io::Result<(Dir, Metadata)> {
+    pub fn open_root(path: &Path) -> io::Result<(Dir, Stat)> {
         let fd = rfs::open(
             path,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK,
@@ -74,8 +184,8 @@ impl Dir {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn metadata(&self) -> io::Result<Metadata> {
-        File::from(self.fd.try_clone()?).metadata()
+    pub fn metadata(&self) -> io::Result<Stat> {
+        Stat::of(&self.fd)
     }
 
     /// The names of its entries, in no particular order.
@@ -95,21 +205,14 @@ impl Dir {
         Ok(names)
     }
 
-    /// An entry's own metadata (a symlink's, not its target's). The entry
-    /// is opened with `O_PATH | O_NOFOLLOW`, which reads nothing and
-    /// follows nothing, and described through that descriptor.
+    /// An entry's own metadata (a symlink's, not its target's).
     ///
     /// # Errors
     /// `NotFound` when it vanished; other I/O errors.
-    pub fn stat(&self, name: &[u8]) -> io::Result<Metadata> {
-        let fd = rfs::openat(
-            &self.fd,
-            OsStr::from_bytes(name),
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(errno)?;
-        File::from(fd).metadata()
+    pub fn stat(&self, name: &[u8]) -> io::Result<Stat> {
+        rfs::statat(&self.fd, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)
+            .map(Stat::from)
+            .map_err(errno)
     }
 
     /// Whether an entry of this name exists (of any kind).
@@ -123,7 +226,7 @@ impl Dir {
     ///
     /// # Errors
     /// I/O errors; "replaced while being read".
-    pub fn open_dir(&self, name: &[u8], seen: &Metadata) -> io::Result<(Dir, Metadata)> {
+    pub fn open_dir(&self, name: &[u8], seen: &Stat) -> io::Result<(Dir, Stat)> {
         let fd = rfs::openat(
             &self.fd,
             OsStr::from_bytes(name),
@@ -156,9 +259,9 @@ impl Dir {
     ///
     /// # Errors
     /// I/O errors; "replaced while being read".
-    pub fn open_file(&self, name: &[u8], seen: &Metadata) -> io::Result<File> {
+    pub fn open_file(&self, name: &[u8], seen: &Stat) -> io::Result<File> {
         let file = self.open_any_file(name)?;
-        let now = file.metadata()?;
+        let now = Stat::of(&file)?;
         if !now.is_file() || !same_inode(&now, seen) {
             return Err(replaced());
         }
@@ -201,7 +304,7 @@ impl Dir {
         }
         let here = held.as_ref().unwrap_or(self);
         let file = here.open_any_file(last)?;
-        if !file.metadata()?.is_file() {
+        if !Stat::of(&file)?.is_file() {
             return Err(replaced());
         }
         Ok(file)
@@ -258,7 +361,7 @@ fn proc_fd_available() -> bool {
     *AVAILABLE.get_or_init(|| Path::new("/proc/self/fd").is_dir())
 }
 
-fn same_inode(a: &Metadata, b: &Metadata) -> bool {
+fn same_inode(a: &Stat, b: &Stat) -> bool {
     a.dev() == b.dev() && a.ino() == b.ino()
 }
 
@@ -277,7 +380,7 @@ pub fn estimate(source: &Path) -> (u64, u64) {
 /// Calls `f` with the path inside `source` (`a/b/c`) and metadata of each
 /// regular file under it, visiting at most `limit` entries, by directory
 /// descriptors as the snapshot does; unreadable parts are passed over.
-pub fn for_each_file(source: &Path, limit: usize, mut f: impl FnMut(&[u8], &Metadata)) {
+pub fn for_each_file(source: &Path, limit: usize, mut f: impl FnMut(&[u8], &Stat)) {
     let Ok((root, _)) = Dir::open_root(source) else {
         return;
     };
@@ -291,7 +394,7 @@ fn visit(
     depth: usize,
     limit: usize,
     seen: &mut usize,
-    f: &mut impl FnMut(&[u8], &Metadata),
+    f: &mut impl FnMut(&[u8], &Stat),
 ) -> bool {
     let Ok(names) = dir.names() else {
         return true;
