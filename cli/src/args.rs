@@ -237,8 +237,13 @@ pub struct SnapshotArgs {
     /// Leave out files larger than this (e.g. 2G).
     #[arg(long, value_name = "SIZE")]
     pub exclude_larger_than: Option<String>,
-    /// Do not descend into other filesystems mounted inside a source (their
-    /// mount points are kept, empty).
+    /// Also save other filesystems mounted inside a source (a disk, a
+    /// network share). By default their mount points are kept, empty, and
+    /// named in a warning.
+    #[arg(long, conflicts_with = "one_file_system")]
+    pub cross_filesystems: bool,
+    /// Stay on each source's filesystem: the default, accepted for scripts
+    /// written for other tools.
     #[arg(long, short = 'x')]
     pub one_file_system: bool,
     /// Judge files unchanged by size and times only, never by inode number

@@ -21,7 +21,8 @@
 //! - `loaded.config.snapshot` ([`SnapshotConfig`], all fields public):
 //!   `sources` (absolute paths), `label`, `tags`, `exclude` (patterns),
 //!   `exclude_file`, `exclude_if_present` (file names),
-//!   `exclude_larger_than` ([`ByteSize`]: `.bytes`), `one_file_system`,
+//!   `exclude_larger_than` ([`ByteSize`]: `.bytes`), `cross_filesystems`
+//!   (or the older `one_file_system = false`),
 //!   `before` / `after` (shell commands), `from_command` (file name →
 //!   command), `skip_if_unchanged`, `fs_snapshot`, `fs_snapshot_size`.
 //! - `loaded.config.notify` ([`NotifyConfig`]) and `.retention`
@@ -123,9 +124,14 @@ pub struct SnapshotConfig {
     /// Files larger than this are left out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exclude_larger_than: Option<ByteSize>,
-    /// Stay on each source's filesystem.
+    /// Enter other filesystems mounted inside a source (by default their
+    /// mount points are kept empty).
     #[serde(default)]
-    pub one_file_system: bool,
+    pub cross_filesystems: bool,
+    /// The older way of saying the opposite: `false` crosses, `true` is the
+    /// default now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_file_system: Option<bool>,
     /// Shell command run before the snapshot (e.g. a database freeze).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
@@ -1238,7 +1244,7 @@ mod tests {
     const REPO: &str = "[[repository]]\nname = \"lundi\"\npath = \"/media/lundi/coffre\"\n";
 
     /// Every field, for the checks that the example and the docs tell of each.
-    const FIELDS: [&str; 36] = [
+    const FIELDS: [&str; 37] = [
         "password_file",
         "cache_dir",
         "[[repository]]",
@@ -1254,6 +1260,7 @@ mod tests {
         "exclude_file",
         "exclude_if_present",
         "exclude_larger_than",
+        "cross_filesystems",
         "one_file_system",
         "before",
         "after",

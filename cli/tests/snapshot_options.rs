@@ -1,6 +1,6 @@
 //! `coffre snapshot` options, end to end with the real binary: excludes,
 //! several sources, hooks (`--before`, `--after`, `--from-command`),
-//! `--skip-if-unchanged` and `--one-file-system`.
+//! `--skip-if-unchanged` and `--cross-filesystems`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -305,7 +305,7 @@ fn skip_if_unchanged_writes_nothing_when_nothing_changed() {
 }
 
 #[test]
-fn one_file_system_keeps_mount_points_empty() {
+fn other_filesystems_are_kept_empty_unless_asked() {
     let r = Repo::new();
     let src = r.path("src");
     write(&src.join("a.txt"), b"here");
@@ -316,7 +316,7 @@ fn one_file_system_keeps_mount_points_empty() {
         .arg(&inner)
         .status();
     if !matches!(mounted, Ok(s) if s.success()) {
-        eprintln!("SKIPPED one_file_system_keeps_mount_points_empty: cannot mount a tmpfs here (needs root)");
+        eprintln!("SKIPPED other_filesystems_are_kept_empty_unless_asked: cannot mount a tmpfs here (needs root)");
         return;
     }
     struct Unmount(PathBuf);
@@ -328,10 +328,24 @@ fn one_file_system_keeps_mount_points_empty() {
     let _guard = Unmount(inner.clone());
     fs::write(inner.join("ailleurs.txt"), b"other filesystem").expect("write");
     let s = src.to_str().expect("utf8");
-    r.ok(&["snapshot", s]);
-    assert!(r.listing().contains("monte/ailleurs.txt"));
-    r.ok(&["snapshot", s, "--one-file-system"]);
+    // By default the walk stays on the source's filesystem and says where
+    // it stopped.
+    let out = r.run(&["snapshot", s]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("monte is another filesystem") && said.contains("--cross-filesystems"),
+        "{said}"
+    );
     assert_eq!(r.listing(), set(&["a.txt", "monte"]));
+    r.ok(&["snapshot", s, "--cross-filesystems"]);
+    assert!(r.listing().contains("monte/ailleurs.txt"));
+    // -x, the flag of other tools, is still accepted (and is the default).
+    r.ok(&["snapshot", s, "-x"]);
+    assert_eq!(r.listing(), set(&["a.txt", "monte"]));
+    // An excluded mount point is not warned about.
+    let out = r.run(&["snapshot", s, "--exclude", "monte"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("another filesystem"));
 }
 
 /// `coffre snapshot` with no flags takes everything from the configuration:

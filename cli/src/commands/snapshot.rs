@@ -94,7 +94,11 @@ fn with_config(cli: &Cli, args: &SnapshotArgs) -> Result<SnapshotArgs> {
                 .as_ref()
                 .map(|size| size.bytes.to_string())
         }),
-        one_file_system: args.one_file_system || c.one_file_system,
+        cross_filesystems: !args.one_file_system
+            && (args.cross_filesystems
+                || c.cross_filesystems
+                || c.one_file_system == Some(false)),
+        one_file_system: args.one_file_system,
         ignore_inode: args.ignore_inode,
         skip_if_unchanged: args.skip_if_unchanged || c.skip_if_unchanged,
         fs_snapshot: args.fs_snapshot.or(c.fs_snapshot),
@@ -108,7 +112,7 @@ fn with_config(cli: &Cli, args: &SnapshotArgs) -> Result<SnapshotArgs> {
     })
 }
 
-/// The rules of `--exclude*` and `--one-file-system`.
+/// The rules of `--exclude*` and `--cross-filesystems`.
 fn excludes(args: &SnapshotArgs) -> Result<Excludes> {
     let mut ex = Excludes::new();
     for p in &args.exclude {
@@ -123,8 +127,8 @@ fn excludes(args: &SnapshotArgs) -> Result<Excludes> {
     if let Some(size) = &args.exclude_larger_than {
         ex.set_larger_than(crate::parse::size(size).context("--exclude-larger-than")?);
     }
-    if args.one_file_system {
-        ex.set_one_file_system();
+    if args.cross_filesystems {
+        ex.set_cross_filesystems();
     }
     Ok(ex)
 }

@@ -442,7 +442,8 @@ struct Walker<'a, 'r> {
     /// Contents already stored for hard-linked inodes in this run.
     links: HashMap<(u64, u64), (Content, u64)>,
     excludes: &'a Excludes,
-    /// The device of the source being walked (for `--one-file-system`).
+    /// The device of the source being walked (the walk stays on it unless
+    /// asked to cross filesystems).
     root_dev: u64,
     /// Whether an inode number that differs from the parent's means the
     /// file changed (not on network filesystems).
@@ -682,10 +683,19 @@ impl Walker<'_, '_> {
             self.summary.excluded_count += 1;
             return Ok(None);
         }
-        // Another filesystem mounted inside the source, with
-        // --one-file-system: kept as an empty folder (the restore shows
-        // where it was mounted), and not even opened.
-        let other_fs = is_dir && self.excludes.one_file_system() && meta.dev() != self.root_dev;
+        // Another filesystem mounted inside the source, unless asked to
+        // cross: kept as an empty folder (the restore shows where it was
+        // mounted), and not even opened.
+        let other_fs = is_dir && !self.excludes.crosses_filesystems() && meta.dev() != self.root_dev;
+        if other_fs {
+            // Named every time: a disk mounted inside the data folder is
+            // either meant to be saved (--cross-filesystems) or should be
+            // excluded by name, never silently missing.
+            self.progress.warn(&format!(
+                "{} is another filesystem mounted inside the source: kept as an empty folder (save it with --cross-filesystems, or silence this with --exclude)",
+                self.logical(&path).display()
+            ));
+        }
         let sub = if is_dir && !other_fs {
             let (sub, _) = dir.open_dir(name, &meta).map_err(source_err)?;
             if self.excludes.marked(&sub) {

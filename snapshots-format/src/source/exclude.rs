@@ -43,8 +43,10 @@ pub struct Excludes {
     if_present: Vec<OsString>,
     /// Regular files larger than this are left out.
     larger_than: Option<u64>,
-    /// Folders on another filesystem than their source are kept empty.
-    one_file_system: bool,
+    /// Folders on another filesystem than their source are entered (by
+    /// default they are kept empty: a disk or a network share mounted
+    /// inside the data folder is not the data folder).
+    cross_filesystems: bool,
     /// The rules as given, for the snapshot record.
     described: Vec<String>,
 }
@@ -156,15 +158,16 @@ impl Excludes {
             .push(format!("--exclude-larger-than {bytes}"));
     }
 
-    /// Keeps folders on other filesystems than their source empty.
-    pub fn set_one_file_system(&mut self) {
-        self.one_file_system = true;
-        self.described.push("--one-file-system".into());
+    /// Enters folders on other filesystems than their source, which are
+    /// otherwise kept empty.
+    pub fn set_cross_filesystems(&mut self) {
+        self.cross_filesystems = true;
+        self.described.push("--cross-filesystems".into());
     }
 
-    /// Whether folders on other filesystems are kept empty.
-    pub fn one_file_system(&self) -> bool {
-        self.one_file_system
+    /// Whether folders on other filesystems than their source are entered.
+    pub fn crosses_filesystems(&self) -> bool {
+        self.cross_filesystems
     }
 
     /// The rules as given, for the snapshot record.
