@@ -73,8 +73,14 @@ pub(crate) mod testing {
             mode: 0o644,
             uid: 1000,
             gid: 1000,
-            mtime: Timestamp { sec: 1_700_000_000, nsec: 0 },
-            ctime: Timestamp { sec: 1_700_000_000, nsec: 0 },
+            mtime: Timestamp {
+                sec: 1_700_000_000,
+                nsec: 0,
+            },
+            ctime: Timestamp {
+                sec: 1_700_000_000,
+                nsec: 0,
+            },
             size,
             dev: 1,
             inode: 1,
@@ -173,11 +179,19 @@ mod tests {
         let mut moved = a.clone();
         moved.inode = 99;
         moved.ctime.sec += 5;
-        assert_eq!(compare(&a, &moved), Change::Unchanged, "inode and ctime are not changes");
+        assert_eq!(
+            compare(&a, &moved),
+            Change::Unchanged,
+            "inode and ctime are not changes"
+        );
         assert_eq!(compare(&a, &dir(b"f", BlobId([1; 32]))), Change::Type);
         let mut d2 = dir(b"d", BlobId([1; 32]));
         let d1 = d2.clone();
         d2.mtime.sec += 60;
-        assert_eq!(compare(&d1, &d2), Change::Unchanged, "a folder's mtime follows its entries");
+        assert_eq!(
+            compare(&d1, &d2),
+            Change::Unchanged,
+            "a folder's mtime follows its entries"
+        );
     }
 }

@@ -116,7 +116,9 @@ pub fn diff(browser: &Browser, old: &BlobId, new: &BlobId, path: &[u8]) -> Resul
     let before = lookup.find(browser, old)?;
     let after = lookup.find(browser, new)?;
     if before.is_none() && after.is_none() {
-        return Err(Error::PathInNoSnapshot(String::from_utf8_lossy(&path).into_owned()));
+        return Err(Error::PathInNoSnapshot(
+            String::from_utf8_lossy(&path).into_owned(),
+        ));
     }
     walk.pair(path, before.as_ref(), after.as_ref(), 0)?;
     Ok(walk.out)
@@ -129,7 +131,13 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     /// Compares the folders `old` and `new` at `path` (either may be missing).
-    fn folders(&mut self, path: &[u8], old: Option<BlobId>, new: Option<BlobId>, depth: usize) -> Result<()> {
+    fn folders(
+        &mut self,
+        path: &[u8],
+        old: Option<BlobId>,
+        new: Option<BlobId>,
+        depth: usize,
+    ) -> Result<()> {
         if old == new {
             return Ok(());
         }
@@ -165,7 +173,13 @@ impl Walk<'_> {
     }
 
     /// Compares two versions of one path (either may be missing).
-    fn pair(&mut self, path: Vec<u8>, old: Option<&Node>, new: Option<&Node>, depth: usize) -> Result<()> {
+    fn pair(
+        &mut self,
+        path: Vec<u8>,
+        old: Option<&Node>,
+        new: Option<&Node>,
+        depth: usize,
+    ) -> Result<()> {
         let (old_tree, new_tree) = (old.and_then(subtree), new.and_then(subtree));
         match (old, new) {
             (Some(a), Some(b)) => match compare(a, b) {
@@ -202,22 +216,31 @@ mod tests {
         let unchanged = save_tree(&repo, vec![file(b"a", 1, 1)]);
         let mut chmod = file(b"caf\xe9.txt", 3, 3);
         chmod.mode = 0o600;
-        let old_db = save_tree(&repo, vec![file(b"officine.fdb", 1, 10), file(b"caf\xe9.txt", 3, 3)]);
+        let old_db = save_tree(
+            &repo,
+            vec![file(b"officine.fdb", 1, 10), file(b"caf\xe9.txt", 3, 3)],
+        );
         let new_db = save_tree(&repo, vec![file(b"officine.fdb", 2, 10), chmod]);
         let inner = save_tree(&repo, vec![file(b"x", 4, 4)]);
-        let old_root = save_tree(&repo, vec![
-            dir(b"db", old_db),
-            dir(b"same", unchanged),
-            file(b"old-name.pdf", 5, 5),
-            file(b"becomes-dir", 6, 6),
-        ]);
-        let new_root = save_tree(&repo, vec![
-            dir(b"db", new_db),
-            dir(b"same", unchanged),
-            file(b"new-name.pdf", 5, 5),
-            dir(b"becomes-dir", inner),
-            dir(b"scans", inner),
-        ]);
+        let old_root = save_tree(
+            &repo,
+            vec![
+                dir(b"db", old_db),
+                dir(b"same", unchanged),
+                file(b"old-name.pdf", 5, 5),
+                file(b"becomes-dir", 6, 6),
+            ],
+        );
+        let new_root = save_tree(
+            &repo,
+            vec![
+                dir(b"db", new_db),
+                dir(b"same", unchanged),
+                file(b"new-name.pdf", 5, 5),
+                dir(b"becomes-dir", inner),
+                dir(b"scans", inner),
+            ],
+        );
         let browser = browser(repo);
         let d = diff(&browser, &old_root, &new_root, b"").unwrap();
         let lines: Vec<String> = d
@@ -241,13 +264,22 @@ mod tests {
         assert_eq!(d.entries[2].path, b"db/caf\xe9.txt", "names stay bytes");
         assert_eq!(
             d.counts,
-            Counts { added: 4, removed: 1, changed: 1, metadata: 1, type_changed: 1 }
+            Counts {
+                added: 4,
+                removed: 1,
+                changed: 1,
+                metadata: 1,
+                type_changed: 1
+            }
         );
         let only_db = diff(&browser, &old_root, &new_root, b"/db/").unwrap();
         assert_eq!(only_db.entries.len(), 2);
         let one_file = diff(&browser, &old_root, &new_root, b"db/officine.fdb").unwrap();
         assert_eq!(one_file.counts.changed, 1);
-        assert!(diff(&browser, &old_root, &old_root, b"").unwrap().entries.is_empty());
+        assert!(diff(&browser, &old_root, &old_root, b"")
+            .unwrap()
+            .entries
+            .is_empty());
         assert!(matches!(
             diff(&browser, &old_root, &new_root, b"nowhere"),
             Err(Error::PathInNoSnapshot(_))

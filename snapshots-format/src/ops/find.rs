@@ -70,7 +70,10 @@ impl Pattern {
             Error::BadExclude { reason, .. } => bad(reason),
             other => other,
         })?;
-        Ok(Self { matcher, ignore_case })
+        Ok(Self {
+            matcher,
+            ignore_case,
+        })
     }
 
     /// Whether an entry matches, by its name and its path from the root.
@@ -141,13 +144,20 @@ impl Search<'_> {
             return Ok(known.clone());
         }
         if depth > MAX_DEPTH {
-            return Err(Error::corrupt("tree", id.short(), "folders nested too deep"));
+            return Err(Error::corrupt(
+                "tree",
+                id.short(),
+                "folders nested too deep",
+            ));
         }
         let tree = self.browser.tree(&id)?;
         let mut below = Below::default();
         for node in &tree.nodes {
             let child = join(path, &node.name);
-            if self.pattern.matches(&node.name, &child, node.kind == NodeKind::Dir) {
+            if self
+                .pattern
+                .matches(&node.name, &child, node.kind == NodeKind::Dir)
+            {
                 below.hits.push((child.clone(), node.clone()));
             }
             if let Some(sub) = subtree(node) {
@@ -223,21 +233,48 @@ mod tests {
 
     #[test]
     fn patterns_match_names_or_paths() {
-        assert!(p("mme-durand*").matches(b"Mme-Durand-ordo.pdf", b"scans/Mme-Durand-ordo.pdf", false));
-        assert!(!Pattern::new("mme-durand*", false)
-            .unwrap()
-            .matches(b"Mme-Durand.pdf", b"Mme-Durand.pdf", false));
-        assert!(p("durand").matches(b"ordo-DURAND.pdf", b"a/ordo-DURAND.pdf", false), "no wildcard: contains");
+        assert!(p("mme-durand*").matches(
+            b"Mme-Durand-ordo.pdf",
+            b"scans/Mme-Durand-ordo.pdf",
+            false
+        ));
+        assert!(!Pattern::new("mme-durand*", false).unwrap().matches(
+            b"Mme-Durand.pdf",
+            b"Mme-Durand.pdf",
+            false
+        ));
+        assert!(
+            p("durand").matches(b"ordo-DURAND.pdf", b"a/ordo-DURAND.pdf", false),
+            "no wildcard: contains"
+        );
         assert!(p("élodie*").matches(b"\xc3\x89lodie.txt", b"\xc3\x89lodie.txt", false));
-        assert!(p("caf*").matches(b"caf\xe9", b"caf\xe9", false), "non-UTF-8 names");
+        assert!(
+            p("caf*").matches(b"caf\xe9", b"caf\xe9", false),
+            "non-UTF-8 names"
+        );
         assert!(p("scans/*.pdf").matches(b"a.pdf", b"scans/a.pdf", false));
-        assert!(!p("scans/*.pdf").matches(b"a.pdf", b"x/scans/a.pdf", false), "paths are anchored");
+        assert!(
+            !p("scans/*.pdf").matches(b"a.pdf", b"x/scans/a.pdf", false),
+            "paths are anchored"
+        );
         assert!(p("scans/**/*.pdf").matches(b"a.pdf", b"scans/2026/11/a.pdf", false));
         assert!(p("/db").matches(b"db", b"db", true));
-        assert!(!p("/db").matches(b"db", b"x/db", true), "a leading / anchors a name");
-        assert!(!p("db/").matches(b"db", b"db", false), "a trailing / wants folders");
-        assert!(matches!(Pattern::new("[abc", false), Err(Error::BadPattern { .. })));
-        assert!(matches!(Pattern::new("/", false), Err(Error::BadPattern { .. })));
+        assert!(
+            !p("/db").matches(b"db", b"x/db", true),
+            "a leading / anchors a name"
+        );
+        assert!(
+            !p("db/").matches(b"db", b"db", false),
+            "a trailing / wants folders"
+        );
+        assert!(matches!(
+            Pattern::new("[abc", false),
+            Err(Error::BadPattern { .. })
+        ));
+        assert!(matches!(
+            Pattern::new("/", false),
+            Err(Error::BadPattern { .. })
+        ));
     }
 
     /// Day 1 holds the prescription; day 2 renames it (new name found, old
@@ -247,9 +284,18 @@ mod tests {
     fn find_groups_snapshots_by_path() {
         let cache = tempfile::tempdir().unwrap();
         let repo = repo(cache.path());
-        let scans1 = save_tree(&repo, vec![file(b"mme-durand.pdf", 1, 10), file(b"x.pdf", 4, 1)]);
-        let scans2 = save_tree(&repo, vec![file(b"mme-durand-2026.pdf", 1, 10), file(b"x.pdf", 4, 1)]);
-        let scans3 = save_tree(&repo, vec![file(b"mme-durand-2026.pdf", 2, 12), file(b"x.pdf", 4, 1)]);
+        let scans1 = save_tree(
+            &repo,
+            vec![file(b"mme-durand.pdf", 1, 10), file(b"x.pdf", 4, 1)],
+        );
+        let scans2 = save_tree(
+            &repo,
+            vec![file(b"mme-durand-2026.pdf", 1, 10), file(b"x.pdf", 4, 1)],
+        );
+        let scans3 = save_tree(
+            &repo,
+            vec![file(b"mme-durand-2026.pdf", 2, 12), file(b"x.pdf", 4, 1)],
+        );
         let other = save_tree(&repo, vec![file(b"mme-durand.txt", 5, 3)]);
         let root = |scans| save_tree(&repo, vec![dir(b"scans", scans), dir(b"notes", other)]);
         let snaps = vec![

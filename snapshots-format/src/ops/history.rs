@@ -74,7 +74,12 @@ pub fn history(
         match lookup.find(browser, &entry.1.tree)? {
             Some(node) => {
                 if let Some((first, last, count)) = absent.take() {
-                    events.push(Event::Absent { first, last, count, came_back: true });
+                    events.push(Event::Absent {
+                        first,
+                        last,
+                        count,
+                        came_back: true,
+                    });
                 }
                 let change = previous.as_ref().map(|old| compare(old, &node));
                 if matches!(change, None | Some(Change::Content | Change::Type)) {
@@ -82,7 +87,11 @@ pub fn history(
                 }
                 present += 1;
                 previous = Some(node.clone());
-                events.push(Event::Present { snapshot: here, node, change });
+                events.push(Event::Present {
+                    snapshot: here,
+                    node,
+                    change,
+                });
             }
             None if previous.is_some() => {
                 let run = absent.get_or_insert((here, here, 0));
@@ -93,10 +102,17 @@ pub fn history(
         }
     }
     if let Some((first, last, count)) = absent {
-        events.push(Event::Absent { first, last, count, came_back: false });
+        events.push(Event::Absent {
+            first,
+            last,
+            count,
+            came_back: false,
+        });
     }
     if present == 0 {
-        return Err(Error::PathInNoSnapshot(String::from_utf8_lossy(path).into_owned()));
+        return Err(Error::PathInNoSnapshot(
+            String::from_utf8_lossy(path).into_owned(),
+        ));
     }
     Ok(History {
         path: normalize(path),
@@ -154,9 +170,19 @@ mod tests {
             .events
             .iter()
             .map(|e| match e {
-                Event::Present { snapshot, change, .. } => format!("{}:{change:?}", snapshot.id.0[0]),
-                Event::Absent { first, last, count, came_back } => {
-                    format!("gap {}-{} x{count} {came_back}", first.id.0[0], last.id.0[0])
+                Event::Present {
+                    snapshot, change, ..
+                } => format!("{}:{change:?}", snapshot.id.0[0]),
+                Event::Absent {
+                    first,
+                    last,
+                    count,
+                    came_back,
+                } => {
+                    format!(
+                        "gap {}-{} x{count} {came_back}",
+                        first.id.0[0], last.id.0[0]
+                    )
                 }
             })
             .collect();

@@ -26,7 +26,9 @@ pub fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
 /// The components of a slash-separated path, empty ones dropped
 /// (`/db//x/` -> `db`, `x`).
 pub fn components(path: &[u8]) -> Vec<&[u8]> {
-    path.split(|&b| b == b'/').filter(|p| !p.is_empty()).collect()
+    path.split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// A path without empty components (`/db//x/` -> `db/x`).
@@ -85,7 +87,9 @@ impl<'p> Lookup<'p> {
             return Err(bad("give a file or folder inside the snapshot"));
         }
         if parts.iter().any(|p| *p == b"." || *p == b"..") {
-            return Err(bad("'.' and '..' are not allowed; give the path from the snapshot's root"));
+            return Err(bad(
+                "'.' and '..' are not allowed; give the path from the snapshot's root",
+            ));
         }
         if parts.len() > MAX_DEPTH {
             return Err(bad("nested deeper than any snapshot holds"));
@@ -142,7 +146,10 @@ mod tests {
     #[test]
     fn lookups_refuse_paths_naming_no_entry() {
         assert!(matches!(Lookup::new(b"/"), Err(Error::BadPath { .. })));
-        assert!(matches!(Lookup::new(b"db/../x"), Err(Error::BadPath { .. })));
+        assert!(matches!(
+            Lookup::new(b"db/../x"),
+            Err(Error::BadPath { .. })
+        ));
         assert!(Lookup::new(b"/db/officine.fdb").is_ok());
     }
 }
