@@ -289,6 +289,7 @@ impl TarWriter<'_, '_> {
         header.set_mtime(node.mtime.sec.max(0) as u64);
         header.set_size(0);
         let name = Path::new(OsStr::from_bytes(&path));
+        self.pax(node)?;
         if let Some(first) = node.link_key().and_then(|k| self.links.get(&k)) {
             header.set_entry_type(EntryType::Link);
             let target = Path::new(OsStr::from_bytes(first)).to_path_buf();
@@ -365,6 +366,49 @@ impl TarWriter<'_, '_> {
     }
 }
 
+impl TarWriter<'_, '_> {
+    /// What the ustar fields cannot hold, in a PAX header before the
+    /// entry: the mtime's nanoseconds and the extended attributes (as GNU
+    /// tar writes them; `tar --xattrs -x` restores them).
+    fn pax(&mut self, node: &Node) -> Result<()> {
+        let mut records = Vec::new();
+        if node.mtime.nsec != 0 || node.mtime.sec < 0 {
+            let t = format!("{}.{:09}", node.mtime.sec, node.mtime.nsec);
+            records.extend(pax_record(b"mtime", t.as_bytes()));
+        }
+        for (key, value) in &node.xattrs {
+            let mut name = b"SCHILY.xattr.".to_vec();
+            name.extend_from_slice(key);
+            records.extend(pax_record(&name, value));
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut header = Header::new_ustar();
+        header.set_entry_type(EntryType::XHeader);
+        header.set_path("././@PaxHeader").map_err(output)?;
+        header.set_mode(0o644);
+        header.set_size(records.len() as u64);
+        header.set_cksum();
+        self.builder.append(&header, &records[..]).map_err(output)
+    }
+}
+
+/// One PAX record: `LEN key=value\n`, LEN counting itself.
+fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let body = key.len() + value.len() + 3; // ' ', '=' and '\n'
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    let mut record = format!("{len} ").into_bytes();
+    record.extend_from_slice(key);
+    record.push(b'=');
+    record.extend_from_slice(value);
+    record.push(b'\n');
+    record
+}
+
 /// Linux's major and minor numbers of a device number (glibc's layout).
 fn split_device(rdev: u64) -> (u32, u32) {
     let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
@@ -400,7 +444,11 @@ mod tests {
         ]);
         let mut big = node(b"caf\xe9.fdb", NodeKind::File, Payload::File(content), 3008);
         big.mode = 0o640;
-        big.mtime.sec = 1_790_000_000;
+        big.mtime = crate::format::tree::Timestamp {
+            sec: 1_790_000_000,
+            nsec: 123_456_789,
+        };
+        big.xattrs = vec![(b"user.origine".to_vec(), b"LGO".to_vec())];
         big.nlink = 2;
         big.inode = 42;
         let mut again = big.clone();
@@ -436,6 +484,24 @@ mod tests {
             let path = entry.path_bytes().into_owned();
             let header = entry.header().clone();
             let link = entry.link_name_bytes().map(|l| l.into_owned());
+            let pax: Vec<(String, Vec<u8>)> = entry
+                .pax_extensions()
+                .unwrap()
+                .map(|p| {
+                    p.map(|e| e.unwrap())
+                        .map(|e| (e.key().unwrap().to_string(), e.value_bytes().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if path == b"db/caf\xe9.fdb" {
+                assert_eq!(
+                    pax,
+                    [
+                        ("mtime".to_string(), b"1790000000.123456789".to_vec()),
+                        ("SCHILY.xattr.user.origine".to_string(), b"LGO".to_vec())
+                    ]
+                );
+            }
             let mut data = Vec::new();
             entry.read_to_end(&mut data).unwrap();
             seen.push((
@@ -473,6 +539,15 @@ mod tests {
             dump(&browser, &root, b"db/none", &mut bytes),
             Err(Error::PathNotFound(_))
         ));
+    }
+
+    #[test]
+    fn pax_records_count_their_own_length() {
+        assert_eq!(pax_record(b"mtime", b"1.5"), b"13 mtime=1.5\n");
+        // 97 + 3 + 1 bytes without the length: 101 would make it 104.
+        let long = pax_record(b"k", &[b'v'; 97]);
+        assert_eq!(long.len(), 104);
+        assert!(long.starts_with(b"104 k="));
     }
 
     #[test]
