@@ -18,14 +18,8 @@ use serde_json::Value;
 /// 2026-11-23 20:00 in Paris (UTC+1), the first evening.
 const FIRST_EVENING: i64 = 1795460400;
 
-fn at_day(coffre: &Coffre, day: i64, args: &[&OsStr]) -> Command {
-    let mut cmd = coffre.cmd(args);
-    cmd.env(
-        "COFFRE_FAKE_NOW",
-        (FIRST_EVENING + day * 86_400).to_string(),
-    )
-    .env("TZ", "Europe/Paris");
-    cmd
+fn at_day(coffre: &Coffre, day: i64, args: &[&OsStr]) -> std::process::Command {
+    coffre.cmd_at(FIRST_EVENING + day * 86_400, args)
 }
 
 fn json(coffre: &Coffre, args: &[&OsStr]) -> Value {
