@@ -13,13 +13,7 @@ use coffre_tests::{
 const FIRST_EVENING: i64 = 1_788_285_600;
 
 fn at_day(coffre: &Coffre, day: i64, args: &[&OsStr]) -> std::process::Command {
-    let mut cmd = coffre.cmd(args);
-    cmd.env(
-        "COFFRE_FAKE_NOW",
-        (FIRST_EVENING + day * 86_400).to_string(),
-    )
-    .env("TZ", "Europe/Paris");
-    cmd
+    coffre.cmd_at(FIRST_EVENING + day * 86_400, args)
 }
 
 fn du(dir: &Path) -> u64 {

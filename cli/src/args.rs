@@ -1,5 +1,6 @@
 //! The command line: global options and one struct per subcommand.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -58,6 +59,14 @@ pub enum Command {
     Ls(LsArgs),
     /// Copy files of a snapshot back to disk.
     Restore(RestoreArgs),
+    /// Every version of a file or folder: which snapshots hold it, and when it changed.
+    History(HistoryArgs),
+    /// Which snapshots hold files whose name matches a pattern.
+    Find(FindArgs),
+    /// What changed between two snapshots: added, removed, changed files.
+    Diff(DiffArgs),
+    /// Write a file of a snapshot (or a folder, as tar) to standard output.
+    Dump(DumpArgs),
     /// Verify the repository; --read-data also reads and verifies every byte.
     Check(CheckArgs),
     /// Recreate the index database from the pack files.
@@ -322,4 +331,103 @@ pub struct CheckArgs {
     /// Read, decrypt and verify every byte (slow: reads the whole repository).
     #[arg(long)]
     pub read_data: bool,
+}
+
+/// `coffre history`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Reads only the snapshots' folder listings, never file contents: fast even over a year of snapshots.
+A version counts as changed when its contents (chunk list) differ; a change of mode, owner or date
+alone is shown apart. Periods when the path was missing from the snapshots are marked.
+
+Examples:
+  coffre history db/officine.fdb
+  coffre history 'scans/2026/mme-durand.pdf' --json")]
+pub struct HistoryArgs {
+    /// File or folder, from the snapshot's root (as `coffre ls` shows it), e.g. db/officine.fdb.
+    pub path: OsString,
+    /// Only snapshots with this label.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+/// `coffre find`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Patterns (quote them, so that the shell leaves the * alone):
+  durand              names containing 'durand' (no wildcard: part of a name)
+  'mme-durand*'       names starting with mme-durand, at any depth
+  'scans/*/*.pdf'     a path from the snapshot's root ('*' stays in one folder)
+  'scans/**/*.pdf'    '**' spans folders
+  /db                 a leading '/' anchors a name at the root
+  'archives/'         a trailing '/' finds folders only
+Letters match either case (É finds é) unless --case-sensitive.
+
+One entry per path found: the first and last snapshots holding it, how many hold it, how many
+different versions it had, and whether the newest snapshot still holds it. Then
+`coffre history PATH` lists every version and `coffre dump` or `coffre restore --path` gets one back.
+Exit code 1 when nothing matches.
+
+Examples:
+  coffre find 'mme-durand*'
+  coffre find '*.pdf' --since 30d
+  coffre find ordonnance --since 2026-11-01 --until 2026-11-30")]
+pub struct FindArgs {
+    /// Pattern on the names (or on the path from the root, when it holds '/').
+    pub pattern: String,
+    /// Only snapshots taken since: a duration back from now (30d, 2w, 12h) or a date YYYY-MM-DD.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only snapshots taken until: a duration back from now or a date YYYY-MM-DD (included).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Only snapshots with this label.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Upper and lower case differ.
+    #[arg(long)]
+    pub case_sensitive: bool,
+}
+
+/// `coffre diff`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Marks:
+  +  added              -  removed
+  M  contents changed   m  same contents, other mode, owner, date or attributes
+  T  another type (a file became a folder...)
+A renamed file shows as removed (old name) and added (new name). A folder added or removed is
+listed with everything in it. Folders left unchanged are skipped without being read.
+
+Examples:
+  coffre diff 2026-11-23 2026-11-24
+  coffre diff 2026-11-01 latest --path db")]
+pub struct DiffArgs {
+    /// The older snapshot: id or unique id prefix, `latest`, or a local date YYYY-MM-DD.
+    pub old: String,
+    /// The newer snapshot, named the same way.
+    pub new: String,
+    /// Compare only this file or folder (from the snapshot's root).
+    #[arg(long)]
+    pub path: Option<OsString>,
+}
+
+/// `coffre dump`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+A file is written as it was, byte for byte; a folder (or a link) as a tar archive whose names
+start with the folder's own name, with modes, owners, dates, links and names exactly as recorded
+(extended attributes are not carried). Memory stays small whatever the size.
+Standard output must be a file or a pipe: coffre refuses to write to the terminal.
+
+Examples:
+  coffre dump latest db/officine.fdb > /tmp/officine.fdb
+  coffre dump 2026-11-23 scans/2026-11 | tar -x -C /tmp/copie
+  coffre dump latest > /media/usb/tout.tar")]
+pub struct DumpArgs {
+    /// Snapshot: id or unique id prefix, `latest`, or a local date YYYY-MM-DD.
+    pub snapshot: String,
+    /// File or folder inside the snapshot (default: the whole snapshot, as tar).
+    #[arg(default_value = "")]
+    pub path: OsString,
 }

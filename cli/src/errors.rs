@@ -38,6 +38,8 @@ fn explain(err: &anyhow::Error) -> String {
         Error::SnapshotNotFound(_) => "List snapshots with `coffre snapshots`; name one by id, `latest`, or a date YYYY-MM-DD.",
         Error::AmbiguousSnapshot(_) => "Give more characters of the id (see `coffre snapshots`).",
         Error::PathNotFound(_) => "List the snapshot's files with `coffre ls`.",
+        Error::PathInNoSnapshot(_) | Error::BadPath { .. } => "Give the path from the snapshot's root, as `coffre ls latest` shows it (e.g. db/officine.fdb).",
+        Error::BadPattern { .. } => "Fix the pattern (see `coffre find --help`).",
         Error::Source { .. } => "Check that the folder to back up exists and is readable.",
         Error::BadExclude { .. } => "Fix the pattern (see `coffre snapshot --help`); nothing was written.",
         Error::CommandFailed { .. } => "No snapshot was written. Run the command by hand to see why it fails, then try again.",

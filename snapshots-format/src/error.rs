@@ -68,6 +68,25 @@ pub enum Error {
     /// A path inside a snapshot that does not exist.
     #[error("no such path in the snapshot: {0}")]
     PathNotFound(String),
+    /// A path given to look up inside snapshots that cannot name an entry.
+    #[error("path {path:?}: {reason}")]
+    BadPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No snapshot (of those searched) holds the path.
+    #[error("no snapshot holds {0} (look for it by name with `coffre find`)")]
+    PathInNoSnapshot(String),
+    /// A search pattern that cannot be used.
+    #[error("search pattern {pattern:?}: {reason}")]
+    BadPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The index database failed.
     #[error("index database: {0}")]
     Index(#[from] rusqlite::Error),

@@ -172,6 +172,19 @@ impl Coffre {
         cmd
     }
 
+    /// `coffre -r REPO <args>` as [`Coffre::cmd`], run as if it were
+    /// `unix_sec` (COFFRE_FAKE_NOW) in Paris: simulated evenings.
+    pub fn cmd_at<I, S>(&self, unix_sec: i64, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = self.cmd(args);
+        cmd.env("COFFRE_FAKE_NOW", unix_sec.to_string())
+            .env("TZ", "Europe/Paris");
+        cmd
+    }
+
     /// This test's local index caches: beside the repository, so that a
     /// test can tamper with them and leaves nothing in the home folder.
     pub fn cache_dir(&self) -> PathBuf {

@@ -1,9 +1,14 @@
 //! One module per subcommand; `run` dispatches.
 
+mod browse;
 mod check;
 pub mod config;
+mod diff;
+mod dump;
+mod find;
 mod forget;
 pub mod generate_docs;
+mod history;
 mod init;
 pub mod key;
 mod ls;
@@ -34,6 +39,10 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Snapshots(a) => snapshots::run(cli, a),
         Command::Ls(a) => ls::run(cli, a),
         Command::Restore(a) => restore::run(cli, a),
+        Command::History(a) => history::run(cli, a),
+        Command::Find(a) => find::run(cli, a),
+        Command::Diff(a) => diff::run(cli, a),
+        Command::Dump(a) => dump::run(cli, a),
         Command::Check(a) => {
             let result = check::run(cli, a);
             crate::runlog::after_check(cli, a.read_data, &result);

@@ -3,6 +3,12 @@
 
 pub mod backup;
 pub mod check;
+pub mod compare;
+pub mod diff;
+pub mod dump;
+pub mod find;
+pub mod history;
+pub mod paths;
 pub mod prune;
 pub mod rebuild;
 pub mod restore;
