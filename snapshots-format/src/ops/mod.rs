@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod copy;
 pub mod prune;
 pub mod rebuild;
 pub mod restore;
