@@ -529,7 +529,12 @@ impl<'a, 'r> Walk<'a, 'r> {
         }
         let Some(saver) = self.saver else {
             let source = self.sides.source;
-            for loc in source.index().lookup_many(source.keys(), &missing)?.into_iter().flatten() {
+            for loc in source
+                .index()
+                .lookup_many(source.keys(), &missing)?
+                .into_iter()
+                .flatten()
+            {
                 self.dry_blobs += 1;
                 self.dry_bytes += u64::from(loc.length);
             }
@@ -761,5 +766,317 @@ impl Read for FileBytes<'_> {
             }
             self.fill().map_err(std::io::Error::other)?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{FaultPlan, FaultyBackend, FileKind, MemBackend};
+    use crate::format::tree::Timestamp;
+    use crate::ops::backup::{take_snapshot, SnapshotOptions};
+    use crate::ops::check::{check, CheckOptions};
+    use crate::ops::restore::{restore, RestoreOptions};
+    use crate::progress::NoProgress;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    const CHEAP: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    const SOURCE_PASS: &[u8] = b"lundi passphrase";
+    const TARGET_PASS: &[u8] = b"mardi passphrase";
+
+    /// Every file of a folder with its bytes (folders as `None`).
+    fn read_tree(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let path = e.unwrap().path();
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                if path.is_dir() {
+                    out.insert(rel, None);
+                    stack.push(path);
+                } else {
+                    out.insert(rel, Some(std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        out
+    }
+
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// A source folder, a repository in memory holding one snapshot per
+    /// day of it, and what the folder held each day.
+    struct Source {
+        dir: tempfile::TempDir,
+        mem: Arc<MemBackend>,
+        days: BTreeMap<i64, BTreeMap<PathBuf, Option<Vec<u8>>>>,
+    }
+
+    impl Source {
+        fn new(days: i64) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let src = dir.path().join("src");
+            std::fs::create_dir_all(src.join("db/sub")).unwrap();
+            let mem = Arc::new(MemBackend::new());
+            Repository::init_with(mem.clone(), &dir.path().join("cache"), SOURCE_PASS, CHEAP)
+                .unwrap();
+            let mut me = Self {
+                dir,
+                mem,
+                days: BTreeMap::new(),
+            };
+            for day in 0..days {
+                // A page-structured database changing a few pages a day,
+                // text files, a file growing, a new file each day.
+                let mut db = noise(7, 2 << 20);
+                for p in 0..=day as usize {
+                    db[p * 8192 * 13..p * 8192 * 13 + 100].fill(day as u8);
+                }
+                std::fs::write(src.join("db/officine.fdb"), &db).unwrap();
+                std::fs::write(src.join("notes.txt"), format!("day {day}\n").repeat(5000)).unwrap();
+                std::fs::write(
+                    src.join(format!("db/sub/day{day}.bin")),
+                    noise(day as u64, 300_000),
+                )
+                .unwrap();
+                std::fs::write(src.join("empty"), b"").unwrap();
+                me.days.insert(day, read_tree(&src));
+                let repo = me.open();
+                let mut opts = SnapshotOptions::new(&src);
+                opts.time = Some(Timestamp {
+                    sec: 1_767_225_600 + day * 86_400,
+                    nsec: 0,
+                });
+                take_snapshot(&repo, &opts, &NoProgress).unwrap();
+            }
+            me
+        }
+
+        fn open(&self) -> Repository {
+            Repository::open_with(
+                self.mem.clone(),
+                &self.dir.path().join("cache"),
+                SOURCE_PASS,
+            )
+            .unwrap()
+        }
+
+        fn all(&self, repo: &Repository) -> CopyOptions {
+            CopyOptions {
+                snapshots: repo.list_snapshots().unwrap(),
+                dry_run: false,
+            }
+        }
+    }
+
+    fn day_of(snap: &Snapshot) -> i64 {
+        (snap.time.sec - 1_767_225_600) / 86_400
+    }
+
+    /// Every snapshot of `target` restores to what the source held that
+    /// day; `check --read-data` finds nothing wrong (packs no index lists,
+    /// what an interrupted copy leaves, allowed with `leftovers`).
+    fn assert_whole(target: &Repository, src: &Source, leftovers: bool) -> usize {
+        let report = check(target, CheckOptions { read_data: true }, &NoProgress).unwrap();
+        assert!(report.is_ok(), "check: {:?}", report.errors);
+        for w in &report.warnings {
+            assert!(
+                leftovers && w.contains("is in no index file"),
+                "check warns: {w}"
+            );
+        }
+        let (snaps, errors) = target.snapshots().unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let days: HashSet<i64> = snaps.iter().map(|(_, s)| day_of(s)).collect();
+        assert_eq!(days.len(), snaps.len(), "a snapshot is there twice");
+        for (_, snap) in &snaps {
+            let out = tempfile::tempdir().unwrap();
+            let opts = RestoreOptions {
+                target: out.path().join("r"),
+                path: None,
+                overwrite: false,
+            };
+            let summary = restore(target, snap, &opts, &NoProgress).unwrap();
+            assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+            assert_eq!(
+                read_tree(&opts.target),
+                src.days[&day_of(snap)],
+                "day {}",
+                day_of(snap)
+            );
+        }
+        snaps.len()
+    }
+
+    #[test]
+    fn copy_to_a_new_target_restores_and_a_second_copy_sends_nothing() {
+        let src = Source::new(3);
+        let source = src.open();
+        let mem = Arc::new(MemBackend::new());
+        let cache = src.dir.path().join("cache-mardi");
+        let target = init_target(&source, mem.clone(), &cache, TARGET_PASS, CHEAP).unwrap();
+        assert!(same_keys(&source, &target));
+        assert_ne!(source.header().repo_id, target.header().repo_id);
+        let dict = |r: &Repository| r.dictionary().unwrap().map(|d| d.id());
+        assert!(dict(&source).is_some());
+        assert_eq!(dict(&source), dict(&target));
+
+        let dry = copy(
+            &source,
+            &target,
+            &CopyOptions {
+                dry_run: true,
+                ..src.all(&source)
+            },
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(dry.copied.len(), 3);
+        assert!(dry.blobs_sent > 0);
+        assert!(
+            target.list_snapshots().unwrap().is_empty(),
+            "a dry run wrote"
+        );
+        assert!(
+            mem.list(FileKind::Pack).unwrap().is_empty(),
+            "a dry run wrote"
+        );
+
+        let first = copy(&source, &target, &src.all(&source), &NoProgress).unwrap();
+        assert!(!first.rechunked);
+        assert_eq!(first.copied.len(), 3);
+        assert!(first.blobs_sent > 0);
+        assert_eq!(first.blobs_verified, first.blobs_sent);
+        // The source's passphrase does not open the target; its own does.
+        assert!(Repository::open_with(mem.clone(), &cache, SOURCE_PASS).is_err());
+        let target = Repository::open_with(mem.clone(), &cache, TARGET_PASS).unwrap();
+        assert_eq!(assert_whole(&target, &src, false), 3);
+        // Parents point at the target's own snapshots.
+        let (snaps, _) = target.snapshots().unwrap();
+        assert_eq!(snaps[0].1.parent, None);
+        assert_eq!(snaps[1].1.parent, Some(snaps[0].0));
+
+        let again = copy(&source, &target, &src.all(&source), &NoProgress).unwrap();
+        assert_eq!(again.copied.len(), 0);
+        assert_eq!(again.skipped.len(), 3);
+        assert_eq!(again.blobs_sent, 0);
+        // And back the other way: the copies are the same snapshots.
+        let back = copy(&target, &source, &src.all(&target), &NoProgress).unwrap();
+        assert_eq!((back.copied.len(), back.skipped.len()), (0, 3));
+    }
+
+    #[test]
+    fn copy_of_the_latest_day_only_sends_what_changed() {
+        let src = Source::new(3);
+        let source = src.open();
+        let (snaps, _) = source.snapshots().unwrap();
+        let mem = Arc::new(MemBackend::new());
+        let target =
+            init_target(&source, mem, &src.dir.path().join("c2"), TARGET_PASS, CHEAP).unwrap();
+        let one = |id: SnapshotId| CopyOptions {
+            snapshots: vec![id],
+            dry_run: false,
+        };
+        let first = copy(&source, &target, &one(snaps[1].0), &NoProgress).unwrap();
+        let daily = copy(&source, &target, &one(snaps[2].0), &NoProgress).unwrap();
+        assert_eq!(daily.copied.len(), 1);
+        assert!(
+            daily.bytes_sent * 4 < first.bytes_sent,
+            "a daily copy sent {} bytes, the first {}",
+            daily.bytes_sent,
+            first.bytes_sent
+        );
+        // Day 1's parent (day 0) is not in the target: none recorded; day
+        // 2's is, under its id there.
+        let (copied, _) = target.snapshots().unwrap();
+        assert_eq!(copied[0].1.parent, None);
+        assert_eq!(copied[1].1.parent, Some(copied[0].0));
+    }
+
+    #[test]
+    fn copy_into_a_target_with_other_keys_rechunks() {
+        let src = Source::new(2);
+        let source = src.open();
+        let mem = Arc::new(MemBackend::new());
+        let target =
+            Repository::init_with(mem, &src.dir.path().join("c3"), TARGET_PASS, CHEAP).unwrap();
+        assert!(!same_keys(&source, &target));
+        let first = copy(&source, &target, &src.all(&source), &NoProgress).unwrap();
+        assert!(first.rechunked);
+        assert_eq!(first.copied.len(), 2);
+        assert_eq!(assert_whole(&target, &src, false), 2);
+        let again = copy(&source, &target, &src.all(&source), &NoProgress).unwrap();
+        assert_eq!((again.copied.len(), again.blobs_sent), (0, 0));
+    }
+
+    #[test]
+    fn copy_to_the_same_repository_is_refused() {
+        let src = Source::new(1);
+        let source = src.open();
+        let other = src.open();
+        let err = copy(&source, &other, &src.all(&source), &NoProgress).unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{err}");
+    }
+
+    /// A copy that crashes at its Nth write, for every N, then runs again:
+    /// the crashed target shows only whole snapshots, the rerun completes,
+    /// nothing is there twice, everything restores.
+    #[test]
+    fn copy_interrupted_at_every_write_resumes() {
+        let src = Source::new(2);
+        let source = src.open();
+        let drive = Arc::new(MemBackend::new());
+        let cache = src.dir.path().join("c4");
+        init_target(&source, drive.clone(), &cache, TARGET_PASS, CHEAP).unwrap();
+        // How many writes a whole copy makes.
+        let probe = Arc::new(FaultyBackend::new(drive.snapshot(), FaultPlan::default()));
+        let t = Repository::open_with(probe.clone(), &src.dir.path().join("c-probe"), TARGET_PASS)
+            .unwrap();
+        let before = probe.writes();
+        copy(&source, &t, &src.all(&source), &NoProgress).unwrap();
+        let writes = probe.writes() - before;
+        assert!(writes > 3, "{writes} writes");
+        let mut failures = Vec::new();
+        for n in 1..=writes {
+            let faulty = Arc::new(FaultyBackend::new(drive.snapshot(), FaultPlan::default()));
+            let cache = src.dir.path().join(format!("c-crash-{n}"));
+            let t = Repository::open_with(faulty.clone(), &cache, TARGET_PASS).unwrap();
+            faulty.set_plan(FaultPlan {
+                crash_at: Some(n),
+                ..FaultPlan::default()
+            });
+            if copy(&source, &t, &src.all(&source), &NoProgress).is_ok() {
+                failures.push(format!("write {n}: the copy did not notice the crash"));
+                continue;
+            }
+            let after = Arc::new(faulty.inner().snapshot());
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let t = Repository::open_with(after.clone(), &cache, TARGET_PASS).unwrap();
+                assert_whole(&t, &src, true);
+                let again = copy(&source, &t, &src.all(&source), &NoProgress).unwrap();
+                assert_eq!(again.copied.len() + again.skipped.len(), 2);
+                assert_eq!(assert_whole(&t, &src, true), 2);
+            }));
+            if result.is_err() {
+                failures.push(format!("write {n}"));
+            }
+        }
+        assert!(failures.is_empty(), "broke at: {failures:?}");
     }
 }
