@@ -2,6 +2,7 @@
 
 mod check;
 pub mod config;
+mod copy;
 mod forget;
 pub mod generate_docs;
 mod init;
@@ -39,6 +40,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
             crate::runlog::after_check(cli, a.read_data, &result);
             result
         }
+        Command::Copy(a) => copy::run(cli, a),
         Command::RebuildIndex => rebuild_index::run(cli),
         Command::Mount(a) => mount::run(cli, a),
         Command::Umount(a) => umount::run(a),

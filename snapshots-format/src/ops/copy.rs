@@ -242,8 +242,12 @@ pub fn copy(
         progress,
     };
     let mut memo = HashMap::new();
+    // A dry run writes nothing, so what one snapshot would send must not
+    // be counted again for the next.
+    let mut counted = HashSet::new();
     for (id, snap) in todo {
-        let copied = copy_one(sides, &id, &snap, opts.dry_run, &mut memo, &mut present)?;
+        let dry_run = opts.dry_run.then_some(&mut counted);
+        let copied = copy_one(sides, &id, &snap, dry_run, &mut memo, &mut present)?;
         report.blobs_sent += copied.blobs;
         report.bytes_sent += copied.bytes;
         report.plain_bytes_sent += copied.plain;
@@ -269,7 +273,7 @@ fn copy_one(
     sides: Sides<'_>,
     id: &SnapshotId,
     snap: &Snapshot,
-    dry_run: bool,
+    dry_run: Option<&mut HashSet<BlobId>>,
     memo: &mut HashMap<BlobId, (BlobId, u64)>,
     present: &mut HashMap<[u8; 32], SnapshotId>,
 ) -> Result<OneCopy> {
@@ -283,10 +287,12 @@ fn copy_one(
         blobs: 0,
         bytes: 0,
     };
-    if dry_run {
+    if let Some(counted) = dry_run {
         let mut walk = Walk::new(sides, None, memo);
+        walk.needed = std::mem::take(counted);
         walk.tree(&snap.tree, 0)?;
         walk.flush_data()?;
+        *counted = std::mem::take(&mut walk.needed);
         entry.blobs = walk.dry_blobs;
         entry.bytes = walk.dry_bytes;
         return Ok(OneCopy {
