@@ -69,6 +69,8 @@ pub enum Command {
     Dump(DumpArgs),
     /// Verify the repository; --read-data also reads and verifies every byte.
     Check(CheckArgs),
+    /// Copy snapshots to another repository (the other drive of a rotation).
+    Copy(CopyArgs),
     /// Recreate the index database from the pack files.
     RebuildIndex,
     /// Show every snapshot as a read-only dated folder (FUSE).
@@ -430,4 +432,38 @@ pub struct DumpArgs {
     /// File or folder inside the snapshot (default: the whole snapshot, as tar).
     #[arg(default_value = "")]
     pub path: OsString,
+}
+
+/// `coffre copy`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+The target is created when it is empty or absent, sharing the source's keys \
+(so later copies move only new data) under its own passphrase. A snapshot \
+already on the target is skipped; a copy stopped half-way resumes where it \
+stopped, and the target never shows a half-copied snapshot.
+
+Examples:
+  coffre -r /media/lundi copy --to /media/mardi
+  coffre -r /media/lundi copy --to /media/mardi latest
+  coffre -r /media/lundi copy --to /media/mardi --since 7d --dry-run")]
+pub struct CopyArgs {
+    /// The repository to copy into (a folder, created if empty or absent).
+    #[arg(long, value_name = "REPO")]
+    pub to: PathBuf,
+    /// Snapshots to copy (id prefix, date, latest). Default: all.
+    pub snapshots: Vec<String>,
+    /// Only snapshots taken in this last while (7d, 2w) or since this
+    /// local date (YYYY-MM-DD).
+    #[arg(long, value_name = "DURATION|DATE")]
+    pub since: Option<String>,
+    /// Only snapshots with this label.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// File holding the target's passphrase (first line). Otherwise
+    /// COFFRE_TO_PASSWORD, or a prompt on a terminal.
+    #[arg(long, env = "COFFRE_TO_PASSWORD_FILE", value_name = "FILE")]
+    pub to_password_file: Option<PathBuf>,
+    /// Show what would be copied and its size; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

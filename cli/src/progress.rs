@@ -12,11 +12,19 @@ pub struct Bar {
     bar: Option<ProgressBar>,
     files: AtomicU64,
     total_files: AtomicU64,
+    /// What the count counts ("files", "snapshots").
+    unit: &'static str,
 }
 
 impl Bar {
     /// A bar, drawn only if stderr is a terminal and `json` is off.
     pub fn new(json: bool, what: &str) -> Self {
+        Self::counting(json, what, "files")
+    }
+
+    /// As [`Bar::new`], the count being of `unit` ("snapshots") rather
+    /// than files.
+    pub fn counting(json: bool, what: &str, unit: &'static str) -> Self {
         let bar = (!json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(5));
             let style = ProgressStyle::with_template(
@@ -32,6 +40,7 @@ impl Bar {
             bar,
             files: AtomicU64::new(0),
             total_files: AtomicU64::new(0),
+            unit,
         }
     }
 
@@ -52,9 +61,9 @@ impl Bar {
             let total = self.total_files.load(Ordering::Relaxed);
             let done = self.files.load(Ordering::Relaxed);
             bar.set_message(if total > 0 {
-                format!("{done}/{total} files")
+                format!("{done}/{total} {}", self.unit)
             } else {
-                format!("{done} files")
+                format!("{done} {}", self.unit)
             });
         }
     }

@@ -148,6 +148,17 @@ pub enum Error {
     /// blob without a verified copy); the message says what to do.
     #[error("{0}")]
     Refused(String),
+    /// A copied snapshot's data did not read back whole from the target:
+    /// its record is not written, so the target never shows it half there.
+    #[error("copy of snapshot {snapshot} into {target}: {reason}; the snapshot was not recorded there. Run the copy again; if this repeats, run `coffre check --read-data` on the target")]
+    CopyUnverified {
+        /// The source snapshot (short id).
+        snapshot: String,
+        /// The target repository's location.
+        target: String,
+        /// What did not read back.
+        reason: String,
+    },
     /// A passing failure of the storage (a network timeout, a server busy):
     /// the same request may succeed if tried again.
     #[error("{0} (temporary failure; try again)")]

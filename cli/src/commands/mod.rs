@@ -3,6 +3,7 @@
 mod browse;
 mod check;
 pub mod config;
+mod copy;
 mod diff;
 mod dump;
 mod find;
@@ -48,6 +49,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
             crate::runlog::after_check(cli, a.read_data, &result);
             result
         }
+        Command::Copy(a) => copy::run(cli, a),
         Command::RebuildIndex => rebuild_index::run(cli),
         Command::Mount(a) => mount::run(cli, a),
         Command::Umount(a) => umount::run(a),

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod check;
 pub mod compare;
+pub mod copy;
 pub mod diff;
 pub mod dump;
 pub mod find;

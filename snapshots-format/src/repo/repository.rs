@@ -113,9 +113,25 @@ impl Repository {
         passphrase: &[u8],
         kdf: KdfParams,
     ) -> Result<Self> {
+        Self::init_with_master(backend, cache, MasterKey::generate(), passphrase, kdf)
+    }
+
+    /// Creates a new repository on `backend` around an existing master
+    /// key: `copy` makes its target so, so that both derive the same blob
+    /// ids and chunk boundaries (the repository id, and so every object's
+    /// sealing, still differs).
+    ///
+    /// # Errors
+    /// As [`Repository::init_with`].
+    pub(crate) fn init_with_master(
+        backend: Arc<dyn Backend>,
+        cache: &Path,
+        master: MasterKey,
+        passphrase: &[u8],
+        kdf: KdfParams,
+    ) -> Result<Self> {
         backend.create()?;
         let header = Header::new();
-        let master = MasterKey::generate();
         let keys = Keys::derive(&master, header.repo_id);
         let label = keyring::new_label(KeyKind::Passphrase, "initial");
         let name = keyring::add(&*backend, &keys, &master, passphrase, kdf, &label)?;
@@ -456,6 +472,11 @@ impl Repository {
     /// A shared handle on the storage.
     pub fn backend_arc(&self) -> Arc<dyn Backend> {
         self.backend.clone()
+    }
+
+    /// The master key, for `copy` to give its target the same one.
+    pub(crate) fn master_key(&self) -> &MasterKey {
+        &self.master
     }
 
     /// The working keys.

@@ -20,8 +20,11 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobKind};
+use crate::format::content::{self, Content, Extent, INLINE_MAX};
 use crate::format::dictionary::Dictionary;
+use crate::format::header::SPLIT_TREE_VERSION;
 use crate::format::index_file::IndexedPack;
+use crate::format::tree::{encode_piece_list, Stored, Tree};
 use crate::id::BlobId;
 use crate::repo::pack_writer::{FinishedPack, PackWriter};
 use crate::repo::Repository;
@@ -181,6 +184,28 @@ impl<'r> Saver<'r> {
         Ok(id)
     }
 
+    /// Stores a directory listing, whole or in pieces (FORMAT.md §7.3),
+    /// raising the format for pieces; returns the tree's id. (`ops::backup`
+    /// still has its own copy of this, until its rework lands.)
+    ///
+    /// # Errors
+    /// As [`Saver::save`]; storage errors raising the format.
+    pub fn save_tree(&self, tree: &Tree) -> Result<BlobId> {
+        match tree.encode_stored(self.repo.keys()) {
+            Stored::Whole(bytes) => self.save(BlobKind::Tree, &bytes),
+            Stored::Pieces(pieces) => {
+                self.repo.raise_format(SPLIT_TREE_VERSION)?;
+                let mut batch = self.batch();
+                let ids = pieces
+                    .iter()
+                    .map(|piece| batch.save(BlobKind::TreePiece, piece))
+                    .collect::<Result<Vec<_>>>()?;
+                batch.flush()?;
+                self.save(BlobKind::Tree, &encode_piece_list(&ids))
+            }
+        }
+    }
+
     /// A batch for a thread that saves many blobs; see [`Batch`].
     pub fn batch(&self) -> Batch<'_, 'r> {
         Batch {
@@ -327,6 +352,22 @@ impl Batch<'_, '_> {
             self.flush()?;
         }
         Ok(id)
+    }
+
+    /// A file's content reference: `extents` inline, or stored as
+    /// chunk-list pieces when there are many (FORMAT.md §7.2).
+    ///
+    /// # Errors
+    /// As [`Batch::save`].
+    pub fn save_content(&mut self, extents: Vec<Extent>) -> Result<Content> {
+        if extents.len() <= INLINE_MAX {
+            return Ok(Content::Inline(extents));
+        }
+        let mut pieces = Vec::new();
+        for piece in content::split_pieces(&extents) {
+            pieces.push(self.save(BlobKind::ChunkList, &content::encode_piece(piece))?);
+        }
+        Ok(Content::Pieces(pieces))
     }
 
     /// Looks the gathered blobs up and hands the new ones to the workers.
