@@ -95,9 +95,7 @@ fn with_config(cli: &Cli, args: &SnapshotArgs) -> Result<SnapshotArgs> {
                 .map(|size| size.bytes.to_string())
         }),
         cross_filesystems: !args.one_file_system
-            && (args.cross_filesystems
-                || c.cross_filesystems
-                || c.one_file_system == Some(false)),
+            && (args.cross_filesystems || c.cross_filesystems || c.one_file_system == Some(false)),
         one_file_system: args.one_file_system,
         ignore_inode: args.ignore_inode,
         skip_if_unchanged: args.skip_if_unchanged || c.skip_if_unchanged,

@@ -686,7 +686,8 @@ impl Walker<'_, '_> {
         // Another filesystem mounted inside the source, unless asked to
         // cross: kept as an empty folder (the restore shows where it was
         // mounted), and not even opened.
-        let other_fs = is_dir && !self.excludes.crosses_filesystems() && meta.dev() != self.root_dev;
+        let other_fs =
+            is_dir && !self.excludes.crosses_filesystems() && meta.dev() != self.root_dev;
         if other_fs {
             // Named every time: a disk mounted inside the data folder is
             // either meant to be saved (--cross-filesystems) or should be
