@@ -23,11 +23,10 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
-use crate::format::content::{self, Content, Extent, INLINE_MAX};
+use crate::format::content::{Content, Extent};
 use crate::format::dictionary;
-use crate::format::header::SPLIT_TREE_VERSION;
 use crate::format::snapshot::{HookRun, Snapshot, Summary, MAX_RECORDED_PROBLEMS};
-use crate::format::tree::{encode_piece_list, Node, NodeKind, Payload, Stored, Timestamp, Tree};
+use crate::format::tree::{Node, NodeKind, Payload, Timestamp, Tree};
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
 use crate::repo::saver::{Batch, Saver};
@@ -562,7 +561,7 @@ impl Walker<'_, '_> {
         })?;
         drop(reader);
         let run = finish().map_err(failed)?;
-        let content = self.reader.content_of(&mut batch, extents)?;
+        let content = batch.save_content(extents)?;
         batch.flush()?;
         self.summary.files_new += 1;
         self.summary.bytes_read += read;
@@ -632,20 +631,7 @@ impl Walker<'_, '_> {
 
     /// Stores a listing, whole or in pieces (FORMAT.md §7.3).
     fn save_tree(&self, tree: &Tree) -> Result<BlobId> {
-        let saver = self.reader.saver;
-        match tree.encode_stored(self.repo.keys()) {
-            Stored::Whole(bytes) => saver.save(BlobKind::Tree, &bytes),
-            Stored::Pieces(pieces) => {
-                self.repo.raise_format(SPLIT_TREE_VERSION)?;
-                let mut batch = saver.batch();
-                let ids = pieces
-                    .iter()
-                    .map(|piece| batch.save(BlobKind::TreePiece, piece))
-                    .collect::<Result<Vec<_>>>()?;
-                batch.flush()?;
-                saver.save(BlobKind::Tree, &encode_piece_list(&ids))
-            }
-        }
+        self.reader.saver.save_tree(tree)
     }
 
     fn read_done(&mut self, rel: &[u8], read: &FileRead) {
@@ -897,7 +883,7 @@ impl FileReader<'_, '_> {
             ));
         }
         let size = extents.iter().map(Extent::len).sum();
-        let content = self.content_of(batch, extents)?;
+        let content = batch.save_content(extents)?;
         Ok(FileRead {
             content,
             size,
@@ -907,20 +893,6 @@ impl FileReader<'_, '_> {
     }
 }
 
-impl FileReader<'_, '_> {
-    /// A file's content reference: its extents inline, or stored as
-    /// chunk-list pieces when there are many.
-    fn content_of(&self, batch: &mut Batch<'_, '_>, extents: Vec<Extent>) -> Result<Content> {
-        if extents.len() <= INLINE_MAX {
-            return Ok(Content::Inline(extents));
-        }
-        let mut pieces = Vec::new();
-        for piece in content::split_pieces(&extents) {
-            pieces.push(batch.save(BlobKind::ChunkList, &content::encode_piece(piece))?);
-        }
-        Ok(Content::Pieces(pieces))
-    }
-}
 
 /// How a file compares with its entry in the parent snapshot.
 #[derive(Debug, PartialEq, Eq)]

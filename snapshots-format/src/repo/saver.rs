@@ -185,8 +185,7 @@ impl<'r> Saver<'r> {
     }
 
     /// Stores a directory listing, whole or in pieces (FORMAT.md §7.3),
-    /// raising the format for pieces; returns the tree's id. (`ops::backup`
-    /// still has its own copy of this, until its rework lands.)
+    /// raising the format for pieces; returns the tree's id..
     ///
     /// # Errors
     /// As [`Saver::save`]; storage errors raising the format.
