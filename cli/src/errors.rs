@@ -39,6 +39,7 @@ fn explain(err: &anyhow::Error) -> String {
         Error::AmbiguousSnapshot(_) => "Give more characters of the id (see `coffre snapshots`).",
         Error::PathNotFound(_) => "List the snapshot's files with `coffre ls`.",
         Error::PathInNoSnapshot(_) | Error::BadPath { .. } => "Give the path from the snapshot's root, as `coffre ls latest` shows it (e.g. db/officine.fdb).",
+        Error::DictionaryUnusable { .. } => "Copy the file `dictionary` back from another drive of this repository (`coffre copy` makes it identical), then run `coffre check --read-data`.",
         Error::BadPattern { .. } => "Fix the pattern (see `coffre find --help`).",
         Error::Source { .. } => "Check that the folder to back up exists and is readable.",
         Error::BadExclude { .. } => "Fix the pattern (see `coffre snapshot --help`); nothing was written.",

@@ -79,6 +79,14 @@ pub enum Error {
     /// No snapshot (of those searched) holds the path.
     #[error("no snapshot holds {0} (look for it by name with `coffre find`)")]
     PathInNoSnapshot(String),
+    /// The repository's compression dictionary is damaged, or missing while
+    /// its blobs need it: a snapshot now would store files it could not
+    /// read back, so none is taken.
+    #[error("the repository's compression dictionary {reason}; no snapshot was taken, since it would store files it could not read back")]
+    DictionaryUnusable {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A search pattern that cannot be used.
     #[error("search pattern {pattern:?}: {reason}")]
     BadPattern {

@@ -111,6 +111,11 @@ pub fn encode(
     buf
 }
 
+/// Why a blob compressed with a dictionary fails to decode in a repository
+/// without one (the dictionary guard of a snapshot looks for it).
+pub const NEEDS_MISSING_DICTIONARY: &str =
+    "compressed with a dictionary, and the repository has none";
+
 /// Opens, decompresses and verifies a blob: the plaintext's keyed hash must
 /// equal `id`, so a blob that decrypts but is not the one asked for is refused.
 /// `dict` is asked for the repository's dictionary only when the blob needs it.
@@ -134,8 +139,7 @@ pub fn decode(
         CODEC_STORED => payload.to_vec(),
         CODEC_ZSTD => decompress(payload, None).ok_or_else(|| bad("zstd frame does not decode"))?,
         CODEC_ZSTD_DICT => {
-            let dict = dict()?
-                .ok_or_else(|| bad("compressed with a dictionary, and the repository has none"))?;
+            let dict = dict()?.ok_or_else(|| bad(NEEDS_MISSING_DICTIONARY))?;
             let named = zstd::zstd_safe::get_dict_id_from_frame(payload).map(|n| n.get());
             if named != Some(dict.id()) {
                 return Err(bad(

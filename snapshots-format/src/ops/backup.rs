@@ -28,6 +28,7 @@ use crate::format::dictionary;
 use crate::format::snapshot::{HookRun, Snapshot, Summary, MAX_RECORDED_PROBLEMS};
 use crate::format::tree::{Node, NodeKind, Payload, Timestamp, Tree};
 use crate::id::{BlobId, SnapshotId};
+use crate::ops::dictionary_guard;
 use crate::progress::Progress;
 use crate::repo::saver::{Batch, Saver};
 use crate::repo::Repository;
@@ -264,8 +265,8 @@ pub fn take_snapshot_with(
     };
 
     // The first snapshot trains the dictionary that compresses every small
-    // chunk from then on (a damaged one is left for `check` to report).
-    if let Ok(None) = repo.dictionary() {
+    // chunk from then on; later ones never replace it (FORMAT.md §17).
+    if dictionary_guard::may_train(repo, parent_tree.as_ref())? {
         if let Some(raw) = dictionary::train(&crate::source::sample::sample_source(&first.read)) {
             repo.add_dictionary(raw)?;
         }
@@ -892,7 +893,6 @@ impl FileReader<'_, '_> {
         })
     }
 }
-
 
 /// How a file compares with its entry in the parent snapshot.
 #[derive(Debug, PartialEq, Eq)]

@@ -105,10 +105,24 @@ pub fn check(
     }
 
     // Every small chunk may need the dictionary: its damage comes first.
-    if let Err(e) = repo.dictionary() {
-        report.errors.push(format!(
+    match repo.dictionary() {
+        Err(e) => report.errors.push(format!(
             "{e} (every file compressed with it is unreadable; restore the repository's `dictionary` file from a copy of the drive)"
-        ));
+        )),
+        Ok(None) => {
+            // Missing, or never trained: the chunks tell (the newest
+            // snapshot's, in a large repository).
+            let latest = repo.snapshots()?.0.into_iter().max_by_key(|(_, s)| s.time);
+            let tree = latest.and_then(|(_, s)| repo.load_tree(&s.tree).ok());
+            if let Err(Error::DictionaryUnusable { reason }) =
+                crate::ops::dictionary_guard::may_train(repo, tree.as_ref())
+            {
+                report.errors.push(format!(
+                    "the repository's compression dictionary {reason} (those files are unreadable, and snapshots are refused until the file is back: copy it from another drive of this repository)"
+                ));
+            }
+        }
+        Ok(Some(_)) => {}
     }
 
     let mut damaged = Damaged::default();

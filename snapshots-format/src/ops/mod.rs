@@ -5,6 +5,7 @@ pub mod backup;
 pub mod check;
 pub mod compare;
 pub mod copy;
+pub(crate) mod dictionary_guard;
 pub mod diff;
 pub mod dump;
 pub mod find;

@@ -1,0 +1,254 @@
+//! Whether a snapshot may run with the repository's compression dictionary
+//! as it finds it (FORMAT.md §17).
+//!
+//! Every small chunk is compressed with the one dictionary the first
+//! snapshot trained, and deduplication makes each new snapshot point at the
+//! old chunks. A dictionary that went missing (deleted on a drive that
+//! leaves the building) or was damaged must therefore stop the snapshot:
+//! training a new one, or going on without, would write a snapshot that
+//! looks saved and cannot be read back.
+
+use crate::error::{Error, Result};
+use crate::format::blob::{BlobKind, NEEDS_MISSING_DICTIONARY};
+use crate::format::content::{Content, Extent};
+use crate::format::dictionary::DICT_BLOB_MAX;
+use crate::format::tree::{Payload, Tree};
+use crate::id::BlobId;
+use crate::repo::Repository;
+
+/// Small chunks of the parent read, in a large repository, to learn
+/// whether they needed a dictionary.
+const PROBE_CHUNKS: usize = 16;
+/// Folders of the parent opened at most while looking for them.
+const PROBE_TREES: usize = 64;
+
+/// Repositories of at most this many blobs are small enough for every
+/// small chunk to be read when the dictionary is absent: the answer is then
+/// certain, and a repository whose first snapshot was a test on a few files
+/// still gets its dictionary later.
+const READ_ALL_UP_TO: u64 = 2048;
+
+/// Whether this snapshot may train the repository's dictionary: only when
+/// there is none and no chunk stored so far was compressed with one.
+///
+/// # Errors
+/// [`Error::DictionaryUnusable`] when the dictionary is damaged, or missing
+/// while stored chunks need it; storage errors.
+pub(crate) fn may_train(repo: &Repository, parent: Option<&Tree>) -> Result<bool> {
+    may_train_reading_all_up_to(repo, parent, READ_ALL_UP_TO)
+}
+
+fn may_train_reading_all_up_to(
+    repo: &Repository,
+    parent: Option<&Tree>,
+    read_all_up_to: u64,
+) -> Result<bool> {
+    match repo.dictionary() {
+        Ok(Some(_)) => return Ok(false),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(Error::DictionaryUnusable {
+                reason: format!("cannot be used ({e})"),
+            })
+        }
+    }
+    let missing = || Error::DictionaryUnusable {
+        reason: "is missing (file `dictionary`), and files already saved were compressed with it"
+            .into(),
+    };
+    if repo.index().blob_count()? <= read_all_up_to {
+        let mut small = Vec::new();
+        for (pack, _) in repo.index().packs()? {
+            for entry in repo.index().entries_of_pack(repo.keys(), &pack)? {
+                if entry.kind == BlobKind::Data && entry.length as usize <= DICT_BLOB_MAX + 64 {
+                    small.push(entry.id);
+                }
+            }
+        }
+        if any_needs_dictionary(repo, &small) {
+            return Err(missing());
+        }
+        return Ok(true);
+    }
+    if let Some(tree) = parent {
+        if any_needs_dictionary(repo, &parent_small_chunks(repo, tree)) {
+            return Err(missing());
+        }
+    }
+    // Too many chunks to read them all, and none read needed a dictionary:
+    // the repository most likely never had one, and stays without rather
+    // than risk a second one.
+    Ok(false)
+}
+
+/// Whether one of `chunks` was compressed with a dictionary (unreadable
+/// chunks are for `check` to report).
+fn any_needs_dictionary(repo: &Repository, chunks: &[BlobId]) -> bool {
+    chunks.iter().any(|id| {
+        matches!(repo.load_blob(BlobKind::Data, id),
+            Err(Error::Corrupt { reason, .. }) if reason == NEEDS_MISSING_DICTIONARY)
+    })
+}
+
+/// A few small chunks of the parent snapshot: small files come many to a
+/// folder, and each chunk costs one pack read.
+fn parent_small_chunks(repo: &Repository, root: &Tree) -> Vec<BlobId> {
+    let mut chunks = Vec::new();
+    let mut folders = vec![root.clone()];
+    let mut opened = 0;
+    while let Some(tree) = folders.pop() {
+        for node in &tree.nodes {
+            match &node.payload {
+                Payload::File(Content::Inline(extents)) => {
+                    chunks.extend(extents.iter().filter_map(|e| match e {
+                        Extent::Chunk { id, len } if *len as usize <= DICT_BLOB_MAX => Some(*id),
+                        _ => None,
+                    }));
+                }
+                Payload::Dir(id) if opened < PROBE_TREES => {
+                    opened += 1;
+                    // A damaged folder is for `check`; the probe looks elsewhere.
+                    if let Ok(sub) = repo.load_tree(id) {
+                        folders.push(sub);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if chunks.len() >= PROBE_CHUNKS {
+            break;
+        }
+    }
+    chunks.truncate(PROBE_CHUNKS);
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, FileKind, MemBackend, ObjectName};
+    use crate::format::keyfile::KdfParams;
+    use crate::ops::backup::{take_snapshot, SnapshotOptions};
+    use crate::progress::NoProgress;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    const PASS: &[u8] = b"officine passphrase";
+
+    /// A repository in memory and the cache folder it uses.
+    fn mem_repo(tmp: &Path) -> (Arc<MemBackend>, Repository) {
+        let mem = Arc::new(MemBackend::new());
+        let cheap = KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let repo =
+            Repository::init_with(mem.clone(), &tmp.join("cache"), PASS, cheap).expect("init");
+        (mem, repo)
+    }
+
+    /// The repository opened again, as the next command would.
+    fn reopen(mem: &Arc<MemBackend>, tmp: &Path) -> Repository {
+        Repository::open_with(mem.clone(), &tmp.join("cache"), PASS).expect("open")
+    }
+
+    /// Small files alike enough for a dictionary to be trained on them.
+    fn pharmacy_notes(dir: &std::path::Path, day: u32) {
+        for i in 0..400 {
+            let body = format!(
+                "ORDONNANCE {i}\nPatient: Mme Durand {i}\nMedecin: Dr Martin\nDate: 2026-11-{day:02}\n\
+                 Doliprane 1000 mg, 1 comprime 3 fois par jour pendant 5 jours\nRenouvelable: non\n{}",
+                "Posologie a respecter. ".repeat(i % 7 + 1)
+            );
+            std::fs::write(dir.join(format!("ord-{i}.txt")), body).expect("write");
+        }
+    }
+
+    #[test]
+    fn a_lost_dictionary_stops_the_snapshot_and_is_never_replaced() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).expect("mkdir");
+        pharmacy_notes(&src, 23);
+        let (backend, repo) = mem_repo(tmp.path());
+        take_snapshot(&repo, &SnapshotOptions::new(&src), &NoProgress).expect("first");
+        assert!(
+            repo.dictionary().expect("read").is_some(),
+            "the first snapshot trains one"
+        );
+
+        // The file goes missing on the drive: the next snapshot refuses.
+        let saved = backend
+            .read(FileKind::Dictionary, &ObjectName::single())
+            .expect("read")
+            .expect("present");
+        backend
+            .delete(FileKind::Dictionary, &ObjectName::single())
+            .expect("remove");
+        let repo = reopen(&backend, tmp.path());
+        pharmacy_notes(&src, 24);
+        let err = take_snapshot(&repo, &SnapshotOptions::new(&src), &NoProgress).unwrap_err();
+        assert!(matches!(err, Error::DictionaryUnusable { .. }), "{err}");
+        assert!(err.to_string().contains("missing"), "{err}");
+        assert!(repo.dictionary().expect("read").is_none(), "not replaced");
+        let report = crate::ops::check::check(
+            &repo,
+            crate::ops::check::CheckOptions::default(),
+            &NoProgress,
+        )
+        .expect("check");
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.contains("dictionary is missing")),
+            "{:?}",
+            report.errors
+        );
+        // A large repository is judged by its last snapshot's small chunks.
+        let parent = repo.snapshots().expect("list").0[0].1.tree;
+        let parent = repo.load_tree(&parent).expect("tree");
+        let err = may_train_reading_all_up_to(&repo, Some(&parent), 0).unwrap_err();
+        assert!(matches!(err, Error::DictionaryUnusable { .. }), "{err}");
+
+        // Damaged: refused too.
+        let mut bad = saved.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        backend
+            .write(FileKind::Dictionary, &ObjectName::single(), &bad, false)
+            .expect("write");
+        let repo = reopen(&backend, tmp.path());
+        let err = take_snapshot(&repo, &SnapshotOptions::new(&src), &NoProgress).unwrap_err();
+        assert!(err.to_string().contains("cannot be used"), "{err}");
+
+        // Put back, everything goes on.
+        backend
+            .delete(FileKind::Dictionary, &ObjectName::single())
+            .expect("remove");
+        backend
+            .write(FileKind::Dictionary, &ObjectName::single(), &saved, false)
+            .expect("write");
+        let repo = reopen(&backend, tmp.path());
+        take_snapshot(&repo, &SnapshotOptions::new(&src), &NoProgress).expect("after repair");
+    }
+
+    #[test]
+    fn a_small_repository_without_one_may_still_train_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).expect("mkdir");
+        std::fs::write(src.join("one.txt"), b"too small to train on").expect("write");
+        let (backend, repo) = mem_repo(tmp.path());
+        take_snapshot(&repo, &SnapshotOptions::new(&src), &NoProgress).expect("first");
+        assert!(repo.dictionary().expect("read").is_none());
+        pharmacy_notes(&src, 24);
+        let repo = reopen(&backend, tmp.path());
+        take_snapshot(&repo, &SnapshotOptions::new(&src), &NoProgress).expect("second");
+        assert!(
+            repo.dictionary().expect("read").is_some(),
+            "a first snapshot too small to train on does not forbid a later one"
+        );
+    }
+}
