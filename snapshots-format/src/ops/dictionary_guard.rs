@@ -46,11 +46,14 @@ fn may_train_reading_all_up_to(
     match repo.dictionary() {
         Ok(Some(_)) => return Ok(false),
         Ok(None) => {}
-        Err(e) => {
+        // Damage stops the snapshot; a drive that failed to answer is the
+        // storage error it is (a passing one is retried by the caller).
+        Err(e @ (Error::Corrupt { .. } | Error::UnsupportedVersion { .. })) => {
             return Err(Error::DictionaryUnusable {
                 reason: format!("cannot be used ({e})"),
             })
         }
+        Err(e) => return Err(e),
     }
     let missing = || Error::DictionaryUnusable {
         reason: "is missing (file `dictionary`), and files already saved were compressed with it"
@@ -65,13 +68,15 @@ fn may_train_reading_all_up_to(
                 }
             }
         }
-        if any_needs_dictionary(repo, &small) {
-            return Err(missing());
-        }
-        return Ok(true);
+        return match judge(repo, &small)? {
+            Chunks::NeedDictionary => Err(missing()),
+            Chunks::NoneNeedsOne => Ok(true),
+            // A damaged chunk may have needed one: no new dictionary.
+            Chunks::Unsure => Ok(false),
+        };
     }
     if let Some(tree) = parent {
-        if any_needs_dictionary(repo, &parent_small_chunks(repo, tree)) {
+        if judge(repo, &parent_small_chunks(repo, tree))? == Chunks::NeedDictionary {
             return Err(missing());
         }
     }
@@ -81,12 +86,38 @@ fn may_train_reading_all_up_to(
     Ok(false)
 }
 
-/// Whether one of `chunks` was compressed with a dictionary (unreadable
-/// chunks are for `check` to report).
-fn any_needs_dictionary(repo: &Repository, chunks: &[BlobId]) -> bool {
-    chunks.iter().any(|id| {
-        matches!(repo.load_blob(BlobKind::Data, id),
-            Err(Error::Corrupt { reason, .. }) if reason == NEEDS_MISSING_DICTIONARY)
+/// What reading some small chunks without a dictionary told.
+#[derive(Debug, PartialEq, Eq)]
+enum Chunks {
+    /// One of them was compressed with a dictionary.
+    NeedDictionary,
+    /// Every one was read without one.
+    NoneNeedsOne,
+    /// None needed one, but some were damaged and could not tell.
+    Unsure,
+}
+
+/// Reads `chunks` without a dictionary.
+///
+/// # Errors
+/// Storage errors (a drive that failed to answer): they decide nothing.
+fn judge(repo: &Repository, chunks: &[BlobId]) -> Result<Chunks> {
+    let mut unsure = false;
+    for id in chunks {
+        match repo.load_blob(BlobKind::Data, id) {
+            Ok(_) => {}
+            Err(Error::Corrupt { reason, .. }) if reason == NEEDS_MISSING_DICTIONARY => {
+                return Ok(Chunks::NeedDictionary)
+            }
+            // Damage is for `check` to report.
+            Err(Error::Corrupt { .. } | Error::BlobNotFound(_)) => unsure = true,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(if unsure {
+        Chunks::Unsure
+    } else {
+        Chunks::NoneNeedsOne
     })
 }
 
