@@ -104,6 +104,16 @@ pub struct KdfParams {
     pub parallelism: u32,
 }
 
+impl KdfParams {
+    /// Parameters that derive in microseconds, for the library's tests.
+    #[cfg(test)]
+    pub(crate) const CHEAP: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+}
+
 impl Default for KdfParams {
     /// 64 MiB, 3 passes, 1 lane: about a quarter of a second on a small box,
     /// years per guess-list for an attacker holding a stolen drive.
@@ -361,11 +371,7 @@ impl KeyFile {
 mod tests {
     use super::*;
 
-    const CHEAP: KdfParams = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    const CHEAP: KdfParams = KdfParams::CHEAP;
 
     fn label(name: &str) -> KeyLabel {
         KeyLabel {

@@ -778,6 +778,7 @@ impl Read for FileBytes<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::conformance::pseudo_random;
     use crate::backend::{FaultPlan, FaultyBackend, FileKind, MemBackend};
     use crate::format::tree::Timestamp;
     use crate::ops::backup::{take_snapshot, SnapshotOptions};
@@ -787,11 +788,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 
-    const CHEAP: KdfParams = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    const CHEAP: KdfParams = KdfParams::CHEAP;
     const SOURCE_PASS: &[u8] = b"lundi passphrase";
     const TARGET_PASS: &[u8] = b"mardi passphrase";
 
@@ -812,18 +809,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
     }
 
     /// A source folder, a repository in memory holding one snapshot per
@@ -850,7 +835,7 @@ mod tests {
             for day in 0..days {
                 // A page-structured database changing a few pages a day,
                 // text files, a file growing, a new file each day.
-                let mut db = noise(7, 2 << 20);
+                let mut db = pseudo_random(1001, 2 << 20);
                 for p in 0..=day as usize {
                     db[p * 8192 * 13..p * 8192 * 13 + 100].fill(day as u8);
                 }
@@ -858,7 +843,7 @@ mod tests {
                 std::fs::write(src.join("notes.txt"), format!("day {day}\n").repeat(5000)).unwrap();
                 std::fs::write(
                     src.join(format!("db/sub/day{day}.bin")),
-                    noise(day as u64, 300_000),
+                    pseudo_random(2 * day as u64 + 3, 300_000),
                 )
                 .unwrap();
                 std::fs::write(src.join("empty"), b"").unwrap();

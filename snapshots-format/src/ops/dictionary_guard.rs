@@ -169,13 +169,8 @@ mod tests {
     /// A repository in memory and the cache folder it uses.
     fn mem_repo(tmp: &Path) -> (Arc<MemBackend>, Repository) {
         let mem = Arc::new(MemBackend::new());
-        let cheap = KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        };
-        let repo =
-            Repository::init_with(mem.clone(), &tmp.join("cache"), PASS, cheap).expect("init");
+        let repo = Repository::init_with(mem.clone(), &tmp.join("cache"), PASS, KdfParams::CHEAP)
+            .expect("init");
         (mem, repo)
     }
 
