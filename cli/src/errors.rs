@@ -29,7 +29,7 @@ fn explain(err: &anyhow::Error) -> String {
     };
     let hint = match lib {
         Error::WrongPassphrase => "Check the passphrase (prompt, COFFRE_PASSWORD or the passphrase file; for copy's target, COFFRE_TO_PASSWORD or --to-password-file) and try again.",
-        Error::NotARepository(_) => "Check -r/--repo (or COFFRE_REPO), or create a repository with `coffre init`.",
+        Error::NotARepository(_) => "Check -r/--repo (or COFFRE_REPO; an S3 repository is s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX]), or create a repository with `coffre init`.",
         Error::RepositoryMissing(_) => "Is the backup drive plugged in and mounted? Check -r/--repo (or COFFRE_REPO).",
         Error::AlreadyExists(_) => "init needs a new or empty directory; to use the existing repository, just run other commands on it.",
         Error::UnsupportedVersion { .. } => "Install a newer Coffre to use this repository; nothing was changed.",
@@ -51,7 +51,8 @@ fn explain(err: &anyhow::Error) -> String {
         Error::Io { source, .. } if source.raw_os_error() == Some(libc::EACCES) => "Permission denied: run as a user that can access the repository.",
         Error::Locked(_) => "Try again when it has finished (or give a longer --lock-wait). If that process crashed on another machine, run `coffre unlock --all`.",
         Error::Tampered { .. } => "Nothing was followed or deleted there. Check the drive on a trusted machine, or use another drive; `coffre check` tells what else is wrong.",
-        Error::Transient(_) | Error::Refused(_) | Error::CopyUnverified { .. } => "",
+        // The store's own messages already say what to do.
+        Error::Transient(_) | Error::Refused(_) | Error::CopyUnverified { .. } | Error::Store { .. } => "",
         Error::Cache { .. } => "Give a folder this user can write with --cache-dir (or COFFRE_CACHE_DIR); the cache is rebuilt from the repository.",
         Error::Io { .. } | Error::Restore(_) | Error::Interrupted => "",
     };

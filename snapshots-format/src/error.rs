@@ -171,6 +171,75 @@ pub enum Error {
     /// the same request may succeed if tried again.
     #[error("{0} (temporary failure; try again)")]
     Transient(String),
+    /// An object store (S3) refused a request or could not be reached.
+    #[error("{location}: {problem}")]
+    Store {
+        /// The repository address (`s3:...`).
+        location: String,
+        /// What went wrong, and what to do.
+        problem: StoreProblem,
+    },
+}
+
+/// Why an object store request failed, each with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreProblem {
+    /// The access key is unknown or its secret is wrong.
+    #[error("the store refused the access key {key_id} ({detail}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile in ~/.aws/credentials)")]
+    Credentials {
+        /// The key id used.
+        key_id: String,
+        /// What the store said.
+        detail: String,
+    },
+    /// No credentials anywhere.
+    #[error("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in ~/.aws/credentials, or s3_access_key_id/s3_secret_access_key in Coffre's configuration")]
+    NoCredentials,
+    /// The key is valid but may not do this.
+    #[error("access denied while {doing} ({detail}); the key lacks a permission on this bucket")]
+    Denied {
+        /// What Coffre was doing.
+        doing: String,
+        /// What the store said.
+        detail: String,
+    },
+    /// The bucket does not exist.
+    #[error("the bucket {0} does not exist; create it on the store first (Garage: `garage bucket create {0}`)")]
+    NoBucket(String),
+    /// The region in the request is not the store's.
+    #[error(
+        "wrong region ({0}); set AWS_REGION to the store's region (Garage's is usually `garage`)"
+    )]
+    Region(String),
+    /// This machine's clock is too far from the store's for signed requests.
+    #[error("this machine's clock is {seconds} s off the store's; set the clock right (timedatectl set-ntp true) and try again")]
+    ClockSkew {
+        /// Local minus store time.
+        seconds: i64,
+    },
+    /// The store could not be reached, or kept failing, for the whole retry
+    /// period.
+    #[error("cannot reach the store at {authority} while {doing}: {detail}; check the network and the address, then run the command again")]
+    Unreachable {
+        /// `host:port`.
+        authority: String,
+        /// What Coffre was doing.
+        doing: String,
+        /// The last failure.
+        detail: String,
+    },
+    /// Anything else the store answered.
+    #[error("the store answered {status} {code} while {doing}: {detail}")]
+    Other {
+        /// HTTP status.
+        status: u16,
+        /// The S3 error code.
+        code: String,
+        /// What Coffre was doing.
+        doing: String,
+        /// The store's message.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -188,6 +257,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Transient(_) => true,
+            Error::Store { problem, .. } => matches!(problem, StoreProblem::Unreachable { .. }),
             Error::Io { source, .. } => matches!(
                 source.kind(),
                 std::io::ErrorKind::Interrupted

@@ -35,7 +35,7 @@ fn unchanged_tree_is_not_read_again() {
         .unwrap();
     }
     std::fs::write(src.join("big"), pseudo_random(3 << 20, 7)).unwrap();
-    let repo = Repository::init(&dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    let repo = Repository::init(dir.path().join("repo"), b"pw", CHEAP).unwrap();
     let (_, first) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
     assert!(first.summary.bytes_read > 3 << 20);
     let (_, second) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
@@ -60,7 +60,7 @@ fn one_page_change_stores_far_less_than_the_chunk_list() {
     // 64 MiB of 8 KiB pages: 8192 pages, a chunk list of ~330 KiB.
     let db = src.join("officine.fdb");
     std::fs::write(&db, pseudo_random(64 << 20, 3)).unwrap();
-    let repo = Repository::init(&dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    let repo = Repository::init(dir.path().join("repo"), b"pw", CHEAP).unwrap();
     take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
     let list_size = (64 << 20) / 8192 * 40;
 
@@ -97,7 +97,7 @@ fn receipts_added_to_a_large_folder_store_far_less_than_its_listing() {
     for i in 0..6000 {
         std::fs::write(arl.join(format!("arl_20260901_{i:05}.xml")), receipt(i)).unwrap();
     }
-    let repo = Repository::init(&dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    let repo = Repository::init(dir.path().join("repo"), b"pw", CHEAP).unwrap();
     let (_, first) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
     let listing = repo.find_path(&first.tree, b"ARL").unwrap().0;
     let (tree, pieces) = repo.load_tree_pieces(&listing).unwrap();

@@ -81,7 +81,7 @@ fn file_capabilities_and_setuid_survive_a_restore_as_root() {
     std::os::unix::fs::lchown(&suid, Some(1000), Some(1000)).unwrap();
     std::fs::set_permissions(&suid, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
 
-    let repo = Repository::init(&dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    let repo = Repository::init(dir.path().join("repo"), b"pw", CHEAP).unwrap();
     let (_, snap) = take_snapshot(&repo, &SnapshotOptions::new(&src), &NoProgress).unwrap();
     let out = dir.path().join("out");
     let opts = RestoreOptions {

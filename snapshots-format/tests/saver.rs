@@ -13,7 +13,7 @@ use snapshots_format::Repository;
 #[test]
 fn batched_blobs_are_stored_once_and_flushed_on_drop() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Repository::init(&dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    let repo = Repository::init(dir.path().join("repo"), b"pw", CHEAP).unwrap();
     // 300 blobs of 8 KiB: more than one batch (a megabyte) per thread.
     let blocks: Vec<Vec<u8>> = (0..300).map(|i| pseudo_random(8192, i * 7919)).collect();
     let (ids, stats) = Saver::run(&repo, |saver| {

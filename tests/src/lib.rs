@@ -9,6 +9,7 @@
 
 mod compare;
 mod digest;
+pub mod garage;
 pub mod mount;
 mod rng;
 pub mod sample;

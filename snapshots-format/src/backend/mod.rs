@@ -20,11 +20,15 @@ use crate::id::{to_hex, PackId, SnapshotId};
 pub mod conformance;
 pub mod fault;
 pub mod local;
+pub mod location;
 pub mod mem;
+pub mod s3;
 
 pub use fault::{FaultPlan, FaultyBackend};
 pub use local::LocalBackend;
+pub use location::Location;
 pub use mem::MemBackend;
+pub use s3::S3Backend;
 
 /// What an object is. Decides where a backend keeps it, how its name looks
 /// and how large it may be.
@@ -268,6 +272,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// # Errors
     /// I/O errors.
     fn delete(&self, kind: FileKind, name: &ObjectName) -> Result<()>;
+
+    /// Whether a commit without `replace` is atomic against another writer
+    /// committing the same name at the same moment (exactly one wins). An
+    /// object store without conditional writes can only look first.
+    fn exclusive_create(&self) -> bool {
+        true
+    }
 
     /// Removes what writers that are gone left half-written (a crash or a
     /// kill mid-write). Returns how many were removed.

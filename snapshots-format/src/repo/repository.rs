@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::backend::{Backend, FileKind, LocalBackend, ObjectName};
+use crate::backend::{Backend, FileKind, Location as Place, ObjectName};
 use crate::codec::DecodeError;
 use crate::crypto::{Keys, MasterKey, ObjectKind};
 use crate::error::{Error, Result};
@@ -98,8 +98,8 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::AlreadyExists`] when `path` is a non-empty directory.
-    pub fn init(path: &Path, passphrase: &[u8], kdf: KdfParams) -> Result<Self> {
-        let backend = Arc::new(LocalBackend::open_for_init(path)?);
+    pub fn init(path: impl Into<Place>, passphrase: &[u8], kdf: KdfParams) -> Result<Self> {
+        let backend = path.into().open_for_init()?;
         Self::init_with(backend, &default_cache_dir()?, passphrase, kdf)
     }
 
@@ -152,8 +152,8 @@ impl Repository {
     /// # Errors
     /// [`Error::RepositoryMissing`], [`Error::NotARepository`],
     /// [`Error::UnsupportedVersion`], [`Error::WrongPassphrase`].
-    pub fn open(path: &Path, passphrase: &[u8]) -> Result<Self> {
-        let backend = Arc::new(LocalBackend::open(path)?);
+    pub fn open(path: impl Into<Place>, passphrase: &[u8]) -> Result<Self> {
+        let backend = path.into().open()?;
         Self::open_with(backend, &default_cache_dir()?, passphrase)
     }
 
@@ -173,8 +173,8 @@ impl Repository {
     ///
     /// # Errors
     /// As [`Repository::open`].
-    pub fn open_with_fresh_index(path: &Path, passphrase: &[u8]) -> Result<Self> {
-        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(path)?);
+    pub fn open_with_fresh_index(path: impl Into<Place>, passphrase: &[u8]) -> Result<Self> {
+        let backend = path.into().open()?;
         let cache = default_cache_dir()?;
         let header = Self::header_of(&*backend)?;
         let (master, opened) = keyring::unlock(&*backend, &header.repo_id, passphrase)?;
@@ -200,8 +200,8 @@ impl Repository {
     /// # Errors
     /// [`Error::RepositoryMissing`], [`Error::NotARepository`],
     /// [`Error::UnsupportedVersion`].
-    pub fn read_header(path: &Path) -> Result<(Arc<dyn Backend>, Header)> {
-        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::open(path)?);
+    pub fn read_header(path: impl Into<Place>) -> Result<(Arc<dyn Backend>, Header)> {
+        let backend = path.into().open()?;
         let header = Self::header_of(&*backend)?;
         Ok((backend, header))
     }
