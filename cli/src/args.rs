@@ -9,10 +9,38 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "coffre", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Repository directory (usually on the backup drive). Default: the
-    /// configuration's repository whose drive is plugged in.
+    /// Repository: a folder (usually on the backup drive) or an S3 bucket,
+    /// s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] (credentials from
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or the
+    /// configuration). Default: the configuration's repository whose drive
+    /// is plugged in.
     #[arg(short = 'r', long = "repo", env = "COFFRE_REPO", global = true)]
     pub repo: Option<PathBuf>,
+
+    /// Most bytes per second sent to an S3 store (e.g. 2M), so backups
+    /// leave room on the pharmacy's line. Default: no limit.
+    #[arg(long, env = "COFFRE_LIMIT_UPLOAD", global = true, value_name = "RATE")]
+    pub limit_upload: Option<String>,
+
+    /// Most bytes per second read from an S3 store (e.g. 10M).
+    #[arg(
+        long,
+        env = "COFFRE_LIMIT_DOWNLOAD",
+        global = true,
+        value_name = "RATE"
+    )]
+    pub limit_download: Option<String>,
+
+    /// How long a request to an S3 store that cannot be reached (or keeps
+    /// failing) is retried before the command gives up (e.g. 30s, 10m).
+    #[arg(
+        long,
+        env = "COFFRE_RETRY_FOR",
+        global = true,
+        default_value = "2m",
+        value_name = "DURATION"
+    )]
+    pub retry_for: String,
 
     /// Configuration file. Default: /etc/coffre/coffre.toml when it exists.
     #[arg(long, env = "COFFRE_CONFIG", global = true)]
@@ -447,7 +475,8 @@ Examples:
   coffre -r /media/lundi copy --to /media/mardi latest
   coffre -r /media/lundi copy --to /media/mardi --since 7d --dry-run")]
 pub struct CopyArgs {
-    /// The repository to copy into (a folder, created if empty or absent).
+    /// The repository to copy into: a folder or an s3: address, created
+    /// if empty or absent.
     #[arg(long, value_name = "REPO")]
     pub to: PathBuf,
     /// Snapshots to copy (id prefix, date, latest). Default: all.

@@ -77,6 +77,34 @@ pub struct Config {
     /// Whom to tell when something goes wrong.
     #[serde(skip_serializing_if = "NotifyConfig::is_empty")]
     pub notify: NotifyConfig,
+    /// How to reach S3 repositories (`-r s3:...`, `copy --to s3:...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
+}
+
+/// `[s3]`: credentials and limits for S3 repositories. The environment
+/// (`AWS_ACCESS_KEY_ID`...) wins over the file for credentials, so a
+/// trusted machine can run prune with a stronger key than the backup's.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The access key id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// A file holding the secret access key (first line), readable by root
+    /// only: the secret itself never sits in this file.
+    #[serde(
+        default,
+        deserialize_with = "opt_abs_path",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// The store's region (Garage: `garage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Upload limit per second, when `--limit-upload` is not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_upload: Option<ByteSize>,
 }
 
 /// One `[[repository]]`.
@@ -635,6 +663,7 @@ struct RawConfig {
     retention: Option<Spanned<RetentionConfig>>,
     schedule: Option<ScheduleConfig>,
     notify: Option<Spanned<NotifyConfig>>,
+    s3: Option<S3Config>,
 }
 
 #[derive(Deserialize)]
@@ -817,7 +846,43 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Invalid> {
         retention: raw.retention.map(Spanned::into_inner).unwrap_or_default(),
         schedule: raw.schedule,
         notify: raw.notify.map(Spanned::into_inner).unwrap_or_default(),
+        s3: raw.s3,
     })
+}
+
+/// Completes an S3 repository's options from `[s3]`: credentials when the
+/// environment has none, the region, the upload limit when no flag set one.
+pub fn apply_s3(cli: &Cli, options: &mut snapshots_format::backend::s3::S3Options) -> Result<()> {
+    let Some(s3) = load(cli)?.and_then(|l| l.config.s3.as_ref()) else {
+        return Ok(());
+    };
+    let env_has_key = std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty());
+    if let (Some(id), Some(file), false) =
+        (&s3.access_key_id, &s3.secret_access_key_file, env_has_key)
+    {
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(file).with_context(|| {
+            format!(
+                "cannot read the S3 secret key file {} ([s3] secret_access_key_file)",
+                file.display()
+            )
+        })?);
+        let secret = text.lines().next().unwrap_or("").trim().to_owned();
+        if secret.is_empty() {
+            bail!("the S3 secret key file {} is empty", file.display());
+        }
+        options.credentials = Some(snapshots_format::backend::s3::S3Credentials {
+            key_id: id.clone(),
+            secret: secret.into(),
+            token: None,
+        });
+    }
+    if options.region.is_none() && std::env::var_os("AWS_REGION").is_none() {
+        options.region.clone_from(&s3.region);
+    }
+    if options.limit_upload.is_none() {
+        options.limit_upload = s3.limit_upload.as_ref().map(|b| b.bytes.max(1024));
+    }
+    Ok(())
 }
 
 /// The configuration file to read: `--config`/`COFFRE_CONFIG` (must exist),

@@ -193,7 +193,7 @@ pub enum StoreProblem {
         detail: String,
     },
     /// No credentials anywhere.
-    #[error("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in ~/.aws/credentials, or s3_access_key_id/s3_secret_access_key in Coffre's configuration")]
+    #[error("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in ~/.aws/credentials, or access_key_id and secret_access_key_file under [s3] in Coffre's configuration")]
     NoCredentials,
     /// The key is valid but may not do this.
     #[error("access denied while {doing} ({detail}); the key lacks a permission on this bucket")]

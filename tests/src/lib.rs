@@ -141,8 +141,12 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 /// A repository driven through the real `coffre` binary, with a fixed test
 /// passphrase passed through the environment.
 pub struct Coffre {
-    /// The repository directory.
+    /// The repository directory (or `s3:` address).
     pub repo: PathBuf,
+    /// Its index caches' folder, when not beside the repository.
+    cache: Option<PathBuf>,
+    /// Environment every command gets (an S3 store's credentials).
+    env: Vec<(String, String)>,
 }
 
 /// The passphrase every test repository uses.
@@ -151,7 +155,24 @@ pub const TEST_PASSWORD: &str = "correct horse battery staple";
 impl Coffre {
     /// A handle on the repository at `repo` (not created).
     pub fn new(repo: impl Into<PathBuf>) -> Self {
-        Self { repo: repo.into() }
+        Self {
+            repo: repo.into(),
+            cache: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// A handle on the S3 repository at `address` (not created), its
+    /// caches in `cache`, every command given `env` (the credentials).
+    pub fn s3(address: &str, cache: &Path, env: &[(&str, &str)]) -> Self {
+        Self {
+            repo: PathBuf::from(address),
+            cache: Some(cache.to_path_buf()),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
     }
 
     /// `coffre -r REPO <args>` with the test passphrase, stdin closed.
@@ -169,6 +190,7 @@ impl Coffre {
             .env("COFFRE_CACHE_DIR", self.cache_dir())
             .env_remove("COFFRE_PASSWORD_FILE")
             .env_remove("COFFRE_REPO")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null());
         cmd
     }
@@ -189,6 +211,9 @@ impl Coffre {
     /// This test's local index caches: beside the repository, so that a
     /// test can tamper with them and leaves nothing in the home folder.
     pub fn cache_dir(&self) -> PathBuf {
+        if let Some(c) = &self.cache {
+            return c.clone();
+        }
         let mut name = self.repo.file_name().unwrap_or_default().to_owned();
         name.push(".cache");
         self.repo.with_file_name(name)

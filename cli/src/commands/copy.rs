@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use snapshots_format::backend::{LocalBackend, MemBackend};
+use snapshots_format::backend::{Location, MemBackend};
 use snapshots_format::format::keyfile::KdfParams;
 use snapshots_format::format::snapshot::{self, Snapshot};
 use snapshots_format::ops::copy::{self, CopyOptions, CopyReport};
@@ -23,7 +23,8 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<u8> {
     let _source_lock = super::lock(cli, &source, LockKind::Shared, "copy")?;
     let all = super::snapshots(&source)?;
     let chosen = select(&all, args)?;
-    let (target, created) = open_target(&source, args)?;
+    let to = super::location_of(cli, args.to.as_os_str())?;
+    let (target, created) = open_target(&source, &to, args)?;
     let _target_lock = match &target {
         Target::Real(repo) => Some(super::lock(cli, repo, LockKind::Shared, "copy")?),
         Target::DryRun(..) => None,
@@ -36,15 +37,15 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<u8> {
     let result = copy::copy(&source, target.repo(), &opts, &bar);
     bar.finish();
     drop(target);
-    let report = result.with_context(|| format!("copying into {}", args.to.display()))?;
+    let report = result.with_context(|| format!("copying into {to}"))?;
     if cli.json {
         super::print_json(&serde_json::json!({
-            "target": args.to,
+            "target": to.to_string(),
             "created": created,
             "report": report,
         }))?;
     } else {
-        print(&report, &args.to, created);
+        print(&report, &to, created);
     }
     Ok(0)
 }
@@ -115,14 +116,13 @@ impl Drop for Target {
 
 /// Opens the target, or creates it (with the source's keys) when it is
 /// empty or absent; says whether it was created.
-fn open_target(source: &Repository, args: &CopyArgs) -> Result<(Target, bool)> {
-    let path = &args.to;
+fn open_target(source: &Repository, to: &Location, args: &CopyArgs) -> Result<(Target, bool)> {
     let cache = default_cache_dir()?;
-    match Repository::read_header(path) {
+    match Repository::read_header(to) {
         Ok(_) => {
             let pass = crate::password::target(args.to_password_file.as_deref(), false)?;
-            let repo = Repository::open(path, &pass)
-                .with_context(|| format!("opening the target {}", path.display()))?;
+            let repo =
+                Repository::open(to, &pass).with_context(|| format!("opening the target {to}"))?;
             Ok((Target::Real(repo), false))
         }
         Err(Error::RepositoryMissing(_) | Error::NotARepository(_)) if args.dry_run => {
@@ -137,14 +137,21 @@ fn open_target(source: &Repository, args: &CopyArgs) -> Result<(Target, bool)> {
             Ok((Target::DryRun(repo, dir), false))
         }
         Err(Error::RepositoryMissing(_) | Error::NotARepository(_)) => {
-            refuse_foreign(path)?;
+            if let Some(path) = to.local_path() {
+                refuse_foreign(path)?;
+            }
             let pass = crate::password::target(args.to_password_file.as_deref(), true)?;
-            let backend = Arc::new(LocalBackend::open_for_init(path)?);
+            let backend = to.open_for_init()?;
             let repo = copy::init_target(source, backend, &cache, &pass, KdfParams::default())
-                .with_context(|| format!("creating the target {}", path.display()))?;
+                .map_err(|e| match e {
+                    Error::AlreadyExists(_) => anyhow::anyhow!(
+                        "{to} is neither empty nor a Coffre repository: give an empty place (if a copy was stopped while creating it, remove what it left there and run the copy again)"
+                    ),
+                    e => anyhow::Error::new(e).context(format!("creating the target {to}")),
+                })?;
             Ok((Target::Real(repo), true))
         }
-        Err(e) => Err(e).with_context(|| format!("opening the target {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("opening the target {to}")),
     }
 }
 
@@ -162,11 +169,11 @@ fn refuse_foreign(path: &Path) -> Result<()> {
 }
 
 /// The human summary.
-fn print(report: &CopyReport, to: &Path, created: bool) {
+fn print(report: &CopyReport, to: &Location, created: bool) {
     if created {
         println!(
             "Created repository {} (same keys as the source, its own passphrase).",
-            to.display()
+            to
         );
     }
     let verb = if report.dry_run {
@@ -202,7 +209,7 @@ fn print(report: &CopyReport, to: &Path, created: bool) {
     println!(
         "{verb} {} snapshot(s) into {} ({} already there): {} blob(s), {}{}.",
         report.copied.len(),
-        to.display(),
+        to,
         report.skipped.len(),
         report.blobs_sent,
         format::bytes(report.bytes_sent),

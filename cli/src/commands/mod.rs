@@ -26,6 +26,7 @@ mod umount;
 mod unlock;
 
 use anyhow::{Context, Result};
+use snapshots_format::backend::Location;
 use snapshots_format::format::tree::Timestamp;
 use snapshots_format::repo::lock::{Lock, LockKind};
 use snapshots_format::Repository;
@@ -65,23 +66,44 @@ pub fn run(cli: &Cli) -> Result<u8> {
     }
 }
 
-/// The repository path: -r / COFFRE_REPO, else the configuration's
-/// repository whose drive is plugged in (or the one `--drive` names).
-pub fn repo_path(cli: &Cli) -> Result<&std::path::Path> {
+/// The repository: -r / COFFRE_REPO (a folder or an `s3:` address), else
+/// the configuration's repository whose drive is plugged in (or the one
+/// `--drive` names).
+pub fn repo_location(cli: &Cli) -> Result<Location> {
     match cli.repo.as_deref() {
-        Some(p) => Ok(p),
-        None => crate::config::repository_now(cli),
+        Some(p) => location_of(cli, p.as_os_str()),
+        None => Ok(Location::Local(
+            crate::config::repository_now(cli)?.to_path_buf(),
+        )),
     }
 }
 
-/// Opens the repository of [`repo_path`].
+/// Reads a repository named on the command line (`-r`, `copy --to`),
+/// giving an S3 one the network options of this run.
+pub fn location_of(cli: &Cli, arg: &std::ffi::OsStr) -> Result<Location> {
+    let mut location = Location::parse(arg)?;
+    if let Location::S3(s3) = &mut location {
+        let rate = |v: &Option<String>| -> Result<Option<u64>> {
+            v.as_deref()
+                .map(|r| crate::parse::size(r).map(|n| n.max(1024)))
+                .transpose()
+        };
+        s3.1.limit_upload = rate(&cli.limit_upload).context("--limit-upload")?;
+        s3.1.limit_download = rate(&cli.limit_download).context("--limit-download")?;
+        s3.1.retry_for = parse_duration(&cli.retry_for).context("--retry-for")?;
+        crate::config::apply_s3(cli, &mut s3.1)?;
+    }
+    Ok(location)
+}
+
+/// Opens the repository of [`repo_location`].
 pub fn open(cli: &Cli) -> Result<Repository> {
-    let path = repo_path(cli)?;
+    let location = repo_location(cli)?;
     // Read the header before asking for a passphrase: a missing drive or a
     // wrong path is reported without a useless prompt.
-    Repository::read_header(path)?;
+    Repository::read_header(&location)?;
     let pass = crate::password::get(cli)?;
-    let repo = Repository::open(path, &pass)?;
+    let repo = Repository::open(&location, &pass)?;
     warn_if_recovery_key(&repo);
     Ok(repo)
 }

@@ -30,7 +30,7 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
         coffre_fs::check_mountpoint(&args.mountpoint)?;
     }
     let cache_bytes = parse_size(&args.cache_size)?;
-    let path = super::repo_path(cli)?;
+    let path = &super::repo_location(cli)?;
     Repository::read_header(path)?;
     let pass = if daemon_child {
         let mut p = zeroize::Zeroizing::new(Vec::new());

@@ -9,7 +9,7 @@ use crate::progress::Bar;
 
 /// Rebuilds; exit 1 if some pack could not be read.
 pub fn run(cli: &Cli) -> Result<u8> {
-    let path = super::repo_path(cli)?;
+    let path = &super::repo_location(cli)?;
     Repository::read_header(path)?;
     let pass = crate::password::get(cli)?;
     // Lock before replacing the index: nobody may read or add meanwhile.

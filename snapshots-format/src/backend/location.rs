@@ -26,9 +26,10 @@ impl Location {
     /// [`BadLocation`] for an `s3:` address that is not well formed.
     pub fn parse(arg: &OsStr) -> Result<Self, BadLocation> {
         match arg.to_str() {
-            Some(s) if S3Location::is_s3(s) => {
-                Ok(Location::S3(Box::new((S3Location::parse(s)?, S3Options::default()))))
-            }
+            Some(s) if S3Location::is_s3(s) => Ok(Location::S3(Box::new((
+                S3Location::parse(s)?,
+                S3Options::default(),
+            )))),
             _ => Ok(Location::Local(PathBuf::from(arg))),
         }
     }
