@@ -396,23 +396,29 @@ fn garage_stopped_mid_copy_fails_clearly_and_the_next_run_completes() {
         &[&first_id[..12]],
     );
 
-    let child = copy_cmd(&local, TEST_PASSWORD, Path::new(&address), &s3_pw, &[])
+    // A slow line (1 MiB/s), so the store stops mid-copy.
+    let args = ["--limit-upload", "1M"];
+    let mut child = copy_cmd(&local, TEST_PASSWORD, Path::new(&address), &s3_pw, &args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start coffre copy");
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(500));
+    let running = child.try_wait().expect("poll").is_none();
+    assert!(running, "the copy ended before the store stopped");
     garage.stop(0);
     let out = child.wait_with_output().expect("the copy ends");
     garage.start_node(0);
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("cannot reach the store at 127.0.0.1:"),
-            "{err}"
-        );
-        assert!(err.contains("run the command again"), "{err}");
-    }
+    assert!(
+        !out.status.success(),
+        "the copy succeeded with the store stopped"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the store at 127.0.0.1:"),
+        "{err}"
+    );
+    assert!(err.contains("run the command again"), "{err}");
     // Nothing half there, and the next run completes.
     let check = check_read_data(&s3, &s3_pw);
     assert!(check.status.success(), "{}", describe(&check));
@@ -428,18 +434,16 @@ fn a_three_node_cluster_keeps_a_copy_going_and_restores_with_a_node_down() {
     let address = garage.repo(0, "cluster");
     let (s3, s3_pw) = s3_coffre(&garage, &address, &tmp.path().join("s3-cache"), S3_PASSWORD);
 
-    let child = copy_cmd(
-        &local,
-        TEST_PASSWORD,
-        Path::new(&address),
-        &s3_pw,
-        &["--json"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("start coffre copy");
-    std::thread::sleep(Duration::from_millis(700));
+    // 4 MiB/s, so that the node dies mid-copy.
+    let args = ["--json", "--limit-upload", "4M"];
+    let mut child = copy_cmd(&local, TEST_PASSWORD, Path::new(&address), &s3_pw, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start coffre copy");
+    std::thread::sleep(Duration::from_millis(1500));
+    let running = child.try_wait().expect("poll").is_none();
+    assert!(running, "the copy ended before the node died");
     // A node dies mid-copy: the other two still make a quorum.
     garage.stop(2);
     let out = child.wait_with_output().expect("the copy ends");
@@ -450,4 +454,64 @@ fn a_three_node_cluster_keeps_a_copy_going_and_restores_with_a_node_down() {
     let check = check_read_data(&s3, &s3_pw);
     assert!(check.status.success(), "{}", describe(&check));
     assert_restores(&s3, &s3_pw, &images, tmp.path(), "node-down");
+}
+
+#[test]
+fn credentials_and_limits_can_come_from_the_configuration() {
+    let garage = Garage::single();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let secret_file = tmp.path().join("s3-secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("secret file");
+    let config = tmp.path().join("coffre.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[repository]]\nname = \"lundi\"\npath = \"{}\"\n\n[s3]\naccess_key_id = \"{KEY_ID}\"\nsecret_access_key_file = \"{}\"\nregion = \"garage\"\nlimit_upload = \"8M\"\ncache_size = \"64M\"\n",
+            tmp.path().join("lundi").display(),
+            secret_file.display()
+        ),
+    )
+    .expect("config");
+    let c = Coffre::s3(
+        &garage.repo(0, "configured"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    let cmd = |args: &[&str]| {
+        let mut cmd = c.cmd(args);
+        cmd.arg("--config")
+            .arg(&config)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_REGION")
+            .env("HOME", tmp.path());
+        cmd
+    };
+    let out = run(&mut cmd(&["init"]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let src = tmp.path().join("officine");
+    sample_init(&src, 4);
+    let out = run(&mut cmd(&["snapshot", src.to_str().expect("UTF-8")]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let target = tmp.path().join("restored");
+    let out = run(&mut cmd(&[
+        "restore",
+        "latest",
+        target.to_str().expect("UTF-8"),
+    ]));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_same_tree(&capture(&src), &capture(&target));
+
+    // Without the file's key, the command says where credentials come from.
+    let bare = run(c
+        .cmd(["snapshots"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", tmp.path()));
+    assert!(!bare.status.success());
+    let err = String::from_utf8_lossy(&bare.stderr);
+    assert!(
+        err.contains("no S3 credentials: set AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
 }

@@ -105,6 +105,20 @@ pub struct S3Config {
     /// Upload limit per second, when `--limit-upload` is not given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_upload: Option<ByteSize>,
+    /// Room for whole packs read from the store (default 1G; 0 reads
+    /// every blob remotely).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_size: Option<ByteSize>,
+}
+
+/// The bound of an S3 repository's local pack cache: `[s3] cache_size`,
+/// else 1 GiB.
+pub fn s3_cache_size(cli: &Cli) -> Result<u64> {
+    let configured = load(cli)?
+        .and_then(|l| l.config.s3.as_ref())
+        .and_then(|s| s.cache_size.as_ref())
+        .map(|b| b.bytes);
+    Ok(configured.unwrap_or(1 << 30))
 }
 
 /// One `[[repository]]`.
@@ -1600,6 +1614,7 @@ mod tests {
             retention: RetentionConfig::default(),
             schedule: None,
             notify: NotifyConfig::default(),
+            s3: None,
         };
         let err = choose(&c, None, Purpose::Init, &sys).expect_err("no drive");
         assert!(

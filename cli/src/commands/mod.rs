@@ -92,6 +92,12 @@ pub fn location_of(cli: &Cli, arg: &std::ffi::OsStr) -> Result<Location> {
         s3.1.limit_download = rate(&cli.limit_download).context("--limit-download")?;
         s3.1.retry_for = parse_duration(&cli.retry_for).context("--retry-for")?;
         crate::config::apply_s3(cli, &mut s3.1)?;
+        // Whole packs read from the store are kept beside the index
+        // caches, one folder per repository address.
+        let root = snapshots_format::repo::default_cache_dir()?;
+        let dir = snapshots_format::backend::s3::pack_cache_dir(&root, &s3.0);
+        let max = crate::config::s3_cache_size(cli)?;
+        s3.1.pack_cache = (max > 0).then_some((dir, max));
     }
     Ok(location)
 }

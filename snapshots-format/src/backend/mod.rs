@@ -17,6 +17,7 @@ use std::fmt;
 use crate::error::{Error, Result};
 use crate::id::{to_hex, PackId, SnapshotId};
 
+pub mod append_only;
 pub mod conformance;
 pub mod fault;
 pub mod local;

@@ -43,9 +43,12 @@ pub struct S3Options {
     pub retry_for: Duration,
     /// Connection and per-read/write timeout.
     pub timeout: Duration,
-    /// `host/bucket/key` addresses (virtual-hosted) instead of
+    /// `bucket.host/key` addresses (virtual-hosted) instead of
     /// `host/bucket/key` paths; most self-hosted stores want paths.
     pub virtual_host: bool,
+    /// A local folder keeping whole packs read from the store, and its size
+    /// bound ([`super::pack_cache`]); `None` reads every blob remotely.
+    pub pack_cache: Option<(std::path::PathBuf, u64)>,
 }
 
 impl Default for S3Options {
@@ -58,6 +61,7 @@ impl Default for S3Options {
             retry_for: Duration::from_secs(120),
             timeout: Duration::from_secs(60),
             virtual_host: false,
+            pack_cache: None,
         }
     }
 }

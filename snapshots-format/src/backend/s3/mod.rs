@@ -25,6 +25,7 @@
 mod client;
 pub mod credentials;
 pub mod location;
+mod pack_cache;
 mod throttle;
 
 use std::sync::Arc;
@@ -36,10 +37,18 @@ use rusty_s3::S3Action as _;
 use super::{missing_object, short_object, Backend, FileKind, ObjectName, Upload};
 use crate::error::{Error, Result, StoreProblem};
 use client::{Client, Reply, Verb};
+use pack_cache::PackCache;
 
 pub use client::S3Options;
 pub use credentials::S3Credentials;
 pub use location::{BadLocation, S3Location};
+
+/// The pack cache folder of the repository at `location` under the cache
+/// folder `root`: one per address, so two repositories never mix.
+pub fn pack_cache_dir(root: &std::path::Path, location: &S3Location) -> std::path::PathBuf {
+    let place = blake3::hash(location.to_string().as_bytes()).to_hex();
+    root.join("s3-packs").join(&place[..16])
+}
 
 /// Objects up to this size are read back when a commit finds the name
 /// taken, so a retried request that had in fact succeeded counts as ours.
@@ -52,6 +61,9 @@ const LIST_PAGE_MAX: u64 = 16 << 20;
 #[derive(Debug, Clone)]
 pub struct S3Backend {
     client: Arc<Client>,
+    cache: Option<Arc<PackCache>>,
+    /// Threads wanting the same pack wait for one fetch (striped by name).
+    fetching: Arc<[std::sync::Mutex<()>; 64]>,
 }
 
 impl S3Backend {
@@ -61,9 +73,54 @@ impl S3Backend {
     /// # Errors
     /// [`StoreProblem::NoCredentials`] when no credentials are found.
     pub fn open(location: S3Location, options: S3Options) -> Result<Self> {
+        let cache = options
+            .pack_cache
+            .clone()
+            .map(|(dir, max)| Arc::new(PackCache::new(dir, max)));
         Ok(Self {
             client: Arc::new(Client::new(location, options)?),
+            cache,
+            fetching: Arc::new(std::array::from_fn(|_| std::sync::Mutex::new(()))),
         })
+    }
+
+    /// A slice of a pack through the local cache: the whole pack is fetched
+    /// once (one request instead of one per blob), checked against its
+    /// name, kept, and read from there.
+    fn read_cached(
+        &self,
+        cache: &PackCache,
+        name: &ObjectName,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        if let Some(bytes) = cache.read_at(name, offset, len) {
+            return Ok(Some(bytes));
+        }
+        let stripe = name.as_str().as_bytes().first().copied().unwrap_or(0) as usize
+            + name.as_str().as_bytes().get(1).copied().unwrap_or(0) as usize;
+        let _one_fetch = self.fetching[stripe % 64]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(bytes) = cache.read_at(name, offset, len) {
+            return Ok(Some(bytes));
+        }
+        let Some(pack) = self.read(FileKind::Pack, name)? else {
+            return Err(missing_object(FileKind::Pack, name));
+        };
+        if name.to_id() != Some(*blake3::hash(&pack).as_bytes()) {
+            // Not the pack of that name: read the blobs one by one, so that
+            // each is judged by its own seal and only damaged ones fail.
+            return Ok(None);
+        }
+        cache.insert(name, &pack);
+        let range = usize::try_from(offset)
+            .ok()
+            .and_then(|start| Some(start..start.checked_add(len)?));
+        match range.and_then(|r| pack.get(r)) {
+            Some(part) => Ok(Some(part.to_vec())),
+            None => Err(short_object(FileKind::Pack, name)),
+        }
     }
 
     fn key(&self, kind: FileKind, name: &ObjectName) -> String {
@@ -299,6 +356,11 @@ impl Backend for S3Backend {
         offset: u64,
         len: usize,
     ) -> Result<Vec<u8>> {
+        if let (FileKind::Pack, Some(cache), true) = (kind, &self.cache, len > 0) {
+            if let Some(bytes) = self.read_cached(cache, name, offset, len)? {
+                return Ok(bytes);
+            }
+        }
         if len == 0 {
             return match self.size(kind, name)? {
                 None => Err(missing_object(kind, name)),
