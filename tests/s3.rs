@@ -256,7 +256,7 @@ fn every_command_works_on_an_s3_repository() {
 fn copy_local_to_s3_and_back_restores_bit_exact_and_sends_nothing_twice() {
     let garage = Garage::single();
     let tmp = tempfile::tempdir().expect("temp dir");
-    let (local, _src, images) = local_days(tmp.path(), 8, 3);
+    let (local, src, images) = local_days(tmp.path(), 8, 3);
     let address = garage.repo(0, "offsite");
     let (s3, s3_pw) = s3_coffre(&garage, &address, &tmp.path().join("s3-cache"), S3_PASSWORD);
 
@@ -284,6 +284,55 @@ fn copy_local_to_s3_and_back_restores_bit_exact_and_sends_nothing_twice() {
         &["--json"],
     );
     assert_eq!(json_u64(&again, "bytes_sent"), 0, "{again}");
+
+    // Which repository holds which snapshot: a new local snapshot is only
+    // on the drive until the next copy.
+    sample_day(&src, 3);
+    local.snapshot(&src);
+    let view = |args: &[&str]| {
+        let mut cmd = local.cmd(["--json", "snapshots", "--also", &address]);
+        cmd.args(args)
+            .env("COFFRE_TO_PASSWORD", &s3_pw)
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_REGION", "garage");
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let both = view(&[]);
+    let held: Vec<String> = json_string_fields(&both, "repository");
+    // 3 snapshots on both, the new one on the drive only.
+    assert_eq!(held.len(), 3 * 2 + 1, "{both}");
+    assert_eq!(
+        held.iter().filter(|r| r.as_str() == address).count(),
+        3,
+        "{both}"
+    );
+    let table = local.cmd(["snapshots", "--also", &address]);
+    let mut table = table;
+    table
+        .env("COFFRE_TO_PASSWORD", &s3_pw)
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "garage");
+    let out = run(&mut table);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("4 snapshot(s), 3 on every repository shown"),
+        "{text}"
+    );
+    copy_ok(
+        &local,
+        TEST_PASSWORD,
+        Path::new(&address),
+        &s3_pw,
+        &["latest"],
+    );
+    let after = view(&[]);
+    assert_eq!(json_string_fields(&after, "repository").len(), 8, "{after}");
+    let mut images = images;
+    images.push(capture(&src));
 
     // S3 → a new drive, with a third passphrase.
     let mardi = tmp.path().join("mardi");

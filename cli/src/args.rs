@@ -322,6 +322,20 @@ pub struct SnapshotsArgs {
     /// Only snapshots with this label.
     #[arg(long)]
     pub label: Option<String>,
+    /// Also list this repository (a folder or an s3: address; may be
+    /// repeated) and show which repository holds which snapshot. A
+    /// repository the main passphrase does not open takes COFFRE_TO_PASSWORD
+    /// or --to-password-file.
+    #[arg(long, value_name = "REPO")]
+    pub also: Vec<std::path::PathBuf>,
+    /// Show every configured drive that is plugged in side by side (with
+    /// -r and --also, if given): which drive holds which snapshot.
+    #[arg(long)]
+    pub all_drives: bool,
+    /// File holding the passphrase of the other repositories, when it is
+    /// not the main one.
+    #[arg(long, env = "COFFRE_TO_PASSWORD_FILE", value_name = "FILE")]
+    pub to_password_file: Option<std::path::PathBuf>,
 }
 
 /// `coffre ls`.
