@@ -115,11 +115,14 @@ pub fn run(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// A repository as shown: its name and where it is.
+type Named = (String, Location);
+
 /// The repositories to show side by side: `-r`, every configured drive
 /// plugged in (with `--all-drives`), then `--also`; each with the name it
 /// is shown under. Drives that are not there are returned as notes.
-fn repositories(cli: &Cli, args: &SnapshotsArgs) -> Result<(Vec<(String, Location)>, Vec<String>)> {
-    let mut out: Vec<(String, Location)> = Vec::new();
+fn repositories(cli: &Cli, args: &SnapshotsArgs) -> Result<(Vec<Named>, Vec<String>)> {
+    let mut out: Vec<Named> = Vec::new();
     let mut notes = Vec::new();
     if let Some(r) = &cli.repo {
         out.push((
