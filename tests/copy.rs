@@ -240,3 +240,38 @@ fn copy_into_a_drive_initialised_on_its_own_recuts_the_files() {
     let again = copy_ok(&f.coffre, &mardi_path, &["--json"]);
     assert_eq!(json_u64(&again, "blobs_sent"), 0, "{again}");
 }
+
+#[test]
+fn snapshots_all_drives_shows_which_drive_holds_which_snapshot() {
+    let f = Fixture::new(4);
+    days_of_snapshots(&f, 2);
+    let mardi_path = f.tmp.path().join("mardi");
+    let first_id = json_string_fields(&f.coffre.ok(["--json", "snapshots"]), "id")[0].clone();
+    copy_ok(&f.coffre, &mardi_path, &[&first_id[..12]]);
+    let config = f.tmp.path().join("coffre.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[repository]]\nname = \"lundi\"\npath = \"{}\"\n\n[[repository]]\nname = \"mardi\"\npath = \"{}\"\n\n[[repository]]\nname = \"mercredi\"\npath = \"{}\"\n",
+            f.coffre.repo.display(),
+            mardi_path.display(),
+            f.tmp.path().join("absent/mercredi").display()
+        ),
+    )
+    .expect("config");
+    let mut cmd = Command::new(coffre_tests::coffre_bin());
+    let out = run(coffre_tests::without_machine_config(&mut cmd)
+        .args(["--json", "--config"])
+        .arg(&config)
+        .args(["snapshots", "--all-drives"])
+        .env("COFFRE_CACHE_DIR", f.coffre.cache_dir())
+        .env("COFFRE_PASSWORD", coffre_tests::TEST_PASSWORD)
+        .env("COFFRE_TO_PASSWORD", MARDI_PASSWORD)
+        .env_remove("COFFRE_REPO")
+        .stdin(std::process::Stdio::null()));
+    assert!(out.status.success(), "{}", describe(&out));
+    let json = String::from_utf8_lossy(&out.stdout);
+    let held = json_string_fields(&json, "repository");
+    assert_eq!(held, ["lundi", "mardi", "lundi"], "{json}");
+    assert!(json.contains("mercredi: drive not plugged in"), "{json}");
+}
