@@ -99,6 +99,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Copy snapshots to another repository (the other drive of a rotation).
     Copy(CopyArgs),
+    /// The repository's journal: every snapshot, check, restore, copy, forget, prune and key change, with who and when.
+    Journal(JournalArgs),
     /// Recreate the index database from the pack files.
     RebuildIndex,
     /// Show every snapshot as a read-only dated folder (FUSE).
@@ -509,4 +511,20 @@ pub struct CopyArgs {
     /// Show what would be copied and its size; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `coffre journal`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  coffre journal
+  coffre journal --since 2026-11-01
+  coffre journal --since 30d --kind snapshot --json")]
+pub struct JournalArgs {
+    /// Only entries since a local date (YYYY-MM-DD) or for a duration back (30d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only entries of this kind (init, snapshot, check, restore, verify,
+    /// copy-out, copy-in, forget, prune, key, protect, alarm).
+    #[arg(long)]
+    pub kind: Option<String>,
 }

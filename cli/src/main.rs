@@ -11,6 +11,7 @@ mod errors;
 mod format;
 mod fs_snapshot;
 mod hooks;
+mod journal;
 mod mounts;
 mod notify;
 mod parse;

@@ -44,6 +44,8 @@ pub enum ObjectKind {
     IndexFile = 0x09,
     /// A key file's label (format 5); the context is the key file's name.
     KeyLabel = 0x0A,
+    /// A journal entry.
+    Journal = 0x0B,
 }
 
 /// Sealing failed to authenticate: wrong key, or the bytes were changed.

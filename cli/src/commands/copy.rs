@@ -36,6 +36,9 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<u8> {
     };
     let result = copy::copy(&source, target.repo(), &opts, &bar);
     bar.finish();
+    if let Target::Real(target_repo) = &target {
+        journal_copy(cli, &source, target_repo, &to, &result);
+    }
     drop(target);
     let report = result.with_context(|| format!("copying into {to}"))?;
     if cli.json {
@@ -48,6 +51,50 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<u8> {
         print(&report, &to, created);
     }
     Ok(0)
+}
+
+/// Records the copy in both journals: sent from one, received by the other.
+fn journal_copy(
+    cli: &Cli,
+    source: &Repository,
+    target: &Repository,
+    to: &Location,
+    result: &snapshots_format::Result<CopyReport>,
+) {
+    use snapshots_format::format::journal::{EntryKind, Outcome};
+    let from = source.backend().location();
+    let (outcome, what, details) = match result {
+        Ok(r) => (
+            Outcome::Ok,
+            format!(
+                "{} snapshot(s), {}",
+                r.copied.len(),
+                crate::format::bytes(r.bytes_sent)
+            ),
+            serde_json::to_value(r).unwrap_or_default(),
+        ),
+        Err(e) => (
+            Outcome::Failed,
+            format!("failed: {e}"),
+            serde_json::Value::Null,
+        ),
+    };
+    crate::journal::record(
+        cli,
+        source,
+        EntryKind::CopyOut,
+        outcome,
+        format!("copy to {to}: {what}"),
+        serde_json::json!({ "to": to.to_string(), "report": details }),
+    );
+    crate::journal::record(
+        cli,
+        target,
+        EntryKind::CopyIn,
+        outcome,
+        format!("copy from {from}: {what}"),
+        serde_json::json!({ "from": from, "report": details }),
+    );
 }
 
 /// The snapshots named (all by default), within `--label` and `--since`.
@@ -74,7 +121,7 @@ fn select(all: &[(SnapshotId, Snapshot)], args: &CopyArgs) -> Result<Vec<Snapsho
 
 /// `--since`: a duration back from now, or a local date (its midnight),
 /// as Unix seconds.
-fn since_time(since: &str) -> Result<i64> {
+pub fn since_time(since: &str) -> Result<i64> {
     if let Ok(day) = chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d") {
         let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
         return chrono::TimeZone::from_local_datetime(&chrono::Local, &midnight)

@@ -8,6 +8,7 @@
 //! rotation; when both exist and differ, a note says which one applies.
 
 use anyhow::{bail, Result};
+use snapshots_format::format::journal::EntryKind;
 use snapshots_format::format::policy;
 use snapshots_format::format::snapshot;
 use snapshots_format::repo::lock::LockKind;
@@ -93,17 +94,43 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
     if args.dry_run {
         return Ok(0);
     }
-    let _lock = super::lock(cli, &repo, LockKind::Exclusive, "forget")?;
-    for id in &removed {
-        repo.delete_snapshot(id)?;
-    }
-    if args.prune {
-        drop(_lock);
-        let report = super::prune::run_on(cli, &repo, false, &args.max_unused)?;
-        if cli.json {
-            print_json(&all, &decisions, false)?;
+    crate::journal::journaled(cli, &repo, EntryKind::Forget, |note| {
+        let lock = super::lock(cli, &repo, LockKind::Exclusive, "forget")?;
+        let describe = |id: &snapshots_format::SnapshotId| {
+            let s = all.iter().find(|(i, _)| i == id).map(|(_, s)| s);
+            serde_json::json!({
+                "id": id.to_hex(),
+                "time": s.map(|s| s.utc().to_rfc3339()),
+                "label": s.map(|s| s.label.clone()),
+            })
+        };
+        let rule = if args.snapshots.is_empty() {
+            "retention policy"
+        } else {
+            "named"
+        };
+        note.summary = format!("forget ({rule}): {} snapshot(s) removed", removed.len());
+        note.details = serde_json::json!({
+            "rule": rule,
+            "removed": removed.iter().map(describe).collect::<Vec<_>>(),
+            "kept": decisions.iter().filter(|d| d.1).map(|d| serde_json::json!({"id": d.0.to_hex(), "reasons": d.2})).collect::<Vec<_>>(),
+        });
+        for id in &removed {
+            repo.delete_snapshot(id)?;
         }
-        super::prune::print(cli, &report, false)?;
+        drop(lock);
+        Ok(0)
+    })?;
+    if args.prune {
+        crate::journal::journaled(cli, &repo, EntryKind::Prune, |note| {
+            let report = super::prune::run_on(cli, &repo, false, &args.max_unused)?;
+            *note = super::prune::note_of(&report);
+            if cli.json {
+                print_json(&all, &decisions, false)?;
+            }
+            super::prune::print(cli, &report, false)?;
+            Ok(0)
+        })?;
     }
     Ok(0)
 }

@@ -26,6 +26,14 @@ pub fn run(cli: &Cli, _args: &InitArgs) -> Result<u8> {
     }
     let pass = crate::password::new(cli)?;
     let repo = Repository::init(&location, &pass, KdfParams::default())?;
+    crate::journal::record(
+        cli,
+        &repo,
+        snapshots_format::format::journal::EntryKind::Init,
+        snapshots_format::format::journal::Outcome::Ok,
+        format!("repository created at {location}"),
+        serde_json::json!({ "location": location.to_string(), "drive": drive }),
+    );
     if cli.json {
         super::print_json(&serde_json::json!({
             "repository": location.to_string(),

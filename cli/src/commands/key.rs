@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use snapshots_format::format::journal::EntryKind;
 use snapshots_format::format::keyfile::{self, KdfParams, KeyKind};
 use snapshots_format::repo::keyring::{self, KeyEntry};
 
@@ -71,6 +72,24 @@ pub enum KeyAction {
 /// Runs `coffre key`.
 pub fn run(cli: &Cli, args: &KeyArgs) -> Result<u8> {
     let repo = super::open(cli)?;
+    if let KeyAction::List = &args.action {
+        return list(cli, &repo.list_keys()?);
+    }
+    crate::journal::journaled(cli, &repo, EntryKind::Key, |note| {
+        let what = match &args.action {
+            KeyAction::Add { name, .. } => format!("key add {name:?}"),
+            KeyAction::Remove { key } => format!("key remove {key}"),
+            KeyAction::Passwd { .. } => "key passwd".to_owned(),
+            KeyAction::RecoverySheet { name, .. } => format!("key recovery-sheet {name:?}"),
+            KeyAction::List => "key list".to_owned(),
+        };
+        note.summary = what;
+        change(cli, args, &repo)
+    })
+}
+
+/// Adds, removes or changes a key.
+fn change(cli: &Cli, args: &KeyArgs, repo: &snapshots_format::Repository) -> Result<u8> {
     match &args.action {
         KeyAction::List => list(cli, &repo.list_keys()?),
         KeyAction::Add { name, new } => {

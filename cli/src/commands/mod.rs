@@ -11,6 +11,7 @@ mod forget;
 pub mod generate_docs;
 mod history;
 mod init;
+mod journal;
 pub mod key;
 mod ls;
 mod mount;
@@ -51,6 +52,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
             result
         }
         Command::Copy(a) => copy::run(cli, a),
+        Command::Journal(a) => journal::run(cli, a),
         Command::RebuildIndex => rebuild_index::run(cli),
         Command::Mount(a) => mount::run(cli, a),
         Command::Umount(a) => umount::run(a),

@@ -1,6 +1,7 @@
 //! `coffre prune [--dry-run] [--max-unused 5%]`.
 
 use anyhow::Result;
+use snapshots_format::format::journal::EntryKind;
 use snapshots_format::ops::prune::{self, PruneOptions, PruneReport};
 use snapshots_format::repo::lock::LockKind;
 
@@ -11,9 +12,30 @@ use crate::progress::Bar;
 /// Prunes under the exclusive lock.
 pub fn run(cli: &Cli, args: &PruneArgs) -> Result<u8> {
     let repo = super::open(cli)?;
-    let report = run_on(cli, &repo, args.dry_run, &args.max_unused)?;
-    print(cli, &report, args.dry_run)?;
-    Ok(0)
+    if args.dry_run {
+        let report = run_on(cli, &repo, true, &args.max_unused)?;
+        print(cli, &report, true)?;
+        return Ok(0);
+    }
+    crate::journal::journaled(cli, &repo, EntryKind::Prune, |note| {
+        let report = run_on(cli, &repo, false, &args.max_unused)?;
+        *note = note_of(&report);
+        print(cli, &report, false)?;
+        Ok(0)
+    })
+}
+
+/// What the journal says of a prune.
+pub fn note_of(r: &PruneReport) -> crate::journal::Note {
+    crate::journal::Note {
+        summary: format!(
+            "prune: {} freed, {} pack(s) deleted, {} repacked",
+            format::bytes(r.bytes_freed),
+            r.packs_deleted,
+            r.packs_repacked
+        ),
+        details: serde_json::to_value(r).unwrap_or_default(),
+    }
 }
 
 /// Prunes an open repository (also used by `forget --prune`).

@@ -2,6 +2,7 @@
 //! progress, print the summary.
 
 use anyhow::{Context, Result};
+use snapshots_format::format::journal::EntryKind;
 use snapshots_format::ops::backup::{self, Outcome, SnapshotOptions};
 use snapshots_format::progress::Progress;
 use snapshots_format::source::exclude::Excludes;
@@ -139,6 +140,47 @@ fn take(cli: &Cli, args: &SnapshotArgs) -> Result<(u8, Option<String>)> {
             "no folder to back up: name it (coffre snapshot /srv/officine) or list it in the configuration's [snapshot] sources"
         );
     }
+    let repo = super::open(cli)?;
+    let mut saved = None;
+    let code = crate::journal::journaled(cli, &repo, EntryKind::Snapshot, |note| {
+        let sources: Vec<String> = args
+            .sources
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        note.summary = format!("snapshot of {}", sources.join(", "));
+        let (code, id, json) = take_in(cli, args, &repo)?;
+        if let Some(json) = json {
+            let sm = &json["summary"];
+            note.summary = format!(
+                "snapshot {} of {}: {} new, {} changed, {} unchanged file(s), {} item(s) unreadable",
+                json["short_id"].as_str().unwrap_or("?"),
+                sources.join(", "),
+                sm["files_new"],
+                sm["files_changed"],
+                sm["files_unchanged"],
+                sm["skipped_count"]
+            );
+            note.details = json;
+        } else {
+            note.summary = format!(
+                "snapshot of {}: nothing changed, none written",
+                sources.join(", ")
+            );
+        }
+        saved = id;
+        Ok(code)
+    })?;
+    Ok((code, saved))
+}
+
+/// Takes the snapshot on an open repository; returns the exit code, the
+/// id and the JSON record of what was saved (none when nothing changed).
+fn take_in(
+    cli: &Cli,
+    args: &SnapshotArgs,
+    repo: &snapshots_format::Repository,
+) -> Result<(u8, Option<String>, Option<serde_json::Value>)> {
     for source in &args.sources {
         if !source.is_dir() {
             anyhow::bail!(
@@ -153,10 +195,9 @@ fn take(cli: &Cli, args: &SnapshotArgs) -> Result<(u8, Option<String>)> {
         .iter()
         .map(|spec| hooks::parse_from_command(spec))
         .collect::<Result<Vec<_>>>()?;
-    let repo = super::open(cli)?;
     let _lock = super::lock(
         cli,
-        &repo,
+        repo,
         snapshots_format::repo::lock::LockKind::Shared,
         "snapshot",
     )?;
@@ -209,7 +250,7 @@ fn take(cli: &Cli, args: &SnapshotArgs) -> Result<(u8, Option<String>)> {
                 bar.set_total(files, bytes);
             });
         }
-        backup::take_snapshot_with(&repo, &opts, streams, &bar)
+        backup::take_snapshot_with(repo, &opts, streams, &bar)
     })?;
     bar.finish();
     drop(fs_snapshots);
@@ -227,9 +268,10 @@ fn take(cli: &Cli, args: &SnapshotArgs) -> Result<(u8, Option<String>)> {
                     parent.short()
                 );
             }
-            return Ok((0, None));
+            return Ok((0, None, None));
         }
     };
+    let record = super::snapshots::to_json(&id, &snap);
     let sm = &snap.summary;
     if cli.json {
         super::print_json(&super::snapshots::to_json(&id, &snap))?;
@@ -291,7 +333,7 @@ fn take(cli: &Cli, args: &SnapshotArgs) -> Result<(u8, Option<String>)> {
             eprintln!("    {}: {why}", format::name(p));
         }
         eprintln!("Check the permissions of these files (or run the snapshot as root).");
-        return Ok((crate::EXIT_PARTIAL, Some(id.to_hex())));
+        return Ok((crate::EXIT_PARTIAL, Some(id.to_hex()), Some(record)));
     }
-    Ok((0, Some(id.to_hex())))
+    Ok((0, Some(id.to_hex()), Some(record)))
 }

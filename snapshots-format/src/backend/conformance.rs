@@ -59,7 +59,9 @@ pub fn name(kind: FileKind, n: u64) -> ObjectName {
     match kind {
         FileKind::Config | FileKind::Policy | FileKind::Dictionary => ObjectName::single(),
         FileKind::Key => ObjectName::key(&n.to_be_bytes()),
-        FileKind::Pack | FileKind::Snapshot | FileKind::Index => ObjectName::id(&id),
+        FileKind::Pack | FileKind::Snapshot | FileKind::Index | FileKind::Journal => {
+            ObjectName::id(&id)
+        }
         FileKind::Lock => ObjectName::lock('s', &n.to_be_bytes()),
         FileKind::LegacyIndex => ObjectName::parse(kind, "index.db")
             .unwrap_or_else(|| panic!("index.db is an old index database name")),

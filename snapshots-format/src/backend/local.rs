@@ -211,6 +211,7 @@ impl LocalBackend {
             FileKind::Snapshot => ("snapshots".into(), n.into()),
             FileKind::Index | FileKind::LegacyIndex => ("index".into(), n.into()),
             FileKind::Lock => ("locks".into(), n.into()),
+            FileKind::Journal => ("journal".into(), n.into()),
             FileKind::Pack => (format!("data/{}", &n[..2]), n.into()),
         }
     }

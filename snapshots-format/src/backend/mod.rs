@@ -51,6 +51,8 @@ pub enum FileKind {
     Policy,
     /// The compression dictionary (one object, name empty).
     Dictionary,
+    /// An entry of the backup journal (name: its 64-hex id).
+    Journal,
     /// The SQLite index of format 3 and earlier and its journals, kept on
     /// the drive (names: `index.db`, `index.db-wal`, `index.db-shm`,
     /// `index.db-journal`); only ever deleted, by the upgrade to format 4.
@@ -59,7 +61,7 @@ pub enum FileKind {
 
 impl FileKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [FileKind; 9] = [
+    pub const ALL: [FileKind; 10] = [
         FileKind::Config,
         FileKind::Key,
         FileKind::Pack,
@@ -68,6 +70,7 @@ impl FileKind {
         FileKind::Lock,
         FileKind::Policy,
         FileKind::Dictionary,
+        FileKind::Journal,
         FileKind::LegacyIndex,
     ];
 
@@ -78,6 +81,8 @@ impl FileKind {
         match self {
             FileKind::Config => 4 << 10,
             FileKind::Key | FileKind::Lock | FileKind::Policy => 64 << 10,
+            // One command's record, with up to 1000 problem paths.
+            FileKind::Journal => 4 << 20,
             FileKind::Dictionary => 1 << 20,
             // Up to 2 × 1000 recorded problem paths of up to 4 KiB each.
             FileKind::Snapshot => 16 << 20,
@@ -107,6 +112,7 @@ impl FileKind {
             FileKind::Lock => "lock",
             FileKind::Policy => "policy",
             FileKind::Dictionary => "dictionary",
+            FileKind::Journal => "journal entry",
             FileKind::LegacyIndex => "old index database",
         }
     }
@@ -156,7 +162,9 @@ impl ObjectName {
         let ok = match kind {
             FileKind::Config | FileKind::Policy | FileKind::Dictionary => name.is_empty(),
             FileKind::Key => hex(name, 16),
-            FileKind::Pack | FileKind::Snapshot | FileKind::Index => hex(name, 64),
+            FileKind::Pack | FileKind::Snapshot | FileKind::Index | FileKind::Journal => {
+                hex(name, 64)
+            }
             FileKind::Lock => {
                 let b = name.as_bytes();
                 b.len() == 18 && b[0].is_ascii_lowercase() && b[1] == b'-' && hex(&name[2..], 16)

@@ -7,6 +7,7 @@ pub mod content;
 pub mod dictionary;
 pub mod header;
 pub mod index_file;
+pub mod journal;
 pub mod keyfile;
 pub mod pack;
 pub mod policy;

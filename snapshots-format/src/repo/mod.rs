@@ -4,6 +4,7 @@
 
 pub mod browse;
 pub mod index;
+pub mod journal;
 pub mod keyring;
 pub mod lock;
 pub mod pack_writer;

@@ -59,6 +59,8 @@ pub struct Repository {
     index_damage: Mutex<Vec<String>>,
     /// The lock this process works under, once taken ([`Repository::confirm_lock`]).
     held_lock: Arc<Mutex<Option<(ObjectName, LockKind)>>>,
+    /// This repository's folder of local caches (index, journal).
+    cache_folder: PathBuf,
 }
 
 /// Where the local index caches live unless told: `COFFRE_CACHE_DIR`, else
@@ -251,6 +253,7 @@ impl Repository {
             dictionary: Mutex::new(None),
             index_damage: Mutex::new(Vec::new()),
             held_lock: Arc::new(Mutex::new(None)),
+            cache_folder: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         };
         repo.refresh_index()?;
         Ok(repo)
@@ -812,6 +815,12 @@ impl Repository {
             .read(FileKind::Snapshot, &ObjectName::snapshot(id))?
             .ok_or_else(|| Error::SnapshotNotFound(id.short()))?;
         Snapshot::open(&self.keys, id, &bytes)
+    }
+
+    /// This repository's folder of local caches (index, journal): safe to
+    /// delete, rebuilt from the repository.
+    pub fn cache_folder(&self) -> &Path {
+        &self.cache_folder
     }
 
     /// Writes a snapshot record, durably; this is the commit of a snapshot.

@@ -208,6 +208,7 @@ fn rel(kind: FileKind, name: &ObjectName) -> String {
         FileKind::Snapshot => format!("snapshots/{n}"),
         FileKind::Index | FileKind::LegacyIndex => format!("index/{n}"),
         FileKind::Lock => format!("locks/{n}"),
+        FileKind::Journal => format!("journal/{n}"),
         FileKind::Pack => format!("data/{}/{n}", &n[..2.min(n.len())]),
     }
 }
@@ -303,6 +304,7 @@ impl Backend for S3Backend {
             FileKind::Snapshot => "snapshots",
             FileKind::Index | FileKind::LegacyIndex => "index",
             FileKind::Lock => "locks",
+            FileKind::Journal => "journal",
             _ => "data",
         };
         let mut out = Vec::new();

@@ -1,0 +1,163 @@
+//! The repository's journal through the real binary over simulated days:
+//! every snapshot (one failing), restore, check, forget, prune and copy is
+//! listed in order with its result and who ran it; removing or swapping
+//! journal objects on the drive is reported.
+
+use std::path::Path;
+
+use coffre_tests::{describe, json_string_fields, run, sample_day, Coffre, Fixture};
+
+/// Midnight UTC, 2026-11-02, a Monday.
+const MONDAY: i64 = 1_793_577_600;
+
+fn evening(day: i64) -> i64 {
+    MONDAY + day * 86_400 + 20 * 3600
+}
+
+fn ok_at(c: &Coffre, day: i64, args: &[&str]) -> String {
+    let out = run(&mut c.cmd_at(evening(day), args));
+    assert!(
+        out.status.success(),
+        "day {day} {args:?}: {}",
+        describe(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn journal(c: &Coffre, cache: Option<&Path>) -> (bool, String, String) {
+    let mut cmd = c.cmd(["--json", "journal"]);
+    if let Some(cache) = cache {
+        cmd.env("COFFRE_CACHE_DIR", cache);
+    }
+    let out = run(&mut cmd);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_journal_lists_every_command_in_order_and_shows_tampering() {
+    let f = Fixture::new(4);
+    let c = &f.coffre;
+    let src = f.src.to_str().expect("UTF-8").to_owned();
+    let mut expected = vec![("init", "ok")];
+    for day in 0..12i64 {
+        if day > 0 {
+            sample_day(&f.src, day as u32);
+        }
+        if day == 4 {
+            // The data disk was not mounted that evening.
+            let away = f.tmp.path().join("away");
+            std::fs::rename(&f.src, &away).expect("hide the source");
+            let out = run(&mut c.cmd_at(evening(day), ["snapshot", &src]));
+            assert!(
+                !out.status.success(),
+                "a snapshot of a missing folder succeeded"
+            );
+            std::fs::rename(&away, &f.src).expect("bring it back");
+            expected.push(("snapshot", "failed"));
+            continue;
+        }
+        ok_at(c, day, &["snapshot", &src]);
+        expected.push(("snapshot", "ok"));
+        match day {
+            6 => {
+                let target = f.tmp.path().join("restored");
+                ok_at(
+                    c,
+                    day,
+                    &["restore", "latest", target.to_str().expect("UTF-8")],
+                );
+                expected.push(("restore", "ok"));
+            }
+            8 => {
+                ok_at(c, day, &["check", "--read-data"]);
+                expected.push(("check", "ok"));
+            }
+            10 => {
+                ok_at(c, day, &["forget", "--keep-last", "5", "--prune"]);
+                expected.push(("forget", "ok"));
+                expected.push(("prune", "ok"));
+            }
+            11 => {
+                let mardi = f.tmp.path().join("mardi");
+                let out = run(c
+                    .cmd_at(
+                        evening(day),
+                        ["copy".as_ref(), "--to".as_ref(), mardi.as_os_str()],
+                    )
+                    .env("COFFRE_TO_PASSWORD", "mardi: its own passphrase"));
+                assert!(out.status.success(), "{}", describe(&out));
+                expected.push(("copy-out", "ok"));
+            }
+            _ => {}
+        }
+    }
+
+    let (ok, json, err) = journal(c, None);
+    assert!(ok, "{err}");
+    let kinds = json_string_fields(&json, "kind");
+    let outcomes = json_string_fields(&json, "outcome");
+    assert_eq!(kinds.len(), outcomes.len(), "{json}");
+    let got: Vec<(&str, &str)> = kinds
+        .iter()
+        .map(String::as_str)
+        .zip(outcomes.iter().map(String::as_str))
+        .collect();
+    assert_eq!(got, expected, "{json}");
+    assert!(
+        json.contains("does not exist or is not a folder"),
+        "the failure says why: {json}"
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let entries = parsed["entries"].as_array().expect("entries");
+    // After the init (at the real time), the simulated evenings, in order.
+    let times: Vec<&str> = entries[1..]
+        .iter()
+        .map(|e| e["time"].as_str().expect("time"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "in time order: {times:?}"
+    );
+    assert!(entries
+        .iter()
+        .all(|e| e["user"].as_str().is_some_and(|u| !u.is_empty())));
+    assert!(json.contains("\"problems\": []"), "{json}");
+    // The human table names who ran each command.
+    let table = String::from_utf8_lossy(&run(&mut c.cmd(["journal", "--kind", "snapshot"])).stdout)
+        .into_owned();
+    assert_eq!(table.lines().count(), 12, "{table}");
+
+    // An entry removed from the drive: this machine and a new one both see it.
+    let dir = c.repo.join("journal");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("journal folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    let kept = std::fs::read(&files[3]).expect("read an entry");
+    std::fs::remove_file(&files[3]).expect("remove an entry");
+    let (ok, _, err) = journal(c, None);
+    assert!(!ok, "a removed entry went unnoticed");
+    assert!(err.contains("an entry was removed"), "{err}");
+    let fresh = f.tmp.path().join("fresh-cache");
+    let (ok, _, err) = journal(c, Some(&fresh));
+    assert!(!ok, "a removed entry went unnoticed on a new machine");
+    assert!(err.contains("an entry was removed"), "{err}");
+    std::fs::write(&files[3], kept).expect("put it back");
+    let (ok, _, err) = journal(c, Some(&fresh));
+    assert!(ok, "{err}");
+
+    // Two entries swapped on the drive.
+    let (a, b) = (files[1].clone(), files[2].clone());
+    let tmp = dir.join("swap");
+    std::fs::rename(&a, &tmp).expect("swap");
+    std::fs::rename(&b, &a).expect("swap");
+    std::fs::rename(&tmp, &b).expect("swap");
+    let (ok, _, err) = journal(c, Some(&f.tmp.path().join("third-cache")));
+    assert!(!ok, "swapped entries went unnoticed");
+    assert!(err.contains("do not match its name"), "{err}");
+}
