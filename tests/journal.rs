@@ -161,3 +161,79 @@ fn the_journal_lists_every_command_in_order_and_shows_tampering() {
     assert!(!ok, "swapped entries went unnoticed");
     assert!(err.contains("do not match its name"), "{err}");
 }
+
+#[test]
+fn a_protected_snapshot_survives_forget_until_its_hold_is_lifted() {
+    let f = Fixture::new(4);
+    let c = &f.coffre;
+    let src = f.src.to_str().expect("UTF-8").to_owned();
+    for day in 0..4i64 {
+        if day > 0 {
+            sample_day(&f.src, day as u32);
+        }
+        ok_at(c, day, &["snapshot", &src]);
+    }
+    let ids = json_string_fields(&ok_at(c, 4, &["--json", "snapshots"]), "id");
+    assert_eq!(ids.len(), 4);
+    let day1 = &ids[1][..12];
+    ok_at(
+        c,
+        4,
+        &[
+            "protect",
+            day1,
+            "--until",
+            "2036-11-30",
+            "--reason",
+            "clôture annuelle",
+        ],
+    );
+    let list = ok_at(c, 4, &["protect", "--list"]);
+    assert!(
+        list.contains("clôture annuelle") && list.contains("until 2036-11-30"),
+        "{list}"
+    );
+
+    // Neither the policy nor a name removes it; the output says why.
+    let out = ok_at(c, 5, &["forget", "--keep-last", "1", "--prune"]);
+    assert!(
+        out.contains("protected until 2036-11-30: clôture annuelle"),
+        "{out}"
+    );
+    let out = ok_at(c, 5, &["forget", day1]);
+    assert!(out.contains("Remove 0 snapshot(s)"), "{out}");
+    let left = json_string_fields(&ok_at(c, 5, &["--json", "snapshots"]), "id");
+    assert_eq!(left, vec![ids[1].clone(), ids[3].clone()]);
+    let target = f.tmp.path().join("day1");
+    ok_at(c, 5, &["restore", day1, target.to_str().expect("UTF-8")]);
+
+    // Lifted (and journalled), it goes with the next forget.
+    ok_at(c, 6, &["unprotect", day1, "--reason", "période close"]);
+    ok_at(c, 6, &["forget", "--keep-last", "1"]);
+    let left = json_string_fields(&ok_at(c, 6, &["--json", "snapshots"]), "id");
+    assert_eq!(left, vec![ids[3].clone()]);
+    let journal = ok_at(c, 6, &["journal", "--kind", "protect"]);
+    assert_eq!(journal.lines().count(), 2, "{journal}");
+    assert!(journal.contains("période close"), "{journal}");
+
+    // A damaged journal stops forget: a removed hold could go unnoticed.
+    ok_at(c, 7, &["protect", "latest", "--reason", "contrôle"]);
+    let dir = c.repo.join("journal");
+    let newest = std::fs::read_dir(&dir)
+        .expect("journal")
+        .map(|e| e.expect("entry").path())
+        .max_by_key(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .expect("mtime")
+        })
+        .expect("an entry");
+    std::fs::remove_file(newest).expect("remove the hold");
+    let out = run(&mut c.cmd_at(evening(8), ["forget", "--keep-last", "1"]));
+    assert!(!out.status.success(), "forget ran on a damaged journal");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("journal is damaged"),
+        "{}",
+        describe(&out)
+    );
+}

@@ -99,6 +99,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Copy snapshots to another repository (the other drive of a rotation).
     Copy(CopyArgs),
+    /// Put a legal hold on a snapshot: forget keeps it until the date given (--list: the holds in force).
+    Protect(ProtectArgs),
+    /// Lift a legal hold (journalled with the reason).
+    Unprotect(UnprotectArgs),
     /// The repository's journal: every snapshot, check, restore, copy, forget, prune and key change, with who and when.
     Journal(JournalArgs),
     /// Recreate the index database from the pack files.
@@ -527,4 +531,40 @@ pub struct JournalArgs {
     /// copy-out, copy-in, forget, prune, key, protect, alarm).
     #[arg(long)]
     pub kind: Option<String>,
+}
+
+/// `coffre protect`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "A hold is written to the repository's journal (who, when, why); \
+`forget` never removes a protected snapshot and says which it kept for that reason.
+
+Examples:
+  coffre protect 2026-11-30 --until 2036-11-30 --reason \"clôture annuelle\"
+  coffre protect latest --reason \"contrôle de l'ARS\"
+  coffre protect --list"
+)]
+pub struct ProtectArgs {
+    /// The snapshot: id prefix, `latest`, or a local date YYYY-MM-DD.
+    #[arg(required_unless_present = "list")]
+    pub snapshot: Option<String>,
+    /// Until when (local date YYYY-MM-DD); without it, until lifted with `unprotect`.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Why (shown in forget's output, the journal and the report).
+    #[arg(long, required_unless_present = "list")]
+    pub reason: Option<String>,
+    /// List the holds in force instead.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// `coffre unprotect`.
+#[derive(Args, Debug)]
+pub struct UnprotectArgs {
+    /// The snapshot: id prefix, `latest`, or a local date YYYY-MM-DD.
+    pub snapshot: String,
+    /// Why the hold is lifted (kept in the journal).
+    #[arg(long)]
+    pub reason: String,
 }

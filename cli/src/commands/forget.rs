@@ -85,6 +85,23 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
             .collect()
     };
 
+    // Legal holds win over every rule and every name.
+    let now_sec = super::now()?.sec;
+    let holds = super::protect::holds(&repo, now_sec)?;
+    let mut decisions = decisions;
+    for (id, keep, reasons) in &mut decisions {
+        if let Some(h) = holds.iter().find(|h| h.snapshot == id.to_hex()) {
+            if !*keep {
+                *keep = true;
+                reasons.clear();
+            }
+            reasons.push(format!(
+                "protected {}: {}",
+                super::protect::until_text(h.until),
+                h.reason
+            ));
+        }
+    }
     let removed: Vec<_> = decisions.iter().filter(|d| !d.1).map(|d| d.0).collect();
     if cli.json && !args.prune {
         print_json(&all, &decisions, args.dry_run)?;

@@ -16,6 +16,7 @@ pub mod key;
 mod ls;
 mod mount;
 mod policy;
+mod protect;
 mod prune;
 mod rebuild_index;
 mod restore;
@@ -53,6 +54,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Copy(a) => copy::run(cli, a),
         Command::Journal(a) => journal::run(cli, a),
+        Command::Protect(a) => protect::run(cli, a),
+        Command::Unprotect(a) => protect::unprotect(cli, a),
         Command::RebuildIndex => rebuild_index::run(cli),
         Command::Mount(a) => mount::run(cli, a),
         Command::Umount(a) => umount::run(a),

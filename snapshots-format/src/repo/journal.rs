@@ -60,6 +60,66 @@ impl Journal {
     }
 }
 
+/// A legal hold on a snapshot: `forget` keeps it until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Hold {
+    /// The snapshot (64 hex).
+    pub snapshot: String,
+    /// Unix seconds; the hold ends then.
+    pub until: i64,
+    /// Why (a year-end closing, an inspection...).
+    pub reason: String,
+    /// Who placed it.
+    pub by: String,
+    /// When (Unix seconds).
+    pub since: i64,
+}
+
+/// The details of a `protect` entry placing a hold.
+pub fn protect_details(snapshot: &str, until: i64, reason: &str) -> serde_json::Value {
+    serde_json::json!({ "action": "protect", "snapshot": snapshot, "until": until, "reason": reason })
+}
+
+/// The details of a `protect` entry lifting a hold.
+pub fn unprotect_details(snapshot: &str, reason: &str) -> serde_json::Value {
+    serde_json::json!({ "action": "unprotect", "snapshot": snapshot, "reason": reason })
+}
+
+impl Journal {
+    /// The holds in force at `now`, by snapshot id: the journal's
+    /// `protect` entries replayed in order (the last word on a snapshot
+    /// wins; an expired hold is no hold).
+    pub fn holds(&self, now: i64) -> Vec<Hold> {
+        let mut holds: std::collections::BTreeMap<String, Hold> = Default::default();
+        for (_, e) in &self.entries {
+            if e.kind != EntryKind::Protect || e.outcome != Outcome::Ok {
+                continue;
+            }
+            let d = &e.details;
+            let Some(snapshot) = d["snapshot"].as_str() else {
+                continue;
+            };
+            match d["action"].as_str() {
+                Some("protect") => {
+                    let hold = Hold {
+                        snapshot: snapshot.to_owned(),
+                        until: d["until"].as_i64().unwrap_or(i64::MAX),
+                        reason: d["reason"].as_str().unwrap_or_default().to_owned(),
+                        by: format!("{}@{}", e.user, e.host),
+                        since: e.time,
+                    };
+                    holds.insert(snapshot.to_owned(), hold);
+                }
+                Some("unprotect") => {
+                    holds.remove(snapshot);
+                }
+                _ => {}
+            }
+        }
+        holds.into_values().filter(|h| h.until > now).collect()
+    }
+}
+
 fn cache_dir(repo: &Repository) -> PathBuf {
     repo.cache_folder().join("journal")
 }
@@ -326,6 +386,45 @@ mod tests {
             "{:?}",
             j.problems
         );
+    }
+
+    #[test]
+    fn holds_replay_in_order_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let mem = Arc::new(MemBackend::new());
+        let repo =
+            Repository::init_with(mem, &dir.path().join("c"), b"pw", KdfParams::CHEAP).unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let put = |details: serde_json::Value, time: i64| {
+            repo.journal_append(NewEntry {
+                kind: EntryKind::Protect,
+                outcome: Outcome::Ok,
+                summary: String::new(),
+                details,
+                time,
+            })
+            .unwrap();
+        };
+        put(protect_details(&a, 1000, "clôture annuelle"), 10);
+        put(protect_details(&b, 500, "contrôle"), 11);
+        put(unprotect_details(&b, "fini"), 12);
+        put(protect_details(&b, 2000, "contrôle, prolongé"), 13);
+        let j = repo.journal().unwrap();
+        let at = |now| {
+            j.holds(now)
+                .into_iter()
+                .map(|h| (h.snapshot, h.reason))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            at(100),
+            vec![
+                (a.clone(), "clôture annuelle".to_owned()),
+                (b.clone(), "contrôle, prolongé".to_owned())
+            ]
+        );
+        assert_eq!(at(1500), vec![(b, "contrôle, prolongé".to_owned())]);
+        assert!(at(3000).is_empty());
     }
 
     #[test]
