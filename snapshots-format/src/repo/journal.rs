@@ -156,8 +156,7 @@ impl Repository {
             .ok_or_else(|| Error::Refused("journal entry name".into()))?;
         self.backend()
             .write(FileKind::Journal, &name, &bytes, false)?;
-        let _ = std::fs::create_dir_all(cache_dir(self))
-            .and_then(|()| std::fs::write(cache_dir(self).join(&id), &bytes));
+        let _ = write_private(&cache_dir(self), &id, &bytes);
         remember_seen(self, std::iter::once(id.as_str()));
         Ok(id)
     }
@@ -184,8 +183,7 @@ impl Repository {
                 }
                 _ => match self.backend().read(FileKind::Journal, name)? {
                     Some(b) => {
-                        let _ = std::fs::create_dir_all(&dir)
-                            .and_then(|()| std::fs::write(dir.join(&id), &b));
+                        let _ = write_private(&dir, &id, &b);
                         b
                     }
                     None => continue,
@@ -290,11 +288,29 @@ fn remember_seen<'a>(repo: &Repository, ids: impl Iterator<Item = &'a str>) {
         return;
     }
     let path = seen_file(repo);
-    let tmp = path.with_extension("tmp");
     let text: String = seen.iter().map(|id| format!("{id}\n")).collect();
-    if std::fs::write(&tmp, text).is_ok() {
-        let _ = std::fs::rename(&tmp, &path);
+    let tmp = format!("journal-seen.{}.tmp", std::process::id());
+    if write_private(repo.cache_folder(), &tmp, text.as_bytes()).is_ok() {
+        let _ = std::fs::rename(repo.cache_folder().join(&tmp), &path);
     }
+}
+
+/// Writes `dir/name`, the folder 0700 and the file 0600 whatever the
+/// umask: the cache says what the repository holds and when.
+fn write_private(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(dir.join(name))?;
+    f.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -75,9 +75,18 @@ impl PackCache {
         let tmp = self
             .dir
             .join(format!("tmp-{}-{}", std::process::id(), name.short()));
-        let written = std::fs::create_dir_all(&self.dir)
+        // Private whatever the umask: packs are sealed, but their names and
+        // sizes say what the repository holds.
+        let written = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
             .and_then(|()| {
-                let mut f = File::create(&tmp)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
                 f.write_all(bytes)
             })
             .and_then(|()| std::fs::rename(&tmp, &path));
