@@ -381,6 +381,11 @@ pub struct CheckArgs {
     /// Read, decrypt and verify every byte (slow: reads the whole repository).
     #[arg(long)]
     pub read_data: bool,
+    /// Read and verify a share of the packs (1/7, or 15%), a different
+    /// share each run, so that T runs read the whole repository once (the
+    /// journal remembers where the last run stopped).
+    #[arg(long, value_name = "1/T|P%", conflicts_with = "read_data")]
+    pub read_data_subset: Option<String>,
 }
 
 /// `coffre history`.

@@ -60,7 +60,15 @@ fn a_cache_filled_before_a_prune_elsewhere_does_not_fool_a_snapshot() {
     // must store it again, not point at the pruned copy.
     std::fs::write(src.join("unique.bin"), &unique).unwrap();
     let (again, _) = take_snapshot(&a, &options(&src), &NoProgress).unwrap();
-    let report = check(&a, CheckOptions { read_data: true }, &NoProgress).unwrap();
+    let report = check(
+        &a,
+        CheckOptions {
+            read_data: true,
+            subset: None,
+        },
+        &NoProgress,
+    )
+    .unwrap();
     assert!(
         report.is_ok(),
         "{:?} {:?}",

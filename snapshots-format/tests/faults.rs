@@ -333,8 +333,15 @@ fn run_prune(repo: &Repository) -> Result<()> {
 /// about packs no index lists (what an interrupted run leaves) are allowed;
 /// without, the repository must be spotless.
 fn assert_sound(repo: &Repository, leftovers: bool, ctx: &str) {
-    let report = check(repo, CheckOptions { read_data: true }, &NoProgress)
-        .unwrap_or_else(|e| panic!("{ctx}: check failed: {e}"));
+    let report = check(
+        repo,
+        CheckOptions {
+            read_data: true,
+            subset: None,
+        },
+        &NoProgress,
+    )
+    .unwrap_or_else(|e| panic!("{ctx}: check failed: {e}"));
     assert!(
         report.is_ok(),
         "{ctx}: check finds errors: {:?}; damaged files: {:?}",
@@ -822,7 +829,14 @@ fn assert_pack_damage_reported(h: &History, faults: FaultPlan, what: &str) {
             );
         }
         for read_data in [false, true] {
-            match check(&repo, CheckOptions { read_data }, &NoProgress) {
+            match check(
+                &repo,
+                CheckOptions {
+                    read_data,
+                    subset: None,
+                },
+                &NoProgress,
+            ) {
                 Err(_) => {}
                 Ok(report) => assert!(
                     !report.is_ok(),
@@ -868,7 +882,15 @@ fn assert_snapshot_damage_named(h: &History, faults: FaultPlan, what: &str) {
         let e = repo.load_snapshot(id).unwrap_err();
         assert!(e.to_string().contains(&id.short()), "{what}: {e}");
     }
-    let report = check(&repo, CheckOptions { read_data: true }, &NoProgress).unwrap();
+    let report = check(
+        &repo,
+        CheckOptions {
+            read_data: true,
+            subset: None,
+        },
+        &NoProgress,
+    )
+    .unwrap();
     assert!(!report.is_ok(), "{what}: check finds nothing");
     for name in &names {
         assert!(
@@ -900,7 +922,15 @@ fn assert_index_damage_named(h: &History, faults: FaultPlan, what: &str) {
             "{what}: index file {f} not named: {damage:?}"
         );
     }
-    let report = check(&repo, CheckOptions { read_data: true }, &NoProgress).unwrap();
+    let report = check(
+        &repo,
+        CheckOptions {
+            read_data: true,
+            subset: None,
+        },
+        &NoProgress,
+    )
+    .unwrap();
     assert!(!report.is_ok(), "{what}: check finds nothing");
     for f in &files {
         assert!(
@@ -1060,7 +1090,14 @@ fn passing_read_failures_are_reported_as_passing() {
         faulty.set_plan(faults());
         let mut report: Option<CheckReport> = None;
         retry(&what, &mut || {
-            report = Some(check(&repo, CheckOptions { read_data }, &NoProgress)?);
+            report = Some(check(
+                &repo,
+                CheckOptions {
+                    read_data,
+                    subset: None,
+                },
+                &NoProgress,
+            )?);
             Ok(())
         });
         let report = report.unwrap();

@@ -26,11 +26,19 @@ fn check_on(cli: &Cli, args: &CheckArgs, repo: &Repository, note: &mut Note) -> 
         snapshots_format::repo::lock::LockKind::Shared,
         "check",
     )?;
+    let subset = match &args.read_data_subset {
+        None => None,
+        Some(s) => {
+            let parts = parts_of(s)?;
+            Some((next_part(repo, parts), parts))
+        }
+    };
     let bar = Bar::new(cli.json, "check");
     let report = check::check(
         repo,
         CheckOptions {
             read_data: args.read_data,
+            subset,
         },
         &bar,
     )?;
@@ -43,15 +51,21 @@ fn check_on(cli: &Cli, args: &CheckArgs, repo: &Repository, note: &mut Note) -> 
             .errors
             .push(format!("the journal cannot be read: {e}")),
     }
+    let what = match subset {
+        Some((p, t)) => format!(" --read-data-subset (part {} of {t})", p + 1),
+        None if args.read_data => " --read-data".to_owned(),
+        None => String::new(),
+    };
     note.summary = format!(
-        "check{}: {} snapshot(s), {} pack(s), {} error(s)",
-        if args.read_data { " --read-data" } else { "" },
+        "check{what}: {} snapshot(s), {} pack(s), {} error(s)",
         report.snapshots,
         report.packs,
         report.errors.len()
     );
     note.details = serde_json::json!({
         "read_data": args.read_data,
+        "subset": subset.map(|(part, of)| serde_json::json!({"part": part, "of": of})),
+        "packs_read": report.packs_read,
         "snapshots": report.snapshots,
         "packs": report.packs,
         "bytes_read": report.bytes_read,
@@ -68,7 +82,7 @@ fn check_on(cli: &Cli, args: &CheckArgs, repo: &Repository, note: &mut Note) -> 
             report.trees,
             report.blobs,
             report.packs,
-            if args.read_data {
+            if args.read_data || subset.is_some() {
                 format!(", read {}", format::bytes(report.bytes_read))
             } else {
                 String::new()
@@ -98,4 +112,49 @@ fn check_on(cli: &Cli, args: &CheckArgs, repo: &Repository, note: &mut Note) -> 
     }
     eprintln!("The repository is damaged. Other files restore normally; take a new snapshot soon, and restore damaged files from another drive if you have one.");
     Ok(crate::EXIT_ERROR)
+}
+
+/// `1/7` → 7 parts; `15%` → 7 parts (the share rounded to a whole number
+/// of runs).
+fn parts_of(s: &str) -> Result<u64> {
+    let bad = || {
+        anyhow::anyhow!("--read-data-subset {s:?}: give 1/T (e.g. 1/7) or a percentage (e.g. 15%)")
+    };
+    let parts = if let Some(p) = s.strip_suffix('%') {
+        let p: f64 = p.trim().parse().map_err(|_| bad())?;
+        if !(p > 0.0 && p <= 100.0) {
+            return Err(bad());
+        }
+        (100.0 / p).round().max(1.0) as u64
+    } else {
+        let (one, t) = s.split_once('/').ok_or_else(bad)?;
+        if one.trim() != "1" {
+            anyhow::bail!(
+                "--read-data-subset {s:?}: give 1/T; Coffre picks which part each run reads"
+            );
+        }
+        t.trim().parse::<u64>().map_err(|_| bad())?
+    };
+    if parts == 0 || parts > 1000 {
+        return Err(bad());
+    }
+    Ok(parts)
+}
+
+/// The part after the one the last subset check of `parts` parts read
+/// (from the journal), or the first.
+fn next_part(repo: &Repository, parts: u64) -> u64 {
+    let Ok(journal) = repo.journal() else {
+        return 0;
+    };
+    journal
+        .entries
+        .iter()
+        .rev()
+        .filter(|(_, e)| e.kind == EntryKind::Check)
+        .find_map(|(_, e)| {
+            let s = &e.details["subset"];
+            (s["of"].as_u64() == Some(parts)).then(|| s["part"].as_u64().unwrap_or(0))
+        })
+        .map_or(0, |last| (last + 1) % parts)
 }

@@ -884,7 +884,15 @@ mod tests {
     /// day; `check --read-data` finds nothing wrong (packs no index lists,
     /// what an interrupted copy leaves, allowed with `leftovers`).
     fn assert_whole(target: &Repository, src: &Source, leftovers: bool) -> usize {
-        let report = check(target, CheckOptions { read_data: true }, &NoProgress).unwrap();
+        let report = check(
+            target,
+            CheckOptions {
+                read_data: true,
+                subset: None,
+            },
+            &NoProgress,
+        )
+        .unwrap();
         assert!(report.is_ok(), "check: {:?}", report.errors);
         for w in &report.warnings {
             assert!(
