@@ -293,3 +293,106 @@ fn check_read_data_subset_reads_every_pack_once_per_cycle() {
         "{journal}"
     );
 }
+
+#[test]
+fn verify_restores_a_sample_and_catches_a_damaged_pack() {
+    let f = Fixture::new(8);
+    let c = &f.coffre;
+    let src = f.src.to_str().expect("UTF-8").to_owned();
+    ok_at(c, 0, &["snapshot", &src]);
+    let scratch = f.tmp.path().join("scratch");
+    let scratch_s = scratch.to_str().expect("UTF-8");
+
+    let out = ok_at(
+        c,
+        1,
+        &[
+            "--json",
+            "verify",
+            "--sample",
+            "10%",
+            "--include",
+            "db",
+            "--scratch",
+            scratch_s,
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let tested: Vec<&str> = v["report"]["tested"]
+        .as_array()
+        .expect("tested")
+        .iter()
+        .map(|p| p.as_str().expect("path"))
+        .collect();
+    assert!(
+        tested.iter().any(|p| p.starts_with("db/")),
+        "the database is always tested: {tested:?}"
+    );
+    let all = v["report"]["files_in_snapshot"].as_u64().expect("count");
+    assert!(
+        (tested.len() as u64) < all,
+        "a sample, not everything: {} of {all}",
+        tested.len()
+    );
+    assert!(!scratch.exists(), "the scratch folder is removed");
+
+    // The database's own check runs on the restored copy.
+    let out = run(&mut c.cmd_at(
+        evening(2),
+        [
+            "verify",
+            "--sample",
+            "0%",
+            "--include",
+            "db",
+            "--check-cmd",
+            "false {}",
+            "--scratch",
+            scratch_s,
+        ],
+    ));
+    assert!(
+        !out.status.success(),
+        "a failing --check-cmd passed: {}",
+        describe(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`false '"),
+        "{}",
+        describe(&out)
+    );
+
+    // A damaged data pack: the files in it do not come back; the test
+    // says which and the journal records the failure.
+    let mut packs: Vec<std::path::PathBuf> = Vec::new();
+    for sub in std::fs::read_dir(c.repo.join("data")).expect("data") {
+        for p in std::fs::read_dir(sub.expect("sub").path()).expect("packs") {
+            packs.push(p.expect("pack").path());
+        }
+    }
+    let biggest = packs
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).expect("size").len())
+        .expect("a pack");
+    let mut bytes = std::fs::read(biggest).expect("read pack");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(biggest, bytes).expect("damage the pack");
+    let out = run(&mut c.cmd_at(
+        evening(3),
+        ["verify", "--sample", "100%", "--scratch", scratch_s],
+    ));
+    assert!(
+        !out.status.success(),
+        "a damaged pack went unnoticed: {}",
+        describe(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("error: "),
+        "{}",
+        describe(&out)
+    );
+    let journal = ok_at(c, 3, &["--json", "journal", "--kind", "verify"]);
+    let outcomes = json_string_fields(&journal, "outcome");
+    assert_eq!(outcomes, ["ok", "failed", "failed"], "{journal}");
+}

@@ -99,6 +99,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Copy snapshots to another repository (the other drive of a rotation).
     Copy(CopyArgs),
+    /// A restore test: restore a sample of a snapshot's files into a scratch folder, compare them with what was saved, record the result.
+    Verify(VerifyArgs),
     /// Put a legal hold on a snapshot: forget keeps it until the date given (--list: the holds in force).
     Protect(ProtectArgs),
     /// Lift a legal hold (journalled with the reason).
@@ -572,4 +574,36 @@ pub struct UnprotectArgs {
     /// Why the hold is lifted (kept in the journal).
     #[arg(long)]
     pub reason: String,
+}
+
+/// `coffre verify`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "The files are restored by the real restore, one at a time, read back \
+from the disk and compared chunk by chunk with the ids recorded when they were saved; \
+the scratch folder is removed afterwards. The result goes to the journal.
+
+Examples:
+  coffre verify --sample 2% --include db/
+  coffre verify 2026-11-30 --sample 100%
+  coffre verify --include db/officine.fdb --check-cmd 'gfix -v -full {}'"
+)]
+pub struct VerifyArgs {
+    /// The snapshot: id prefix, `latest`, or a local date YYYY-MM-DD.
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    /// Share of the files to test, chosen anew each run (e.g. 2%).
+    #[arg(long, default_value = "2%")]
+    pub sample: String,
+    /// A file or folder always tested (may be repeated): the database.
+    #[arg(long, value_name = "PATH")]
+    pub include: Vec<String>,
+    /// A command run on each restored file of --include, `{}` standing for
+    /// its path (e.g. the database's own check); its failure fails the test.
+    #[arg(long, value_name = "COMMAND")]
+    pub check_cmd: Option<String>,
+    /// Scratch folder (empty or absent; removed afterwards). Default: under
+    /// the temporary folder.
+    #[arg(long)]
+    pub scratch: Option<std::path::PathBuf>,
 }

@@ -26,6 +26,7 @@ mod snapshots;
 pub mod status;
 mod umount;
 mod unlock;
+mod verify;
 
 use anyhow::{Context, Result};
 use snapshots_format::backend::Location;
@@ -55,6 +56,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Copy(a) => copy::run(cli, a),
         Command::Journal(a) => journal::run(cli, a),
         Command::Protect(a) => protect::run(cli, a),
+        Command::Verify(a) => verify::run(cli, a),
         Command::Unprotect(a) => protect::unprotect(cli, a),
         Command::RebuildIndex => rebuild_index::run(cli),
         Command::Mount(a) => mount::run(cli, a),

@@ -45,7 +45,7 @@ impl Location {
     /// Opens the backend of an existing repository.
     ///
     /// # Errors
-    /// [`crate::Error::RepositoryMissing`] for a missing folder; missing
+    /// [`crate::error::Error::RepositoryMissing`] for a missing folder; missing
     /// S3 credentials.
     pub fn open(&self) -> Result<Arc<dyn Backend>> {
         Ok(match self {

@@ -15,3 +15,4 @@ pub mod prune;
 pub mod rebuild;
 pub mod restore;
 pub mod target;
+pub mod verify;
