@@ -101,6 +101,8 @@ pub enum Command {
     Copy(CopyArgs),
     /// A restore test: restore a sample of a snapshot's files into a scratch folder, compare them with what was saved, record the result.
     Verify(VerifyArgs),
+    /// The month's evidence for the auditor: planning, each day's backup, checks, restore tests, copies, retention (HTML, prints well).
+    Report(ReportArgs),
     /// Put a legal hold on a snapshot: forget keeps it until the date given (--list: the holds in force).
     Protect(ProtectArgs),
     /// Lift a legal hold (journalled with the reason).
@@ -606,4 +608,21 @@ pub struct VerifyArgs {
     /// the temporary folder.
     #[arg(long)]
     pub scratch: Option<std::path::PathBuf>,
+}
+
+/// `coffre report`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  coffre report --month 2026-11 --out rapport-2026-11.html
+  coffre report --month 2026-11 --lang en --out report-2026-11.html")]
+pub struct ReportArgs {
+    /// The month (YYYY-MM); default: the previous month.
+    #[arg(long)]
+    pub month: Option<String>,
+    /// The file to write (.html); default: rapport-YYYY-MM.html in the current folder.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Language of the report: fr (default) or en.
+    #[arg(long, default_value = "fr")]
+    pub lang: String,
 }

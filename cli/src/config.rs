@@ -80,6 +80,24 @@ pub struct Config {
     /// How to reach S3 repositories (`-r s3:...`, `copy --to s3:...`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Config>,
+    /// Who answers for the backups, for `coffre report`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditConfig>,
+}
+
+/// `[audit]`: what the monthly report names.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The pharmacy (or practice), as on its letterhead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pharmacy: Option<String>,
+    /// The person responsible for the backups (name and role).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responsible: Option<String>,
+    /// The IT provider, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub it_provider: Option<String>,
 }
 
 /// `[s3]`: credentials and limits for S3 repositories. The environment
@@ -678,6 +696,7 @@ struct RawConfig {
     schedule: Option<ScheduleConfig>,
     notify: Option<Spanned<NotifyConfig>>,
     s3: Option<S3Config>,
+    audit: Option<AuditConfig>,
 }
 
 #[derive(Deserialize)]
@@ -861,6 +880,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Invalid> {
         schedule: raw.schedule,
         notify: raw.notify.map(Spanned::into_inner).unwrap_or_default(),
         s3: raw.s3,
+        audit: raw.audit,
     })
 }
 
@@ -1615,6 +1635,7 @@ mod tests {
             schedule: None,
             notify: NotifyConfig::default(),
             s3: None,
+            audit: None,
         };
         let err = choose(&c, None, Purpose::Init, &sys).expect_err("no drive");
         assert!(

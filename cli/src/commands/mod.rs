@@ -19,6 +19,7 @@ mod policy;
 mod protect;
 mod prune;
 mod rebuild_index;
+mod report;
 mod restore;
 pub mod schedule;
 mod snapshot;
@@ -57,6 +58,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Journal(a) => journal::run(cli, a),
         Command::Protect(a) => protect::run(cli, a),
         Command::Verify(a) => verify::run(cli, a),
+        Command::Report(a) => report::run(cli, a),
         Command::Unprotect(a) => protect::unprotect(cli, a),
         Command::RebuildIndex => rebuild_index::run(cli),
         Command::Mount(a) => mount::run(cli, a),

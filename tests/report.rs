@@ -1,0 +1,1 @@
+//! `coffre report` through the real binary (see the test below).
