@@ -103,6 +103,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// The month's evidence for the auditor: planning, each day's backup, checks, restore tests, copies, retention (HTML, prints well).
     Report(ReportArgs),
+    /// The ransomware alarm: list the alarms raised, or acknowledge one after looking at the files.
+    Alarm(AlarmArgs),
     /// Put a legal hold on a snapshot: forget keeps it until the date given (--list: the holds in force).
     Protect(ProtectArgs),
     /// Lift a legal hold (journalled with the reason).
@@ -625,4 +627,33 @@ pub struct ReportArgs {
     /// Language of the report: fr (default) or en.
     #[arg(long, default_value = "fr")]
     pub lang: String,
+}
+
+/// `coffre alarm`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "A snapshot where most files changed at once, into data that does not \
+compress or under new names, raises the alarm: `status` turns critical, the notification goes \
+out, and `forget` keeps every earlier snapshot until the alarm is acknowledged.
+
+Examples:
+  coffre alarm
+  coffre alarm ack 3f2a9c1d --reason \"reorganisation of the scans folder, checked by Mme Durand\""
+)]
+pub struct AlarmArgs {
+    #[command(subcommand)]
+    pub action: Option<AlarmAction>,
+}
+
+/// What to do with an alarm.
+#[derive(clap::Subcommand, Debug)]
+pub enum AlarmAction {
+    /// Acknowledge the alarm of a snapshot, after looking at its files.
+    Ack {
+        /// The suspect snapshot (id prefix, `latest`, or a date).
+        snapshot: String,
+        /// What was found (kept in the journal).
+        #[arg(long)]
+        reason: String,
+    },
 }

@@ -33,7 +33,9 @@ pub fn journaled(
     let result = body(&mut note);
     let (outcome, summary) = match &result {
         Ok(0) => (Outcome::Ok, note.summary),
-        Ok(code) if *code == crate::EXIT_PARTIAL => (Outcome::Warning, note.summary),
+        Ok(code) if *code == crate::EXIT_PARTIAL || *code == crate::EXIT_ALARM => {
+            (Outcome::Warning, note.summary)
+        }
         Ok(code) => (
             Outcome::Failed,
             format!("{} (exit code {code})", note.summary),

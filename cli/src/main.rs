@@ -4,6 +4,7 @@
 //! errors into a short message and an exit code. Each command lives in
 //! `commands/<name>.rs` as a thin function over the `snapshots-format` library.
 
+mod alarm;
 mod args;
 mod commands;
 mod config;
@@ -28,6 +29,8 @@ use clap::Parser;
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code: a snapshot was taken but some files could not be read.
 pub const EXIT_PARTIAL: u8 = 3;
+/// Exit code: a snapshot was taken and looks like ransomware at work.
+pub const EXIT_ALARM: u8 = 4;
 
 /// glibc gives each busy thread its own heap, and each keeps what it freed:
 /// with a snapshot's eight threads passing chunk buffers around, memory grew

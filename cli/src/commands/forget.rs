@@ -103,6 +103,24 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
         }
     }
     let removed: Vec<_> = decisions.iter().filter(|d| !d.1).map(|d| d.0).collect();
+    // An open ransomware alarm: the snapshots before the suspect one are
+    // the last good copies.
+    let alarms = crate::alarm::open_alarms(&repo.journal()?);
+    if let Some(first) = alarms.iter().min_by_key(|a| a.time) {
+        let older: Vec<_> = removed
+            .iter()
+            .filter(|id| all.iter().any(|(i, s)| i == *id && s.time.sec < first.time))
+            .collect();
+        if !older.is_empty() && !args.dry_run {
+            bail!(
+                "a ransomware alarm is open on snapshot {} ({}): the {} snapshot(s) before it that this would remove are the last good copies. Look at the files, then `coffre alarm ack {}` and run forget again",
+                &first.snapshot[..12],
+                first.why,
+                older.len(),
+                &first.snapshot[..12]
+            );
+        }
+    }
     if cli.json && !args.prune {
         print_json(&all, &decisions, args.dry_run)?;
     } else if !cli.json {

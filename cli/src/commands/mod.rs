@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` dispatches.
 
+mod alarm;
 mod browse;
 mod check;
 pub mod config;
@@ -57,6 +58,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Copy(a) => copy::run(cli, a),
         Command::Journal(a) => journal::run(cli, a),
         Command::Protect(a) => protect::run(cli, a),
+        Command::Alarm(a) => alarm::run(cli, a),
         Command::Verify(a) => verify::run(cli, a),
         Command::Report(a) => report::run(cli, a),
         Command::Unprotect(a) => protect::unprotect(cli, a),

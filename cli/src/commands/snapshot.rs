@@ -272,6 +272,7 @@ fn take_in(
         }
     };
     let record = super::snapshots::to_json(&id, &snap);
+    let alarm = crate::alarm::after_snapshot(cli, repo, &id, &snap)?;
     let sm = &snap.summary;
     if cli.json {
         super::print_json(&super::snapshots::to_json(&id, &snap))?;
@@ -334,6 +335,9 @@ fn take_in(
         }
         eprintln!("Check the permissions of these files (or run the snapshot as root).");
         return Ok((crate::EXIT_PARTIAL, Some(id.to_hex()), Some(record)));
+    }
+    if alarm.is_some() {
+        return Ok((crate::EXIT_ALARM, Some(id.to_hex()), Some(record)));
     }
     Ok((0, Some(id.to_hex()), Some(record)))
 }

@@ -827,6 +827,20 @@ fn look(
             info.opened = true;
             info.snapshots = Some(all.len());
             snapshots = all;
+            if let Ok(journal) = repo.journal() {
+                for a in crate::alarm::open_alarms(&journal) {
+                    problems.push(Problem::new(
+                        Critical,
+                        "ransomware_alarm",
+                        format!(
+                            "RANSOMWARE ALARM on {drive_word}, snapshot {}: {}.",
+                            &a.snapshot[..12],
+                            a.why
+                        ),
+                        "Look at the files now (coffre diff, the mount); restore from an earlier snapshot if they are encrypted; then `coffre alarm ack SNAPSHOT --reason ...`.",
+                    ));
+                }
+            }
         }
         Err(e) => {
             problems.push(Problem::new(
