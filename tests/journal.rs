@@ -396,3 +396,81 @@ fn verify_restores_a_sample_and_catches_a_damaged_pack() {
     let outcomes = json_string_fields(&journal, "outcome");
     assert_eq!(outcomes, ["ok", "failed", "failed"], "{journal}");
 }
+
+#[test]
+fn drives_shows_each_drive_and_names_the_stale_one() {
+    let f = Fixture::new(4);
+    let cache = f.tmp.path().join("shared-cache");
+    let names = ["lundi", "mardi", "mercredi"];
+    let mut config = String::new();
+    for n in names {
+        config += &format!(
+            "[[repository]]\nname = \"{n}\"\npath = \"{}\"\n\n",
+            f.tmp.path().join(n).display()
+        );
+    }
+    let config_path = f.tmp.path().join("coffre.toml");
+    std::fs::write(&config_path, config).expect("config");
+    let src = f.src.to_str().expect("UTF-8").to_owned();
+    // mercredi's only snapshot is three weeks old; lundi and mardi are recent.
+    for (n, day) in [("mercredi", -20i64), ("lundi", 0), ("mardi", 1)] {
+        let c = Coffre::new(f.tmp.path().join(n));
+        let mut init = c.cmd(["init"]);
+        init.env("COFFRE_CACHE_DIR", &cache);
+        assert!(run(&mut init).status.success());
+        let mut snap = c.cmd_at(
+            evening(day),
+            [
+                "--config",
+                config_path.to_str().expect("UTF-8"),
+                "snapshot",
+                &src,
+            ],
+        );
+        snap.env("COFFRE_CACHE_DIR", &cache);
+        let out = run(&mut snap);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    // `drives` works on the configuration, not on -r.
+    let mut cmd = std::process::Command::new(coffre_tests::coffre_bin());
+    coffre_tests::without_machine_config(&mut cmd)
+        .args([
+            "--json",
+            "--config",
+            config_path.to_str().expect("UTF-8"),
+            "drives",
+        ])
+        .env("COFFRE_CACHE_DIR", &cache)
+        .env("COFFRE_FAKE_NOW", evening(2).to_string())
+        .env("COFFRE_PASSWORD", coffre_tests::TEST_PASSWORD)
+        .env_remove("COFFRE_REPO")
+        .stdin(std::process::Stdio::null());
+    let out = run(&mut cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a stale drive is a warning: {}",
+        describe(&out)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("JSON");
+    let drives = v["drives"].as_array().expect("drives");
+    assert_eq!(drives.len(), 3);
+    for d in drives {
+        let name = d["name"].as_str().expect("name");
+        assert_eq!(d["present"], true, "{name}");
+        assert!(d["last_snapshot"].as_i64().is_some(), "{name}");
+        assert!(d["free_bytes"].as_u64().is_some_and(|b| b > 0), "{name}");
+        let warnings = d["warnings"].as_array().expect("warnings");
+        if name == "mercredi" {
+            assert!(
+                warnings.iter().any(|w| w
+                    .as_str()
+                    .is_some_and(|w| w.contains("no snapshot for 22 days"))),
+                "{d}"
+            );
+        } else {
+            assert!(warnings.is_empty(), "{d}");
+        }
+    }
+}

@@ -105,6 +105,8 @@ pub enum Command {
     Report(ReportArgs),
     /// The ransomware alarm: list the alarms raised, or acknowledge one after looking at the files.
     Alarm(AlarmArgs),
+    /// Each drive of the rotation: last snapshot, last check, last off-site copy, free space and when it fills up; warns of a drive not seen for too long.
+    Drives(DrivesArgs),
     /// Put a legal hold on a snapshot: forget keeps it until the date given (--list: the holds in force).
     Protect(ProtectArgs),
     /// Lift a legal hold (journalled with the reason).
@@ -656,4 +658,22 @@ pub enum AlarmAction {
         #[arg(long)]
         reason: String,
     },
+}
+
+/// `coffre drives`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "The drives are the configuration's [[repository]] entries. A drive plugged \
+in is read (its journal and snapshots); one that is not is described from this machine's record \
+of past runs.
+
+Examples:
+  coffre drives
+  coffre drives --stale-after 10d --json"
+)]
+pub struct DrivesArgs {
+    /// Warn about a drive not written for longer than this (a drive per
+    /// weekday comes back every week).
+    #[arg(long, default_value = "8d")]
+    pub stale_after: String,
 }

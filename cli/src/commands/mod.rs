@@ -6,6 +6,7 @@ mod check;
 pub mod config;
 mod copy;
 mod diff;
+mod drives;
 mod dump;
 mod find;
 mod forget;
@@ -58,6 +59,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Copy(a) => copy::run(cli, a),
         Command::Journal(a) => journal::run(cli, a),
         Command::Protect(a) => protect::run(cli, a),
+        Command::Drives(a) => drives::run(cli, a),
         Command::Alarm(a) => alarm::run(cli, a),
         Command::Verify(a) => verify::run(cli, a),
         Command::Report(a) => report::run(cli, a),

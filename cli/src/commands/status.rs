@@ -857,7 +857,7 @@ fn look(
 
 /// Bytes stored per day over the last 30 days of snapshots (oldest first);
 /// none with fewer than two. A span under a day counts as a day.
-fn daily_growth(snapshots: &[(SnapshotId, Snapshot)]) -> Option<f64> {
+pub fn daily_growth(snapshots: &[(SnapshotId, Snapshot)]) -> Option<f64> {
     let newest = snapshots.last()?.1.time.sec;
     let window: Vec<&Snapshot> = snapshots
         .iter()
@@ -873,7 +873,7 @@ fn daily_growth(snapshots: &[(SnapshotId, Snapshot)]) -> Option<f64> {
 }
 
 /// (size, free for an unprivileged writer) of the filesystem holding `path`.
-fn space_of(path: &Path) -> Option<(u64, u64)> {
+pub fn space_of(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs is plain data; zero is a valid value of it.
