@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use coffre_tests::{
-    assert_same_tree, capture, json_string_fields, run, sample_day, Coffre, Fixture,
+    assert_same_tree, capture, describe, json_string_fields, run, sample_day, Coffre, Fixture,
 };
 
 fn packs(repo: &Path) -> Vec<(PathBuf, u64)> {
@@ -229,4 +229,75 @@ fn write_random(path: &Path, len: usize) {
         out.write_all(&x.to_le_bytes()).unwrap();
     }
     out.flush().unwrap();
+}
+
+/// Bytes of the packs on the drive.
+fn packed_bytes(repo: &std::path::Path) -> u64 {
+    let Ok(subs) = std::fs::read_dir(repo.join("data")) else {
+        return 0;
+    };
+    subs.filter_map(|s| std::fs::read_dir(s.ok()?.path()).ok())
+        .flatten()
+        .filter_map(|p| p.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// A first snapshot killed half-way: the next run reuses every pack made
+/// durable before the kill and writes only the remainder (plus at most a
+/// pack), then everything restores and checks.
+#[test]
+fn a_first_snapshot_killed_half_way_resumes() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).expect("src");
+    let mut rng = coffre_tests::Rng::derive(3, "resume", &[]);
+    const FILES: usize = 24;
+    const SIZE: usize = 4 << 20;
+    for i in 0..FILES {
+        let mut bytes = vec![0u8; SIZE];
+        rng.fill(&mut bytes);
+        std::fs::write(src.join(format!("scan-{i:02}.pdf")), bytes).expect("write");
+    }
+    let total = (FILES * SIZE) as u64;
+    let coffre = Coffre::new(tmp.path().join("repo"));
+    coffre.init();
+    let mut child = coffre
+        .cmd(["snapshot".as_ref(), src.as_os_str()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the snapshot");
+    let mut at_kill = 0;
+    loop {
+        at_kill = at_kill.max(packed_bytes(&coffre.repo));
+        if at_kill >= total * 2 / 5 {
+            break;
+        }
+        if child.try_wait().expect("poll").is_some() {
+            panic!("the snapshot finished before half-way: use more data");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().expect("reap");
+    let durable = packed_bytes(&coffre.repo);
+    assert!(durable >= at_kill, "packs vanished");
+
+    let out = run(&mut coffre.cmd(["--json".as_ref(), "snapshot".as_ref(), src.as_os_str()]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("JSON");
+    let stored = v["summary"]["bytes_stored"].as_u64().expect("bytes_stored");
+    let one_pack = 17 << 20;
+    assert!(
+        stored <= total - durable + one_pack,
+        "the resumed run stored {stored} bytes; {durable} of {total} were on the drive already"
+    );
+    let check = run(&mut coffre.cmd(["check", "--read-data"]));
+    assert!(check.status.success(), "{}", describe(&check));
+    let target = tmp.path().join("restored");
+    coffre.restore("latest", &target);
+    assert_same_tree(&capture(&src), &capture(&target));
 }

@@ -29,6 +29,17 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<u8> {
         Target::Real(repo) => Some(super::lock(cli, repo, LockKind::Shared, "copy")?),
         Target::DryRun(..) => None,
     };
+    if let Target::Real(repo) = &target {
+        // A copy killed before left packs in the target: reuse them.
+        let adopted = snapshots_format::ops::adopt::adopt_leftover_packs(repo)?;
+        if adopted.packs > 0 && !cli.json {
+            eprintln!(
+                "Reusing {} pack(s) ({}) left in the target by an interrupted copy.",
+                adopted.packs,
+                crate::format::bytes(adopted.bytes)
+            );
+        }
+    }
     let bar = Bar::counting(cli.json, "copy", "snapshots");
     let opts = CopyOptions {
         snapshots: chosen,

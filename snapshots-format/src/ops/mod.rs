@@ -1,6 +1,7 @@
 //! One entry point per operation, over a [`crate::repo::Repository`]: what the
 //! CLI's commands call.
 
+pub mod adopt;
 pub mod backup;
 pub mod check;
 pub mod compare;

@@ -98,7 +98,7 @@ impl Holder {
 
     /// Whether the holder surely no longer runs (see the module doc). An
     /// older Coffre's lock (no identity) is never judged so here.
-    fn is_gone(&self) -> bool {
+    pub fn is_gone(&self) -> bool {
         self.owner.is_some_and(|o| o.is_gone())
     }
 
