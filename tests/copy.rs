@@ -10,8 +10,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use coffre_tests::{
-    assert_same_tree, capture, describe, json_string_fields, run, sample_day, Coffre, Fixture,
-    TreeImage,
+    assert_same_tree, capture, describe, json_string_fields, json_u64, run, sample_day, Coffre,
+    Fixture, TreeImage,
 };
 
 const MARDI_PASSWORD: &str = "mardi: another passphrase";
@@ -44,21 +44,6 @@ fn copy_ok(lundi: &Coffre, mardi: &Path, args: &[&str]) -> String {
     let out = run(&mut copy_cmd(lundi, mardi, args));
     assert!(out.status.success(), "{}", describe(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The number after `"field": ` in JSON text.
-fn json_u64(json: &str, field: &str) -> u64 {
-    let key = format!("\"{field}\": ");
-    let at = json
-        .find(&key)
-        .unwrap_or_else(|| panic!("no {field} in {json}"))
-        + key.len();
-    json[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("{field} is not a number in {json}"))
 }
 
 /// Takes `days` daily snapshots of the sample (day 0 as it is), each at

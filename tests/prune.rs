@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coffre_tests::{
-    assert_same_tree, capture, json_string_fields, run, sample_day, Coffre, Fixture, TreeImage,
+    assert_same_tree, capture, json_string_fields, json_u64, run, sample_day, Coffre, Fixture,
+    TreeImage,
 };
 
 /// 2026-09-01 20:00 in Paris (UTC+2), the first simulated evening.
@@ -24,21 +25,6 @@ fn du(dir: &Path) -> u64 {
         total += if m.is_dir() { du(&e.path()) } else { m.len() };
     }
     total
-}
-
-/// The first `"field": number` in some JSON text.
-fn json_number(json: &str, field: &str) -> u64 {
-    let key = format!("\"{field}\": ");
-    let start = json
-        .find(&key)
-        .unwrap_or_else(|| panic!("no {field} in {json}"))
-        + key.len();
-    json[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
 }
 
 fn snapshot_ids(coffre: &Coffre) -> Vec<String> {
@@ -117,7 +103,7 @@ fn thirty_days_forget_and_prune() {
         "repository did not shrink: {before} -> {after}"
     );
     let plan = coffre.ok(["--json", "prune", "--dry-run"]);
-    let unused_left = json_number(&plan, "bytes_unused_left");
+    let unused_left = json_u64(&plan, "bytes_unused_left");
     assert!(
         unused_left * 20 <= after,
         "{unused_left} unused bytes left in {after}: {plan}"
@@ -127,7 +113,7 @@ fn thirty_days_forget_and_prune() {
     coffre.ok(["prune", "--max-unused", "0%"]);
     let tight = du(&coffre.repo);
     let plan = coffre.ok(["--json", "prune", "--dry-run", "--max-unused", "0%"]);
-    assert_eq!(json_number(&plan, "bytes_freed"), 0, "{plan}");
+    assert_eq!(json_u64(&plan, "bytes_freed"), 0, "{plan}");
     assert!(tight <= after);
     eprintln!(
         "30 days, keep-daily 7 + keep-weekly 4: {before} -> {after} (5%) -> {tight} (0%) bytes"

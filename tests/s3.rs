@@ -114,8 +114,8 @@ use std::process::{Command, Output, Stdio};
 
 use coffre_tests::mount::Mounted;
 use coffre_tests::{
-    assert_same_tree, capture, describe, json_string_fields, run, sample_day, sample_init, Coffre,
-    TreeImage, TEST_PASSWORD,
+    assert_same_tree, capture, describe, json_string_fields, json_u64, run, sample_day,
+    sample_init, Coffre, TreeImage, TEST_PASSWORD,
 };
 
 const S3_PASSWORD: &str = "offsite: another passphrase";
@@ -151,20 +151,6 @@ fn copy_ok(from: &Coffre, from_pw: &str, to: &Path, to_pw: &str, args: &[&str]) 
     let out = run(&mut copy_cmd(from, from_pw, to, to_pw, args));
     assert!(out.status.success(), "copy: {}", describe(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json_u64(json: &str, field: &str) -> u64 {
-    let key = format!("\"{field}\": ");
-    let at = json
-        .find(&key)
-        .unwrap_or_else(|| panic!("no {field} in {json}"))
-        + key.len();
-    json[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("{field} is not a number in {json}"))
 }
 
 /// A local repository with `days` daily snapshots of sample data; returns

@@ -66,3 +66,23 @@ pub fn mode(node: &Node) -> String {
 pub fn name(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).into_owned()
 }
+
+/// Prints `header` and `rows` as left-aligned columns two spaces apart
+/// (trailing spaces trimmed).
+pub fn table<S: AsRef<str>>(header: &[S], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.as_ref().chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let header: Vec<String> = header.iter().map(|h| h.as_ref().to_owned()).collect();
+    for r in std::iter::once(&header).chain(rows) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}

@@ -263,6 +263,22 @@ pub fn json_string_field(json: &str, field: &str) -> Option<String> {
     Some(json[start..end].to_string())
 }
 
+/// The number after the first `"field": ` in some JSON text; panics when
+/// there is none.
+pub fn json_u64(json: &str, field: &str) -> u64 {
+    let key = format!("\"{field}\": ");
+    let at = json
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {field} in {json}"))
+        + key.len();
+    json[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("{field} is not a number in {json}"))
+}
+
 /// Every `"field": "value"` string in some JSON text, in order.
 pub fn json_string_fields(json: &str, field: &str) -> Vec<String> {
     let key = format!("\"{field}\": \"");

@@ -96,21 +96,11 @@ pub fn run(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
             ]
         })
         .collect();
-    let header = ["ID", "Date", "Label", "Source", "Files", "Size", "Added"].map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for r in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    format::table(
+        &["ID", "Date", "Label", "Source", "Files", "Size", "Added"],
+        &rows,
+    );
     println!("{} snapshot(s)", rows.len());
     Ok(0)
 }
@@ -247,20 +237,7 @@ fn several(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
             line
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in &table {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for r in std::iter::once(&header).chain(&table) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    format::table(&header, &table);
     let everywhere = rows
         .values()
         .filter(|r| r.ids.iter().all(Option::is_some))
