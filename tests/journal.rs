@@ -474,3 +474,27 @@ fn drives_shows_each_drive_and_names_the_stale_one() {
         }
     }
 }
+
+#[test]
+fn status_warns_when_the_data_was_not_read_back_for_too_long() {
+    let f = Fixture::new(4);
+    let c = &f.coffre;
+    let src = f.src.to_str().expect("UTF-8").to_owned();
+    ok_at(c, 0, &["snapshot", &src]);
+    ok_at(c, 0, &["check", "--read-data"]);
+    let status = |day: i64| {
+        let out = run(&mut c.cmd_at(evening(day), ["--json", "status"]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok_at(c, 20, &["snapshot", &src]);
+    assert!(!status(20).contains("data_unread"), "{}", status(20));
+    ok_at(c, 40, &["snapshot", &src]);
+    ok_at(c, 40, &["check"]);
+    assert!(status(40).contains("data_unread"), "{}", status(40));
+    // Three thirds over three days read everything again.
+    for day in 41..44 {
+        ok_at(c, day, &["check", "--read-data-subset", "1/3"]);
+    }
+    ok_at(c, 44, &["snapshot", &src]);
+    assert!(!status(44).contains("data_unread"), "{}", status(44));
+}

@@ -828,6 +828,20 @@ fn look(
             info.snapshots = Some(all.len());
             snapshots = all;
             if let Ok(journal) = repo.journal() {
+                let now = super::now().map(|t| t.sec).unwrap_or_default();
+                if let Some(age) = unread_for(&journal, now) {
+                    if age > READ_DATA_AFTER {
+                        problems.push(Problem::new(
+                            Warning,
+                            "data_unread",
+                            format!(
+                                "the data on {drive_word} has not all been read back for {} days.",
+                                age / DAY
+                            ),
+                            "Run `coffre check --read-data` (or `--read-data-subset 1/7` every day).",
+                        ));
+                    }
+                }
                 for a in crate::alarm::open_alarms(&journal) {
                     problems.push(Problem::new(
                         Critical,
@@ -1094,4 +1108,47 @@ mod tests {
         assert_eq!(in_days(0.4), "within a day");
         assert_eq!(in_days(12.7), "in about 12 days");
     }
+}
+
+/// Data not read back by a check for this long is a warning (once any
+/// reading check has been run: a drive never read is `check_overdue`'s).
+const READ_DATA_AFTER: i64 = 35 * DAY;
+
+/// How long ago the repository was last read back whole: the last
+/// `check --read-data`, or the oldest run of the last complete cycle of
+/// `--read-data-subset` runs (each part read once since); `None` when no
+/// reading check was ever journaled.
+fn unread_for(journal: &snapshots_format::repo::journal::Journal, now: i64) -> Option<i64> {
+    use snapshots_format::format::journal::{EntryKind, Outcome};
+    let checks = journal
+        .entries
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.kind == EntryKind::Check && e.outcome != Outcome::Failed);
+    let mut covered: Option<i64> = None;
+    let mut any = false;
+    // Before a first complete cycle, counted from the first reading check.
+    let mut first = i64::MAX;
+    let mut parts: std::collections::HashMap<u64, std::collections::HashSet<u64>> =
+        std::collections::HashMap::new();
+    // Newest first: a subset cycle is complete at the oldest run that
+    // brings its last missing part.
+    for e in checks.rev() {
+        if e.details["read_data"].as_bool() == Some(true) || !e.details["subset"].is_null() {
+            first = first.min(e.time);
+        }
+        if e.details["read_data"].as_bool() == Some(true) {
+            any = true;
+            covered = covered.max(Some(e.time));
+        }
+        let sub = &e.details["subset"];
+        if let (Some(part), Some(of)) = (sub["part"].as_u64(), sub["of"].as_u64()) {
+            any = true;
+            let seen = parts.entry(of).or_default();
+            if seen.len() < of as usize && seen.insert(part) && seen.len() == of as usize {
+                covered = covered.max(Some(e.time));
+            }
+        }
+    }
+    any.then(|| now - covered.unwrap_or(first))
 }
