@@ -267,6 +267,23 @@ pub struct ScheduleConfig {
     /// What to verify after each scheduled snapshot.
     #[serde(default)]
     pub verify: Verify,
+    /// A weekly restore test (`coffre verify`), `"weekly"` or `"off"`.
+    #[serde(default)]
+    pub restore_test: RestoreTest,
+    /// Paths always restored by that test (the database), e.g. `["db/"]`.
+    #[serde(default)]
+    pub restore_test_include: Vec<String>,
+}
+
+/// `[schedule] restore_test`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreTest {
+    /// None scheduled.
+    #[default]
+    Off,
+    /// Every week, on the first backup day, an hour before the snapshot.
+    Weekly,
 }
 
 /// `[schedule] verify`: a check after each scheduled snapshot, so that
@@ -356,6 +373,17 @@ impl fmt::Display for ClockTime {
 }
 
 impl ClockTime {
+    /// This time `minutes` earlier, wrapping at midnight.
+    pub fn minus_minutes(self, minutes: u32) -> ClockTime {
+        let total = (u32::from(self.hour) * 60 + u32::from(self.minute) + 24 * 60
+            - minutes % (24 * 60))
+            % (24 * 60);
+        ClockTime {
+            hour: (total / 60) as u8,
+            minute: (total % 60) as u8,
+        }
+    }
+
     /// Parses `HH:MM` (or `H:MM`, `HHhMM`).
     pub fn parse(s: &str) -> Result<Self, String> {
         let bad = || format!("invalid time {s:?}: expected HH:MM, 24-hour (e.g. \"20:30\")");
@@ -463,6 +491,13 @@ impl Weekdays {
             }
         }
         parts.join(",")
+    }
+
+    /// The first day included, as systemd names it (`Mon`).
+    pub fn first_systemd(&self) -> Option<String> {
+        (0..7)
+            .find(|d| self.contains(*d))
+            .map(|d| SYSTEMD_DAYS[d].to_string())
     }
 
     /// The weekday part of a systemd `OnCalendar=`, `None` for every day.

@@ -69,6 +69,8 @@ fn verify(units: &Path) {
         "coffre-snapshot.timer",
         "coffre-status.service",
         "coffre-status.timer",
+        "coffre-verify.service",
+        "coffre-verify.timer",
     ]
     .iter()
     .map(|n| units.join(n))
@@ -85,7 +87,9 @@ fn verify(units: &Path) {
             // It warns without failing on some mistakes (unknown keys):
             // none about our units is acceptable.
             assert!(
-                !err.contains("coffre-snapshot") && !err.contains("coffre-status"),
+                !err.contains("coffre-snapshot")
+                    && !err.contains("coffre-status")
+                    && !err.contains("coffre-verify"),
                 "systemd-analyze verify: {err}"
             );
         }
@@ -275,4 +279,41 @@ fn a_notify_section_adds_the_daily_status_check() {
     let o = ok(&quiet.run(&["schedule", "install", "--at", "20:30", "--no-enable"]));
     assert!(o.contains("No daily status check"), "{o}");
     assert!(!quiet.units().join("coffre-status.timer").exists());
+}
+
+#[test]
+fn a_weekly_restore_test_gets_its_own_timer() {
+    let s = Setup::new(
+        "[schedule]\nat = \"20:30\"\nweekdays = \"mon-sat\"\nrestore_test = \"weekly\"\nrestore_test_include = [\"db/\"]\n",
+    );
+    let o = ok(&s.run(&["schedule", "install", "--no-enable"]));
+    assert!(o.contains("Restore test weekly"), "{o}");
+    let service = s.read("coffre-verify.service");
+    assert!(
+        service.contains(" verify --sample 2% --include db/\n"),
+        "{service}"
+    );
+    let timer = s.read("coffre-verify.timer");
+    assert!(timer.contains("OnCalendar=Mon *-*-* 19:30:00"), "{timer}");
+    verify(&s.units());
+    let o = ok(&s.run(&["schedule", "show"]));
+    assert!(o.contains("coffre-verify.timer"), "{o}");
+    // Turned off from the command line: the units go.
+    ok(&s.run(&[
+        "schedule",
+        "install",
+        "--restore-test",
+        "off",
+        "--no-enable",
+    ]));
+    assert!(!s.units().join("coffre-verify.timer").exists());
+    ok(&s.run(&[
+        "schedule",
+        "install",
+        "--restore-test",
+        "weekly",
+        "--no-enable",
+    ]));
+    ok(&s.run(&["schedule", "remove"]));
+    assert!(!s.units().join("coffre-verify.service").exists());
 }

@@ -26,6 +26,10 @@ pub const TIMER: &str = "coffre-snapshot.timer";
 pub const STATUS_SERVICE: &str = "coffre-status.service";
 /// Its timer.
 pub const STATUS_TIMER: &str = "coffre-status.timer";
+/// The weekly restore test's service.
+pub const VERIFY_SERVICE: &str = "coffre-verify.service";
+/// Its timer.
+pub const VERIFY_TIMER: &str = "coffre-verify.timer";
 /// When it runs by default: in the afternoon, so that a drive left at home
 /// can still be brought before the evening's backup.
 const STATUS_AT: ClockTime = ClockTime {
@@ -90,6 +94,11 @@ pub struct InstallArgs {
     /// when the configuration has a [notify]; none otherwise).
     #[arg(long, value_name = "HH:MM")]
     pub status_at: Option<String>,
+    /// A restore test (`coffre verify --sample 2%`, and the
+    /// [schedule] restore_test_include paths) every week: `weekly` or
+    /// `off`. Default: [schedule] restore_test, else off.
+    #[arg(long, value_name = "weekly|off")]
+    pub restore_test: Option<String>,
 }
 
 /// What the units say.
@@ -210,6 +219,42 @@ pub fn status_service_unit(spec: &UnitSpec) -> Result<String> {
         u += &format!("User={user}\n");
     }
     Ok(u)
+}
+
+/// The weekly restore test's service.
+pub fn verify_service_unit(spec: &UnitSpec, include: &[String]) -> Result<String> {
+    let mut exec = format!(
+        "{} --config {} verify --sample 2%",
+        unit_word(&spec.coffre)?,
+        unit_word(&spec.config)?
+    );
+    for p in include {
+        exec += &format!(" --include {}", unit_word(Path::new(p))?);
+    }
+    let mut u = format!(
+        "# {}\n[Unit]\nDescription=Coffre weekly restore test (recorded in the repository's journal)\n\n\
+         [Service]\nType=oneshot\nExecStart={exec}\nNice=10\nIOSchedulingClass=idle\n",
+        spec.origin
+    );
+    if let Some(user) = &spec.user {
+        u += &format!("User={user}\n");
+    }
+    Ok(u)
+}
+
+/// The weekly restore test's timer: the first backup day of the week, an
+/// hour before the snapshot (a missed one runs at the next start).
+pub fn verify_timer_unit(spec: &UnitSpec) -> String {
+    let day = spec
+        .weekdays
+        .first_systemd()
+        .unwrap_or_else(|| "Mon".into());
+    let at = spec.at.minus_minutes(60);
+    format!(
+        "# {origin}\n[Unit]\nDescription=Coffre restore test, weekly ({day} at {at})\n\n[Timer]\n\
+         OnCalendar={day} *-*-* {at}:00\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n",
+        origin = spec.origin,
+    )
 }
 
 /// The status check's timer: the backup days at `at`.
@@ -379,6 +424,31 @@ fn install(cli: &Cli, args: &InstallArgs) -> Result<u8> {
         Some(a) => Some(ClockTime::parse(a).map_err(|e| anyhow::anyhow!("--status-at: {e}"))?),
         None => (!c.notify.is_empty()).then_some(STATUS_AT),
     };
+    let restore_test = match args.restore_test.as_deref() {
+        Some("weekly") => true,
+        Some("off") => false,
+        Some(other) => bail!("--restore-test {other}: give weekly or off"),
+        None => c
+            .schedule
+            .as_ref()
+            .is_some_and(|s| s.restore_test == crate::config::RestoreTest::Weekly),
+    };
+    if restore_test {
+        let include = c
+            .schedule
+            .as_ref()
+            .map(|s| s.restore_test_include.clone())
+            .unwrap_or_default();
+        write_unit(
+            &dir.join(VERIFY_SERVICE),
+            &verify_service_unit(&spec, &include)?,
+        )?;
+        write_unit(&dir.join(VERIFY_TIMER), &verify_timer_unit(&spec))?;
+    } else {
+        for name in [VERIFY_TIMER, VERIFY_SERVICE] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
     if let Some(status_at) = status_at {
         write_unit(&dir.join(STATUS_SERVICE), &status_service_unit(&spec)?)?;
         write_unit(
@@ -404,6 +474,9 @@ fn install(cli: &Cli, args: &InstallArgs) -> Result<u8> {
         if status_at.is_some() {
             systemctl(&["enable", "--now", STATUS_TIMER])?;
         }
+        if restore_test {
+            systemctl(&["enable", "--now", VERIFY_TIMER])?;
+        }
         Some("")
     };
     if cli.json {
@@ -418,6 +491,13 @@ fn install(cli: &Cli, args: &InstallArgs) -> Result<u8> {
     println!(
         "Snapshot {weekdays} at {at} (OnCalendar={cal}); a missed evening runs at the next start."
     );
+    if restore_test {
+        println!(
+            "Restore test weekly ({} and {}): each run is recorded in the repository's journal.",
+            dir.join(VERIFY_SERVICE).display(),
+            dir.join(VERIFY_TIMER).display()
+        );
+    }
     match status_at {
         Some(s) => println!(
             "Status check {weekdays} at {s} ({} and {}): [notify] is told when the data is not safe.",
@@ -508,6 +588,13 @@ fn show(cli: &Cli, dir: &Path) -> Result<u8> {
             }
         }
     }
+    if let Some(t) = read(VERIFY_TIMER)? {
+        println!(
+            "{}\n  OnCalendar={}",
+            dir.join(VERIFY_TIMER).display(),
+            values(&t, "OnCalendar").join(" ")
+        );
+    }
     match &status_timer {
         Some(t) => println!(
             "{}\n  OnCalendar={}",
@@ -532,6 +619,8 @@ fn remove(cli: &Cli, dir: &Path) -> Result<u8> {
         dir.join(SERVICE),
         dir.join(STATUS_TIMER),
         dir.join(STATUS_SERVICE),
+        dir.join(VERIFY_TIMER),
+        dir.join(VERIFY_SERVICE),
     ];
     let present: Vec<&PathBuf> = paths.iter().filter(|p| p.exists()).collect();
     if present.is_empty() {
@@ -543,7 +632,7 @@ fn remove(cli: &Cli, dir: &Path) -> Result<u8> {
         return Ok(0);
     }
     let systemd = systemd_reads(dir);
-    for timer in [TIMER, STATUS_TIMER] {
+    for timer in [TIMER, STATUS_TIMER, VERIFY_TIMER] {
         if systemd && dir.join(timer).exists() {
             // Not enabled or not loaded: nothing to stop, the files still go.
             if let Err(e) = systemctl(&["disable", "--now", timer]) {
