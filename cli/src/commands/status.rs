@@ -1083,33 +1083,6 @@ fn in_days(days: f64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gaps_between_scheduled_days() {
-        assert_eq!(longest_gap_days(|_| true), 1);
-        assert_eq!(longest_gap_days(|d| d < 6), 2); // mon-sat
-        assert_eq!(longest_gap_days(|d| d == 2), 7);
-        assert_eq!(longest_gap_days(|d| d == 0 || d == 3), 4);
-        assert_eq!(longest_gap_days(|_| false), 7);
-    }
-
-    #[test]
-    fn words() {
-        assert_eq!(span(30), "less than a minute");
-        assert_eq!(span(2 * HOUR + 5), "2 h");
-        assert_eq!(span(47 * HOUR), "47 h");
-        assert_eq!(span(3 * DAY + 1), "3 days");
-        assert_eq!(duration(36 * 3600), "36h");
-        assert_eq!(duration(8 * 86_400), "8d");
-        assert_eq!(duration(90 * 60), "90m");
-        assert_eq!(in_days(0.4), "within a day");
-        assert_eq!(in_days(12.7), "in about 12 days");
-    }
-}
-
 /// Data not read back by a check for this long is a warning (once any
 /// reading check has been run: a drive never read is `check_overdue`'s).
 const READ_DATA_AFTER: i64 = 35 * DAY;
@@ -1151,4 +1124,31 @@ fn unread_for(journal: &snapshots_format::repo::journal::Journal, now: i64) -> O
         }
     }
     any.then(|| now - covered.unwrap_or(first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_between_scheduled_days() {
+        assert_eq!(longest_gap_days(|_| true), 1);
+        assert_eq!(longest_gap_days(|d| d < 6), 2); // mon-sat
+        assert_eq!(longest_gap_days(|d| d == 2), 7);
+        assert_eq!(longest_gap_days(|d| d == 0 || d == 3), 4);
+        assert_eq!(longest_gap_days(|_| false), 7);
+    }
+
+    #[test]
+    fn words() {
+        assert_eq!(span(30), "less than a minute");
+        assert_eq!(span(2 * HOUR + 5), "2 h");
+        assert_eq!(span(47 * HOUR), "47 h");
+        assert_eq!(span(3 * DAY + 1), "3 days");
+        assert_eq!(duration(36 * 3600), "36h");
+        assert_eq!(duration(8 * 86_400), "8d");
+        assert_eq!(duration(90 * 60), "90m");
+        assert_eq!(in_days(0.4), "within a day");
+        assert_eq!(in_days(12.7), "in about 12 days");
+    }
 }
