@@ -55,7 +55,7 @@ A commented example is /usr/share/doc/coffre/examples/coffre.toml.
 This machine's index of each repository (the second for root without a home, as the evening timer runs).
 Safe to delete: rebuilt from the drive.
 .SH "SEE ALSO"
-/usr/share/doc/coffre/GUIDE.md (the operator's guide), CONFIG.md (the configuration file), NAS.md (sharing snapshots with Windows), FORMAT.md (the repository format), PACKAGING.md.
+/usr/share/doc/coffre/GUIDE.md (the operator's guide), CONFIG.md (the configuration file), NAS.md (sharing snapshots with Windows), S3.md (off-site copies in a bucket), REPORT.md (the monthly audit report), FORMAT.md (the repository format), PACKAGING.md.
 "#;
 
 /// Runs `coffre generate-docs`.
