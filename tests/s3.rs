@@ -220,6 +220,15 @@ fn every_command_works_on_an_s3_repository() {
     let check = check_read_data(&s3, &pw);
     assert!(check.status.success(), "{}", describe(&check));
 
+    // status reads the bucket as it reads a drive.
+    let out = run(s3.cmd(["status"]).env("COFFRE_PASSWORD", &pw));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 snapshot(s)"),
+        "{}",
+        describe(&out)
+    );
+
     // The mount reads straight from the bucket.
     let m = Mounted::start(&s3, &tmp.path().join("mnt"), &[]);
     assert_same_tree(&images[2], &capture(&m.path.join("latest")));

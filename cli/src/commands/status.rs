@@ -761,7 +761,14 @@ fn look(
         note: None,
     };
     let mut snapshots = Vec::new();
-    if let Err(e) = Repository::read_header(&info.path) {
+    // A folder, or an `s3:` address given with -r.
+    let location = super::location_of(cli, info.path.as_os_str()).map_err(|e| format!("{e:#}"));
+    let header = location.clone().and_then(|l| {
+        Repository::read_header(&l)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = header {
         problems.push(Problem::new(
             Critical,
             "drive_absent",
@@ -780,8 +787,10 @@ fn look(
         info.note = Some("snapshots not read: no passphrase; give password_file in the configuration, or COFFRE_PASSWORD_FILE".into());
         return Looked { info, snapshots };
     }
-    let opened =
-        crate::password::get(cli).and_then(|pass| Ok(Repository::open(&info.path, &pass)?));
+    let opened = crate::password::get(cli).and_then(|pass| {
+        let location = location.clone().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Repository::open(&location, &pass)?)
+    });
     let repo = match opened {
         Ok(r) => r,
         Err(e) => {
