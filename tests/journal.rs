@@ -15,13 +15,7 @@ fn evening(day: i64) -> i64 {
 }
 
 fn ok_at(c: &Coffre, day: i64, args: &[&str]) -> String {
-    let out = run(&mut c.cmd_at(evening(day), args));
-    assert!(
-        out.status.success(),
-        "day {day} {args:?}: {}",
-        describe(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    c.ok_at(evening(day), args)
 }
 
 fn journal(c: &Coffre, cache: Option<&Path>) -> (bool, String, String) {
@@ -131,15 +125,12 @@ fn the_journal_lists_every_command_in_order_and_shows_tampering() {
         .into_owned();
     assert_eq!(table.lines().count(), 12, "{table}");
 
-    // An entry removed from the drive: this machine and a new one both see it.
+    // An entry removed from the drive (one in the middle: a successor
+    // names it): this machine and a new one both see it.
     let dir = c.repo.join("journal");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("journal folder")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    let kept = std::fs::read(&files[3]).expect("read an entry");
-    std::fs::remove_file(&files[3]).expect("remove an entry");
+    let middle = dir.join(entries[3]["id"].as_str().expect("id"));
+    let kept = std::fs::read(&middle).expect("read an entry");
+    std::fs::remove_file(&middle).expect("remove an entry");
     let (ok, _, err) = journal(c, None);
     assert!(!ok, "a removed entry went unnoticed");
     assert!(err.contains("an entry was removed"), "{err}");
@@ -147,12 +138,15 @@ fn the_journal_lists_every_command_in_order_and_shows_tampering() {
     let (ok, _, err) = journal(c, Some(&fresh));
     assert!(!ok, "a removed entry went unnoticed on a new machine");
     assert!(err.contains("an entry was removed"), "{err}");
-    std::fs::write(&files[3], kept).expect("put it back");
+    std::fs::write(&middle, kept).expect("put it back");
     let (ok, _, err) = journal(c, Some(&fresh));
     assert!(ok, "{err}");
 
     // Two entries swapped on the drive.
-    let (a, b) = (files[1].clone(), files[2].clone());
+    let (a, b) = (
+        dir.join(entries[1]["id"].as_str().expect("id")),
+        dir.join(entries[2]["id"].as_str().expect("id")),
+    );
     let tmp = dir.join("swap");
     std::fs::rename(&a, &tmp).expect("swap");
     std::fs::rename(&b, &a).expect("swap");

@@ -18,13 +18,7 @@ fn evening(day: i64) -> i64 {
 }
 
 fn ok_at(c: &Coffre, day: i64, args: &[&str]) -> String {
-    let out = run(&mut c.cmd_at(evening(day), args));
-    assert!(
-        out.status.success(),
-        "day {day} {args:?}: {}",
-        describe(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    c.ok_at(evening(day), args)
 }
 
 /// The page's text: tags replaced by spaces, blanks collapsed.

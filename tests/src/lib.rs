@@ -228,6 +228,16 @@ impl Coffre {
         String::from_utf8_lossy(&run_ok(&mut self.cmd(args)).stdout).into_owned()
     }
 
+    /// Runs `coffre <args>` at the simulated time `unix_sec` (as
+    /// [`Coffre::cmd_at`]) and panics unless it succeeds; returns stdout.
+    pub fn ok_at<I, S>(&self, unix_sec: i64, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        String::from_utf8_lossy(&run_ok(&mut self.cmd_at(unix_sec, args)).stdout).into_owned()
+    }
+
     /// Creates the repository.
     pub fn init(&self) {
         self.ok(["init"]);
