@@ -83,8 +83,8 @@ fn version_1_repository_is_read() {
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     assert_eq!(
         format_version(&repo),
-        5,
-        "the first write moves an older repository to index files and record v2"
+        6,
+        "the first write moves an older repository to index files, record v2 and a key check"
     );
     assert_index_files_only(&repo);
 
@@ -97,7 +97,12 @@ fn version_1_repository_is_read() {
     }
     with_pass(&["snapshot".as_ref(), many.as_os_str()]);
     assert!(repo.join("dictionary").is_file());
-    assert_eq!(format_version(&repo), 5);
+    assert_eq!(
+        std::fs::read(repo.join("dictionary.copy")).unwrap(),
+        std::fs::read(repo.join("dictionary")).unwrap(),
+        "a dictionary is written twice"
+    );
+    assert_eq!(format_version(&repo), 6);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let again = tmp.path().join("again");
     with_pass(&["restore".as_ref(), "latest".as_ref(), again.as_os_str()]);
@@ -190,20 +195,20 @@ fn write_acknowledgements(dir: &Path) {
 /// write; a large folder is then stored as tree pieces, and both old and
 /// new snapshots read back.
 #[test]
-fn version_2_repository_moves_to_5_at_its_first_write() {
+fn version_2_repository_moves_to_6_at_its_first_write() {
     let (tmp, repo, coffre) = fixture("repo-v2");
     let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
     let small = tmp.path().join("small");
     std::fs::create_dir(&small).unwrap();
     std::fs::write(small.join("a.txt"), receipt(1)).unwrap();
     with_pass(&["snapshot".as_ref(), small.as_os_str()]);
-    assert_eq!(format_version(&repo), 5, "upgraded at the first write");
+    assert_eq!(format_version(&repo), 6, "upgraded at the first write");
     assert_index_files_only(&repo);
 
     let src = tmp.path().join("src");
     write_acknowledgements(&src.join("ARL"));
     with_pass(&["snapshot".as_ref(), src.as_os_str()]);
-    assert_eq!(format_version(&repo), 5);
+    assert_eq!(format_version(&repo), 6);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let out = tmp.path().join("out");
     with_pass(&["restore".as_ref(), "latest".as_ref(), out.as_os_str()]);
@@ -249,7 +254,7 @@ fn version_3_repository_with_tree_pieces_is_read() {
     let day = tmp.path().join("day");
     write_acknowledgements(&day.join("ARL"));
     with_pass(&["snapshot".as_ref(), day.as_os_str()]);
-    assert_eq!(format_version(&repo), 5);
+    assert_eq!(format_version(&repo), 6);
     assert_index_files_only(&repo);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let old = tmp.path().join("old");
@@ -374,4 +379,13 @@ fn version_5_repository_with_two_sources_and_a_command_output_is_read() {
     assert!(out.join("officine/tmp").is_dir());
     assert!(!out.join("officine/tmp/sess.tmp").exists(), "excluded");
     assert!(!out.join("officine/db/officine.lck").exists(), "excluded");
+
+    // The first write moves it to format 6: the key check in `config`,
+    // and the dictionary's second copy (FORMAT.md §2, §17.1).
+    assert!(!repo.join("dictionary.copy").exists());
+    with_pass(&["snapshot".as_ref(), out.join("officine").as_os_str()]);
+    assert_eq!(format_version(&repo), 6);
+    assert_eq!(std::fs::read(repo.join("config")).unwrap().len(), 76);
+    assert!(!repo.join("dictionary").exists() && !repo.join("dictionary.copy").exists());
+    with_pass(&["check".as_ref(), "--read-data".as_ref()]);
 }

@@ -492,3 +492,28 @@ fn status_warns_when_the_data_was_not_read_back_for_too_long() {
     ok_at(c, 44, &["snapshot", &src]);
     assert!(!status(44).contains("data_unread"), "{}", status(44));
 }
+
+/// FORMAT.md §11.3: every command records how many objects it sealed under
+/// the repository's key, and `check` adds them up against the key's budget.
+#[test]
+fn seals_under_the_key_are_counted() {
+    let f = Fixture::new(4);
+    let c = &f.coffre;
+    let src = f.src.to_str().expect("UTF-8").to_owned();
+    let seals = |c: &Coffre| coffre_tests::json_u64(&c.ok(["--json", "check"]), "seals_recorded");
+    let at_init = seals(c);
+    c.ok(["snapshot", &src]);
+    let first = seals(c) - at_init;
+    let blobs = coffre_tests::json_u64(&c.ok(["--json", "check"]), "blobs");
+    assert!(
+        first >= blobs,
+        "a first snapshot sealed {first} objects for {blobs} blobs"
+    );
+    let before = seals(c);
+    c.ok(["snapshot", &src]);
+    let second = seals(c) - before;
+    assert!(
+        second > 0 && second < first / 4,
+        "an unchanged snapshot sealed {second} objects (the first {first})"
+    );
+}

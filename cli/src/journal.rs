@@ -56,6 +56,7 @@ pub fn record(
     details: Value,
 ) {
     let time = crate::commands::now().map_or_else(|_| chrono::Utc::now().timestamp(), |t| t.sec);
+    let details = with_seals(details, repo.keys().seals());
     let entry = NewEntry {
         kind,
         outcome,
@@ -67,5 +68,18 @@ pub fn record(
         if !cli.json {
             eprintln!("warning: this run could not be written to the repository's journal: {e}");
         }
+    }
+}
+
+/// `details` with the number of objects this run sealed under the
+/// repository's key (the key's nonce budget is counted from these).
+fn with_seals(details: Value, seals: u64) -> Value {
+    match details {
+        Value::Object(mut map) => {
+            map.insert("seals".into(), seals.into());
+            Value::Object(map)
+        }
+        Value::Null => serde_json::json!({ "seals": seals }),
+        other => serde_json::json!({ "value": other, "seals": seals }),
     }
 }

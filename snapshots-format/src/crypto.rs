@@ -76,7 +76,32 @@ impl MasterKey {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The key-check value of this key for the repository `repo_id`
+    /// (FORMAT.md §2): stored in `config`, it tells the repository's own
+    /// master key from one that a planted or foreign key file unwraps,
+    /// before anything is written under the wrong key. It reveals nothing
+    /// of the key (a one-way derivation under its own context string).
+    pub fn check_value(&self, repo_id: &[u8; REPO_ID_LEN]) -> [u8; KEY_CHECK_LEN] {
+        let mut input = [0u8; 32 + REPO_ID_LEN];
+        input[..32].copy_from_slice(&self.0);
+        input[32..].copy_from_slice(repo_id);
+        let full = blake3::derive_key("coffre 2026-12 v1 key check value", &input);
+        input.zeroize();
+        let mut out = [0u8; KEY_CHECK_LEN];
+        out.copy_from_slice(&full[..KEY_CHECK_LEN]);
+        out
+    }
 }
+
+/// Length of a key-check value.
+pub const KEY_CHECK_LEN: usize = 16;
+
+/// How many objects may be sealed under one key with random 96-bit nonces
+/// before a repeated nonce becomes a real risk (NIST SP 800-38D §8.3: at
+/// most 2^32 invocations). Coffre counts its seals in the journal and
+/// warns at half of this (FORMAT.md §11.3).
+pub const SEAL_BUDGET: u64 = 1 << 32;
 
 /// The working keys of an opened repository, derived from the master key.
 pub struct Keys {
@@ -84,6 +109,8 @@ pub struct Keys {
     id_key: IdKey,
     chunker_seed: u64,
     repo_id: [u8; REPO_ID_LEN],
+    /// Objects sealed by this process, for the key's budget ([`SEAL_BUDGET`]).
+    seals: std::sync::atomic::AtomicU64,
 }
 
 struct IdKey([u8; 32]);
@@ -115,7 +142,18 @@ impl Keys {
             id_key,
             chunker_seed,
             repo_id,
+            seals: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many objects this process sealed with these keys.
+    pub fn seals(&self) -> u64 {
+        self.seals.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_seal(&self) {
+        self.seals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The keyed hash that names a blob: equal plaintexts in two repositories
@@ -140,6 +178,7 @@ impl Keys {
 
     /// Encrypts `plaintext`; the output is nonce || ciphertext || tag.
     pub fn seal(&self, kind: ObjectKind, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        self.count_seal();
         seal_with(&self.cipher, &aad(&self.repo_id, kind, context), plaintext)
     }
 
@@ -147,6 +186,7 @@ impl Keys {
     /// followed by the plaintext, and ends up holding the sealed object. Blobs
     /// are sealed this way: most of a snapshot's bytes pass through here.
     pub fn seal_in_place(&self, kind: ObjectKind, context: &[u8], buf: &mut Vec<u8>) {
+        self.count_seal();
         seal_in_place_with(&self.cipher, &aad(&self.repo_id, kind, context), buf);
     }
 
@@ -292,6 +332,26 @@ mod tests {
             sealed[bit / 8] ^= 1 << (bit % 8);
             prop_assert!(k.open(ObjectKind::Blob, b"", &sealed).is_err());
         }
+    }
+
+    #[test]
+    fn seals_are_counted_and_check_values_differ_per_key_and_repository() {
+        let k = keys();
+        k.seal(ObjectKind::Blob, b"", b"a");
+        let mut buf = vec![0; NONCE_LEN];
+        k.seal_in_place(ObjectKind::Blob, b"", &mut buf);
+        assert_eq!(k.seals(), 2);
+        let m = MasterKey::from_bytes([7; 32]);
+        let check = m.check_value(&[1; REPO_ID_LEN]);
+        assert_eq!(
+            check,
+            MasterKey::from_bytes([7; 32]).check_value(&[1; REPO_ID_LEN])
+        );
+        assert_ne!(check, m.check_value(&[2; REPO_ID_LEN]));
+        assert_ne!(
+            check,
+            MasterKey::from_bytes([8; 32]).check_value(&[1; REPO_ID_LEN])
+        );
     }
 
     #[test]

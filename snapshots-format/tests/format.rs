@@ -19,9 +19,12 @@ fn the_format_version_is_never_lowered() {
     };
     let version = || Repository::read_header(&path).unwrap().1.version;
 
-    // An old repository, opened at format 1...
+    // An old repository, opened at format 1 (by a machine that never saw it
+    // at format 6: this one would refuse the downgrade)...
     write_version(1);
-    let repo = Repository::open(&path, b"passphrase").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (backend, _) = Repository::read_header(&path).unwrap();
+    let repo = Repository::open_with(backend, cache.path(), b"passphrase").unwrap();
     // ...that another process moves to 3 meanwhile: raising it to 2 (a
     // first dictionary) leaves it at 3.
     write_version(3);
@@ -42,4 +45,120 @@ fn the_format_version_is_never_lowered() {
         Err(snapshots_format::error::Error::UnsupportedVersion { found: 9, .. })
     ));
     assert_eq!(std::fs::read(path.join("config")).unwrap()[8], 9);
+}
+
+/// FORMAT.md §2: the key-check value. A key file that opens with the right
+/// passphrase but wraps another master key (planted on the drive, or from
+/// another repository with the same id) is passed over; a machine that saw
+/// the repository refuses a `config` whose key check was changed or taken
+/// away; an older repository gets its key check at its first write.
+#[test]
+fn a_master_key_that_is_not_the_repositorys_is_refused() {
+    use snapshots_format::crypto::MasterKey;
+    use snapshots_format::format::header::{FORMAT_VERSION, KEY_CHECK_VERSION};
+    use snapshots_format::format::keyfile::KeyFile;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("repo");
+    let repo = Repository::init(&path, b"passphrase", CHEAP).unwrap();
+    let header = *repo.header();
+    assert_eq!(header.version, FORMAT_VERSION);
+    assert!(header.key_check.is_some());
+    drop(repo);
+
+    // Every key file replaced by one wrapping a foreign key under the same
+    // passphrase: refused, naming the key file.
+    let foreign = MasterKey::generate();
+    let keys = snapshots_format::crypto::Keys::derive(&foreign, header.repo_id);
+    let label = snapshots_format::repo::keyring::new_label(
+        snapshots_format::format::keyfile::KeyKind::Passphrase,
+        "planted",
+    );
+    let name = "00112233445566ff";
+    let planted = KeyFile::create(b"passphrase", CHEAP, &foreign, &keys, name, &label).unwrap();
+    let keys_dir = path.join("keys");
+    let originals: Vec<_> = std::fs::read_dir(&keys_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let saved: Vec<_> = originals
+        .iter()
+        .map(|p| (p.clone(), std::fs::read(p).unwrap()))
+        .collect();
+    for p in &originals {
+        std::fs::remove_file(p).unwrap();
+    }
+    std::fs::write(keys_dir.join(name), planted.encode()).unwrap();
+    let err = Repository::open(&path, b"passphrase")
+        .err()
+        .expect("a foreign key must be refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(name) && msg.contains("not this repository"),
+        "{msg}"
+    );
+    for (p, bytes) in &saved {
+        std::fs::write(p, bytes).unwrap();
+    }
+    std::fs::remove_file(keys_dir.join(name)).unwrap();
+    let repo = Repository::open(&path, b"passphrase").expect("the real key opens again");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    let options = snapshots_format::ops::backup::SnapshotOptions::new(src.clone());
+    snapshots_format::ops::backup::take_snapshot(
+        &repo,
+        &options,
+        &snapshots_format::progress::NoProgress,
+    )
+    .unwrap();
+    drop(repo);
+
+    // config taken back to format 5 (no key check): this machine saw the
+    // check and refuses; a new machine opens it, and its first write puts
+    // the key check back.
+    let v5 = Header {
+        version: KEY_CHECK_VERSION - 1,
+        key_check: None,
+        ..header
+    };
+    std::fs::write(path.join("config"), v5.encode()).unwrap();
+    let err = Repository::open(&path, b"passphrase")
+        .err()
+        .expect("downgrade refused");
+    assert!(err.to_string().contains("tampered"), "{err}");
+    // Without a key check, a planted key file may open with the passphrase:
+    // its key opens none of the snapshots, so it is never recorded.
+    for (p, _) in &saved {
+        std::fs::remove_file(p).unwrap();
+    }
+    std::fs::write(keys_dir.join(name), planted.encode()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (backend, _) = Repository::read_header(&path).unwrap();
+    let repo = Repository::open_with(backend, cache.path(), b"passphrase").unwrap();
+    let err = repo
+        .prepare_write()
+        .err()
+        .expect("a planted key is never recorded");
+    assert!(err.to_string().contains(name), "{err}");
+    assert_eq!(Repository::read_header(&path).unwrap().1, v5);
+    drop(repo);
+    std::fs::remove_file(keys_dir.join(name)).unwrap();
+    for (p, bytes) in &saved {
+        std::fs::write(p, bytes).unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let (backend, _) = Repository::read_header(&path).unwrap();
+    let repo = Repository::open_with(backend, cache.path(), b"passphrase").unwrap();
+    repo.prepare_write().unwrap();
+    let (_, now) = Repository::read_header(&path).unwrap();
+    assert_eq!(now.version, KEY_CHECK_VERSION);
+    assert_eq!(now.key_check, header.key_check);
+
+    // Another key check in config: refused by a machine that saw the real one.
+    let forged = Header {
+        key_check: Some(foreign.check_value(&header.repo_id)),
+        ..header
+    };
+    std::fs::write(path.join("config"), forged.encode()).unwrap();
+    assert!(Repository::open(&path, b"passphrase").is_err());
 }

@@ -45,8 +45,17 @@ fn check_on(cli: &Cli, args: &CheckArgs, repo: &Repository, note: &mut Note) -> 
     bar.finish();
     // The journal is part of the proof: a removed or replaced entry is damage.
     let mut report = report;
+    let mut seals = 0;
     match repo.journal() {
-        Ok(j) => report.errors.extend(j.problems),
+        Ok(j) => {
+            seals = j.seals_recorded();
+            if seals >= snapshots_format::crypto::SEAL_BUDGET / 2 {
+                report.warnings.push(format!(
+                    "{seals} objects have been sealed under this repository's key, half of what AES-GCM allows one key: start a new repository (coffre init) and copy into it (coffre copy); see FORMAT.md §11.3"
+                ));
+            }
+            report.errors.extend(j.problems)
+        }
         Err(e) => report
             .errors
             .push(format!("the journal cannot be read: {e}")),
@@ -72,9 +81,12 @@ fn check_on(cli: &Cli, args: &CheckArgs, repo: &Repository, note: &mut Note) -> 
         "errors": report.errors,
     });
     if cli.json {
-        super::print_json(
-            &serde_json::json!({ "ok": report.is_ok(), "read_data": args.read_data, "report": report }),
-        )?;
+        super::print_json(&serde_json::json!({
+            "ok": report.is_ok(),
+            "read_data": args.read_data,
+            "seals_recorded": seals,
+            "report": report,
+        }))?;
     } else {
         println!(
             "Checked {} snapshot(s), {} folders, {} blobs, {} packs{}.",

@@ -57,7 +57,9 @@ pub fn name(kind: FileKind, n: u64) -> ObjectName {
     let mut id = [0x5a; 32];
     id[..8].copy_from_slice(&n.to_be_bytes());
     match kind {
-        FileKind::Config | FileKind::Policy | FileKind::Dictionary => ObjectName::single(),
+        FileKind::Config | FileKind::Policy | FileKind::Dictionary | FileKind::DictionaryCopy => {
+            ObjectName::single()
+        }
         FileKind::Key => ObjectName::key(&n.to_be_bytes()),
         FileKind::Pack | FileKind::Snapshot | FileKind::Index | FileKind::Journal => {
             ObjectName::id(&id)
@@ -273,19 +275,24 @@ pub fn abandoned_upload_leaves_nothing(b: &dyn Backend) {
 
 /// Objects of different kinds under the same name are separate objects.
 pub fn kinds_do_not_collide(b: &dyn Backend) {
-    let groups = [
-        [FileKind::Pack, FileKind::Snapshot, FileKind::Index],
-        [FileKind::Config, FileKind::Policy, FileKind::Dictionary],
+    let groups: [&[FileKind]; 2] = [
+        &[FileKind::Pack, FileKind::Snapshot, FileKind::Index],
+        &[
+            FileKind::Config,
+            FileKind::Policy,
+            FileKind::Dictionary,
+            FileKind::DictionaryCopy,
+        ],
     ];
     for kinds in groups {
         let n = name(kinds[0], 1);
         let data = |i: usize| pseudo_random(10 + i as u64, 100 + i);
-        for (i, kind) in kinds.into_iter().enumerate() {
+        for (i, kind) in kinds.iter().copied().enumerate() {
             put(b, kind, &n, &data(i));
         }
         ok(b.delete(kinds[0], &n), "delete");
         expect(b, kinds[0], &n, None, "deleted object");
-        for (i, kind) in kinds.into_iter().enumerate().skip(1) {
+        for (i, kind) in kinds.iter().copied().enumerate().skip(1) {
             let what = format!("{kind:?} beside a {:?} of its name", kinds[0]);
             expect(b, kind, &n, Some(&data(i)), &what);
         }

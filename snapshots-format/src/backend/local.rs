@@ -207,6 +207,7 @@ impl LocalBackend {
             FileKind::Config => (String::new(), "config".into()),
             FileKind::Policy => (String::new(), "policy".into()),
             FileKind::Dictionary => (String::new(), "dictionary".into()),
+            FileKind::DictionaryCopy => (String::new(), "dictionary.copy".into()),
             FileKind::Key => ("keys".into(), n.into()),
             FileKind::Snapshot => ("snapshots".into(), n.into()),
             FileKind::Index | FileKind::LegacyIndex => ("index".into(), n.into()),

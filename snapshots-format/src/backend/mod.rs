@@ -51,6 +51,9 @@ pub enum FileKind {
     Policy,
     /// The compression dictionary (one object, name empty).
     Dictionary,
+    /// The second copy of the compression dictionary (one object, name
+    /// empty): every small chunk needs it, so its loss must be survivable.
+    DictionaryCopy,
     /// An entry of the backup journal (name: its 64-hex id).
     Journal,
     /// The SQLite index of format 3 and earlier and its journals, kept on
@@ -61,7 +64,7 @@ pub enum FileKind {
 
 impl FileKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [FileKind; 10] = [
+    pub const ALL: [FileKind; 11] = [
         FileKind::Config,
         FileKind::Key,
         FileKind::Pack,
@@ -70,6 +73,7 @@ impl FileKind {
         FileKind::Lock,
         FileKind::Policy,
         FileKind::Dictionary,
+        FileKind::DictionaryCopy,
         FileKind::Journal,
         FileKind::LegacyIndex,
     ];
@@ -83,7 +87,7 @@ impl FileKind {
             FileKind::Key | FileKind::Lock | FileKind::Policy => 64 << 10,
             // One command's record, with up to 1000 problem paths.
             FileKind::Journal => 4 << 20,
-            FileKind::Dictionary => 1 << 20,
+            FileKind::Dictionary | FileKind::DictionaryCopy => 1 << 20,
             // Up to 2 × 1000 recorded problem paths of up to 4 KiB each.
             FileKind::Snapshot => 16 << 20,
             FileKind::Index => 256 << 20,
@@ -97,7 +101,7 @@ impl FileKind {
     pub fn is_single(self) -> bool {
         matches!(
             self,
-            FileKind::Config | FileKind::Policy | FileKind::Dictionary
+            FileKind::Config | FileKind::Policy | FileKind::Dictionary | FileKind::DictionaryCopy
         )
     }
 
@@ -112,6 +116,7 @@ impl FileKind {
             FileKind::Lock => "lock",
             FileKind::Policy => "policy",
             FileKind::Dictionary => "dictionary",
+            FileKind::DictionaryCopy => "dictionary copy",
             FileKind::Journal => "journal entry",
             FileKind::LegacyIndex => "old index database",
         }
@@ -160,7 +165,10 @@ impl ObjectName {
             s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         };
         let ok = match kind {
-            FileKind::Config | FileKind::Policy | FileKind::Dictionary => name.is_empty(),
+            FileKind::Config
+            | FileKind::Policy
+            | FileKind::Dictionary
+            | FileKind::DictionaryCopy => name.is_empty(),
             FileKind::Key => hex(name, 16),
             FileKind::Pack | FileKind::Snapshot | FileKind::Index | FileKind::Journal => {
                 hex(name, 64)

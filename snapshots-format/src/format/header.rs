@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use crate::crypto::REPO_ID_LEN;
+use crate::crypto::{KEY_CHECK_LEN, REPO_ID_LEN};
 use crate::error::{Error, Result};
 
 /// Magic bytes opening the header.
 pub const MAGIC: &[u8; 8] = b"COFFRE\x00R";
 /// The repository format version this build writes and reads (it reads
 /// every earlier one too).
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// The first format whose repository may hold a compression dictionary and
 /// blobs compressed with it (FORMAT.md §17); a format-1 repository moves to
 /// it when it gets its dictionary.
@@ -28,8 +28,14 @@ pub const INDEX_FILES_VERSION: u32 = 4;
 /// sources, exclude rules, hook results; FORMAT.md §8.1); a repository
 /// moves to it with its first snapshot by this version.
 pub const RECORD_V2_VERSION: u32 = 5;
-/// Length of the encoded header.
+/// The first format whose header carries the master key's check value
+/// (FORMAT.md §2): a repository moves to it at its first write by this
+/// version.
+pub const KEY_CHECK_VERSION: u32 = 6;
+/// Length of the encoded header before format 6.
 pub const HEADER_LEN: usize = 8 + 4 + REPO_ID_LEN + 32;
+/// Length of the encoded header from format 6 on.
+pub const HEADER_LEN_V6: usize = HEADER_LEN + KEY_CHECK_LEN;
 
 /// The decoded header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,23 +44,36 @@ pub struct Header {
     pub version: u32,
     /// Random id of the repository, bound into every object's associated data.
     pub repo_id: [u8; REPO_ID_LEN],
+    /// The master key's check value ([`crate::crypto::MasterKey::check_value`]),
+    /// from format 6 on.
+    pub key_check: Option<[u8; KEY_CHECK_LEN]>,
 }
 
 impl Header {
-    /// A header for a new repository.
-    pub fn new() -> Self {
+    /// A header for a new repository whose master key is `master`.
+    pub fn new(master: &crate::crypto::MasterKey) -> Self {
+        let repo_id = crate::crypto::random_array();
         Self {
             version: FORMAT_VERSION,
-            repo_id: crate::crypto::random_array(),
+            repo_id,
+            key_check: Some(master.check_value(&repo_id)),
         }
     }
 
-    /// magic (8) | version u32 LE (4) | repo id (16) | BLAKE3 of the previous 28 bytes (32).
+    /// magic (8) | version u32 LE (4) | repo id (16) | key check (16, from
+    /// format 6 on) | BLAKE3 of the bytes before it (32). A header of format
+    /// 6 or later without a key check is written without one, and then
+    /// refused when read: callers set it when they raise the version.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN);
+        let mut out = Vec::with_capacity(HEADER_LEN_V6);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.version.to_le_bytes());
         out.extend_from_slice(&self.repo_id);
+        if self.version >= KEY_CHECK_VERSION {
+            if let Some(check) = &self.key_check {
+                out.extend_from_slice(check);
+            }
+        }
         let sum = blake3::hash(&out);
         out.extend_from_slice(sum.as_bytes());
         out
@@ -86,21 +105,29 @@ impl Header {
                 "version 0 is not a valid version",
             ));
         }
-        if bytes.len() != HEADER_LEN {
+        let len = if version >= KEY_CHECK_VERSION {
+            HEADER_LEN_V6
+        } else {
+            HEADER_LEN
+        };
+        if bytes.len() != len {
             return Err(Error::corrupt("header", "config", "wrong length"));
         }
-        if blake3::hash(&bytes[..HEADER_LEN - 32]).as_bytes() != &bytes[HEADER_LEN - 32..] {
+        if blake3::hash(&bytes[..len - 32]).as_bytes() != &bytes[len - 32..] {
             return Err(Error::corrupt("header", "config", "checksum mismatch"));
         }
         let mut repo_id = [0u8; REPO_ID_LEN];
         repo_id.copy_from_slice(&bytes[12..12 + REPO_ID_LEN]);
-        Ok(Self { version, repo_id })
-    }
-}
-
-impl Default for Header {
-    fn default() -> Self {
-        Self::new()
+        let key_check = (version >= KEY_CHECK_VERSION).then(|| {
+            let mut check = [0u8; KEY_CHECK_LEN];
+            check.copy_from_slice(&bytes[12 + REPO_ID_LEN..12 + REPO_ID_LEN + KEY_CHECK_LEN]);
+            check
+        });
+        Ok(Self {
+            version,
+            repo_id,
+            key_check,
+        })
     }
 }
 
@@ -111,8 +138,22 @@ mod tests {
     #[test]
     fn round_trip_and_refusals() {
         let p = Path::new("config");
-        let h = Header::new();
+        let h = Header::new(&crate::crypto::MasterKey::generate());
         assert_eq!(Header::decode(&h.encode(), p).unwrap(), h);
+        let v5 = Header {
+            version: 5,
+            key_check: None,
+            ..h
+        };
+        assert_eq!(v5.encode().len(), HEADER_LEN);
+        assert_eq!(Header::decode(&v5.encode(), p).unwrap(), v5);
+        // A format-6 header cut to the old length is damaged, not old.
+        let mut cut = h.encode();
+        cut.truncate(HEADER_LEN);
+        assert!(matches!(
+            Header::decode(&cut, p),
+            Err(Error::Corrupt { .. })
+        ));
         assert!(matches!(
             Header::decode(b"hello world!", p),
             Err(Error::NotARepository(_))

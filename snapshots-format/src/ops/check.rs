@@ -96,6 +96,8 @@ pub fn check(
     let indexed: HashMap<PackId, u64> = repo.index().packs()?.into_iter().collect();
     let on_disk: HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
     check_index_files(repo, &mut report)?;
+    check_key_files(repo, &mut report)?;
+    check_journal_files(repo)?;
     report.packs = indexed.len() as u64;
     for (id, size) in &indexed {
         match on_disk.get(id) {
@@ -120,7 +122,7 @@ pub fn check(
     // Every small chunk may need the dictionary: its damage comes first.
     match repo.dictionary() {
         Err(e) => report.errors.push(format!(
-            "{e} (every file compressed with it is unreadable; restore the repository's `dictionary` file from a copy of the drive)"
+            "{e} (every file compressed with it is unreadable; restore the repository's `dictionary` and `dictionary.copy` files from another drive of this repository)"
         )),
         Ok(None) => {
             // Missing, or never trained: the chunks tell (the newest
@@ -135,7 +137,13 @@ pub fn check(
                 ));
             }
         }
-        Ok(Some(_)) => {}
+        Ok(Some(_)) => {
+            if let Some(problem) = repo.dictionary_problem() {
+                report.warnings.push(format!(
+                    "{problem}; the other copy serves, and the next snapshot rewrites it"
+                ));
+            }
+        }
     }
 
     let mut damaged = Damaged::default();
@@ -217,6 +225,40 @@ fn check_index_files(repo: &Repository, report: &mut CheckReport) -> Result<()> 
             report.errors.push(format!(
                 "{e} (its packs may not be indexed: run `coffre rebuild-index`)"
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes every key file and opens its label: a damaged key file that did
+/// not open the repository would otherwise go unseen until its holder
+/// needs it. (Its sealed master key can only be verified with its
+/// passphrase.)
+fn check_key_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
+    for key in repo.list_keys()? {
+        if let Some(problem) = key.problem {
+            report.errors.push(format!(
+                "key file {}: {problem} (this key may no longer open the repository: have its holder add a new one with `coffre key add`, then remove this one)",
+                key.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads every journal entry again from the drive: an entry damaged after
+/// this machine cached it would otherwise be judged by the cached copy.
+/// Such an entry's cached copy is dropped, so that reading the journal
+/// (which `coffre check` does next) reports it.
+fn check_journal_files(repo: &Repository) -> Result<()> {
+    for (name, _) in repo.backend().list(FileKind::Journal)? {
+        let id = name.as_str();
+        let intact = matches!(
+            repo.backend().read(FileKind::Journal, &name),
+            Ok(Some(bytes)) if blake3::hash(&bytes).to_hex().as_str() == id
+        );
+        if !intact {
+            crate::repo::journal::forget_cached(repo, id);
         }
     }
     Ok(())

@@ -55,9 +55,11 @@ fn may_train_reading_all_up_to(
         }
         Err(e) => return Err(e),
     }
-    let missing = || Error::DictionaryUnusable {
-        reason: "is missing (file `dictionary`), and files already saved were compressed with it"
+    let missing = || {
+        Error::DictionaryUnusable {
+        reason: "is missing (files `dictionary` and `dictionary.copy`), and files already saved were compressed with it"
             .into(),
+    }
     };
     if repo.index().blob_count()? <= read_all_up_to {
         let mut small = Vec::new();
@@ -204,14 +206,62 @@ mod tests {
             "the first snapshot trains one"
         );
 
-        // The file goes missing on the drive: the next snapshot refuses.
+        // One copy lost or damaged: the other serves, check says so, and the
+        // next snapshot writes the same bytes back.
+        let dict_id = repo.dictionary().expect("read").map(|d| d.id());
         let saved = backend
             .read(FileKind::Dictionary, &ObjectName::single())
             .expect("read")
             .expect("present");
-        backend
-            .delete(FileKind::Dictionary, &ObjectName::single())
-            .expect("remove");
+        assert_eq!(
+            backend
+                .read(FileKind::DictionaryCopy, &ObjectName::single())
+                .expect("read"),
+            Some(saved.clone()),
+            "the copy holds the same bytes"
+        );
+        for (lost, damaged) in [
+            (FileKind::Dictionary, false),
+            (FileKind::DictionaryCopy, true),
+        ] {
+            if damaged {
+                let mut bad = saved.clone();
+                bad[40] ^= 4;
+                backend
+                    .write(lost, &ObjectName::single(), &bad, true)
+                    .expect("damage");
+            } else {
+                backend.delete(lost, &ObjectName::single()).expect("remove");
+            }
+            let repo = reopen(&backend, tmp.path());
+            assert_eq!(repo.dictionary().expect("read").map(|d| d.id()), dict_id);
+            let report = crate::ops::check::check(
+                &repo,
+                crate::ops::check::CheckOptions::default(),
+                &NoProgress,
+            )
+            .expect("check");
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+            assert!(
+                report
+                    .warnings
+                    .iter()
+                    .any(|w| w.contains("other copy serves")),
+                "{:?}",
+                report.warnings
+            );
+            take_snapshot(&repo, &SnapshotOptions::new(&src), &NoProgress).expect("survived");
+            assert_eq!(
+                backend.read(lost, &ObjectName::single()).expect("read"),
+                Some(saved.clone()),
+                "{lost:?} mended"
+            );
+        }
+
+        // Both copies go missing on the drive: the next snapshot refuses.
+        for kind in [FileKind::Dictionary, FileKind::DictionaryCopy] {
+            backend.delete(kind, &ObjectName::single()).expect("remove");
+        }
         let repo = reopen(&backend, tmp.path());
         pharmacy_notes(&src, 24);
         let err = take_snapshot(&repo, &SnapshotOptions::new(&src), &NoProgress).unwrap_err();
@@ -238,7 +288,7 @@ mod tests {
         let err = may_train_reading_all_up_to(&repo, Some(&parent), 0).unwrap_err();
         assert!(matches!(err, Error::DictionaryUnusable { .. }), "{err}");
 
-        // Damaged: refused too.
+        // Damaged (and the copy missing): refused too.
         let mut bad = saved.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;

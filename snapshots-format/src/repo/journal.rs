@@ -86,6 +86,17 @@ pub fn unprotect_details(snapshot: &str, reason: &str) -> serde_json::Value {
 }
 
 impl Journal {
+    /// How many objects the recorded commands sealed under the repository's
+    /// key (each entry's `seals` detail), for the key's nonce budget
+    /// ([`crate::crypto::SEAL_BUDGET`]). Commands from before the count was
+    /// kept add nothing, so this is a lower bound.
+    pub fn seals_recorded(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter_map(|(_, e)| e.details["seals"].as_u64())
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// The holds in force at `now`, by snapshot id: the journal's
     /// `protect` entries replayed in order (the last word on a snapshot
     /// wins; an expired hold is no hold).
@@ -122,6 +133,14 @@ impl Journal {
 
 fn cache_dir(repo: &Repository) -> PathBuf {
     repo.cache_folder().join("journal")
+}
+
+/// Drops this machine's copy of journal entry `id`, so that the next
+/// [`Repository::journal`] reads the entry from the drive: `check` calls it
+/// for an entry whose stored bytes no longer match its name (damaged after
+/// this machine read it), which the cached copy would otherwise hide.
+pub(crate) fn forget_cached(repo: &Repository, id: &str) {
+    let _ = std::fs::remove_file(cache_dir(repo).join(id));
 }
 
 fn seen_file(repo: &Repository) -> PathBuf {

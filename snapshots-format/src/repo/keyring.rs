@@ -3,8 +3,9 @@
 //! Data is never touched: every key file wraps the same master key.
 
 use crate::backend::{Backend, FileKind, ObjectName};
-use crate::crypto::{Keys, MasterKey, REPO_ID_LEN};
+use crate::crypto::{Keys, MasterKey};
 use crate::error::{Error, Result};
+use crate::format::header::Header;
 use crate::format::keyfile::{self, KdfParams, KeyFile, KeyKind, KeyLabel};
 
 /// One key file, as `key list` shows it.
@@ -29,15 +30,19 @@ pub struct OpenedWith {
 }
 
 /// Tries every key file with `passphrase` (and, when it looks like a
-/// recovery key typed by hand, with its normal form).
+/// recovery key typed by hand, with its normal form). A key file whose
+/// master key does not match the header's key-check value (planted, or
+/// from another repository) is passed over: nothing may be written under
+/// a key that is not the repository's.
 ///
 /// # Errors
 /// [`Error::WrongPassphrase`] (or the last key file's own error).
 pub fn unlock(
     backend: &dyn Backend,
-    repo_id: &[u8; REPO_ID_LEN],
+    header: &Header,
     passphrase: &[u8],
 ) -> Result<(MasterKey, OpenedWith)> {
+    let repo_id = &header.repo_id;
     let mut tries = vec![passphrase.to_vec()];
     if let Some(normal) = keyfile::normalize_recovery_key(passphrase) {
         if normal.as_bytes() != passphrase {
@@ -55,7 +60,16 @@ pub fn unlock(
         };
         for pass in &tries {
             match key.open(pass, repo_id) {
-                Ok(master) => return Ok((master, OpenedWith { name })),
+                Ok(master) => match header.key_check {
+                    Some(check) if master.check_value(repo_id) != check => {
+                        last_err = Error::corrupt(
+                            "key file",
+                            name.as_str(),
+                            "it opens a key that is not this repository's (its check value differs from config's): it was planted or copied from another repository; remove it",
+                        );
+                    }
+                    _ => return Ok((master, OpenedWith { name })),
+                },
                 Err(e) => last_err = e,
             }
         }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobKind};
 use crate::format::content::{decode_piece, Content, Extent};
 use crate::format::dictionary::Dictionary;
-use crate::format::header::{Header, INDEX_FILES_VERSION};
+use crate::format::header::{Header, INDEX_FILES_VERSION, KEY_CHECK_VERSION};
 use crate::format::index_file::{self, IndexedPack};
 use crate::format::keyfile::{KdfParams, KeyKind, KeyLabel};
 use crate::format::snapshot::Snapshot;
@@ -55,12 +55,71 @@ pub struct Repository {
     /// The compression dictionary once read. Its absence is not cached: a
     /// mount open while the first snapshot trains one must then find it.
     dictionary: Mutex<Option<Arc<Dictionary>>>,
+    /// The bytes of the dictionary file that was read, and what was wrong
+    /// with the other copy, if anything ([`Repository::mend_dictionary`]).
+    dictionary_files: Mutex<DictionaryFiles>,
     /// Index files that could not be read at the last sync (for `check`).
     index_damage: Mutex<Vec<String>>,
     /// The lock this process works under, once taken ([`Repository::confirm_lock`]).
     held_lock: Arc<Mutex<Option<(ObjectName, LockKind)>>>,
     /// This repository's folder of local caches (index, journal).
     cache_folder: PathBuf,
+}
+
+/// The two files holding the compression dictionary (FORMAT.md §17.1).
+const DICTIONARY_FILES: [FileKind; 2] = [FileKind::Dictionary, FileKind::DictionaryCopy];
+
+/// What [`Repository::dictionary`] found in the two dictionary files.
+#[derive(Default)]
+struct DictionaryFiles {
+    /// The bytes of a copy that opened.
+    good: Option<Vec<u8>>,
+    /// What is wrong with the other copy.
+    problem: Option<String>,
+}
+
+/// The file in a repository's cache folder remembering its key-check value.
+const KEY_CHECK_PIN: &str = "key-check";
+
+/// Compares the header's key-check value with the one this machine saw
+/// before for this repository, and remembers it the first time. The drive
+/// leaves the building: someone who rewrote `config` (another key check,
+/// or an older format without one) together with planted key files must
+/// not get this machine to write under their key.
+///
+/// # Errors
+/// [`Error::Refused`] when they differ; [`Error::Cache`] when the pin cannot
+/// be read or written.
+fn pin_key_check(cache_folder: &Path, header: &Header) -> Result<()> {
+    let pin = cache_folder.join(KEY_CHECK_PIN);
+    let cache_err = |e: std::io::Error| Error::Cache {
+        path: pin.clone(),
+        reason: e.to_string(),
+    };
+    let seen = match std::fs::read(&pin) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(cache_err(e)),
+    };
+    match (seen, header.key_check) {
+        (Some(seen), Some(check)) if seen == check => Ok(()),
+        (Some(_), _) => Err(Error::Refused(
+            "this drive's config file no longer matches the key this machine saw for the repository (replaced or downgraded): it may have been tampered with; do not write to it, restore from another drive, and see GUIDE.md, \"A drive that was tampered with\"".into(),
+        )),
+        (None, Some(check)) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&pin)
+                .map_err(cache_err)?;
+            file.write_all(&check).map_err(cache_err)
+        }
+        (None, None) => Ok(()),
+    }
 }
 
 /// Where the local index caches live unless told: `COFFRE_CACHE_DIR`, else
@@ -133,7 +192,7 @@ impl Repository {
         kdf: KdfParams,
     ) -> Result<Self> {
         backend.create()?;
-        let header = Header::new();
+        let header = Header::new(&master);
         let keys = Keys::derive(&master, header.repo_id);
         let label = keyring::new_label(KeyKind::Passphrase, "initial");
         let name = keyring::add(&*backend, &keys, &master, passphrase, kdf, &label)?;
@@ -165,7 +224,7 @@ impl Repository {
     /// As [`Repository::open`].
     pub fn open_with(backend: Arc<dyn Backend>, cache: &Path, passphrase: &[u8]) -> Result<Self> {
         let header = Self::header_of(&*backend)?;
-        let (master, opened) = keyring::unlock(&*backend, &header.repo_id, passphrase)?;
+        let (master, opened) = keyring::unlock(&*backend, &header, passphrase)?;
         Self::with_key(backend, cache, header, master, opened)
     }
 
@@ -179,7 +238,7 @@ impl Repository {
         let backend = path.into().open()?;
         let cache = default_cache_dir()?;
         let header = Self::header_of(&*backend)?;
-        let (master, opened) = keyring::unlock(&*backend, &header.repo_id, passphrase)?;
+        let (master, opened) = keyring::unlock(&*backend, &header, passphrase)?;
         Index::remove_files(&Self::cache_path(&cache, &header, &backend.location()))?;
         Self::with_key(backend, &cache, header, master, opened)
     }
@@ -242,6 +301,8 @@ impl Repository {
             },
             other => other,
         })?;
+        let cache_folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        pin_key_check(&cache_folder, &header)?;
         let repo = Self {
             backend,
             keys,
@@ -251,9 +312,10 @@ impl Repository {
             format: AtomicU32::new(header.version),
             header,
             dictionary: Mutex::new(None),
+            dictionary_files: Mutex::new(DictionaryFiles::default()),
             index_damage: Mutex::new(Vec::new()),
             held_lock: Arc::new(Mutex::new(None)),
-            cache_folder: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            cache_folder,
         };
         repo.refresh_index()?;
         Ok(repo)
@@ -297,6 +359,10 @@ impl Repository {
         if self.format.load(Ordering::Acquire) < INDEX_FILES_VERSION {
             self.upgrade_to_index_files()?;
         }
+        self.raise_format(KEY_CHECK_VERSION)?;
+        // Best effort: a dictionary that still opens from one copy is not
+        // a reason to refuse a snapshot, and `check` keeps reporting it.
+        let _ = self.mend_dictionary();
         self.refresh_index()?;
         let present: std::collections::HashSet<PackId> =
             self.list_packs()?.into_iter().map(|(id, _)| id).collect();
@@ -627,23 +693,67 @@ impl Repository {
         blob::decode(&self.keys, kind, id, sealed, &|| self.dictionary())
     }
 
-    /// The repository's compression dictionary, if it has one (read once
-    /// found).
+    /// The compression dictionary, if the repository has one: from the
+    /// file `dictionary`, or from `dictionary.copy` when the first is
+    /// missing or damaged (what was wrong is kept for `check` and mended by
+    /// the next writer).
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when the dictionary file is damaged.
+    /// [`Error::Corrupt`] when no copy opens and one is damaged; storage
+    /// errors.
     pub fn dictionary(&self) -> Result<Option<Arc<Dictionary>>> {
         let mut slot = self.dictionary.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(dict) = &*slot {
             return Ok(Some(dict.clone()));
         }
-        let Some(bytes) = self
-            .backend
-            .read(FileKind::Dictionary, &ObjectName::single())?
-        else {
+        let [first, second] = DICTIONARY_FILES.map(|kind| self.read_dictionary(kind));
+        let problem = |kind: FileKind, r: &Result<Option<(Vec<u8>, Dictionary)>>| match r {
+            Ok(None) => Some(format!("the {} is missing", kind.name())),
+            Err(e) => Some(format!("the {} cannot be used: {e}", kind.name())),
+            Ok(Some(_)) => None,
+        };
+        let (bytes, dict, problem) = match (first, second) {
+            (Ok(Some((bytes, dict))), Ok(Some((other, _)))) => {
+                let problem = (bytes != other).then(|| {
+                    "the two copies of the dictionary differ (the file `dictionary` is used)"
+                        .to_owned()
+                });
+                (bytes, dict, problem)
+            }
+            (Ok(Some((bytes, dict))), other) => {
+                let problem = problem(FileKind::DictionaryCopy, &other);
+                (bytes, dict, problem)
+            }
+            (other, Ok(Some((bytes, dict)))) => {
+                let problem = problem(FileKind::Dictionary, &other);
+                (bytes, dict, problem)
+            }
+            (Ok(None), Ok(None)) => return Ok(None),
+            (Err(e), _) | (Ok(None), Err(e)) => return Err(e),
+        };
+        let dict = Arc::new(dict);
+        *self
+            .dictionary_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = DictionaryFiles {
+            good: Some(bytes),
+            problem,
+        };
+        *slot = Some(dict.clone());
+        Ok(Some(dict))
+    }
+
+    /// Reads and opens one dictionary file: its bytes and the dictionary.
+    fn read_dictionary(&self, kind: FileKind) -> Result<Option<(Vec<u8>, Dictionary)>> {
+        let Some(bytes) = self.backend.read(kind, &ObjectName::single())? else {
             return Ok(None);
         };
-        let bad = |why: &str| Error::corrupt("dictionary", "dictionary", why);
+        let file = if kind == FileKind::Dictionary {
+            "dictionary"
+        } else {
+            "dictionary.copy"
+        };
+        let bad = |why: &str| Error::corrupt("dictionary", file, why);
         let sealed = bytes
             .strip_prefix(&DICT_MAGIC[..])
             .ok_or_else(|| bad("bad magic"))?;
@@ -662,9 +772,62 @@ impl Repository {
             }
             _ => return Err(bad("unknown version")),
         };
-        let dict = Arc::new(Dictionary::from_raw(raw).ok_or_else(|| bad("not a zstd dictionary"))?);
-        *slot = Some(dict.clone());
-        Ok(Some(dict))
+        let dict = Dictionary::from_raw(raw).ok_or_else(|| bad("not a zstd dictionary"))?;
+        Ok(Some((bytes, dict)))
+    }
+
+    /// What is wrong with one of the two dictionary files while the other
+    /// serves (for `check`; survivable, and mended by the next writer).
+    pub fn dictionary_problem(&self) -> Option<String> {
+        self.dictionary_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .problem
+            .clone()
+    }
+
+    /// Writes the good copy of the dictionary over a missing or damaged
+    /// one: the same sealed bytes, so nothing is ever replaced by another
+    /// dictionary. Copies that differ while both open are left for a
+    /// person to judge. Returns what was mended.
+    ///
+    /// # Errors
+    /// Storage errors (an append-only key cannot overwrite a damaged copy).
+    pub fn mend_dictionary(&self) -> Result<Option<String>> {
+        if self.dictionary()?.is_none() {
+            return Ok(None);
+        }
+        let (good, problem) = {
+            let files = self
+                .dictionary_files
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match (&files.good, &files.problem) {
+                (Some(good), Some(problem)) if !problem.contains("differ") => {
+                    (good.clone(), problem.clone())
+                }
+                _ => return Ok(None),
+            }
+        };
+        for kind in DICTIONARY_FILES {
+            match self.backend.read(kind, &ObjectName::single()) {
+                Ok(Some(bytes)) if bytes == good => continue,
+                Ok(None) => {
+                    self.backend
+                        .write(kind, &ObjectName::single(), &good, false)?;
+                }
+                // Damaged, or unreadable: the good bytes go over it.
+                Ok(Some(_)) | Err(_) => {
+                    self.backend
+                        .write(kind, &ObjectName::single(), &good, true)?;
+                }
+            }
+        }
+        self.dictionary_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .problem = None;
+        Ok(Some(format!("{problem}: rewritten from the other copy")))
     }
 
     /// Gives the repository the dictionary `raw`, unless it has one already;
@@ -688,8 +851,10 @@ impl Repository {
         let bytes = [&DICT_MAGIC[..], &sealed].concat();
         self.backend
             .write(FileKind::Dictionary, &ObjectName::single(), &bytes, false)?;
-        // Whoever won, read back what is there now.
-        self.dictionary()
+        // Whoever won, read back what is there now, and give it its copy.
+        let dict = self.dictionary()?;
+        self.mend_dictionary()?;
+        Ok(dict)
     }
 
     /// Moves the header to format `version` unless it is there already:
@@ -724,18 +889,48 @@ impl Repository {
     /// read again: another process may have raised it; never lower it).
     fn format_at_least(&self, version: u32) -> Result<()> {
         let on_disk = Self::header_of(&*self.backend)?;
+        let check = self.master.check_value(&on_disk.repo_id);
+        if on_disk.repo_id != self.header.repo_id || on_disk.key_check.is_some_and(|c| c != check) {
+            return Err(Error::Refused(
+                "the drive's config file was replaced while this command ran (another repository id or key): nothing was written; check the drive".into(),
+            ));
+        }
         if on_disk.version < version {
-            let raised = Header { version, ..on_disk };
+            if on_disk.key_check.is_none() && version >= KEY_CHECK_VERSION {
+                self.confirm_key_opens_data()?;
+            }
+            let raised = Header {
+                version,
+                key_check: (version >= KEY_CHECK_VERSION).then_some(check),
+                ..on_disk
+            };
             self.backend.write(
                 FileKind::Config,
                 &ObjectName::single(),
                 &raised.encode(),
                 true,
             )?;
+            pin_key_check(&self.cache_folder, &raised)?;
         }
         self.format
             .fetch_max(on_disk.version.max(version), Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Before a repository first records its key check (format 6), makes
+    /// sure the key it was opened with is the one its snapshots are sealed
+    /// under: on an older repository a planted key file that opens with the
+    /// same passphrase would otherwise have its key recorded as the
+    /// repository's. A few records are enough: a foreign key opens none.
+    fn confirm_key_opens_data(&self) -> Result<()> {
+        let ids = self.list_snapshots()?;
+        if ids.is_empty() || ids.iter().take(3).any(|id| self.load_snapshot(id).is_ok()) {
+            return Ok(());
+        }
+        Err(Error::Refused(format!(
+            "the key file {} opens with this passphrase but not this repository's snapshots: it was planted or copied from another repository; remove it from keys/ and run the command again",
+            self.opened_with.name.as_str()
+        )))
     }
 
     /// Loads and decodes a tree, joining its pieces when it has some.
@@ -773,9 +968,15 @@ impl Repository {
     }
 
     /// The extent list of a file, loading chunk-list pieces if needed.
+    /// Its total is at most [`crate::limits::MAX_FILE_LEN`], so callers
+    /// may add up offsets freely.
+    ///
+    /// # Errors
+    /// A missing or damaged piece; [`Error::Corrupt`] for a list longer
+    /// than any file can be.
     pub fn load_extents(&self, content: &Content) -> Result<Vec<Extent>> {
-        match content {
-            Content::Inline(e) => Ok(e.clone()),
+        let (extents, named) = match content {
+            Content::Inline(e) => (e.clone(), "in its tree".to_string()),
             Content::Pieces(ids) => {
                 let mut out = Vec::new();
                 for id in ids {
@@ -785,9 +986,18 @@ impl Repository {
                             .map_err(|e| Error::corrupt("chunk list", id.short(), e))?,
                     );
                 }
-                Ok(out)
+                let first = ids.first().map(BlobId::short).unwrap_or_default();
+                (out, first)
             }
+        };
+        if crate::format::content::total_len(&extents).is_none() {
+            return Err(Error::corrupt(
+                "chunk list",
+                named,
+                "adds up to more than 2^63 bytes, more than any file can hold",
+            ));
         }
+        Ok(extents)
     }
 
     /// Every readable snapshot, oldest first, and the errors of those that

@@ -204,6 +204,7 @@ fn rel(kind: FileKind, name: &ObjectName) -> String {
         FileKind::Config => "config".into(),
         FileKind::Policy => "policy".into(),
         FileKind::Dictionary => "dictionary".into(),
+        FileKind::DictionaryCopy => "dictionary.copy".into(),
         FileKind::Key => format!("keys/{n}"),
         FileKind::Snapshot => format!("snapshots/{n}"),
         FileKind::Index | FileKind::LegacyIndex => format!("index/{n}"),
