@@ -118,6 +118,11 @@ impl PackWriter {
         Ok(())
     }
 
+    /// How many blobs the pack holds so far.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         self.len

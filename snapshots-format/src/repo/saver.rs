@@ -39,6 +39,18 @@ pub const PACK_TARGET: u64 = 16 << 20;
 /// then, a few thousand ids.
 const PACKS_PER_COMMIT: usize = 8;
 
+/// A pack also closes at this many blobs, and finished packs are indexed
+/// once they hold [`MAX_UNINDEXED_ENTRIES`] between them, whatever their
+/// size: every entry is held in memory until its pack is indexed, and
+/// 16 MiB of tiny blobs (small text files compress to a hundred bytes) is
+/// 160,000 entries a pack. Without these bounds memory grew with the
+/// number of small files (200,000 files: 60 MiB, most of it entries);
+/// with them it is bounded whatever the source. Packs of database pages or
+/// larger chunks (a few thousand blobs) never reach them.
+const MAX_PACK_ENTRIES: usize = 32_768;
+/// See [`MAX_PACK_ENTRIES`].
+const MAX_UNINDEXED_ENTRIES: usize = 65_536;
+
 /// A [`Batch`] is handed to the workers once it holds this many bytes.
 const BATCH_BYTES: usize = 256 << 10;
 
@@ -282,7 +294,7 @@ impl<'r> Saver<'r> {
                 self.stored
                     .fetch_add(sealed.len() as u64, Ordering::Relaxed);
             }
-            if writer.len() >= PACK_TARGET {
+            if writer.len() >= PACK_TARGET || writer.entry_count() >= MAX_PACK_ENTRIES {
                 let full = packer.take().expect("packer is present");
                 // Finishing (fsync) outside the lock lets the other worker go
                 // on packing into a fresh pack meanwhile.
@@ -299,7 +311,8 @@ impl<'r> Saver<'r> {
         let group = {
             let mut unindexed = self.unindexed.lock().unwrap_or_else(|p| p.into_inner());
             unindexed.push(done);
-            if unindexed.len() < PACKS_PER_COMMIT {
+            let entries: usize = unindexed.iter().map(|p| p.entries.len()).sum();
+            if unindexed.len() < PACKS_PER_COMMIT && entries < MAX_UNINDEXED_ENTRIES {
                 return Ok(());
             }
             std::mem::take(&mut *unindexed)
