@@ -19,6 +19,9 @@ pub mod codec;
 pub mod crypto;
 pub mod error;
 pub mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub mod limits;
 pub mod ops;

@@ -17,6 +17,10 @@ pub use super::ZSTD_LEVEL;
 /// Largest plaintext a blob may decompress to; bounds memory on hostile input.
 pub const MAX_BLOB_LEN: usize = 512 << 20;
 
+/// The most a zstd frame regenerates per byte: one 128 KiB block per
+/// 4 bytes (block header and one RLE byte).
+const ZSTD_MAX_RATIO: u64 = 32 * 1024;
+
 const CODEC_STORED: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
 const CODEC_ZSTD_DICT: u8 = 2;
@@ -158,7 +162,10 @@ pub fn decode(
 
 fn decompress(payload: &[u8], dict: Option<&Dictionary>) -> Option<Vec<u8>> {
     let size = zstd::zstd_safe::get_frame_content_size(payload).ok()??;
-    if size > MAX_BLOB_LEN as u64 {
+    // Reserved before anything is decompressed: a size the frame cannot
+    // hold would let a tiny planted frame reserve up to MAX_BLOB_LEN.
+    let most = (payload.len() as u64).saturating_mul(ZSTD_MAX_RATIO);
+    if size > MAX_BLOB_LEN as u64 || size > most {
         return None;
     }
     let mut out = Vec::with_capacity(size as usize);

@@ -247,29 +247,7 @@ pub fn holders(repo: &Repository) -> Result<Vec<Holder>> {
                 .keys()
                 .open(ObjectKind::Lock, name.as_str().as_bytes(), &b)
                 .ok()?;
-            let mut r = Reader::new(&plain);
-            let version = r.version_upto("lock", LOCK_VERSION).ok()?;
-            let host = String::from_utf8_lossy(r.bytes().ok()?).into_owned();
-            let pid = u32::try_from(r.varint().ok()?).ok()?;
-            let command = String::from_utf8_lossy(r.bytes().ok()?).into_owned();
-            let since = r.zigzag().ok()?;
-            let owner = if version >= 2 {
-                let mut v = [0u64; 3];
-                for x in &mut v {
-                    let b = r.raw(8).ok()?;
-                    *x = u64::from_le_bytes(b.try_into().ok()?);
-                }
-                Some(Owner {
-                    host: v[0],
-                    boot: v[1],
-                    pid,
-                    start: v[2],
-                })
-            } else {
-                None
-            };
-            r.finish().ok()?;
-            Some((host, pid, command, since, owner))
+            decode_holder(&plain)
         });
         let (host, pid, command, since, owner) =
             decoded.unwrap_or_else(|| ("unknown".into(), 0, "unknown".into(), 0, None));
@@ -285,6 +263,37 @@ pub fn holders(repo: &Repository) -> Result<Vec<Holder>> {
     }
     Ok(out)
 }
+
+/// What a lock file's plaintext says of its holder: host, pid, command,
+/// start time and (version 2) identity; `None` when it does not decode.
+pub(crate) fn decode_holder(plain: &[u8]) -> Option<LockFields> {
+    let mut r = Reader::new(plain);
+    let version = r.version_upto("lock", LOCK_VERSION).ok()?;
+    let host = String::from_utf8_lossy(r.bytes().ok()?).into_owned();
+    let pid = u32::try_from(r.varint().ok()?).ok()?;
+    let command = String::from_utf8_lossy(r.bytes().ok()?).into_owned();
+    let since = r.zigzag().ok()?;
+    let owner = if version >= 2 {
+        let mut v = [0u64; 3];
+        for x in &mut v {
+            let b = r.raw(8).ok()?;
+            *x = u64::from_le_bytes(b.try_into().ok()?);
+        }
+        Some(Owner {
+            host: v[0],
+            boot: v[1],
+            pid,
+            start: v[2],
+        })
+    } else {
+        None
+    };
+    r.finish().ok()?;
+    Some((host, pid, command, since, owner))
+}
+
+/// The decoded fields of a lock file, in [`Holder`]'s order.
+pub(crate) type LockFields = (String, u32, String, i64, Option<Owner>);
 
 /// Removes stale locks (owners that surely no longer run; for an older
 /// Coffre's lock, a pid gone on a host of the same name), or every lock
