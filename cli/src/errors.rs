@@ -49,6 +49,9 @@ fn explain(err: &anyhow::Error) -> String {
             "An input/output error: the drive may be failing or was unplugged. Check the drive and run `coffre check`."
         }
         Error::Io { source, .. } if source.raw_os_error() == Some(libc::EACCES) => "Permission denied: run as a user that can access the repository.",
+        Error::Io { source, .. } if source.raw_os_error() == Some(libc::EROFS) => {
+            "The backup drive has become read-only (the system does that after a drive error). Earlier snapshots are intact. Unmount it, check it (fsck), plug it in again and rerun the command."
+        }
         Error::Locked(_) => "Try again when it has finished (or give a longer --lock-wait). If that process crashed on another machine, run `coffre unlock --all`.",
         Error::Tampered { .. } => "Nothing was followed or deleted there. Check the drive on a trusted machine, or use another drive; `coffre check` tells what else is wrong.",
         // The store's own messages already say what to do.

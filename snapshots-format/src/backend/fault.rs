@@ -33,6 +33,12 @@ pub struct FaultPlan {
     /// The first N reads (`read` or `read_at`) fail with
     /// [`Error::Transient`].
     pub transient_reads: u64,
+    /// `(N, M)`: the Nth mutating operation is cut as a power cut leaves
+    /// it on a drive that does not honour flushes: an upload's commit
+    /// stores only its first `M` bytes (at most all but one) under its
+    /// final name, a delete is not applied; then, as with `crash_at`,
+    /// everything fails.
+    pub torn_write_at: Option<(u64, u64)>,
 }
 
 /// The plan and what it has counted, shared with uploads (which outlive
@@ -46,6 +52,8 @@ struct State {
     reads: u64,
     /// Bytes accepted by upload writes.
     written: u64,
+    /// The torn write happened: the drive is gone.
+    torn: bool,
 }
 
 impl State {
@@ -59,20 +67,31 @@ impl State {
 
     /// Fails once the crash has happened: nothing reaches the drive after.
     fn alive(&self) -> Result<()> {
+        if self.torn {
+            return Err(crash());
+        }
         match self.plan.crash_at {
             Some(at) if self.writes >= at => Err(crash()),
             _ => Ok(()),
         }
     }
 
-    /// Counts a mutating operation and says whether it may go ahead.
-    fn mutation(&mut self) -> Result<()> {
+    /// Counts a mutating operation and says whether it may go ahead, and
+    /// whether it is the torn one (`Some(bytes kept)`; the drive is then
+    /// gone for everything after).
+    fn mutation(&mut self) -> Result<Option<u64>> {
         self.writes += 1;
         self.alive()?;
         if self.plan.fail_write_at == Some(self.writes) {
             return Err(injected("injected write failure"));
         }
-        Ok(())
+        match self.plan.torn_write_at {
+            Some((at, keep)) if at == self.writes => {
+                self.torn = true;
+                Ok(Some(keep))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Counts a read and says whether it may go ahead; returns the plan so
@@ -215,15 +234,23 @@ impl<B: Backend> Backend for FaultyBackend<B> {
 
     fn upload(&self, kind: FileKind) -> Result<Box<dyn Upload>> {
         // A gone drive cannot even start a file.
-        lock(&self.state).alive()?;
+        let state = lock(&self.state);
+        state.alive()?;
+        // With a torn write planned, bytes are held until the commit, which
+        // may then store only part of them.
+        let held = state.plan.torn_write_at.map(|_| Vec::new());
+        drop(state);
         Ok(Box::new(FaultyUpload {
             inner: self.inner.upload(kind)?,
             state: Arc::clone(&self.state),
+            held,
         }))
     }
 
     fn delete(&self, kind: FileKind, name: &ObjectName) -> Result<()> {
-        lock(&self.state).mutation()?;
+        if lock(&self.state).mutation()?.is_some() {
+            return Err(crash());
+        }
         self.inner.delete(kind, name)
     }
 
@@ -239,17 +266,39 @@ impl<B: Backend> Backend for FaultyBackend<B> {
 struct FaultyUpload {
     inner: Box<dyn Upload>,
     state: Arc<Mutex<State>>,
+    /// Bytes not yet passed on, when a torn write is planned.
+    held: Option<Vec<u8>>,
 }
 
 impl Upload for FaultyUpload {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         lock(&self.state).reserve(bytes.len() as u64)?;
-        self.inner.write(bytes)
+        match &mut self.held {
+            Some(held) => {
+                held.extend_from_slice(bytes);
+                Ok(())
+            }
+            None => self.inner.write(bytes),
+        }
     }
 
-    fn commit(self: Box<Self>, name: &ObjectName, replace: bool) -> Result<bool> {
-        lock(&self.state).mutation()?;
-        self.inner.commit(name, replace)
+    fn commit(mut self: Box<Self>, name: &ObjectName, replace: bool) -> Result<bool> {
+        let torn = lock(&self.state).mutation()?;
+        let held = self.held.take().unwrap_or_default();
+        match torn {
+            Some(keep) => {
+                let keep = usize::try_from(keep)
+                    .unwrap_or(usize::MAX)
+                    .min(held.len().saturating_sub(1));
+                self.inner.write(&held[..keep])?;
+                self.inner.commit(name, replace)?;
+                Err(crash())
+            }
+            None => {
+                self.inner.write(&held)?;
+                self.inner.commit(name, replace)
+            }
+        }
     }
 }
 
@@ -313,6 +362,30 @@ mod tests {
         let listed: Vec<_> = b.list(Key).unwrap();
         assert_eq!(listed, vec![(name(Key, 1), 7)]);
         assert_eq!(b.read(Key, &name(Key, 1)).unwrap().unwrap(), b"durable");
+    }
+
+    #[test]
+    fn torn_write_keeps_a_prefix_then_the_drive_is_gone() {
+        let b = faulty(|p| p.torn_write_at = Some((2, 3)));
+        assert!(b.write(Key, &name(Key, 1), b"whole", false).unwrap());
+        let e = b
+            .write(Key, &name(Key, 2), b"cut short", false)
+            .unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e:?}");
+        assert_eq!(b.inner().raw_get(Key, &name(Key, 2)).unwrap(), b"cut");
+        assert!(b.write(Key, &name(Key, 3), b"after", false).is_err());
+        assert!(b.delete(Key, &name(Key, 1)).is_err());
+        assert!(b.upload(Key).is_err());
+        assert_eq!(b.read(Key, &name(Key, 1)).unwrap().unwrap(), b"whole");
+        // A keep past the end still cuts the last byte; a torn delete is
+        // not applied.
+        let b = faulty(|p| p.torn_write_at = Some((1, 99)));
+        assert!(b.write(Key, &name(Key, 1), b"four", false).is_err());
+        assert_eq!(b.inner().raw_get(Key, &name(Key, 1)).unwrap(), b"fou");
+        let b = faulty(|p| p.torn_write_at = Some((2, 0)));
+        b.write(Key, &name(Key, 1), b"kept", false).unwrap();
+        assert!(b.delete(Key, &name(Key, 1)).is_err());
+        assert_eq!(b.inner().raw_get(Key, &name(Key, 1)).unwrap(), b"kept");
     }
 
     #[test]
