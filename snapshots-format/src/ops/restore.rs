@@ -112,7 +112,8 @@ pub fn restore(
         };
         let root = Arc::new(Dir {
             fd: root_fd,
-            rel: Vec::new(),
+            name: Vec::new(),
+            depth: 0,
             meta: if created && opts.path.is_none() {
                 snap.root.clone()
             } else {
@@ -122,10 +123,7 @@ pub fn restore(
             shared: &shared,
         });
         let Some(path) = &opts.path else {
-            progress.set_total(
-                snap.summary.files_new + snap.summary.files_changed + snap.summary.files_unchanged,
-                snap.summary.total_size,
-            );
+            progress.set_total(snap.summary.files(), snap.summary.total_size);
             walker.skeleton(&root.fd, &snap.tree, 0);
             return walker.tree(&root, &snap.tree);
         };
@@ -139,7 +137,7 @@ pub fn restore(
             for part in parents {
                 let fd = shared
                     .enter(&dir.fd, part)
-                    .map_err(|e| Error::Restore(format!("{}: {e}", show(&dir.rel, part))))?;
+                    .map_err(|e| Error::Restore(format!("{}: {e}", show(&dir.rel(), part))))?;
                 dir = dir.child(fd, part, None);
             }
         }
@@ -147,14 +145,14 @@ pub fn restore(
             Some(node) => {
                 if let (NodeKind::Dir, Payload::Dir(sub)) = (&node.kind, &node.payload) {
                     if let Ok(fd) = shared.enter(&dir.fd, &node.name) {
-                        walker.skeleton(&fd, sub, dir.rel.len() + 1);
+                        walker.skeleton(&fd, sub, dir.depth + 1);
                     }
                 }
                 walker.entry(&dir, node);
             }
             // An empty path names the whole snapshot.
             None => {
-                walker.skeleton(&dir.fd, &tree_id, dir.rel.len());
+                walker.skeleton(&dir.fd, &tree_id, dir.depth);
                 walker.tree(&dir, &tree_id)?;
             }
         }
@@ -199,8 +197,13 @@ struct Shared<'a> {
 /// mtime and which a read-only mode would forbid, and before its parent's.
 struct Dir<'s> {
     fd: DirFd,
-    /// Path from the target root, for messages and hard links.
-    rel: Vec<Vec<u8>>,
+    /// Its name in its parent (empty for the target root); the path from
+    /// the root is rebuilt from the parents when needed
+    /// ([`Dir::rel`]): a copy of it in every open folder would cost the
+    /// square of the depth, half a GiB for a crafted tree 4096 deep.
+    name: Vec<u8>,
+    /// Folders between the target root and this one.
+    depth: usize,
     /// The snapshot's entry for this directory; `None` for folders that
     /// keep their own metadata (an existing target, the parents of `--path`).
     meta: Option<Node>,
@@ -211,15 +214,26 @@ struct Dir<'s> {
 
 impl<'s> Dir<'s> {
     fn child(self: &Arc<Self>, fd: DirFd, name: &[u8], meta: Option<Node>) -> Arc<Self> {
-        let mut rel = self.rel.clone();
-        rel.push(name.to_vec());
         Arc::new(Dir {
             fd,
-            rel,
+            name: name.to_vec(),
+            depth: self.depth + 1,
             meta,
             _parent: Some(Arc::clone(self)),
             shared: self.shared,
         })
+    }
+
+    /// Path from the target root, for messages and hard links.
+    fn rel(&self) -> Vec<Vec<u8>> {
+        let mut rel = Vec::with_capacity(self.depth);
+        let mut dir = Some(self);
+        while let Some(d) = dir.filter(|d| d.depth > 0) {
+            rel.push(d.name.clone());
+            dir = d._parent.as_deref();
+        }
+        rel.reverse();
+        rel
     }
 }
 
@@ -227,7 +241,7 @@ impl Drop for Dir<'_> {
     fn drop(&mut self) {
         let Some(node) = &self.meta else { return };
         if let Err(e) = self.shared.apply_dir_meta(&self.fd, node) {
-            match self.rel.split_last() {
+            match self.rel().split_last() {
                 Some((name, parents)) => self.shared.fail(parents, name, &e),
                 None => self.shared.fail(&[], b"(target folder)", &e),
             }
@@ -313,7 +327,7 @@ impl<'s> Walker<'s> {
             self.shared.try_entry(dir, &node)
         };
         if let Err(e) = res {
-            self.shared.fail(&dir.rel, &node.name, &e);
+            self.shared.fail(&dir.rel(), &node.name, &e);
         }
     }
 
@@ -347,10 +361,10 @@ impl<'s> Walker<'s> {
     }
 
     fn dir(&mut self, parent: &Arc<Dir<'s>>, node: &Node) -> Result<()> {
-        if parent.rel.len() >= crate::format::tree::MAX_DEPTH {
+        if parent.depth >= crate::format::tree::MAX_DEPTH {
             return Err(Error::corrupt(
                 "tree",
-                show(&parent.rel, &node.name),
+                show(&parent.rel(), &node.name),
                 "folders nested too deep",
             ));
         }
@@ -373,7 +387,7 @@ impl<'s> Walker<'s> {
             return Ok(());
         }
         self.shared.try_entry(dir, node)?;
-        self.links.insert(key, (dir.rel.clone(), node.name.clone()));
+        self.links.insert(key, (dir.rel(), node.name.clone()));
         Ok(())
     }
 }
@@ -391,7 +405,9 @@ impl Shared<'_> {
 
     fn fill(&self, job: &Job<'_>) {
         if let Err(e) = self.fill_file(&job.dir, &job.node, &job.file) {
-            self.fail(&job.dir.rel, &job.node.name, &e);
+            // A half-written file would pass for the real one.
+            let _ = job.dir.fd.unlink(&job.node.name);
+            self.fail(&job.dir.rel(), &job.node.name, &e);
         }
     }
 
@@ -468,7 +484,7 @@ impl Shared<'_> {
         if size != node.size {
             return Err(Error::corrupt(
                 "tree",
-                show(&dir.rel, name),
+                show(&dir.rel(), name),
                 "chunk list does not add up to the file size",
             ));
         }
@@ -505,7 +521,12 @@ impl Shared<'_> {
         match (&node.kind, &node.payload) {
             (NodeKind::File, Payload::File(_)) => {
                 let file = self.create(fd, name, || fd.create_file(name))?;
-                return self.fill_file(dir, node, &file);
+                let filled = self.fill_file(dir, node, &file);
+                if filled.is_err() {
+                    // A half-written file would pass for the real one.
+                    let _ = fd.unlink(name);
+                }
+                return filled;
             }
             (NodeKind::Symlink, Payload::Symlink(t)) => {
                 self.create(fd, name, || fd.symlink(t, name))?;
