@@ -55,12 +55,12 @@ pub struct Signs {
 }
 
 fn files_of(s: &Snapshot) -> u64 {
-    s.summary.files_new + s.summary.files_changed + s.summary.files_unchanged
+    s.summary.files()
 }
 
 fn changed_share(s: &Snapshot) -> f64 {
     let files = files_of(s).max(1) as f64;
-    (s.summary.files_new + s.summary.files_changed) as f64 / files
+    s.summary.files_new.saturating_add(s.summary.files_changed) as f64 / files
 }
 
 /// The signs of `snap` against the earlier snapshots of its label in
@@ -83,7 +83,10 @@ pub fn signs(snap: &Snapshot, all: &[(SnapshotId, Snapshot)]) -> Option<Signs> {
         .collect();
     recent.sort_by(f64::total_cmp);
     let usual_share = recent[recent.len() / 2];
-    let kept = snap.summary.files_changed + snap.summary.files_unchanged;
+    let kept = snap
+        .summary
+        .files_changed
+        .saturating_add(snap.summary.files_unchanged);
     let before = files_of(previous).max(1);
     let sm = &snap.summary;
     Some(Signs {

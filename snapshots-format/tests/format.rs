@@ -137,8 +137,7 @@ fn a_master_key_that_is_not_the_repositorys_is_refused() {
     let repo = Repository::open_with(backend, cache.path(), b"passphrase").unwrap();
     let err = repo
         .prepare_write()
-        .err()
-        .expect("a planted key is never recorded");
+        .expect_err("a planted key is never recorded");
     assert!(err.to_string().contains(name), "{err}");
     assert_eq!(Repository::read_header(&path).unwrap().1, v5);
     drop(repo);

@@ -9,6 +9,7 @@
 
 mod compare;
 mod digest;
+pub mod eio_fs;
 pub mod garage;
 pub mod mount;
 mod rng;

@@ -16,9 +16,19 @@ pub fn run(cli: &Cli, args: &LsArgs) -> Result<u8> {
     let (tree, node) = repo.find_path(&snap.tree, args.path.as_bytes())?;
     let prefix = args.path.trim_matches('/').to_string();
     let mut out = Vec::new();
+    // Text is printed as the walk goes: a listing held whole costs about a
+    // KiB per entry, and a crafted snapshot of shared subtrees names
+    // billions of paths in a few KiB of trees.
+    let mut emit = |path: String, n: Node| {
+        if cli.json {
+            out.push((path, n));
+        } else {
+            print_entry(args, &path, &n);
+        }
+    };
     match node {
-        Some(n) if !matches!(n.payload, Payload::Dir(_)) => out.push((prefix.clone(), n)),
-        _ => list(&repo, &tree, &prefix, args.recursive, &mut out)?,
+        Some(n) if !matches!(n.payload, Payload::Dir(_)) => emit(prefix.clone(), n),
+        _ => list(&repo, &tree, &prefix, args.recursive, &mut emit)?,
     }
     if cli.json {
         let items: Vec<_> = out
@@ -37,34 +47,35 @@ pub fn run(cli: &Cli, args: &LsArgs) -> Result<u8> {
             })
             .collect();
         super::print_json(&items)?;
-        return Ok(0);
-    }
-    for (path, n) in &out {
-        let shown = if args.recursive {
-            path.clone()
-        } else {
-            format::name(&n.name)
-        };
-        let target = match &n.payload {
-            Payload::Symlink(t) => format!(" -> {}", format::name(t)),
-            _ => String::new(),
-        };
-        if args.long {
-            println!(
-                "{} {:>5} {:>5} {:>12} {} {}{}",
-                format::mode(n),
-                n.uid,
-                n.gid,
-                n.size,
-                format::local_time(n.mtime),
-                shown,
-                target
-            );
-        } else {
-            println!("{shown}{target}");
-        }
     }
     Ok(0)
+}
+
+/// Prints one entry as text.
+fn print_entry(args: &LsArgs, path: &str, n: &Node) {
+    let shown = if args.recursive {
+        path.to_string()
+    } else {
+        format::name(&n.name)
+    };
+    let target = match &n.payload {
+        Payload::Symlink(t) => format!(" -> {}", format::name(t)),
+        _ => String::new(),
+    };
+    if args.long {
+        println!(
+            "{} {:>5} {:>5} {:>12} {} {}{}",
+            format::mode(n),
+            n.uid,
+            n.gid,
+            n.size,
+            format::local_time(n.mtime),
+            shown,
+            target
+        );
+    } else {
+        println!("{shown}{target}");
+    }
 }
 
 fn list(
@@ -72,7 +83,7 @@ fn list(
     tree: &BlobId,
     prefix: &str,
     recursive: bool,
-    out: &mut Vec<(String, Node)>,
+    out: &mut dyn FnMut(String, Node),
 ) -> Result<()> {
     if prefix.matches('/').count() >= snapshots_format::format::tree::MAX_DEPTH {
         anyhow::bail!("{prefix}: folders nested too deep (damaged or hostile repository)");
@@ -87,7 +98,7 @@ fn list(
             Payload::Dir(id) if recursive => Some(*id),
             _ => None,
         };
-        out.push((path.clone(), n));
+        out(path.clone(), n);
         if let Some(id) = sub {
             list(repo, &id, &path, recursive, out)?;
         }

@@ -86,7 +86,7 @@ pub fn run(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
                     .map(|p| format::name(p))
                     .collect::<Vec<_>>()
                     .join(", "),
-                (sm.files_new + sm.files_changed + sm.files_unchanged).to_string(),
+                sm.files().to_string(),
                 format::bytes(sm.total_size),
                 if status.is_empty() {
                     format!("+{}", format::bytes(sm.bytes_stored))

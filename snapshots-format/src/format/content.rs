@@ -58,6 +58,15 @@ const PIECE_MAX: usize = 256;
 /// pages scattered everywhere: FORMAT.md §7.2 gives the measurements.
 const PIECE_CUT_BELOW: u8 = 16;
 
+/// The length of the file `extents` describe; `None` above
+/// [`crate::limits::MAX_FILE_LEN`], so that no reader's offsets can wrap.
+pub fn total_len(extents: &[Extent]) -> Option<u64> {
+    extents
+        .iter()
+        .try_fold(0u64, |sum, e| sum.checked_add(e.len()))
+        .filter(|&n| n <= crate::limits::MAX_FILE_LEN)
+}
+
 /// Cuts a long extent list into pieces. The cut points depend only on the
 /// extents near them, so an edit moves at most the pieces around it.
 pub fn split_pieces(extents: &[Extent]) -> Vec<&[Extent]> {
@@ -159,6 +168,21 @@ mod tests {
             }
             prop_assert_eq!(joined, extents);
         }
+    }
+
+    #[test]
+    fn lengths_past_the_largest_file_are_refused() {
+        let hole = |len| Extent::Hole { len };
+        assert_eq!(total_len(&[]), Some(0));
+        assert_eq!(total_len(&[hole(5), hole(7)]), Some(12));
+        let max = crate::limits::MAX_FILE_LEN;
+        assert_eq!(total_len(&[hole(max - 1), hole(1)]), Some(max));
+        assert_eq!(total_len(&[hole(max), hole(1)]), None);
+        // Holes whose sum wraps past 2^64 back to a small number.
+        assert_eq!(
+            total_len(&[hole(u64::MAX >> 1), hole(u64::MAX >> 1), hole(3)]),
+            None
+        );
     }
 
     #[test]

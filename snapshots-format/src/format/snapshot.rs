@@ -68,6 +68,17 @@ pub struct Summary {
     pub inode_changed: u64,
 }
 
+impl Summary {
+    /// Regular files in the snapshot (new, changed and unchanged); the
+    /// counters come from the record, which a holder of the key may have
+    /// crafted, so the sum saturates instead of overflowing.
+    pub fn files(&self) -> u64 {
+        self.files_new
+            .saturating_add(self.files_changed)
+            .saturating_add(self.files_unchanged)
+    }
+}
+
 /// When a hook ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -433,6 +444,24 @@ mod tests {
     use super::*;
     use crate::crypto::MasterKey;
     use proptest::prelude::*;
+
+    #[test]
+    fn file_count_of_a_crafted_record_saturates() {
+        let huge = Summary {
+            files_new: u64::MAX,
+            files_changed: u64::MAX,
+            files_unchanged: 1,
+            ..Summary::default()
+        };
+        assert_eq!(huge.files(), u64::MAX);
+        let real = Summary {
+            files_new: 2,
+            files_changed: 3,
+            files_unchanged: 4,
+            ..Summary::default()
+        };
+        assert_eq!(real.files(), 9);
+    }
 
     fn snap(
         sec: i64,

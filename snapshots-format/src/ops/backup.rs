@@ -872,7 +872,11 @@ impl FileReader<'_, '_> {
         })?;
         self.progress.advance(1, 0);
         let after = Stat::of(&file).map_err(source_err)?;
-        let changed_while_read = after.len() != meta.len()
+        let size = extents.iter().map(Extent::len).sum();
+        // A read that ended before the stated size with the stat unchanged
+        // (a share serving a stale cached size) is a change all the same.
+        let changed_while_read = size != meta.len()
+            || after.len() != meta.len()
             || after.mtime() != meta.mtime()
             || after.mtime_nsec() != meta.mtime_nsec()
             || after.ctime() != meta.ctime()
@@ -883,7 +887,6 @@ impl FileReader<'_, '_> {
                 String::from_utf8_lossy(rel)
             ));
         }
-        let size = extents.iter().map(Extent::len).sum();
         let content = batch.save_content(extents)?;
         Ok(FileRead {
             content,

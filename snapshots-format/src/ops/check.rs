@@ -92,6 +92,11 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
+    // Snapshots first, then the index, then the packs: a snapshot writes
+    // its packs, then their index, then its record, so every snapshot
+    // listed here finds its packs and index entries below, even while
+    // another snapshot runs (prune is kept out by the lock).
+    let ids = repo.list_snapshots()?;
     repo.refresh_index()?;
     let indexed: HashMap<PackId, u64> = repo.index().packs()?.into_iter().collect();
     let on_disk: HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
@@ -170,7 +175,6 @@ pub fn check(
         blobs_ok: HashSet::new(),
         errors: Vec::new(),
     };
-    let ids = repo.list_snapshots()?;
     for id in ids {
         let snap = match repo.load_snapshot(&id) {
             Ok(s) => s,
@@ -237,9 +241,13 @@ fn check_index_files(repo: &Repository, report: &mut CheckReport) -> Result<()> 
 fn check_key_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
     for key in repo.list_keys()? {
         if let Some(problem) = key.problem {
+            let what = if problem.contains(&key.id) {
+                problem
+            } else {
+                format!("key file {}: {problem}", key.id)
+            };
             report.errors.push(format!(
-                "key file {}: {problem} (this key may no longer open the repository: have its holder add a new one with `coffre key add`, then remove this one)",
-                key.id
+                "{what} (this key may no longer open the repository: have its holder add a new one with `coffre key add`, then remove this one)"
             ));
         }
     }
@@ -388,7 +396,7 @@ impl Walker<'_> {
                             }
                         }
                         Payload::File(content) => {
-                            if let Err(e) = self.content(content) {
+                            if let Err(e) = self.content(content, node.size) {
                                 bad.push((name, e));
                             }
                         }
@@ -402,13 +410,19 @@ impl Walker<'_> {
         bad
     }
 
-    fn content(&mut self, content: &Content) -> Result<(), String> {
+    fn content(&mut self, content: &Content, size: u64) -> Result<(), String> {
         if let Content::Pieces(ids) = content {
             for id in ids {
                 self.blob_ok(BlobKind::ChunkList, id)?;
             }
         }
         let extents = self.repo.load_extents(content).map_err(|e| e.to_string())?;
+        // Restore refuses such a file: say so before it is needed.
+        if crate::format::content::total_len(&extents) != Some(size) {
+            return Err(format!(
+                "chunk list does not add up to the file size ({size} bytes recorded)"
+            ));
+        }
         for e in extents {
             if let Extent::Chunk { id, .. } = e {
                 self.blob_ok(BlobKind::Data, &id)?;

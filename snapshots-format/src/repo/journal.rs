@@ -187,6 +187,10 @@ impl Repository {
     /// problem of the result, not an error).
     pub fn journal(&self) -> Result<Journal> {
         let mut journal = Journal::default();
+        // What this machine saw is read before listing: an entry another
+        // process appends (and marks seen) meanwhile is then not taken for
+        // a removed one.
+        let seen = read_seen(self);
         let listed = self.backend().list(FileKind::Journal)?;
         let dir = cache_dir(self);
         let mut present = HashSet::new();
@@ -219,7 +223,6 @@ impl Repository {
             .entries
             .sort_by(|(a, x), (b, y)| (x.seq, x.time, a).cmp(&(y.seq, y.time, b)));
         check_chain(&mut journal);
-        let seen = read_seen(self);
         let mut gone: Vec<&String> = seen.iter().filter(|id| !present.contains(*id)).collect();
         gone.sort();
         for id in gone {
@@ -347,6 +350,44 @@ mod tests {
             details: serde_json::json!({}),
             time,
         }
+    }
+
+    /// Regression (issue 17, found by tests/concurrency.rs): a reader that
+    /// listed the journal just before another process of this machine
+    /// appended (and marked seen) an entry took it for a removed one, and
+    /// prune then refused to run.
+    #[test]
+    fn an_entry_appended_while_another_process_reads_is_not_taken_for_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mem = Arc::new(MemBackend::new());
+        let cache = dir.path().join("c");
+        drop(Repository::init_with(mem.clone(), &cache, b"pw", KdfParams::CHEAP).unwrap());
+        let writer = Repository::open_with(mem.clone(), &cache, b"pw").unwrap();
+        let reader = Repository::open_with(mem.clone(), &cache, b"pw").unwrap();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let appender = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for i in 0..150 {
+                    writer
+                        .journal_append(entry(EntryKind::Check, 1000 + i))
+                        .unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        let mut reads = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let j = reader.journal().unwrap();
+            assert!(
+                !j.problems.iter().any(|p| p.contains("is gone")),
+                "read {reads}: {:?}",
+                j.problems
+            );
+            reads += 1;
+        }
+        appender.join().unwrap();
+        assert!(reads > 0);
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub(super) fn attempts(facts: &Facts) -> Vec<Attempt> {
                 Outcome::Ok
             },
             id: Some(id.to_hex()),
-            files: sm.files_new + sm.files_changed + sm.files_unchanged,
+            files: sm.files(),
             total: sm.total_size,
             stored: sm.bytes_stored,
             unreadable: sm.skipped_count,
