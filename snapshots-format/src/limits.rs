@@ -12,3 +12,17 @@ pub const MAX_PACK_LEN: u64 = 64 << 20;
 /// around (or panic where overflow is checked), so longer lists are
 /// refused as damaged before anything adds them up.
 pub const MAX_FILE_LEN: u64 = i64::MAX as u64;
+
+/// The most memory a key file may ask Argon2 for (KiB): 16 times the
+/// default. Its parameters are read before anything authenticates them, so
+/// a planted key file could otherwise ask for 4 GiB and 64 passes on every
+/// open (FORMAT.md §3, §12.4).
+pub const MAX_KDF_MEMORY_KIB: u32 = 1 << 20;
+/// The most Argon2 passes a key file may ask for (the default is 3).
+pub const MAX_KDF_PASSES: u32 = 16;
+/// The most Argon2 lanes a key file may ask for (the default is 1).
+pub const MAX_KDF_LANES: u32 = 16;
+/// The most key derivations one open runs: a drive carrying tens of
+/// thousands of planted key files must not make opening take hours. The key
+/// file that last opened the repository on this machine is tried first.
+pub const MAX_KEY_FILES_TRIED: usize = 32;

@@ -86,6 +86,22 @@ impl Header {
     /// for a newer format, [`Error::Corrupt`] for a damaged header.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Self> {
         if bytes.len() < 12 || &bytes[..8] != MAGIC {
+            // A file of a header's exact length whose magic is off by a
+            // few bits is a damaged header, not some other file.
+            let near = bytes.len() >= 8
+                && bytes[..8]
+                    .iter()
+                    .zip(MAGIC)
+                    .map(|(a, b)| (a ^ b).count_ones())
+                    .sum::<u32>()
+                    <= 8;
+            if near && (bytes.len() == HEADER_LEN || bytes.len() == HEADER_LEN_V6) {
+                return Err(Error::corrupt(
+                    "header",
+                    "config",
+                    "its magic bytes are damaged",
+                ));
+            }
             return Err(Error::NotARepository(path.to_path_buf()));
         }
         let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);

@@ -340,8 +340,27 @@ impl KeyFile {
         }
         // The parameters are read before anything is authenticated: bound
         // them so that a planted key file cannot exhaust memory or time.
-        if p[0] < 8 || p[0] > 4 << 20 || p[1] == 0 || p[1] > 64 || p[2] == 0 || p[2] > 16 {
-            return Err(bad("key derivation parameters out of range"));
+        use crate::limits::{MAX_KDF_LANES, MAX_KDF_MEMORY_KIB, MAX_KDF_PASSES};
+        if p[0] < 8
+            || p[0] > MAX_KDF_MEMORY_KIB
+            || p[1] == 0
+            || p[1] > MAX_KDF_PASSES
+            || p[2] == 0
+            || p[2] > MAX_KDF_LANES
+        {
+            return Err(Error::corrupt(
+                "key file",
+                name,
+                format!(
+                    "asks for Argon2 with {} MiB, {} passes and {} lanes, beyond the {} MiB, {} passes and {} lanes Coffre accepts: planted or damaged; remove it from keys/",
+                    p[0] >> 10,
+                    p[1],
+                    p[2],
+                    MAX_KDF_MEMORY_KIB >> 10,
+                    MAX_KDF_PASSES,
+                    MAX_KDF_LANES
+                ),
+            ));
         }
         let mut salt = [0u8; SALT_LEN];
         salt.copy_from_slice(r.raw(SALT_LEN).map_err(|_| bad("too short"))?);

@@ -7,6 +7,7 @@ use crate::crypto::{Keys, MasterKey};
 use crate::error::{Error, Result};
 use crate::format::header::Header;
 use crate::format::keyfile::{self, KdfParams, KeyFile, KeyKind, KeyLabel};
+use crate::limits::MAX_KEY_FILES_TRIED;
 
 /// One key file, as `key list` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,18 +30,24 @@ pub struct OpenedWith {
     pub name: ObjectName,
 }
 
-/// Tries every key file with `passphrase` (and, when it looks like a
-/// recovery key typed by hand, with its normal form). A key file whose
-/// master key does not match the header's key-check value (planted, or
-/// from another repository) is passed over: nothing may be written under
-/// a key that is not the repository's.
+/// Tries the key files with `passphrase` (and, when it looks like a
+/// recovery key typed by hand, with its normal form): `preferred` first
+/// (the one that last opened the repository on this machine), then the
+/// others, at most [`MAX_KEY_FILES_TRIED`] derivations in all. A key file
+/// whose master key does not match the header's key-check value (planted,
+/// or from another repository) is passed over: nothing may be written
+/// under a key that is not the repository's.
 ///
 /// # Errors
-/// [`Error::WrongPassphrase`] (or the last key file's own error).
+/// [`Error::WrongPassphrase`] when no key file opens; the key file's own
+/// error when one could not be read (a damaged key file and a wrong
+/// passphrase look alike otherwise); [`Error::Refused`] when the bound was
+/// reached.
 pub fn unlock(
     backend: &dyn Backend,
     header: &Header,
     passphrase: &[u8],
+    preferred: Option<&ObjectName>,
 ) -> Result<(MasterKey, OpenedWith)> {
     let repo_id = &header.repo_id;
     let mut tries = vec![passphrase.to_vec()];
@@ -49,32 +56,54 @@ pub fn unlock(
             tries.push(normal.into_bytes());
         }
     }
-    let mut last_err = Error::WrongPassphrase;
-    for (name, _) in backend.list(FileKind::Key)? {
-        let key = match read(backend, &name) {
+    let mut names: Vec<ObjectName> = backend
+        .list(FileKind::Key)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    if let Some(first) = preferred.and_then(|p| names.iter().position(|n| n == p)) {
+        let name = names.remove(first);
+        names.insert(0, name);
+    }
+    // Damage outranks "wrong passphrase": the damaged file may be the one
+    // this passphrase was for.
+    let mut damage: Option<Error> = None;
+    let mut derivations = 0;
+    for name in &names {
+        let key = match read(backend, name) {
             Ok(k) => k,
             Err(e) => {
-                last_err = e;
+                damage.get_or_insert(e);
                 continue;
             }
         };
         for pass in &tries {
+            if derivations == MAX_KEY_FILES_TRIED {
+                return Err(Error::Refused(format!(
+                    "keys/ holds {} key files; {MAX_KEY_FILES_TRIED} were tried with this passphrase and none opened (no more are tried, so that planted key files cannot make opening take hours): move the key files you do not know out of keys/ and run the command again",
+                    names.len()
+                )));
+            }
+            derivations += 1;
             match key.open(pass, repo_id) {
                 Ok(master) => match header.key_check {
                     Some(check) if master.check_value(repo_id) != check => {
-                        last_err = Error::corrupt(
+                        damage = Some(Error::corrupt(
                             "key file",
                             name.as_str(),
                             "it opens a key that is not this repository's (its check value differs from config's): it was planted or copied from another repository; remove it",
-                        );
+                        ));
                     }
-                    _ => return Ok((master, OpenedWith { name })),
+                    _ => return Ok((master, OpenedWith { name: name.clone() })),
                 },
-                Err(e) => last_err = e,
+                Err(Error::WrongPassphrase) => {}
+                Err(e) => {
+                    damage.get_or_insert(e);
+                }
             }
         }
     }
-    Err(last_err)
+    Err(damage.unwrap_or(Error::WrongPassphrase))
 }
 
 fn read(backend: &dyn Backend, name: &ObjectName) -> Result<KeyFile> {

@@ -78,6 +78,17 @@ struct DictionaryFiles {
     problem: Option<String>,
 }
 
+/// The file in a repository's cache folder naming the key file that last
+/// opened it here, tried first at the next open.
+const LAST_KEY: &str = "last-key";
+
+/// The key file that last opened the repository whose cache folder is
+/// `folder`, if this machine remembers one.
+fn last_key(folder: &Path) -> Option<ObjectName> {
+    let name = std::fs::read_to_string(folder.join(LAST_KEY)).ok()?;
+    ObjectName::parse(FileKind::Key, name.trim())
+}
+
 /// The file in a repository's cache folder remembering its key-check value.
 const KEY_CHECK_PIN: &str = "key-check";
 
@@ -224,7 +235,9 @@ impl Repository {
     /// As [`Repository::open`].
     pub fn open_with(backend: Arc<dyn Backend>, cache: &Path, passphrase: &[u8]) -> Result<Self> {
         let header = Self::header_of(&*backend)?;
-        let (master, opened) = keyring::unlock(&*backend, &header, passphrase)?;
+        let folder = Self::cache_folder_of(cache, &header, &backend.location());
+        let (master, opened) =
+            keyring::unlock(&*backend, &header, passphrase, last_key(&folder).as_ref())?;
         Self::with_key(backend, cache, header, master, opened)
     }
 
@@ -238,9 +251,17 @@ impl Repository {
         let backend = path.into().open()?;
         let cache = default_cache_dir()?;
         let header = Self::header_of(&*backend)?;
-        let (master, opened) = keyring::unlock(&*backend, &header, passphrase)?;
+        let folder = Self::cache_folder_of(&cache, &header, &backend.location());
+        let (master, opened) =
+            keyring::unlock(&*backend, &header, passphrase, last_key(&folder).as_ref())?;
         Index::remove_files(&Self::cache_path(&cache, &header, &backend.location()))?;
         Self::with_key(backend, &cache, header, master, opened)
+    }
+
+    /// The folder of this repository's caches on this machine.
+    fn cache_folder_of(cache: &Path, header: &Header, location: &str) -> PathBuf {
+        let index = Self::cache_path(cache, header, location);
+        index.parent().map(Path::to_path_buf).unwrap_or_default()
     }
 
     /// One cache per repository and place: copies of a repository (same
@@ -303,6 +324,18 @@ impl Repository {
         })?;
         let cache_folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
         pin_key_check(&cache_folder, &header)?;
+        // Best effort: it only orders the key files tried at the next open.
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(cache_folder.join(LAST_KEY))
+                .and_then(|mut f| f.write_all(opened_with.name.as_str().as_bytes()));
+        }
         let repo = Self {
             backend,
             keys,
