@@ -308,7 +308,8 @@ fn coffre(repo: &Path, cache: &Path) -> Command {
 /// Runs `coffre <args>` on `repo` to its end (or the deadline).
 fn run(repo: &Path, cache: &Path, args: &[&str], logs: &Path) -> Outcome {
     let mut cmd = coffre(repo, cache);
-    cmd.args(args);
+    // `report` writes its file in the current folder: keep it in the test's.
+    cmd.args(args).current_dir(logs);
     Proc::spawn(&mut cmd, logs, true).finish()
 }
 
