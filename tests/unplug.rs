@@ -584,10 +584,7 @@ fn drive_full_at_random_points() {
         } else {
             full += 1;
             let line = assert_actionable(&out, &ctx);
-            assert!(
-                line.contains("full"),
-                "{ctx}: not the drive-full message: {line}"
-            );
+            assert_drive_full(&line, &ctx);
             let listed = listing(&coffre, None).unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert_eq!(listed.len(), 1, "{ctx}: a failed snapshot was recorded");
         }
@@ -613,10 +610,7 @@ fn drive_full_at_random_points() {
         } else {
             full += 1;
             let line = assert_actionable(&out, &ctx);
-            assert!(
-                line.contains("full"),
-                "{ctx}: not the drive-full message: {line}"
-            );
+            assert_drive_full(&line, &ctx);
         }
         tdrive.grow(tsize + 2 * total + (8 << 20));
         let out = copy(&coffre);
@@ -641,5 +635,127 @@ fn drive_full_at_random_points() {
     println!(
         "unplug-summary: case=drive-full trials={} detected={full} survived={fitted} lost=0 seed={seed}",
         2 * n
+    );
+}
+
+/// The drive-full message, with the space the command still needed and the
+/// space that was free, both figures above nothing needed.
+fn assert_drive_full(line: &str, ctx: &str) {
+    assert!(
+        line.contains("full"),
+        "{ctx}: not the drive-full message: {line}"
+    );
+    let figure = |after: &str| -> Option<f64> {
+        let (_, rest) = line.split_once(after)?;
+        let (before, _) = rest.split_once(" MiB")?;
+        before.rsplit(' ').next()?.parse().ok()
+    };
+    let needed = figure("(about ").unwrap_or_else(|| panic!("{ctx}: no space needed in: {line}"));
+    assert!(needed > 0.0, "{ctx}: nothing needed: {line}");
+    assert!(
+        line.contains("more needed, ") && line.contains(" MiB free)"),
+        "{ctx}: the free space is not said: {line}"
+    );
+}
+
+/// Prune on a drive too full to write anything: it first deletes the packs
+/// nothing uses (which needs no room), then repacks in rounds that fit what
+/// was freed; what cannot fit is left with a warning saying the room
+/// needed, never a failure with nothing freed. Then `check --read-data`
+/// passes and the kept snapshot restores bit-exact.
+#[test]
+fn prune_frees_a_full_drive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let drive = Drive::tmpfs(dir, 64 << 20);
+    let coffre = coffre_on(&drive.mnt.join("repo"), &dir.join("cache"));
+    coffre.init();
+    // Day 1: x and y in one pack. Day 2: x and a big z. Day 3: x and q.
+    // Keeping day 3 alone leaves day 2's pack unused (deleted without
+    // room) and day 1's pack half used (repacked, which needs room).
+    random_file(&src.join("x"), 1, 3 << 20);
+    random_file(&src.join("y"), 2, 3 << 20);
+    coffre.snapshot(&src);
+    std::fs::remove_file(src.join("y")).unwrap();
+    random_file(&src.join("z"), 3, 12 << 20);
+    coffre.snapshot(&src);
+    std::fs::remove_file(src.join("z")).unwrap();
+    random_file(&src.join("q"), 4, 1 << 20);
+    let kept = coffre.snapshot(&src);
+    let want = capture(&src);
+    coffre.ok(["forget", "--keep-last", "1"]);
+    // The drive is now full: 256 KiB left (a lock, index files and a
+    // journal entry fit; a pack does not).
+    drive.grow(du(&drive.mnt) + (256 << 10));
+    let before = du(&drive.mnt.join("repo"));
+
+    let out = run(&mut coffre.cmd(["prune", "--json"]));
+    assert!(
+        out.status.success(),
+        "prune on a full drive: {}",
+        describe(&out)
+    );
+    let json = coffre_tests::text(&out.stdout);
+    let get = |field: &str| coffre_tests::json_u64(&json, field);
+    assert!(get("packs_deleted") >= 1, "nothing deleted: {json}");
+    assert!(get("packs_repacked") >= 1, "nothing repacked: {json}");
+    assert_eq!(get("packs_left_for_room"), 0, "{json}");
+    let after = du(&drive.mnt.join("repo"));
+    assert!(
+        after + (14 << 20) <= before,
+        "prune freed too little: {before} -> {after} bytes"
+    );
+    let out = run(&mut coffre.cmd(["check", "--read-data"]));
+    assert!(
+        out.status.success(),
+        "check after prune: {}",
+        describe(&out)
+    );
+    restores(&coffre, &kept, &want, dir).unwrap_or_else(|e| panic!("after prune: {e}"));
+
+    // Now with no whole pack to delete and no room for the repack: prune
+    // leaves the pack and says what room it needs.
+    let src2 = dir.join("src2");
+    std::fs::create_dir_all(&src2).unwrap();
+    random_file(&src2.join("a"), 5, 3 << 20);
+    random_file(&src2.join("b"), 6, 3 << 20);
+    drive.grow(du(&drive.mnt) + (16 << 20));
+    coffre.snapshot(&src2);
+    std::fs::remove_file(src2.join("b")).unwrap();
+    coffre.snapshot(&src2);
+    coffre.ok(["forget", "--keep-last", "1"]);
+    drive.grow(du(&drive.mnt) + (256 << 10));
+    let out = run(&mut coffre.cmd(["prune"]));
+    assert!(
+        out.status.success(),
+        "prune with no room: {}",
+        describe(&out)
+    );
+    let err = coffre_tests::text(&out.stderr);
+    assert!(
+        err.contains("not repacked") && err.contains("needs about"),
+        "no warning saying the room needed: {err}"
+    );
+    let out = run(&mut coffre.cmd(["check"]));
+    assert!(
+        out.status.success(),
+        "check after a prune left packs: {}",
+        describe(&out)
+    );
+    // With room, the next prune finishes the job.
+    drive.grow(du(&drive.mnt) + (16 << 20));
+    let out = run(&mut coffre.cmd(["prune", "--json"]));
+    assert!(out.status.success(), "prune with room: {}", describe(&out));
+    let json = coffre_tests::text(&out.stdout);
+    assert!(
+        coffre_tests::json_u64(&json, "packs_repacked") >= 1,
+        "{json}"
+    );
+    assert_eq!(
+        coffre_tests::json_u64(&json, "packs_left_for_room"),
+        0,
+        "{json}"
     );
 }

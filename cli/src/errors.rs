@@ -33,7 +33,7 @@ fn explain(err: &anyhow::Error) -> String {
         Error::RepositoryMissing(_) => "Is the backup drive plugged in and mounted? Check -r/--repo (or COFFRE_REPO).",
         Error::AlreadyExists(_) => "init needs a new or empty directory; to use the existing repository, just run other commands on it.",
         Error::UnsupportedVersion { .. } => "Install a newer Coffre to use this repository; nothing was changed.",
-        Error::DriveFull(_) => "The backup drive is full. Earlier snapshots are intact. Free space (forget old snapshots, then prune) or use a larger drive.",
+        Error::DriveFull { .. } => "The backup drive is full. Earlier snapshots are intact. Free space (forget old snapshots, then prune) or use a larger drive.",
         Error::Corrupt { .. } | Error::BlobNotFound(_) => "Run `coffre check --read-data` to see what is damaged; copy from another backup drive if you have one.",
         Error::SnapshotNotFound(_) => "List snapshots with `coffre snapshots`; name one by id, `latest`, or a date YYYY-MM-DD.",
         Error::AmbiguousSnapshot(_) => "Give more characters of the id (see `coffre snapshots`).",

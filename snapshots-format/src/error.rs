@@ -34,8 +34,16 @@ pub enum Error {
     #[error("wrong passphrase")]
     WrongPassphrase,
     /// The drive holding the repository is full.
-    #[error("no space left on the drive while writing {0}")]
-    DriveFull(PathBuf),
+    #[error("no space left on the drive while writing {path}{}", space_note(*needed, *free))]
+    DriveFull {
+        /// The object being written.
+        path: PathBuf,
+        /// About how many more bytes the command needed, when it could
+        /// tell (see [`Error::needing`]).
+        needed: Option<u64>,
+        /// Bytes left free on the drive, when the backend could tell.
+        free: Option<u64>,
+    },
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -247,10 +255,33 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
         if source.raw_os_error() == Some(libc::ENOSPC) {
-            Error::DriveFull(path)
+            Error::DriveFull {
+                path,
+                needed: None,
+                free: None,
+            }
         } else {
             Error::Io { path, source }
         }
+    }
+
+    /// A [`Error::DriveFull`] completed with what the command still needed
+    /// and what was free (both as known); any other error unchanged.
+    #[must_use]
+    pub fn needing(self, more: Option<u64>, left: Option<u64>) -> Self {
+        match self {
+            Error::DriveFull { path, needed, free } => Error::DriveFull {
+                path,
+                needed: more.or(needed),
+                free: left.or(free),
+            },
+            other => other,
+        }
+    }
+
+    /// Whether this is [`Error::DriveFull`].
+    pub fn is_drive_full(&self) -> bool {
+        matches!(self, Error::DriveFull { .. })
     }
 
     /// Whether trying the same request again may succeed.
@@ -293,5 +324,26 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
+    }
+}
+
+/// ": about 1.2 GiB more needed, 3.0 MiB free" (what is known of it).
+fn space_note(needed: Option<u64>, free: Option<u64>) -> String {
+    match (needed, free) {
+        (Some(n), Some(f)) => format!(" (about {} more needed, {} free)", mib(n), mib(f)),
+        (Some(n), None) => format!(" (about {} more needed)", mib(n)),
+        (None, Some(f)) => format!(" ({} free)", mib(f)),
+        (None, None) => String::new(),
+    }
+}
+
+/// Sizes in the library's messages: MiB with one decimal, never "0.0"
+/// for something that is not nothing.
+fn mib(n: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    match n {
+        0 => "0 MiB".to_owned(),
+        n if n < 104_858 => "0.1 MiB".to_owned(),
+        n => format!("{:.1} MiB", n as f64 / MIB),
     }
 }

@@ -15,3 +15,38 @@ pub trait Progress: Sync {
 pub struct NoProgress;
 
 impl Progress for NoProgress {}
+
+/// A [`Progress`] that passes everything on and counts the bytes processed,
+/// so that an operation that fails can tell how far it went.
+pub(crate) struct Counting<'a> {
+    inner: &'a dyn Progress,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> Counting<'a> {
+    pub(crate) fn new(inner: &'a dyn Progress) -> Self {
+        Counting {
+            inner,
+            bytes: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes processed so far.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Progress for Counting<'_> {
+    fn set_total(&self, files: u64, bytes: u64) {
+        self.inner.set_total(files, bytes);
+    }
+    fn advance(&self, files: u64, bytes: u64) {
+        self.bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        self.inner.advance(files, bytes);
+    }
+    fn warn(&self, message: &str) {
+        self.inner.warn(message);
+    }
+}

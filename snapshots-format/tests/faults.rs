@@ -723,7 +723,12 @@ fn drive_full_case(h: &History, space: u64, total: u64, same_cache: bool) {
     let (faulty, repo, cache) = h.start(work.path());
     faulty.set_plan(plan(|p| p.space = Some(space)));
     match take_snapshot(&repo, &opts(&h.src, 1), &NoProgress) {
-        Err(Error::DriveFull(_)) => {}
+        Err(Error::DriveFull { needed, free, .. }) => {
+            // The message says how much more the run needed, and what was
+            // left: at most the space given.
+            assert!(needed.is_some_and(|n| n > 0), "{ctx}: needed {needed:?}");
+            assert!(free.is_some_and(|f| f <= space), "{ctx}: free {free:?}");
+        }
         Err(e) => panic!("{ctx}: failed with {e:?}, not DriveFull"),
         Ok(_) => panic!("{ctx}: the snapshot succeeded on a full drive"),
     }

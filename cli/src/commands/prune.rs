@@ -94,7 +94,13 @@ pub fn print(cli: &Cli, r: &PruneReport, dry_run: bool) -> Result<()> {
         r.unindexed_removed,
         r.blobs_removed
     );
-    if r.bytes_unused_left > 0 {
+    if r.packs_left_for_room > 0 {
+        println!(
+            "{} unused bytes stay in packs: {} pack(s) could not be repacked for lack of room on the drive.",
+            format::bytes(r.bytes_unused_left),
+            r.packs_left_for_room
+        );
+    } else if r.bytes_unused_left > 0 {
         println!(
             "{} unused bytes stay in packs below the repack threshold.",
             format::bytes(r.bytes_unused_left)

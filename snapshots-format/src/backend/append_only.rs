@@ -113,6 +113,9 @@ impl Backend for AppendOnlyBackend {
     fn exclusive_create(&self) -> bool {
         self.inner.exclusive_create()
     }
+    fn free_space(&self) -> Option<u64> {
+        self.inner.free_space()
+    }
     fn remove_leftovers(&self) -> Result<usize> {
         self.inner.remove_leftovers()
     }

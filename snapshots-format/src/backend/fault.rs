@@ -254,6 +254,14 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         self.inner.delete(kind, name)
     }
 
+    fn free_space(&self) -> Option<u64> {
+        let state = lock(&self.state);
+        match state.plan.space {
+            Some(space) => Some(space.saturating_sub(state.written)),
+            None => self.inner.free_space(),
+        }
+    }
+
     fn remove_leftovers(&self) -> Result<usize> {
         lock(&self.state).alive()?;
         self.inner.remove_leftovers()
@@ -395,9 +403,9 @@ mod tests {
         let mut up = b.upload(Key).unwrap();
         up.write(&[2; 4]).unwrap();
         let e = up.write(&[2; 1]).unwrap_err();
-        assert!(matches!(e, Error::DriveFull(_)), "{e:?}");
+        assert!(e.is_drive_full(), "{e:?}");
         let e = b.write(Key, &name(Key, 2), &[3; 1], false).unwrap_err();
-        assert!(matches!(e, Error::DriveFull(_)), "{e:?}");
+        assert!(e.is_drive_full(), "{e:?}");
         assert_eq!(b.list(Key).unwrap(), vec![(name(Key, 1), 6)]);
     }
 

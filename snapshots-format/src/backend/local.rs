@@ -591,6 +591,13 @@ impl Backend for LocalBackend {
         rfs::fsync(&dirfd).map_err(|e| self.fail(&dir, e))
     }
 
+    fn free_space(&self) -> Option<u64> {
+        // What an unprivileged writer may use: Coffre running as root could
+        // also fill the blocks reserved for root, and should not count on it.
+        let s = rfs::fstatvfs(&self.root).ok()?;
+        Some(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
     fn remove_leftovers(&self) -> Result<usize> {
         let Some((fd, entries)) = self.entries("tmp", |n| temp_owner(n).is_some())? else {
             return Ok(0);

@@ -297,6 +297,12 @@ pub trait Backend: Send + Sync + fmt::Debug {
         true
     }
 
+    /// Bytes a writer may still add, when the place can tell (a local
+    /// drive); `None` for an object store or when it cannot be asked.
+    fn free_space(&self) -> Option<u64> {
+        None
+    }
+
     /// Removes what writers that are gone left half-written (a crash or a
     /// kill mid-write). Returns how many were removed.
     ///

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -29,8 +30,8 @@ use crate::format::snapshot::{HookRun, Snapshot, Summary, MAX_RECORDED_PROBLEMS}
 use crate::format::tree::{Node, NodeKind, Payload, Timestamp, Tree};
 use crate::id::{BlobId, SnapshotId};
 use crate::ops::dictionary_guard;
-use crate::progress::Progress;
-use crate::repo::saver::{Batch, Saver};
+use crate::progress::{Counting, Progress};
+use crate::repo::saver::{Batch, SaveProgress, Saver};
 use crate::repo::Repository;
 use crate::source::chunker::{self, Cutter, Piece};
 use crate::source::exclude::Excludes;
@@ -279,7 +280,10 @@ pub fn take_snapshot_with(
         })?);
     }
     let mut hooks = opts.hooks.clone();
-    let ((tree, mut summary), stats) = Saver::run(repo, |saver| {
+    let counting = Counting::new(progress);
+    let progress: &dyn Progress = &counting;
+    let saved_so_far = Mutex::new(SaveProgress::default());
+    let saved = Saver::run(repo, |saver| {
         let reader = FileReader {
             saver,
             progress,
@@ -289,7 +293,7 @@ pub fn take_snapshot_with(
             .map_or(2, |n| n.get())
             .clamp(1, 8);
         let (jobs, queue) = bounded::<ReadJob>(readers * 4);
-        std::thread::scope(|scope| {
+        let out = std::thread::scope(|scope| {
             for _ in 0..readers {
                 let queue: Receiver<ReadJob> = queue.clone();
                 let reader = &reader;
@@ -357,7 +361,18 @@ pub fn take_snapshot_with(
             let tree = walker.save_tree(&root)?;
             // Dropping the walker closes the queue, which ends the readers.
             Ok((tree, walker.summary))
-        })
+        });
+        *saved_so_far.lock().unwrap_or_else(|p| p.into_inner()) = saver.progress();
+        out
+    });
+    let ((tree, mut summary), stats) = saved.map_err(|e| {
+        if !e.is_drive_full() {
+            return e;
+        }
+        let read: Vec<&Path> = sources.iter().map(|s| s.read.as_path()).collect();
+        let saved = *saved_so_far.lock().unwrap_or_else(|p| p.into_inner());
+        let more = still_needed(&read, counting.bytes(), saved);
+        e.needing(Some(more), repo.backend().free_space())
     })?;
     summary.bytes_added = stats.plain_bytes;
     summary.bytes_stored = stats.stored_bytes;
@@ -405,6 +420,26 @@ pub fn take_snapshot_with(
     repo.confirm_lock()?;
     let id = repo.write_snapshot(&snap)?;
     Ok(Outcome::Saved(id, Box::new(snap)))
+}
+
+/// About how many more bytes a snapshot that filled the drive needed: its
+/// new data (the sources, with as large a share of new data, compressing as
+/// well, as what was read so far) less the packs it made durable, which stay
+/// on the drive for the next run; plus room for the index and the record.
+fn still_needed(sources: &[&Path], read: u64, saved: SaveProgress) -> u64 {
+    let total: u64 = sources.iter().map(|s| estimate(s).1).sum();
+    let new_share = if read == 0 {
+        1.0
+    } else {
+        (saved.queued_plain as f64 / read as f64).min(1.0)
+    };
+    let compressed = if saved.stored_plain == 0 {
+        1.0
+    } else {
+        (saved.stored as f64 / saved.stored_plain as f64).min(1.1)
+    };
+    let all = (total.max(read) as f64 * new_share * compressed) as u64;
+    all.saturating_sub(saved.durable) + (1 << 20)
 }
 
 /// The name a source folder takes at the root of a several-source snapshot.

@@ -47,7 +47,7 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Payload, Tree, MAX_DEPTH};
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
-use crate::repo::saver::{Batch, Saver};
+use crate::repo::saver::{Batch, Saver, PACK_TARGET};
 use crate::repo::Repository;
 use crate::source::chunker::{self, Cutter, Cutting, Piece};
 
@@ -245,9 +245,15 @@ pub fn copy(
     // A dry run writes nothing, so what one snapshot would send must not
     // be counted again for the next.
     let mut counted = HashSet::new();
-    for (id, snap) in todo {
+    for (i, (id, snap)) in todo.iter().enumerate() {
         let dry_run = opts.dry_run.then_some(&mut counted);
-        let copied = copy_one(sides, &id, &snap, dry_run, &mut memo, &mut present)?;
+        let copied = match copy_one(sides, id, snap, dry_run, &mut memo, &mut present) {
+            Err(e) if e.is_drive_full() => {
+                let more = still_needed(sides, &todo[i..], &mut memo, &mut present);
+                return Err(e.needing(more, target.backend().free_space()));
+            }
+            other => other?,
+        };
         report.blobs_sent += copied.blobs;
         report.bytes_sent += copied.bytes;
         report.plain_bytes_sent += copied.plain;
@@ -256,6 +262,25 @@ pub fn copy(
         progress.advance(1, 0);
     }
     Ok(report)
+}
+
+/// About how many more bytes the target needs for `todo` (what a dry run
+/// counts, plus a pack's worth for what was being packed), when that can be
+/// worked out.
+fn still_needed(
+    sides: Sides<'_>,
+    todo: &[(SnapshotId, Snapshot)],
+    memo: &mut HashMap<BlobId, (BlobId, u64)>,
+    present: &mut HashMap<[u8; 32], SnapshotId>,
+) -> Option<u64> {
+    let mut counted = HashSet::new();
+    let mut bytes = PACK_TARGET;
+    for (id, snap) in todo {
+        bytes += copy_one(sides, id, snap, Some(&mut counted), memo, present)
+            .ok()?
+            .bytes;
+    }
+    Some(bytes)
 }
 
 /// What copying one snapshot did.

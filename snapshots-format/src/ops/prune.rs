@@ -38,7 +38,7 @@ use crate::format::tree::Payload;
 use crate::id::{BlobId, PackId};
 use crate::progress::Progress;
 use crate::repo::index::PackUsage;
-use crate::repo::pack_writer::PackWriter;
+use crate::repo::pack_writer::{FinishedPack, PackWriter};
 use crate::repo::saver::PACK_TARGET;
 use crate::repo::Repository;
 
@@ -74,6 +74,9 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     /// Unused bytes left in packs below the repack threshold.
     pub bytes_unused_left: u64,
+    /// Packs that should have been repacked but were left because the
+    /// drive had no room for their replacement (see the warning).
+    pub packs_left_for_room: u64,
 }
 
 /// Phases, announced to a hook (tests kill prune at each one).
@@ -159,7 +162,6 @@ pub fn prune(
     for u in partial {
         if left > allowance {
             left -= u.unused_bytes;
-            report.blobs_removed += u.unused;
             repack.push(u);
         }
     }
@@ -173,19 +175,199 @@ pub fn prune(
     report.unindexed_removed = unindexed.len() as u64;
     report.bytes_freed += unindexed.iter().map(|(_, s)| s).sum::<u64>();
     report.packs_deleted = drop.len() as u64;
-    report.packs_repacked = repack.len() as u64;
     if opts.dry_run {
+        report.packs_repacked = repack.len() as u64;
+        report.blobs_removed += repack.iter().map(|u| u.unused).sum::<u64>();
         report.bytes_freed += repack.iter().map(|u| u.unused_bytes).sum::<u64>();
         return Ok(report);
     }
 
-    // 3. Repack.
+    // 3 to 6, in rounds when the drive lacks the room to write every new
+    // pack before the old ones go (a full drive is when prune is needed
+    // most): first the packs nothing uses, which need no room, then as many
+    // packs to repack as fit at a time.
     let total: u64 = repack.iter().map(|u| u.size).sum();
     progress.set_total(repack.len() as u64, total);
+    let all_fit = fits(
+        repo.backend().free_space(),
+        repack.iter().map(room_for).sum(),
+    );
+    let (now, mut later) = if all_fit {
+        (&repack[..], &[][..])
+    } else {
+        (&[][..], &repack[..])
+    };
+    let mut step = Step {
+        repo,
+        progress,
+        on_phase,
+        report: &mut report,
+    };
+    step.run(now, drop, unindexed)?;
+    while !later.is_empty() {
+        let free = repo.backend().free_space();
+        let mut n = 0;
+        let mut room = 0;
+        while n < later.len() && fits(free, room + room_for(&later[n])) {
+            room += room_for(&later[n]);
+            n += 1;
+        }
+        if n == 0 {
+            // Whatever could be freed without room has been: say what is
+            // missing for the rest rather than fail with nothing done.
+            let need = room_for(&later[0]) + ROOM_MARGIN;
+            step.report.packs_left_for_room = later.len() as u64;
+            step.report.bytes_unused_left += later.iter().map(|u| u.unused_bytes).sum::<u64>();
+            step.progress.warn(&format!(
+                "{} pack(s) were not repacked: the drive has {} free and repacking the next needs about {}. Forget more snapshots or free space on the drive, then prune again",
+                later.len(),
+                mib(free.unwrap_or(0)),
+                mib(need),
+            ));
+            break;
+        }
+        step.run(&later[..n], Vec::new(), Vec::new())?;
+        later = &later[n..];
+    }
+    Ok(report)
+}
+
+/// Room kept free beyond the new packs, for the index files and trailers
+/// a round writes.
+const ROOM_MARGIN: u64 = 2 << 20;
+
+/// Room a repacked pack's replacement takes: its used bytes.
+fn room_for(u: &PackUsage) -> u64 {
+    u.size.saturating_sub(u.unused_bytes)
+}
+
+/// Whether `room` bytes of new packs fit in `free` (unknown: assume so).
+fn fits(free: Option<u64>, room: u64) -> bool {
+    free.is_none_or(|f| f >= room.saturating_add(ROOM_MARGIN))
+}
+
+fn mib(n: u64) -> String {
+    format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+}
+
+/// Steps 3 to 6 of one round of prune.
+struct Step<'a> {
+    repo: &'a Repository,
+    progress: &'a dyn Progress,
+    on_phase: &'a dyn Fn(&str),
+    report: &'a mut PruneReport,
+}
+
+impl Step<'_> {
+    /// Repacks `repack`, then removes its packs, `drop` and `unindexed`.
+    fn run(
+        &mut self,
+        repack: &[PackUsage],
+        mut drop: Vec<PackId>,
+        unindexed: Vec<(PackId, u64)>,
+    ) -> Result<()> {
+        let Step {
+            repo,
+            progress,
+            on_phase,
+            ..
+        } = *self;
+        let index = repo.index();
+        // 3. Repack.
+        let room: u64 = repack.iter().map(room_for).sum();
+        let written = repack_packs(repo, repack, progress)
+            .map_err(|e| e.needing(Some(room + ROOM_MARGIN), repo.backend().free_space()))?;
+        let report = &mut *self.report;
+        for u in repack {
+            drop.push(u.pack);
+            report.bytes_freed += u.size;
+            report.blobs_removed += u.unused;
+        }
+        report.packs_repacked += repack.len() as u64;
+        report.packs_written += written.len() as u64;
+        report.bytes_freed = report
+            .bytes_freed
+            .saturating_sub(written.iter().map(|p| p.size).sum());
+        on_phase("repacked");
+
+        // 4. Verify, from the packs themselves, before anything changes.
+        let mut doomed: Vec<PackId> = drop.clone();
+        doomed.extend(unindexed.iter().map(|(id, _)| *id));
+        let doomed = verify_doomed(repo, &doomed, &written, progress)?;
+        // A pack kept because its own trailer could not be read stays listed
+        // as it is: it may hold anything.
+        let safe: HashSet<PackId> = doomed.iter().copied().collect();
+        drop.retain(|p| safe.contains(p));
+
+        // 5. Commit: index files listing the new packs and the packs kept
+        // from the files that listed dropped ones, then those files go.
+        let touched = index.files_listing(&drop)?;
+        let dropped: HashSet<PackId> = drop.iter().copied().collect();
+        let mut listing: Vec<IndexedPack> = written.iter().map(|p| p.listing()).collect();
+        let mut seen: HashSet<PackId> = HashSet::new();
+        for file in &touched {
+            for (id, size) in index.packs_of_file(file)? {
+                if dropped.contains(&id) || !seen.insert(id) {
+                    continue;
+                }
+                // The pack's own trailer is the full list; the cache may hold
+                // another pack's location for a blob stored twice.
+                let entries = match crate::repo::pack_writer::read_entries(
+                    repo.backend(),
+                    &id,
+                    size,
+                    repo.keys(),
+                ) {
+                    Ok(entries) => entries,
+                    Err(_) => index.entries_of_pack(repo.keys(), &id)?,
+                };
+                listing.push(IndexedPack { id, size, entries });
+            }
+        }
+        repo.write_index_files(&listing)?;
+        let new: Vec<(PackId, u64, &[PackEntry])> = written
+            .iter()
+            .map(|p| (p.id, p.size, &p.entries[..]))
+            .collect();
+        // The drive first: a crash after these deletions leaves a cache that
+        // still names the deleted files, which the next open notices and
+        // rebuilds from the drive; the other way round, a cache already
+        // updated would keep trusting a stale file left on the drive.
+        // Nothing is deleted unless this run still holds the repository alone.
+        repo.confirm_lock()?;
+        for file in &touched {
+            repo.backend()
+                .delete(FileKind::Index, &ObjectName::id(file))?;
+        }
+        index.replace_packs(repo.keys(), &new, &drop)?;
+        index.forget_files(&touched)?;
+        on_phase("indexed");
+
+        // 6. Delete.
+        repo.confirm_lock()?;
+        let mut first = true;
+        for id in &doomed {
+            repo.backend()
+                .delete(FileKind::Pack, &ObjectName::pack(id))?;
+            if first {
+                on_phase("deleting");
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies the used blobs of `repack` into new durable packs.
+fn repack_packs(
+    repo: &Repository,
+    repack: &[PackUsage],
+    progress: &dyn Progress,
+) -> Result<Vec<FinishedPack>> {
     let mut written = Vec::new();
     // Data and metadata go to separate packs, as when they were first saved.
     let mut writers: [Option<PackWriter>; 2] = [None, None];
-    for u in &repack {
+    for u in repack {
         let name = ObjectName::pack(&u.pack);
         for e in &u.used {
             let sealed = repo.backend().read_at(
@@ -209,83 +391,11 @@ pub fn prune(
             }
         }
         progress.advance(1, u.size);
-        drop.push(u.pack);
-        report.bytes_freed += u.size;
     }
     for w in writers.into_iter().flatten().filter(|w| !w.is_empty()) {
         written.push(w.finish(repo.keys())?);
     }
-    report.packs_written = written.len() as u64;
-    report.bytes_freed = report
-        .bytes_freed
-        .saturating_sub(written.iter().map(|p| p.size).sum());
-    on_phase("repacked");
-
-    // 4. Verify, from the packs themselves, before anything changes.
-    let mut doomed: Vec<PackId> = drop.clone();
-    doomed.extend(unindexed.iter().map(|(id, _)| *id));
-    let doomed = verify_doomed(repo, &doomed, &written, progress)?;
-    // A pack kept because its own trailer could not be read stays listed
-    // as it is: it may hold anything.
-    let safe: HashSet<PackId> = doomed.iter().copied().collect();
-    drop.retain(|p| safe.contains(p));
-
-    // 5. Commit: index files listing the new packs and the packs kept from
-    // the files that listed dropped ones, then those files go.
-    let touched = index.files_listing(&drop)?;
-    let dropped: HashSet<PackId> = drop.iter().copied().collect();
-    let mut listing: Vec<IndexedPack> = written.iter().map(|p| p.listing()).collect();
-    let mut seen: HashSet<PackId> = HashSet::new();
-    for file in &touched {
-        for (id, size) in index.packs_of_file(file)? {
-            if dropped.contains(&id) || !seen.insert(id) {
-                continue;
-            }
-            // The pack's own trailer is the full list; the cache may hold
-            // another pack's location for a blob stored twice.
-            let entries = match crate::repo::pack_writer::read_entries(
-                repo.backend(),
-                &id,
-                size,
-                repo.keys(),
-            ) {
-                Ok(entries) => entries,
-                Err(_) => index.entries_of_pack(repo.keys(), &id)?,
-            };
-            listing.push(IndexedPack { id, size, entries });
-        }
-    }
-    repo.write_index_files(&listing)?;
-    let new: Vec<(PackId, u64, &[PackEntry])> = written
-        .iter()
-        .map(|p| (p.id, p.size, &p.entries[..]))
-        .collect();
-    // The drive first: a crash after these deletions leaves a cache that
-    // still names the deleted files, which the next open notices and
-    // rebuilds from the drive; the other way round, a cache already
-    // updated would keep trusting a stale file left on the drive.
-    // Nothing is deleted unless this run still holds the repository alone.
-    repo.confirm_lock()?;
-    for file in &touched {
-        repo.backend()
-            .delete(FileKind::Index, &ObjectName::id(file))?;
-    }
-    index.replace_packs(repo.keys(), &new, &drop)?;
-    index.forget_files(&touched)?;
-    on_phase("indexed");
-
-    // 6. Delete.
-    repo.confirm_lock()?;
-    let mut first = true;
-    for id in &doomed {
-        repo.backend()
-            .delete(FileKind::Pack, &ObjectName::pack(id))?;
-        if first {
-            on_phase("deleting");
-            first = false;
-        }
-    }
-    Ok(report)
+    Ok(written)
 }
 
 /// An error met while marking or planning, before anything changed: said

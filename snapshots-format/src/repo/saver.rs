@@ -85,6 +85,24 @@ pub struct Saver<'r> {
     blobs: AtomicU64,
     plain: AtomicU64,
     stored: AtomicU64,
+    /// Plaintext bytes of the new blobs handed to the workers.
+    queued_plain: AtomicU64,
+    /// Bytes of the packs made durable.
+    durable: AtomicU64,
+}
+
+/// How far a run's saving went: enough to tell, when the drive fills, how
+/// much more it needed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SaveProgress {
+    /// Plaintext bytes of the new blobs accepted (stored or on their way).
+    pub queued_plain: u64,
+    /// Plaintext bytes of the new blobs stored.
+    pub stored_plain: u64,
+    /// Their sealed bytes in packs (durable or not yet).
+    pub stored: u64,
+    /// Bytes of the packs made durable.
+    pub durable: u64,
 }
 
 impl<'r> Saver<'r> {
@@ -119,6 +137,8 @@ impl<'r> Saver<'r> {
             blobs: AtomicU64::new(0),
             plain: AtomicU64::new(0),
             stored: AtomicU64::new(0),
+            queued_plain: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
         };
         let result = std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -217,6 +237,16 @@ impl<'r> Saver<'r> {
         }
     }
 
+    /// How far this run's saving went so far.
+    pub fn progress(&self) -> SaveProgress {
+        SaveProgress {
+            queued_plain: self.queued_plain.load(Ordering::Relaxed),
+            stored_plain: self.plain.load(Ordering::Relaxed),
+            stored: self.stored.load(Ordering::Relaxed),
+            durable: self.durable.load(Ordering::Relaxed),
+        }
+    }
+
     /// A batch for a thread that saves many blobs; see [`Batch`].
     pub fn batch(&self) -> Batch<'_, 'r> {
         Batch {
@@ -238,12 +268,15 @@ impl<'r> Saver<'r> {
         let ids: Vec<BlobId> = candidates.iter().map(|j| j.id).collect();
         let known = self.repo.index().contains_many(&ids)?;
         let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(candidates
+        let new: Vec<Job> = candidates
             .into_iter()
             .zip(known)
             .filter(|(j, known)| !known && queued.insert(j.id))
             .map(|(j, _)| j)
-            .collect())
+            .collect();
+        let bytes: u64 = new.iter().map(|j| j.data.len() as u64).sum();
+        self.queued_plain.fetch_add(bytes, Ordering::Relaxed);
+        Ok(new)
     }
 
     fn send(&self, jobs: Vec<Job>) -> Result<()> {
@@ -308,6 +341,7 @@ impl<'r> Saver<'r> {
     /// Makes a full pack durable, and indexes it with the others waiting.
     fn finish(&self, full: PackWriter) -> Result<()> {
         let done = full.finish(self.repo.keys())?;
+        self.durable.fetch_add(done.size, Ordering::Relaxed);
         let group = {
             let mut unindexed = self.unindexed.lock().unwrap_or_else(|p| p.into_inner());
             unindexed.push(done);
