@@ -83,8 +83,8 @@ fn version_1_repository_is_read() {
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     assert_eq!(
         format_version(&repo),
-        6,
-        "the first write moves an older repository to index files, record v2 and a key check"
+        7,
+        "the first write moves an older repository to index files, record v2, a key check and bound key labels"
     );
     assert_index_files_only(&repo);
 
@@ -102,7 +102,7 @@ fn version_1_repository_is_read() {
         std::fs::read(repo.join("dictionary")).unwrap(),
         "a dictionary is written twice"
     );
-    assert_eq!(format_version(&repo), 6);
+    assert_eq!(format_version(&repo), 7);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let again = tmp.path().join("again");
     with_pass(&["restore".as_ref(), "latest".as_ref(), again.as_os_str()]);
@@ -195,20 +195,20 @@ fn write_acknowledgements(dir: &Path) {
 /// write; a large folder is then stored as tree pieces, and both old and
 /// new snapshots read back.
 #[test]
-fn version_2_repository_moves_to_6_at_its_first_write() {
+fn version_2_repository_moves_to_7_at_its_first_write() {
     let (tmp, repo, coffre) = fixture("repo-v2");
     let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
     let small = tmp.path().join("small");
     std::fs::create_dir(&small).unwrap();
     std::fs::write(small.join("a.txt"), receipt(1)).unwrap();
     with_pass(&["snapshot".as_ref(), small.as_os_str()]);
-    assert_eq!(format_version(&repo), 6, "upgraded at the first write");
+    assert_eq!(format_version(&repo), 7, "upgraded at the first write");
     assert_index_files_only(&repo);
 
     let src = tmp.path().join("src");
     write_acknowledgements(&src.join("ARL"));
     with_pass(&["snapshot".as_ref(), src.as_os_str()]);
-    assert_eq!(format_version(&repo), 6);
+    assert_eq!(format_version(&repo), 7);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let out = tmp.path().join("out");
     with_pass(&["restore".as_ref(), "latest".as_ref(), out.as_os_str()]);
@@ -254,7 +254,7 @@ fn version_3_repository_with_tree_pieces_is_read() {
     let day = tmp.path().join("day");
     write_acknowledgements(&day.join("ARL"));
     with_pass(&["snapshot".as_ref(), day.as_os_str()]);
-    assert_eq!(format_version(&repo), 6);
+    assert_eq!(format_version(&repo), 7);
     assert_index_files_only(&repo);
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
     let old = tmp.path().join("old");
@@ -380,12 +380,97 @@ fn version_5_repository_with_two_sources_and_a_command_output_is_read() {
     assert!(!out.join("officine/tmp/sess.tmp").exists(), "excluded");
     assert!(!out.join("officine/db/officine.lck").exists(), "excluded");
 
-    // The first write moves it to format 6: the key check in `config`,
-    // and the dictionary's second copy (FORMAT.md §2, §17.1).
+    // The first write moves it to format 7: the key check in `config`,
+    // the dictionary's second copy and bound key labels (FORMAT.md §2,
+    // §17.1, §3).
     assert!(!repo.join("dictionary.copy").exists());
     with_pass(&["snapshot".as_ref(), out.join("officine").as_os_str()]);
-    assert_eq!(format_version(&repo), 6);
+    assert_eq!(format_version(&repo), 7);
     assert_eq!(std::fs::read(repo.join("config")).unwrap().len(), 76);
     assert!(!repo.join("dictionary").exists() && !repo.join("dictionary.copy").exists());
     with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+}
+
+/// Format version 6, as committed in `tests/fixtures/repo-v6`: two key
+/// files (`fixture-passphrase`, and `prestataire-passphrase` named
+/// `prestataire`) whose labels bind nothing. The first write binds both
+/// labels (format 7); both passphrases still open it, and from then on
+/// damage to the body of the key file nobody here can open is reported by
+/// `check`, which a format-6 repository could not tell.
+#[test]
+fn version_6_repository_is_read_and_its_key_labels_are_bound() {
+    let (tmp, repo, coffre) = fixture("repo-v6");
+    assert_eq!(format_version(&repo), 6);
+    let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
+    with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+    let out = tmp.path().join("out");
+    with_pass(&["restore".as_ref(), "latest".as_ref(), out.as_os_str()]);
+    for i in 0..20 {
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("ordonnances/ord-{i}.txt"))).unwrap(),
+            format!("ORD|{i:04}|DURAND|Marie|AMOXICILLINE 1g|x3\n")
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("facture.txt")).unwrap(),
+        "facture 2026-12-03\n"
+    );
+    let keys = |repo: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(repo.join("keys"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = keys(&repo);
+
+    with_pass(&["snapshot".as_ref(), out.as_os_str()]);
+    assert_eq!(format_version(&repo), 7);
+    let after = keys(&repo);
+    assert_eq!(after.len(), 2);
+    for ((name, old), (name2, new)) in before.iter().zip(&after) {
+        assert_eq!(name, name2);
+        assert_eq!(new.len(), old.len() + 32, "{name}: the label binds a hash");
+        assert_eq!(new[..101], old[..101], "{name}: the body is untouched");
+    }
+    let mut other = coffre.cmd(["snapshots"]);
+    other.env("COFFRE_PASSWORD", "prestataire-passphrase");
+    run_ok(&mut other);
+    with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+
+    // One bit of the salt of the IT provider's key file (which the
+    // pharmacist's passphrase does not open) is now reported.
+    let listing = with_pass(&["--json".as_ref(), "key".as_ref(), "list".as_ref()]);
+    let theirs = after
+        .iter()
+        .map(|(name, _)| name)
+        .find(|name| {
+            let at = listing.find(name.as_str()).unwrap();
+            listing[at..]
+                .split('}')
+                .next()
+                .unwrap()
+                .contains("prestataire")
+        })
+        .unwrap();
+    let path = repo.join("keys").join(theirs);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[30] ^= 0x04;
+    std::fs::write(&path, bytes).unwrap();
+    let mut check = coffre.cmd(["check"]);
+    check.env("COFFRE_PASSWORD", "fixture-passphrase");
+    let out = coffre_tests::run(&mut check);
+    assert!(!out.status.success(), "check missed a damaged key file");
+    let text = coffre_tests::describe(&out);
+    assert!(
+        text.contains(theirs.as_str()) && text.contains("damaged"),
+        "{text}"
+    );
 }

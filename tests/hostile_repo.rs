@@ -163,6 +163,8 @@ impl Proc {
         cmd.arg(inner.get_program())
             .args(inner.get_args())
             .process_group(0);
+        // `report` writes its file in the current folder: never the checkout.
+        cmd.current_dir(inner.get_current_dir().unwrap_or(logs));
         for (k, v) in inner.get_envs() {
             match v {
                 Some(v) => cmd.env(k, v),

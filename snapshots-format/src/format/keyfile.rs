@@ -18,8 +18,10 @@ pub const MAGIC: &[u8; 8] = b"COFFREKY";
 pub const KEYFILE_VERSION: u32 = 2;
 /// Longest sealed label a key file may carry.
 const MAX_LABEL_LEN: usize = 4096;
-/// Label layout version.
-const LABEL_VERSION: u8 = 1;
+/// Label layout version written (1 is still read: it binds no body).
+const LABEL_VERSION: u8 = 2;
+/// What the body hash in a version-2 label is derived under.
+const BODY_CONTEXT: &str = "coffre 2026-12 v1 key file body";
 const KDF_ARGON2ID: u8 = 1;
 const SALT_LEN: usize = 16;
 const HEADER_LEN: usize = 8 + 4 + 1 + 4 * 3 + SALT_LEN;
@@ -52,7 +54,8 @@ pub struct KeyLabel {
 }
 
 impl KeyLabel {
-    fn encode(&self) -> Vec<u8> {
+    /// The label's plaintext, binding the key file's `body` hash.
+    fn encode(&self, body: &[u8; 32]) -> Vec<u8> {
         let mut w = crate::codec::Writer::new();
         w.u8(LABEL_VERSION);
         w.u8(match self.kind {
@@ -63,16 +66,20 @@ impl KeyLabel {
         w.zigzag(self.created);
         w.bytes(self.host.as_bytes());
         w.bytes(self.user.as_bytes());
+        w.raw(body);
         w.into_bytes()
     }
 
-    fn decode(bytes: &[u8]) -> std::result::Result<Self, crate::codec::DecodeError> {
+    /// The label and, from label version 2, the body hash it binds.
+    fn decode(
+        bytes: &[u8],
+    ) -> std::result::Result<(Self, Option<[u8; 32]>), crate::codec::DecodeError> {
         use crate::codec::DecodeError;
         let text = |b: &[u8]| {
             String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Invalid("text is not UTF-8"))
         };
         let mut r = Reader::new(bytes);
-        r.version("key label", LABEL_VERSION)?;
+        let version = r.version_upto("key label", LABEL_VERSION)?;
         let kind = match r.u8()? {
             1 => KeyKind::Passphrase,
             2 => KeyKind::Recovery,
@@ -82,14 +89,22 @@ impl KeyLabel {
         let created = r.zigzag()?;
         let host = text(r.bytes()?)?;
         let user = text(r.bytes()?)?;
+        let body = if version >= 2 {
+            let mut body = [0u8; 32];
+            body.copy_from_slice(r.raw(32)?);
+            Some(body)
+        } else {
+            None
+        };
         r.finish()?;
-        Ok(KeyLabel {
+        let label = KeyLabel {
             kind,
             name,
             created,
             host,
             user,
-        })
+        };
+        Ok((label, body))
     }
 }
 
@@ -210,21 +225,40 @@ impl KeyFile {
             salt,
             sealed: Vec::new(),
             version: KEYFILE_VERSION,
-            label: keys.seal(ObjectKind::KeyLabel, file_name.as_bytes(), &label.encode()),
+            label: Vec::new(),
         };
         let repo_id = keys.repo_id();
         let mut kek = kf.derive_kek(passphrase)?;
         kf.sealed = crypto::wrap_master_key(&kek, &kf.aad(repo_id), master);
         kek.zeroize();
+        kf.label = kf.seal_label(keys, file_name, label);
         Ok(kf)
     }
 
-    /// The label of the key file named `file_name`; `None` for a version-1
-    /// key file, which has none.
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] when the label fails to open or decode.
-    pub fn label(&self, keys: &crate::crypto::Keys, file_name: &str) -> Result<Option<KeyLabel>> {
+    /// `label` sealed for the key file named `file_name`, binding its body
+    /// as it is now.
+    fn seal_label(&self, keys: &crate::crypto::Keys, file_name: &str, label: &KeyLabel) -> Vec<u8> {
+        let plain = label.encode(&self.body_hash());
+        keys.seal(ObjectKind::KeyLabel, file_name.as_bytes(), &plain)
+    }
+
+    /// The hash a version-2 label binds: of everything before the label
+    /// (header and sealed master key), which nobody without the passphrase
+    /// could otherwise tell damaged.
+    fn body_hash(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_derive_key(BODY_CONTEXT);
+        h.update(&self.header_bytes());
+        h.update(&self.sealed);
+        *h.finalize().as_bytes()
+    }
+
+    /// The label and the body hash it binds, if any; `None` for a
+    /// version-1 key file.
+    fn open_label(
+        &self,
+        keys: &crate::crypto::Keys,
+        file_name: &str,
+    ) -> Result<Option<(KeyLabel, Option<[u8; 32]>)>> {
         if self.version == 1 {
             return Ok(None);
         }
@@ -235,6 +269,43 @@ impl KeyFile {
         KeyLabel::decode(&plain)
             .map(Some)
             .map_err(|e| bad(e.to_string()))
+    }
+
+    /// This key file with its label sealed again so that it binds the body
+    /// (label version 2), when its label opens and binds nothing yet:
+    /// nothing else changes, so the key file still opens with its
+    /// passphrase. `None` when there is nothing to bind (bound already, or a
+    /// version-1 key file, which has no label).
+    ///
+    /// # Errors
+    /// As [`KeyFile::label`].
+    pub fn bound(&self, keys: &crate::crypto::Keys, file_name: &str) -> Result<Option<KeyFile>> {
+        match self.open_label(keys, file_name)? {
+            Some((label, None)) => Ok(Some(KeyFile {
+                label: self.seal_label(keys, file_name, &label),
+                ..self.clone()
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// The label of the key file named `file_name`; `None` for a version-1
+    /// key file, which has none.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the label fails to open or decode, or binds
+    /// a body other than this key file's (damage to the key file, which
+    /// its passphrase would no longer open).
+    pub fn label(&self, keys: &crate::crypto::Keys, file_name: &str) -> Result<Option<KeyLabel>> {
+        match self.open_label(keys, file_name)? {
+            Some((_, Some(body))) if body != self.body_hash() => Err(Error::corrupt(
+                "key file",
+                file_name,
+                "damaged: its salt, parameters or sealed key no longer match its label",
+            )),
+            Some((label, _)) => Ok(Some(label)),
+            None => Ok(None),
+        }
     }
 
     /// Unwraps the master key.
@@ -482,5 +553,63 @@ mod tests {
         let mut long = kf.encode();
         long[KEYFILE_LEN..KEYFILE_LEN + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(KeyFile::decode(&long, "aa").is_err());
+    }
+
+    /// Every byte before the label, flipped in turn, is detected by anyone
+    /// holding the repository's keys, without the key file's passphrase.
+    #[test]
+    fn a_bound_label_detects_damage_to_the_body_without_the_passphrase() {
+        let master = MasterKey::generate();
+        let keys = crate::crypto::Keys::derive(&master, [5; REPO_ID_LEN]);
+        let kf = KeyFile::create(b"autre", CHEAP, &master, &keys, "cc", &label("x")).unwrap();
+        let bytes = kf.encode();
+        for at in 0..KEYFILE_LEN {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            // Damage the decoder already refuses (magic, version, bounds)
+            // counts as detected as well.
+            if let Ok(decoded) = KeyFile::decode(&bad, "cc") {
+                let err = decoded.label(&keys, "cc").unwrap_err().to_string();
+                assert!(err.contains("damaged"), "byte {at}: {err}");
+            }
+        }
+        assert!(KeyFile::decode(&bytes, "cc")
+            .unwrap()
+            .bound(&keys, "cc")
+            .unwrap()
+            .is_none());
+    }
+
+    /// A label of version 1 (format 5 and 6) is bound by sealing it again;
+    /// the key file still opens with its passphrase, and now detects damage.
+    #[test]
+    fn an_unbound_label_is_bound_in_place() {
+        let master = MasterKey::generate();
+        let repo = [6; REPO_ID_LEN];
+        let keys = crate::crypto::Keys::derive(&master, repo);
+        let mut kf = KeyFile::create(b"ancien", CHEAP, &master, &keys, "dd", &label("y")).unwrap();
+        let mut plain = label("y").encode(&[0; 32]);
+        plain[0] = 1;
+        plain.truncate(plain.len() - 32);
+        kf.label = keys.seal(ObjectKind::KeyLabel, b"dd", &plain);
+        let mut damaged = kf.clone();
+        damaged.salt[0] ^= 1;
+        assert_eq!(
+            damaged.label(&keys, "dd").unwrap(),
+            Some(label("y")),
+            "v1: blind"
+        );
+
+        let bound = kf.bound(&keys, "dd").unwrap().expect("something to bind");
+        let bound = KeyFile::decode(&bound.encode(), "dd").unwrap();
+        assert_eq!(bound.label(&keys, "dd").unwrap(), Some(label("y")));
+        assert_eq!(
+            bound.open(b"ancien", &repo).unwrap().as_bytes(),
+            master.as_bytes()
+        );
+        assert_eq!(bound.encode()[..KEYFILE_LEN], kf.encode()[..KEYFILE_LEN]);
+        let mut damaged = bound.clone();
+        damaged.salt[0] ^= 1;
+        assert!(damaged.label(&keys, "dd").is_err());
     }
 }

@@ -136,6 +136,27 @@ pub fn add(
     }
 }
 
+/// Seals again, binding the body, the label of every key file whose label
+/// opens and binds nothing yet (FORMAT.md §3); returns how many. A key
+/// file that cannot be read or whose label does not open is left as it is
+/// (`check` reports it).
+///
+/// # Errors
+/// Storage errors listing `keys/` or writing a key file.
+pub fn bind_labels(backend: &dyn Backend, keys: &Keys) -> Result<usize> {
+    let mut bound = 0;
+    for (name, _) in backend.list(FileKind::Key)? {
+        let Ok(Some(new)) = read(backend, &name).and_then(|k| k.bound(keys, name.as_str())) else {
+            continue;
+        };
+        // Same name, same body: the passphrase still opens it, and a crash
+        // leaves either the old file or the new one.
+        backend.write(FileKind::Key, &name, &new.encode(), true)?;
+        bound += 1;
+    }
+    Ok(bound)
+}
+
 /// Every key file with its label.
 ///
 /// # Errors

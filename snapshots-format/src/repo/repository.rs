@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobKind};
 use crate::format::content::{decode_piece, Content, Extent};
 use crate::format::dictionary::Dictionary;
-use crate::format::header::{Header, INDEX_FILES_VERSION, KEY_CHECK_VERSION};
+use crate::format::header::{Header, INDEX_FILES_VERSION, KEY_BINDING_VERSION, KEY_CHECK_VERSION};
 use crate::format::index_file::{self, IndexedPack};
 use crate::format::keyfile::{KdfParams, KeyKind, KeyLabel};
 use crate::format::snapshot::Snapshot;
@@ -392,7 +392,10 @@ impl Repository {
         if self.format.load(Ordering::Acquire) < INDEX_FILES_VERSION {
             self.upgrade_to_index_files()?;
         }
-        self.raise_format(KEY_CHECK_VERSION)?;
+        self.raise_format(KEY_BINDING_VERSION)?;
+        // Best effort, as the dictionary below: a key file left unbound
+        // (a drive that refuses replacing files) is only less protected.
+        let _ = keyring::bind_labels(&*self.backend, &self.keys);
         // Best effort: a dictionary that still opens from one copy is not
         // a reason to refuse a snapshot, and `check` keeps reporting it.
         let _ = self.mend_dictionary();
@@ -479,12 +482,12 @@ impl Repository {
     }
 
     /// Adds a key file wrapping the master key under `passphrase`, with
-    /// `label`; returns its id. A key file with a label needs format 5.
+    /// `label`; returns its id. A key file whose label binds its body needs format 7.
     ///
     /// # Errors
     /// Storage errors.
     pub fn add_key(&self, passphrase: &[u8], kdf: KdfParams, label: &KeyLabel) -> Result<String> {
-        self.raise_format(crate::format::header::RECORD_V2_VERSION)?;
+        self.raise_format(KEY_BINDING_VERSION)?;
         let name = keyring::add(
             &*self.backend,
             &self.keys,
