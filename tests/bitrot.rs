@@ -191,7 +191,9 @@ fn a_journal_entry_damaged_after_this_machine_read_it_is_reported() {
     let entries = list(&coffre.repo.join("journal"));
     let victim = coffre.repo.join("journal").join(&entries[0]);
     flip(&victim, 30);
-    let out = run(&mut coffre.cmd(["check"]));
+    // Plain `check` trusts the copy this machine cached (reading every
+    // entry again costs a request each on S3); `--read-data` reads them.
+    let out = run(&mut coffre.cmd(["check", "--read-data"]));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains(&format!("journal entry {}", &entries[0][..12])),

@@ -102,7 +102,10 @@ pub fn check(
     let on_disk: HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
     check_index_files(repo, &mut report)?;
     check_key_files(repo, &mut report)?;
-    check_journal_files(repo)?;
+    if opts.read_data {
+        // One read per entry (one request each on S3): with the packs.
+        check_journal_files(repo)?;
+    }
     report.packs = indexed.len() as u64;
     for (id, size) in &indexed {
         match on_disk.get(id) {
@@ -254,8 +257,9 @@ fn check_key_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
     Ok(())
 }
 
-/// Reads every journal entry again from the drive: an entry damaged after
-/// this machine cached it would otherwise be judged by the cached copy.
+/// Reads every journal entry again from the drive (`--read-data`): an
+/// entry damaged after this machine cached it would otherwise be judged by
+/// the cached copy.
 /// Such an entry's cached copy is dropped, so that reading the journal
 /// (which `coffre check` does next) reports it.
 fn check_journal_files(repo: &Repository) -> Result<()> {
