@@ -26,3 +26,15 @@ pub const MAX_KDF_LANES: u32 = 16;
 /// thousands of planted key files must not make opening take hours. The key
 /// file that last opened the repository on this machine is tried first.
 pub const MAX_KEY_FILES_TRIED: usize = 32;
+
+/// The most paths `find` collects: every match is held until the search
+/// ends (the results are sorted by path), and a tree listing the same
+/// subtree twice at each of 60 levels describes 2^60 paths. A pharmacist
+/// looks for a name, which matches far fewer; a pattern that matches more
+/// is refused with a message asking for a narrower one.
+pub const MAX_FIND_MATCHES: usize = 100_000;
+
+/// The most folders `find` remembers (by path and tree id) to reuse
+/// across snapshots: past it, folders are read again rather than
+/// remembered, so the memory stays bounded on any tree.
+pub const MAX_FIND_MEMO: usize = 200_000;

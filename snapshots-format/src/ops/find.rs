@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeKind, MAX_DEPTH};
 use crate::id::{BlobId, SnapshotId};
+use crate::limits::{MAX_FIND_MATCHES, MAX_FIND_MEMO};
 use crate::ops::compare::{compare, subtree, Change};
 use crate::ops::paths::{by_time, join, SnapshotRef};
 use crate::repo::browse::Browser;
@@ -135,6 +136,12 @@ struct Search<'a> {
     browser: &'a Browser,
     pattern: &'a Pattern,
     memo: HashMap<(Vec<u8>, BlobId), Arc<Below>>,
+    /// Matches collected by the walk of the current snapshot (those
+    /// reused from `memo` not counted again).
+    matches: usize,
+    /// Matches collected by every walk so far: past a bound, folders are
+    /// no longer remembered, so that `memo` holds a bounded number of paths.
+    all_matches: usize,
 }
 
 impl Search<'_> {
@@ -158,6 +165,11 @@ impl Search<'_> {
                 .pattern
                 .matches(&node.name, &child, node.kind == NodeKind::Dir)
             {
+                self.matches += 1;
+                self.all_matches += 1;
+                if self.matches > MAX_FIND_MATCHES {
+                    return Err(too_many());
+                }
                 below.hits.push((child.clone(), node.clone()));
             }
             if let Some(sub) = subtree(node) {
@@ -168,15 +180,24 @@ impl Search<'_> {
             }
         }
         let below = Arc::new(below);
-        self.memo.insert(key, below.clone());
+        if self.memo.len() < MAX_FIND_MEMO && self.all_matches <= 2 * MAX_FIND_MATCHES {
+            self.memo.insert(key, below.clone());
+        }
         Ok(below)
     }
+}
+
+fn too_many() -> Error {
+    Error::Refused(format!(
+        "more than {MAX_FIND_MATCHES} paths match: give a narrower pattern (more of the name, or a folder: scans/2026/*.pdf)"
+    ))
 }
 
 /// The paths matching `pattern` in `snapshots` (any order), sorted by path.
 ///
 /// # Errors
-/// Those of reading a tree.
+/// Those of reading a tree; [`Error::Refused`] when more than
+/// [`MAX_FIND_MATCHES`] paths match (the memory stays bounded on any tree).
 pub fn find(
     browser: &Browser,
     snapshots: &[(SnapshotId, Snapshot)],
@@ -186,13 +207,19 @@ pub fn find(
         browser,
         pattern,
         memo: HashMap::new(),
+        matches: 0,
+        all_matches: 0,
     };
     let ordered = by_time(snapshots);
     let newest = ordered.last().map(|s| s.0);
     let mut found: BTreeMap<Vec<u8>, Found> = BTreeMap::new();
     for entry in ordered {
         let here = SnapshotRef::of(entry);
+        search.matches = 0;
         let below = search.folder(b"", entry.1.tree, 0)?;
+        if found.len() > MAX_FIND_MATCHES {
+            return Err(too_many());
+        }
         below.each(&mut |path, node| match found.get_mut(path) {
             Some(f) => {
                 if matches!(compare(&f.node, node), Change::Content | Change::Type) {
@@ -328,5 +355,30 @@ mod tests {
         let notes = find(&browser, &snaps, &p("notes/")).unwrap();
         assert_eq!(notes.len(), 1);
         assert_eq!(notes[0].snapshots, 3);
+    }
+
+    /// A tree listing the same subtree twice at each of 17 levels describes
+    /// 131,072 paths from 18 small trees: `find` stops at its bound with a
+    /// message instead of holding every path (2^60 would not fit anywhere).
+    #[test]
+    fn shared_subtrees_stop_at_the_bound() {
+        let cache = tempfile::tempdir().unwrap();
+        let repo = repo(cache.path());
+        let mut id = save_tree(&repo, vec![file(b"f.pdf", 1, 10)]);
+        for _ in 0..17 {
+            id = save_tree(&repo, vec![dir(b"a", id), dir(b"b", id)]);
+        }
+        let snaps = vec![snapshot(id, 0, 1)];
+        let browser = browser(repo);
+        let err = find(&browser, &snaps, &p("f.pdf")).unwrap_err().to_string();
+        assert!(err.contains("narrower pattern"), "{err}");
+        // A pattern matching only a few of them is answered.
+        let few = find(
+            &browser,
+            &snaps,
+            &p("/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/*/f.pdf"),
+        )
+        .unwrap();
+        assert_eq!(few.len(), 2);
     }
 }
