@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use coffre_tests::{
-    assert_same_tree, capture, describe, json_string_fields, run, sample_day, Coffre, Fixture,
+    assert_same_tree, capture, describe, json_string_fields, run, run_ok, sample_day, Coffre,
+    Fixture,
 };
 
 fn packs(repo: &Path) -> Vec<(PathBuf, u64)> {
@@ -300,4 +301,53 @@ fn a_first_snapshot_killed_half_way_resumes() {
     let target = tmp.path().join("restored");
     coffre.restore("latest", &target);
     assert_same_tree(&capture(&src), &capture(&target));
+}
+
+/// A record cut short (a power cut on a drive that ignores flushes) is
+/// named by `check` with the command that removes it; a retention policy
+/// never removes it, `forget ID` does; then `check` passes and the other
+/// snapshot restores.
+#[test]
+fn a_damaged_record_is_removed_only_by_name() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).expect("src");
+    std::fs::write(src.join("ordonnance.txt"), b"jour 1\n").expect("write");
+    let coffre = Coffre::new(tmp.path().join("repo"));
+    coffre.init();
+    let first = coffre.snapshot(&src);
+    std::fs::write(src.join("ordonnance.txt"), b"jour 2\n").expect("write");
+    let second = coffre.snapshot(&src);
+    let record = coffre.repo.join("snapshots").join(&first);
+    let len = std::fs::metadata(&record).expect("record").len();
+    std::fs::File::options()
+        .write(true)
+        .open(&record)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("cut the record");
+
+    let out = run(&mut coffre.cmd(["check"]));
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let short = &first[..12];
+    assert!(
+        describe(&out).contains(&format!("coffre forget {short}")),
+        "check does not say how to remove it: {}",
+        describe(&out)
+    );
+    run_ok(&mut coffre.cmd(["forget", "--keep-last", "5"]));
+    assert!(record.exists(), "a policy removed a damaged record");
+    let out = run(&mut coffre.cmd(["forget", &first[..4]]));
+    assert!(
+        !out.status.success(),
+        "a short prefix must not remove a record"
+    );
+    run_ok(&mut coffre.cmd(["forget", short]));
+    assert!(!record.exists());
+    run_ok(&mut coffre.cmd(["check", "--read-data"]));
+    let target = tmp.path().join("restored");
+    coffre.restore(&second, &target);
+    assert_eq!(
+        std::fs::read(target.join("ordonnance.txt")).expect("restored"),
+        b"jour 2\n"
+    );
 }

@@ -35,9 +35,26 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
             bail!("give either snapshots to remove or --keep-* rules, not both");
         }
         let mut named = Vec::new();
+        // A record that cannot be read (cut by a power cut, damaged) is
+        // removed only when named by its id: `check` and `prune` name it.
+        let damaged: Vec<_> = repo
+            .list_snapshots()?
+            .into_iter()
+            .filter(|id| !all.iter().any(|(i, _)| i == id))
+            .collect();
+        let mut damaged_named = Vec::new();
         for spec in &args.snapshots {
-            named.push(snapshot::resolve(&in_scope, spec)?.0);
+            match snapshot::resolve(&in_scope, spec) {
+                Ok((id, _)) => named.push(*id),
+                Err(e) => match damaged_record(&damaged, spec) {
+                    Some(id) => damaged_named.push(id),
+                    None => return Err(e.into()),
+                },
+            }
         }
+        let damaged_gone = damaged_named
+            .into_iter()
+            .map(|id| (id, false, vec!["damaged record".to_string()]));
         in_scope
             .iter()
             .map(|(id, _)| {
@@ -52,6 +69,7 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<u8> {
                     },
                 )
             })
+            .chain(damaged_gone)
             .collect()
     } else {
         let r = &args.rules;
@@ -194,6 +212,23 @@ fn policy_without_rules(cli: &Cli, repo: &snapshots_format::Repository) -> Resul
     }
 }
 
+/// The damaged record whose id starts with `spec` (at least 8 hex
+/// characters, as `check` shows 12), if exactly one does.
+fn damaged_record(
+    damaged: &[snapshots_format::SnapshotId],
+    spec: &str,
+) -> Option<snapshots_format::SnapshotId> {
+    let spec = spec.to_ascii_lowercase();
+    if spec.len() < 8 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut hits = damaged.iter().filter(|id| id.to_hex().starts_with(&spec));
+    match (hits.next(), hits.next()) {
+        (Some(id), None) => Some(*id),
+        _ => None,
+    }
+}
+
 fn print_table(
     all: &[(
         snapshots_format::SnapshotId,
@@ -225,9 +260,16 @@ fn print_table(
         if dry_run { "Would remove" } else { "Remove" },
         gone.len()
     );
-    for (id, _, _) in &gone {
+    for (id, _, reasons) in &gone {
         let (t, label) = time(id);
-        println!("  {}  {t}  {label}", id.short());
+        if reasons.iter().any(|r| r == "damaged record") {
+            println!(
+                "  {}  (a damaged record: its snapshot could not be read)",
+                id.short()
+            );
+        } else {
+            println!("  {}  {t}  {label}", id.short());
+        }
     }
 }
 

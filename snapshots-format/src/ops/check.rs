@@ -182,7 +182,18 @@ pub fn check(
         let snap = match repo.load_snapshot(&id) {
             Ok(s) => s,
             Err(e) => {
-                report.errors.push(format!("snapshot {}: {e}", id.short()));
+                // A passing failure is not damage: the record may be fine.
+                let remedy = if e.is_transient() {
+                    String::new()
+                } else {
+                    format!(
+                        " (its snapshot cannot be restored; once you have a copy elsewhere, `coffre forget {}` removes the record)",
+                        id.short()
+                    )
+                };
+                report
+                    .errors
+                    .push(format!("snapshot {}: {e}{remedy}", id.short()));
                 continue;
             }
         };
