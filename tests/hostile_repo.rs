@@ -393,6 +393,23 @@ fn tool(args: &[&str], path: &Path, logs: &Path) -> Outcome {
 // ---------------------------------------------------------------------------
 // Crafting.
 
+/// A test's repository, cache and log folders under `tmp`.
+fn places(tmp: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (tmp.join("repo"), tmp.join("cache"), tmp.join("logs"))
+}
+
+/// A file `name` holding [`GOOD`], stored as the one chunk `good`.
+fn good_file(name: &str, good: BlobId) -> Node {
+    file_node(
+        name,
+        GOOD.len() as u64,
+        vec![Extent::Chunk {
+            id: good,
+            len: GOOD.len() as u32,
+        }],
+    )
+}
+
 /// Argon2 parameters cheap enough for tests; the CLI reads them from the key file.
 fn cheap_kdf() -> KdfParams {
     KdfParams {
@@ -526,14 +543,7 @@ fn craft_counts(repo: &Path) -> Vec<Case> {
         // A tree blob cut short inside an entry (still correctly sealed).
         ("truncated-tree", "tree", |s, good| {
             let t = Tree {
-                nodes: vec![file_node(
-                    "a.txt",
-                    GOOD.len() as u64,
-                    vec![Extent::Chunk {
-                        id: good,
-                        len: GOOD.len() as u32,
-                    }],
-                )],
+                nodes: vec![good_file("a.txt", good)],
             };
             let bytes = t.encode();
             let id = s.save(BlobKind::Tree, &bytes[..bytes.len() - 20])?;
@@ -566,14 +576,7 @@ fn craft_counts(repo: &Path) -> Vec<Case> {
         let mut out = Vec::new();
         for (label, error, build) in &cases {
             let hostile = build(s, good)?;
-            let ok = file_node(
-                "ok.txt",
-                GOOD.len() as u64,
-                vec![Extent::Chunk {
-                    id: good,
-                    len: GOOD.len() as u32,
-                }],
-            );
+            let ok = good_file("ok.txt", good);
             out.push((*label, *error, save_tree(s, vec![ok, hostile])?));
         }
         Ok(out)
@@ -649,11 +652,7 @@ impl Report {
 #[test]
 fn absurd_sizes_and_counts_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let (repo, cache, logs) = (
-        tmp.path().join("repo"),
-        tmp.path().join("cache"),
-        tmp.path().join("logs"),
-    );
+    let (repo, cache, logs) = places(tmp.path());
     let cases = craft_counts(&repo);
     let mut report = Report::default();
 
@@ -722,11 +721,7 @@ fn absurd_sizes_and_counts_are_refused() {
 #[test]
 fn absurd_sizes_and_counts_through_the_mount() {
     let tmp = tempfile::tempdir().unwrap();
-    let (repo, cache, logs) = (
-        tmp.path().join("repo"),
-        tmp.path().join("cache"),
-        tmp.path().join("logs"),
-    );
+    let (repo, cache, logs) = places(tmp.path());
     let cases = craft_counts(&repo);
     let mnt = tmp.path().join("mnt");
     let Some(mut m) = MountRun::start(&repo, &cache, &mnt, &logs) else {
@@ -797,25 +792,11 @@ fn absurd_sizes_and_counts_through_the_mount() {
 #[test]
 fn snapshot_record_with_huge_numbers() {
     let tmp = tempfile::tempdir().unwrap();
-    let (repo, cache, logs) = (
-        tmp.path().join("repo"),
-        tmp.path().join("cache"),
-        tmp.path().join("logs"),
-    );
+    let (repo, cache, logs) = places(tmp.path());
     let r = Repository::init(&repo, PASS.as_bytes(), cheap_kdf()).expect("init");
     let (tree, _) = Saver::run(&r, |s| {
         let good = s.save(BlobKind::Data, GOOD)?;
-        save_tree(
-            s,
-            vec![file_node(
-                "ok.txt",
-                GOOD.len() as u64,
-                vec![Extent::Chunk {
-                    id: good,
-                    len: GOOD.len() as u32,
-                }],
-            )],
-        )
+        save_tree(s, vec![good_file("ok.txt", good)])
     })
     .unwrap();
     let m = u64::MAX;
@@ -892,23 +873,12 @@ fn snapshot_record_with_huge_numbers() {
 #[test]
 fn tree_pointing_back_at_itself_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let (repo, cache, logs) = (
-        tmp.path().join("repo"),
-        tmp.path().join("cache"),
-        tmp.path().join("logs"),
-    );
+    let (repo, cache, logs) = places(tmp.path());
     let r = Repository::init(&repo, PASS.as_bytes(), cheap_kdf()).expect("init");
     let loop_id = BlobId([0xc7; 32]);
     let (ids, _) = Saver::run(&r, |s| {
         let good = s.save(BlobKind::Data, GOOD)?;
-        let ok = file_node(
-            "ok.txt",
-            GOOD.len() as u64,
-            vec![Extent::Chunk {
-                id: good,
-                len: GOOD.len() as u32,
-            }],
-        );
+        let ok = good_file("ok.txt", good);
         let root = save_tree(s, vec![ok, dir_node("again", loop_id)])?;
         Ok(vec![good, root])
     })
@@ -998,25 +968,11 @@ fn tree_pointing_back_at_itself_is_refused() {
 fn tree_100_000_levels_deep() {
     const DEPTH: usize = 100_000;
     let tmp = tempfile::tempdir().unwrap();
-    let (repo, cache, logs) = (
-        tmp.path().join("repo"),
-        tmp.path().join("cache"),
-        tmp.path().join("logs"),
-    );
+    let (repo, cache, logs) = places(tmp.path());
     let r = Repository::init(&repo, PASS.as_bytes(), cheap_kdf()).expect("init");
     let (tree, _) = Saver::run(&r, |s| {
         let good = s.save(BlobKind::Data, GOOD)?;
-        let mut id = save_tree(
-            s,
-            vec![file_node(
-                "leaf.txt",
-                GOOD.len() as u64,
-                vec![Extent::Chunk {
-                    id: good,
-                    len: GOOD.len() as u32,
-                }],
-            )],
-        )?;
+        let mut id = save_tree(s, vec![good_file("leaf.txt", good)])?;
         for _ in 0..DEPTH {
             id = save_tree(s, vec![dir_node("d", id)])?;
         }
@@ -1069,25 +1025,11 @@ fn tree_100_000_levels_deep() {
 #[test]
 fn truncated_objects_on_the_drive() {
     let tmp = tempfile::tempdir().unwrap();
-    let (repo, cache, logs) = (
-        tmp.path().join("repo"),
-        tmp.path().join("cache"),
-        tmp.path().join("logs"),
-    );
+    let (repo, cache, logs) = places(tmp.path());
     let r = Repository::init(&repo, PASS.as_bytes(), cheap_kdf()).expect("init");
     let (tree, _) = Saver::run(&r, |s| {
         let good = s.save(BlobKind::Data, GOOD)?;
-        save_tree(
-            s,
-            vec![file_node(
-                "ok.txt",
-                GOOD.len() as u64,
-                vec![Extent::Chunk {
-                    id: good,
-                    len: GOOD.len() as u32,
-                }],
-            )],
-        )
+        save_tree(s, vec![good_file("ok.txt", good)])
     })
     .unwrap();
     let cut = r.write_snapshot(&record(tree, "cut", 20)).unwrap();
@@ -1349,25 +1291,11 @@ fn tens_of_thousands_of_key_files_are_bounded() {
 fn shared_subtrees_amplify() {
     const LEVELS: usize = 20;
     let tmp = tempfile::tempdir().unwrap();
-    let (repo, cache, logs) = (
-        tmp.path().join("repo"),
-        tmp.path().join("cache"),
-        tmp.path().join("logs"),
-    );
+    let (repo, cache, logs) = places(tmp.path());
     let r = Repository::init(&repo, PASS.as_bytes(), cheap_kdf()).expect("init");
     let (tree, _) = Saver::run(&r, |s| {
         let good = s.save(BlobKind::Data, GOOD)?;
-        let mut id = save_tree(
-            s,
-            vec![file_node(
-                "f",
-                GOOD.len() as u64,
-                vec![Extent::Chunk {
-                    id: good,
-                    len: GOOD.len() as u32,
-                }],
-            )],
-        )?;
+        let mut id = save_tree(s, vec![good_file("f", good)])?;
         for _ in 0..LEVELS {
             id = save_tree(s, vec![dir_node("a", id), dir_node("b", id)])?;
         }
