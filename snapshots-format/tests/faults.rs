@@ -454,6 +454,26 @@ fn assert_history(repo: &Repository, h: &History, extra: &[i64], ctx: &str) {
     }
 }
 
+/// Runs `case(point, same_cache)` for every point, once with the cache the
+/// interrupted process left and once with an empty one (a reboot that lost
+/// it), as [`run_cases`].
+fn run_with_both_caches(
+    points: impl IntoIterator<Item = u64>,
+    name: &dyn Fn(u64) -> String,
+    case: &dyn Fn(u64, bool),
+) {
+    let mut cases: Vec<(String, Box<dyn FnOnce() + '_>)> = Vec::new();
+    for point in points {
+        for same in [true, false] {
+            cases.push((
+                format!("{}, {}", name(point), cache_name(same)),
+                Box::new(move || case(point, same)),
+            ));
+        }
+    }
+    run_cases(cases);
+}
+
 /// Runs every case, even after one fails, then fails naming all that broke.
 fn run_cases(cases: Vec<(String, Box<dyn FnOnce() + '_>)>) {
     let total = cases.len();
@@ -571,18 +591,10 @@ fn snapshot_interrupted_at_every_write_loses_nothing() {
         w >= 3,
         "a snapshot writes at least a pack, an index file and its record"
     );
-    let mut cases: Vec<(String, Box<dyn FnOnce()>)> = Vec::new();
     // N = W + 1: the crash point is never reached, the snapshot succeeds.
-    for n in 1..=w + 1 {
-        for same in [true, false] {
-            let h = &h;
-            cases.push((
-                format!("crash_at {n}/{w}, {}", cache_name(same)),
-                Box::new(move || snapshot_crash_case(h, n, w, same)),
-            ));
-        }
-    }
-    run_cases(cases);
+    run_with_both_caches(1..=w + 1, &|n| format!("crash_at {n}/{w}"), &|n, same| {
+        snapshot_crash_case(&h, n, w, same)
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -657,17 +669,9 @@ fn prune_interrupted_at_every_write_keeps_every_kept_snapshot() {
         faulty.writes()
     };
     eprintln!("a prune makes W = {w} mutating operations");
-    let mut cases: Vec<(String, Box<dyn FnOnce()>)> = Vec::new();
-    for n in 1..=w + 1 {
-        for same in [true, false] {
-            let h = &h;
-            cases.push((
-                format!("crash_at {n}/{w}, {}", cache_name(same)),
-                Box::new(move || prune_crash_case(h, n, w, same)),
-            ));
-        }
-    }
-    run_cases(cases);
+    run_with_both_caches(1..=w + 1, &|n| format!("crash_at {n}/{w}"), &|n, same| {
+        prune_crash_case(&h, n, w, same)
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -747,20 +751,14 @@ fn full_drive_fails_with_drive_full_and_loses_nothing() {
     let h = day0_history();
     let (_, total) = measure_day1(&h);
     eprintln!("a day-1 snapshot writes {total} bytes");
-    let mut cases: Vec<(String, Box<dyn FnOnce()>)> = Vec::new();
     // Not `total - 1`: a run's byte count varies by a few hundred bytes (a
     // blob two worker batches race for may be stored twice, and packs are
     // cut where the batches fall), so the last point keeps a margin.
-    for space in [64, total / 2, total - total / 20] {
-        for same in [true, false] {
-            let h = &h;
-            cases.push((
-                format!("space {space}/{total}, {}", cache_name(same)),
-                Box::new(move || drive_full_case(h, space, total, same)),
-            ));
-        }
-    }
-    run_cases(cases);
+    run_with_both_caches(
+        [64, total / 2, total - total / 20],
+        &|space| format!("space {space}/{total}"),
+        &|space, same| drive_full_case(&h, space, total, same),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1340,17 +1338,9 @@ fn forget_interrupted_at_every_write_keeps_the_kept_snapshot() {
     };
     eprintln!("forgetting two snapshots makes W = {w} mutating operations");
     assert!(w >= 2, "one delete per forgotten snapshot");
-    let mut cases: Vec<(String, Box<dyn FnOnce()>)> = Vec::new();
-    for n in 1..=w + 1 {
-        for same in [true, false] {
-            let (h, ids) = (&h, &ids);
-            cases.push((
-                format!("crash_at {n}/{w}, {}", cache_name(same)),
-                Box::new(move || forget_crash_case(h, ids, n, w, same)),
-            ));
-        }
-    }
-    run_cases(cases);
+    run_with_both_caches(1..=w + 1, &|n| format!("crash_at {n}/{w}"), &|n, same| {
+        forget_crash_case(&h, &ids, n, w, same)
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -1424,17 +1414,9 @@ fn rebuild_index_interrupted_at_every_write_loses_nothing() {
         faulty.writes()
     };
     eprintln!("rebuild-index makes W = {w} mutating operations");
-    let mut cases: Vec<(String, Box<dyn FnOnce()>)> = Vec::new();
-    for n in 1..=w + 1 {
-        for same in [true, false] {
-            let h = &h;
-            cases.push((
-                format!("crash_at {n}/{w}, {}", cache_name(same)),
-                Box::new(move || rebuild_crash_case(h, n, w, same)),
-            ));
-        }
-    }
-    run_cases(cases);
+    run_with_both_caches(1..=w + 1, &|n| format!("crash_at {n}/{w}"), &|n, same| {
+        rebuild_crash_case(&h, n, w, same)
+    });
 }
 
 // ---------------------------------------------------------------------------
