@@ -3,7 +3,9 @@
 //! by a power cut, or full at a random point.
 //!
 //! The repository lives on its own filesystem: an ext4 image on a loop
-//! device (unplug, read-only) or a tmpfs of a random size (drive full).
+//! device (unplug, read-only), a tmpfs of a random size (drive full), or a
+//! `slowdrive` FUSE passthrough whose every I/O can be made to fail (a
+//! dead drive; this kernel has no device-mapper `error` target).
 //! Each case expects a clear error (an actionable message, not a bare OS
 //! error), every earlier snapshot intact, and the next run, once the drive
 //! is back (remounted, read-write, or larger), to succeed with `check`
@@ -48,8 +50,10 @@ fn is_mounted(path: &Path) -> bool {
 struct Drive {
     /// Where it is mounted.
     mnt: PathBuf,
-    /// The ext4 image, or None for a tmpfs.
+    /// The ext4 image, or None for a tmpfs or a `slowdrive`.
     image: Option<PathBuf>,
+    /// The `slowdrive` process serving it, if it is one.
+    daemon: Option<std::process::Child>,
 }
 
 impl Drive {
@@ -66,6 +70,7 @@ impl Drive {
         let d = Drive {
             mnt: dir.join("drive"),
             image: Some(image),
+            daemon: None,
         };
         d.mount();
         d
@@ -78,7 +83,48 @@ impl Drive {
         sh(Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
             .arg(&mnt));
-        Drive { mnt, image: None }
+        Drive {
+            mnt,
+            image: None,
+            daemon: None,
+        }
+    }
+
+    /// A `slowdrive` passthrough of a folder under `dir`, writing at 40 MB/s
+    /// (so that a snapshot of a few dozen MiB lasts long enough to be hit),
+    /// whose I/O can all be made to fail ([`Drive::die`]).
+    fn mortal(dir: &Path) -> Drive {
+        let (backing, mnt) = (dir.join("backing"), dir.join("drive"));
+        std::fs::create_dir_all(&backing).unwrap();
+        std::fs::create_dir_all(&mnt).unwrap();
+        let daemon = Command::new(coffre_tests::slowdrive_bin())
+            .arg(&backing)
+            .arg(&mnt)
+            .args(["--write-mbps", "40"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Drive {
+            mnt,
+            image: None,
+            daemon: Some(daemon),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !is_mounted(&d.mnt) {
+            assert!(Instant::now() < deadline, "slowdrive did not mount");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    /// Every I/O on a `slowdrive` fails from now on (`heal` ends it), as on
+    /// a drive whose controller died: a device-mapper `error` target.
+    fn die(&self, dying: bool) {
+        let pid = self.daemon.as_ref().expect("a slowdrive").id() as libc::pid_t;
+        let sig = if dying { libc::SIGUSR1 } else { libc::SIGUSR2 };
+        // SAFETY: a signal to our own child, not yet reaped.
+        unsafe { libc::kill(pid, sig) };
     }
 
     /// Mounts the image (again: plugged back in).
@@ -130,6 +176,17 @@ impl Drive {
 
 impl Drop for Drive {
     fn drop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            // SIGTERM: it unmounts and exits; killed if it does not.
+            // SAFETY: a signal to our own child, not yet reaped.
+            unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while daemon.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
         while is_mounted(&self.mnt) {
             let out = run(Command::new("umount").arg("-l").arg(&self.mnt));
             if !out.status.success() {
@@ -298,6 +355,9 @@ enum Fault {
     Unplug,
     /// `mount -o remount,ro`.
     ReadOnly,
+    /// Every I/O fails with EIO (a dead drive: device-mapper's `error`
+    /// target, through `slowdrive`, since this kernel has no device-mapper).
+    Dies,
 }
 
 /// Runs the big snapshot onto an ext4 drive and applies `fault` after
@@ -306,7 +366,10 @@ enum Fault {
 fn snapshot_with_fault(fault: Fault, rng: &mut Rng, seed: u64, trial: u64) -> (bool, bool) {
     let tmp = tempfile::tempdir().unwrap();
     let s = sources(tmp.path(), 24);
-    let drive = Drive::ext4(tmp.path(), 160);
+    let drive = match fault {
+        Fault::Dies => Drive::mortal(tmp.path()),
+        _ => Drive::ext4(tmp.path(), 160),
+    };
     let repo = drive.mnt.join("repo");
     let coffre = coffre_on(&repo, &tmp.path().join("cache"));
     coffre.init();
@@ -314,7 +377,7 @@ fn snapshot_with_fault(fault: Fault, rng: &mut Rng, seed: u64, trial: u64) -> (b
     // The read-only fault waits for a gap between two files, so it starts
     // early: a fast machine finishes the run in well under a second.
     let latest = match fault {
-        Fault::Unplug => 1500,
+        Fault::Unplug | Fault::Dies => 1500,
         Fault::ReadOnly => 300,
     };
     let after = Duration::from_millis(rng.range(50, latest));
@@ -334,6 +397,10 @@ fn snapshot_with_fault(fault: Fault, rng: &mut Rng, seed: u64, trial: u64) -> (b
         Fault::Unplug => {
             landed = child.try_wait().unwrap().is_none();
             drive.unplug();
+        }
+        Fault::Dies => {
+            landed = child.try_wait().unwrap().is_none();
+            drive.die(true);
         }
         Fault::ReadOnly => {
             // A filesystem with files open for writing refuses to turn
@@ -388,6 +455,7 @@ fn snapshot_with_fault(fault: Fault, rng: &mut Rng, seed: u64, trial: u64) -> (b
                 panic!("{ctx}: cannot remount read-write");
             }
         }
+        Fault::Dies => drive.die(false),
     }
     // A run that ended during the fault may have recorded its snapshot.
     let listed = listing(&coffre, None).unwrap_or_else(|e| panic!("{ctx}: {e}"));
@@ -436,6 +504,11 @@ fn drive_unplugged_mid_snapshot() {
 #[test]
 fn drive_turned_read_only_mid_snapshot() {
     fault_campaign(Fault::ReadOnly, "read-only");
+}
+
+#[test]
+fn drive_failing_every_io_mid_snapshot() {
+    fault_campaign(Fault::Dies, "every-io-fails");
 }
 
 /// Files of a folder, recursively, with their modification time.

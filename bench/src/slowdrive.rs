@@ -49,6 +49,11 @@
 //! multi-threaded session), so a throttled write does not hold up lookups
 //! or reads. Every backing error is returned as its errno.
 //!
+//! **A dying drive.** SIGUSR1 makes every operation fail with EIO before it
+//! reaches the backing folder, SIGUSR2 ends that: `tests/unplug.rs` uses it
+//! for the "every I/O fails" unplug that a device-mapper `error` target
+//! would give on a kernel that has one.
+//!
 //! It prints one line to stderr once mounted (the mount, the rates) and
 //! stays in the foreground until SIGINT/SIGTERM/SIGHUP (then unmounts,
 //! lazily if busy) or until unmounted from outside (`fusermount3 -u`,
@@ -379,6 +384,11 @@ fn backing_flags(flags: i32) -> i32 {
 
 impl SlowDrive {
     fn path(&self, ino: INodeNo) -> Res<PathBuf> {
+        // A failing drive refuses before anything reaches the backing
+        // folder: every operation resolves a path or a handle first.
+        if FAILING.load(Ordering::SeqCst) {
+            return Err(Errno::EIO);
+        }
         lock(&self.table).path(ino)
     }
 
@@ -387,6 +397,9 @@ impl SlowDrive {
     }
 
     fn file(&self, fh: FileHandle) -> Res<Arc<File>> {
+        if FAILING.load(Ordering::SeqCst) {
+            return Err(Errno::EIO);
+        }
         lock(&self.files)
             .get(&fh.0)
             .map(|f| f.1.clone())
@@ -682,10 +695,12 @@ impl SlowDrive {
     }
 }
 
-/// Replies with the result or its errno.
+/// Replies with the result or its errno; EIO for everything while the
+/// drive is failing (SIGUSR1).
 macro_rules! answer {
     ($reply:expr, $res:expr, |$v:ident| $ok:expr) => {
         match $res {
+            _ if FAILING.load(Ordering::SeqCst) => $reply.error(Errno::EIO),
             Ok($v) => $ok,
             Err(e) => $reply.error(e),
         }
@@ -1140,14 +1155,25 @@ impl Filesystem for SlowDrive {
 /// Set by SIGINT / SIGTERM / SIGHUP: unmount and stop.
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// Set by SIGUSR1, cleared by SIGUSR2: every operation fails with EIO and
+/// nothing reaches the backing folder, as a drive that dies (a
+/// device-mapper `error` target, which this kernel lacks) until it comes
+/// back.
+static FAILING: AtomicBool = AtomicBool::new(false);
+
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_fail(sig: libc::c_int) {
+    FAILING.store(sig == libc::SIGUSR1, Ordering::SeqCst);
 }
 
 const USAGE: &str =
     "usage: slowdrive BACKING_DIR MOUNTPOINT --write-mbps N [--read-mbps N] [--latency-ms N]\n\
     Mounts MOUNTPOINT as a passthrough of BACKING_DIR whose writes (and reads,\n\
     with --read-mbps) pass at N MB/s (10^6 bytes); --latency-ms delays every fsync.\n\
+    SIGUSR1 makes every operation fail with EIO (a dying drive), SIGUSR2 heals it.\n\
     Runs until SIGINT/SIGTERM or until unmounted.";
 
 struct Args {
@@ -1280,6 +1306,10 @@ fn run(args: Args) -> Result<(), String> {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    for sig in [libc::SIGUSR1, libc::SIGUSR2] {
+        // SAFETY: as above.
+        unsafe { libc::signal(sig, on_fail as *const () as libc::sighandler_t) };
     }
     let mut config = Config::default();
     config.mount_options = vec![

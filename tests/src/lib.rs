@@ -54,6 +54,14 @@ pub fn coffre_bin() -> PathBuf {
     profile_bin("coffre", "COFFRE_BIN", "cargo build")
 }
 
+/// The `slowdrive` binary of the bench crate (a passthrough FUSE drive that
+/// can be slowed down or made to fail every I/O): `$SLOWDRIVE_BIN` if set,
+/// else beside the test executable like [`coffre_bin`] (`cargo test
+/// --workspace` builds it).
+pub fn slowdrive_bin() -> PathBuf {
+    profile_bin("slowdrive", "SLOWDRIVE_BIN", "cargo build -p coffre-bench")
+}
+
 /// The `coffre-sample` binary of this crate: `$COFFRE_SAMPLE_BIN` if set, else
 /// beside the test executable like [`coffre_bin`] (cargo builds a package's
 /// binaries for its integration tests).
