@@ -125,6 +125,15 @@ impl Drive {
         let sig = if dying { libc::SIGUSR1 } else { libc::SIGUSR2 };
         // SAFETY: a signal to our own child, not yet reaped.
         unsafe { libc::kill(pid, sig) };
+        if !dying {
+            // The signal is handled whenever the daemon next runs: the
+            // drive is back once it answers again.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while std::fs::read_dir(&self.mnt).is_err() {
+                assert!(Instant::now() < deadline, "slowdrive did not heal");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
     }
 
     /// Mounts the image (again: plugged back in).
