@@ -1165,8 +1165,28 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-extern "C" fn on_fail(sig: libc::c_int) {
-    FAILING.store(sig == libc::SIGUSR1, Ordering::SeqCst);
+/// Blocks SIGUSR1 and SIGUSR2 in this thread and every thread started
+/// after it, and handles them on one thread of their own, in the order
+/// they came: handlers on several threads could run a "fail" after the
+/// "heal" sent later.
+fn watch_fail_signals() {
+    // SAFETY: a zeroed sigset_t is valid storage; it is initialised by
+    // sigemptyset before any use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: plain libc calls on our own signal set and mask.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    std::thread::spawn(move || loop {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: waits on the blocked set; `sig` is valid storage.
+        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            FAILING.store(sig == libc::SIGUSR1, Ordering::SeqCst);
+        }
+    });
 }
 
 const USAGE: &str =
@@ -1307,10 +1327,8 @@ fn run(args: Args) -> Result<(), String> {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
-    for sig in [libc::SIGUSR1, libc::SIGUSR2] {
-        // SAFETY: as above.
-        unsafe { libc::signal(sig, on_fail as *const () as libc::sighandler_t) };
-    }
+    // Before the session starts its threads, which inherit the mask.
+    watch_fail_signals();
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName("slowdrive".into()),
