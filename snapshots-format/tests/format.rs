@@ -161,3 +161,62 @@ fn a_master_key_that_is_not_the_repositorys_is_refused() {
     std::fs::write(path.join("config"), forged.encode()).unwrap();
     assert!(Repository::open(&path, b"passphrase").is_err());
 }
+
+/// Regression (kill campaign, 2 of 500 snapshot kills): the pin of the key
+/// check was written in place, so a kill between creating the file and
+/// writing it left an empty pin, and every later open on this machine
+/// called the drive's `config` replaced. A pin of the wrong length is now
+/// written again; a pin of the right length that differs still refuses.
+#[test]
+fn a_torn_key_check_pin_is_written_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, cache) = (tmp.path().join("repo"), tmp.path().join("cache"));
+    let (backend, _) = {
+        let repo = Repository::init(&path, b"passphrase", CHEAP).unwrap();
+        drop(repo);
+        Repository::read_header(&path).unwrap()
+    };
+    drop(Repository::open_with(backend, &cache, b"passphrase").unwrap());
+    let pins: Vec<_> = walk(&cache)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "key-check"))
+        .collect();
+    let [pin] = &pins[..] else {
+        panic!("one pin expected: {pins:?}")
+    };
+    let good = std::fs::read(pin).unwrap();
+    assert_eq!(good.len(), 16);
+    let open = || {
+        let (backend, _) = Repository::read_header(&path).unwrap();
+        Repository::open_with(backend, &cache, b"passphrase").map(drop)
+    };
+    for torn in [&[][..], &good[..7]] {
+        std::fs::write(pin, torn).unwrap();
+        open().unwrap_or_else(|e| panic!("a pin of {} bytes: {e}", torn.len()));
+        assert_eq!(std::fs::read(pin).unwrap(), good, "written again");
+    }
+    let mut other = good.clone();
+    other[0] ^= 1;
+    std::fs::write(pin, &other).unwrap();
+    let err = open().expect_err("another key check is refused");
+    assert!(err.to_string().contains("tampered"), "{err}");
+    assert!(
+        walk(&cache)
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".tmp")),
+        "nothing left aside"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -108,7 +108,12 @@ fn pin_key_check(cache_folder: &Path, header: &Header) -> Result<()> {
         reason: e.to_string(),
     };
     let seen = match std::fs::read(&pin) {
-        Ok(bytes) => Some(bytes),
+        // A pin of any other length was cut by a crash while an older
+        // Coffre wrote it in place: it says nothing, and is written again.
+        // (The drive is what may be tampered with; whoever can change this
+        // machine's cache folder could as well delete the pin.)
+        Ok(bytes) if bytes.len() == crate::crypto::KEY_CHECK_LEN => Some(bytes),
+        Ok(_) => None,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(cache_err(e)),
     };
@@ -118,16 +123,26 @@ fn pin_key_check(cache_folder: &Path, header: &Header) -> Result<()> {
             "this drive's config file no longer matches the key this machine saw for the repository (replaced or downgraded): it may have been tampered with; do not write to it, restore from another drive, and see GUIDE.md, \"A drive that was tampered with\"".into(),
         )),
         (None, Some(check)) => {
+            // Written aside, then renamed: a kill or a power cut leaves the
+            // old pin or the new one, never a torn one (which an earlier
+            // version, writing in place, took for a replaced `config`).
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
+            let aside = cache_folder.join(format!("{KEY_CHECK_PIN}.{}.tmp", std::process::id()));
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .mode(0o600)
-                .open(&pin)
+                .open(&aside)
                 .map_err(cache_err)?;
-            file.write_all(&check).map_err(cache_err)
+            file.write_all(&check)
+                .and_then(|()| file.sync_all())
+                .and_then(|()| std::fs::rename(&aside, &pin))
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&aside);
+                    cache_err(e)
+                })
         }
         (None, None) => Ok(()),
     }
