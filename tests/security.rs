@@ -124,7 +124,7 @@ fn store_tree(saver: &Saver<'_>, specs: &[Spec]) -> snapshots_format::Result<Blo
             Spec::File(name, content) => {
                 let id = saver.save(BlobKind::Data, content)?;
                 let len = content.len() as u32;
-                let payload = Payload::File(Content::Inline(vec![Extent::Chunk { id, len }]));
+                let payload = Payload::File(Content::Inline(vec![Extent::chunk(id, len)]));
                 node(name, NodeKind::File, u64::from(len), payload)
             }
             Spec::Dir(name, children) => {

@@ -165,6 +165,17 @@ impl Keys {
         *h.finalize().as_bytes()
     }
 
+    /// [`Keys::blob_hash`] of the concatenation of `parts`, without
+    /// building it.
+    pub fn blob_hash_parts(&self, kind: u8, parts: &[&[u8]]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.id_key.0);
+        h.update(&[kind]);
+        for part in parts {
+            h.update(part);
+        }
+        *h.finalize().as_bytes()
+    }
+
     /// The seed mixed into the chunker's gear table, so that chunk boundaries
     /// (and so blob sizes) do not fingerprint known files.
     pub fn chunker_seed(&self) -> u64 {

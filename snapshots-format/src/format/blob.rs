@@ -3,13 +3,15 @@
 //! plaintext, compressed with zstd when that shrinks it, then sealed.
 //!
 //! Sealed plaintext: codec u8 (0 = stored, 1 = zstd frame, 2 = zstd frame
-//! made with the repository's dictionary) || payload.
+//! made with the repository's dictionary, 3 = a delta: base id and a zstd
+//! frame made against the base's plaintext, format 8) || payload.
 //! Associated data: repository id || 0x02 || kind u8 || blob id.
 
 use std::sync::Arc;
 
 use crate::crypto::{Keys, ObjectKind, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
+use crate::format::delta;
 use crate::format::dictionary::{Dictionary, DICT_BLOB_MAX};
 use crate::id::BlobId;
 
@@ -19,11 +21,12 @@ pub const MAX_BLOB_LEN: usize = 512 << 20;
 
 /// The most a zstd frame regenerates per byte: one 128 KiB block per
 /// 4 bytes (block header and one RLE byte).
-const ZSTD_MAX_RATIO: u64 = 32 * 1024;
+pub(crate) const ZSTD_MAX_RATIO: u64 = 32 * 1024;
 
 const CODEC_STORED: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
 const CODEC_ZSTD_DICT: u8 = 2;
+const CODEC_DELTA: u8 = 3;
 
 /// What a blob holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +40,9 @@ pub enum BlobKind {
     ChunkList = 3,
     /// A piece of a large directory listing (format 3).
     TreePiece = 4,
+    /// A chunk of a file's contents stored as a delta against an older
+    /// chunk (format 8, [`crate::format::delta`]).
+    Delta = 5,
 }
 
 impl BlobKind {
@@ -47,6 +53,7 @@ impl BlobKind {
             2 => Some(Self::Tree),
             3 => Some(Self::ChunkList),
             4 => Some(Self::TreePiece),
+            5 => Some(Self::Delta),
             _ => None,
         }
     }
@@ -58,13 +65,19 @@ impl BlobKind {
             Self::Tree => "tree",
             Self::ChunkList => "chunk list",
             Self::TreePiece => "tree piece",
+            Self::Delta => "delta blob",
         }
     }
 
     /// Data blobs go to data packs; the rest to metadata packs, so that
     /// listing and checking trees never reads file contents.
     pub fn is_metadata(self) -> bool {
-        self != Self::Data
+        !self.is_data()
+    }
+
+    /// File contents, whole or as a delta.
+    pub fn is_data(self) -> bool {
+        matches!(self, Self::Data | Self::Delta)
     }
 }
 
@@ -115,6 +128,27 @@ pub fn encode(
     buf
 }
 
+/// Seals a delta blob (kind [`BlobKind::Delta`]) whose payload
+/// [`delta::compress`] made.
+pub fn encode_delta(keys: &Keys, id: &BlobId, payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(NONCE_LEN + 1 + payload.len() + TAG_LEN);
+    buf.resize(NONCE_LEN, 0);
+    buf.push(CODEC_DELTA);
+    buf.extend_from_slice(payload);
+    keys.seal_in_place(ObjectKind::Blob, &aad(BlobKind::Delta, id), &mut buf);
+    buf
+}
+
+/// What decoding a blob may need besides its bytes: the repository's
+/// dictionary (codec 2), and a delta's base (codec 3), each asked for only
+/// when the blob needs it.
+pub struct Needs<'a> {
+    /// The repository's dictionary, if it has one.
+    pub dict: &'a dyn Fn() -> Result<Option<Arc<Dictionary>>>,
+    /// The plaintext of a data blob (never a delta: a base is whole).
+    pub base: &'a dyn Fn(&BlobId) -> Result<Vec<u8>>,
+}
+
 /// Why a blob compressed with a dictionary fails to decode in a repository
 /// without one (the dictionary guard of a snapshot looks for it).
 pub const NEEDS_MISSING_DICTIONARY: &str =
@@ -122,28 +156,34 @@ pub const NEEDS_MISSING_DICTIONARY: &str =
 
 /// Opens, decompresses and verifies a blob: the plaintext's keyed hash must
 /// equal `id`, so a blob that decrypts but is not the one asked for is refused.
-/// `dict` is asked for the repository's dictionary only when the blob needs it.
+/// `needs` is asked for the dictionary or a delta's base only when the blob
+/// needs them.
 ///
 /// # Errors
-/// [`Error::Corrupt`] naming the blob when any check fails; the error of
-/// `dict` when the dictionary cannot be read.
+/// [`Error::Corrupt`] naming the blob when any check fails; the errors of
+/// `needs` when the dictionary or the base cannot be read.
 pub fn decode(
     keys: &Keys,
     kind: BlobKind,
     id: &BlobId,
     sealed: &[u8],
-    dict: &dyn Fn() -> Result<Option<Arc<Dictionary>>>,
+    needs: &Needs<'_>,
 ) -> Result<Vec<u8>> {
     let bad = |why: &str| Error::corrupt(kind.name(), id.short(), why);
     let framed = keys
         .open(ObjectKind::Blob, &aad(kind, id), sealed)
         .map_err(|_| bad("authentication failed"))?;
     let (&codec, payload) = framed.split_first().ok_or_else(|| bad("empty"))?;
+    // A delta is only ever a delta, and nothing else is: so a base, read
+    // as a data blob, can never itself need a base.
+    if (kind == BlobKind::Delta) != (codec == CODEC_DELTA) {
+        return Err(bad("codec does not fit the kind of blob"));
+    }
     let plain = match codec {
         CODEC_STORED => payload.to_vec(),
         CODEC_ZSTD => decompress(payload, None).ok_or_else(|| bad("zstd frame does not decode"))?,
         CODEC_ZSTD_DICT => {
-            let dict = dict()?.ok_or_else(|| bad(NEEDS_MISSING_DICTIONARY))?;
+            let dict = (needs.dict)()?.ok_or_else(|| bad(NEEDS_MISSING_DICTIONARY))?;
             let named = zstd::zstd_safe::get_dict_id_from_frame(payload).map(|n| n.get());
             if named != Some(dict.id()) {
                 return Err(bad(
@@ -151,6 +191,16 @@ pub fn decode(
                 ));
             }
             decompress(payload, Some(&dict)).ok_or_else(|| bad("zstd frame does not decode"))?
+        }
+        CODEC_DELTA => {
+            let base = delta::base_of(payload).ok_or_else(|| bad("too short for a delta"))?;
+            let base_plain = (needs.base)(&base)?;
+            let plain = delta::decompress(payload, &base_plain)
+                .ok_or_else(|| bad("delta frame does not decode against its base"))?;
+            if delta::delta_id(keys, &base, &plain) != *id {
+                return Err(bad("content does not match its id"));
+            }
+            return Ok(plain);
         }
         _ => return Err(bad("unknown codec")),
     };
@@ -225,6 +275,15 @@ mod tests {
         Ok(None)
     }
 
+    fn no_base(id: &BlobId) -> Result<Vec<u8>> {
+        Err(Error::BlobNotFound(id.short()))
+    }
+
+    const NONE: Needs<'static> = Needs {
+        dict: &no_dict,
+        base: &no_base,
+    };
+
     fn page_dict() -> Arc<Dictionary> {
         static DICT: std::sync::OnceLock<Arc<Dictionary>> = std::sync::OnceLock::new();
         DICT.get_or_init(|| {
@@ -243,10 +302,10 @@ mod tests {
             let plain = data.repeat(repeat);
             let id = blob_id(&k, BlobKind::Data, &plain);
             let sealed = encode(&k, BlobKind::Data, &id, &plain, None);
-            prop_assert_eq!(decode(&k, BlobKind::Data, &id, &sealed, &no_dict).unwrap(), plain.clone());
+            prop_assert_eq!(decode(&k, BlobKind::Data, &id, &sealed, &NONE).unwrap(), plain.clone());
             let dict = page_dict();
             let sealed = encode(&k, BlobKind::Data, &id, &plain, Some(&dict));
-            prop_assert_eq!(decode(&k, BlobKind::Data, &id, &sealed, &|| Ok(Some(dict.clone()))).unwrap(), plain);
+            prop_assert_eq!(decode(&k, BlobKind::Data, &id, &sealed, &Needs { dict: &|| Ok(Some(dict.clone())), base: &no_base }).unwrap(), plain);
         }
 
         #[test]
@@ -256,7 +315,7 @@ mod tests {
             let mut sealed = encode(&k, BlobKind::Tree, &id, &data, None);
             let bit = bit % (sealed.len() * 8);
             sealed[bit / 8] ^= 1 << (bit % 8);
-            prop_assert!(decode(&k, BlobKind::Tree, &id, &sealed, &no_dict).is_err());
+            prop_assert!(decode(&k, BlobKind::Tree, &id, &sealed, &NONE).is_err());
         }
     }
 
@@ -267,9 +326,44 @@ mod tests {
         let id = blob_id(&k, BlobKind::Data, &plain);
         let sealed = encode(&k, BlobKind::Data, &id, &plain, None);
         assert!(sealed.len() < 1000);
-        assert!(decode(&k, BlobKind::Tree, &id, &sealed, &no_dict).is_err());
+        assert!(decode(&k, BlobKind::Tree, &id, &sealed, &NONE).is_err());
         let other = blob_id(&k, BlobKind::Data, b"other");
-        assert!(decode(&k, BlobKind::Data, &other, &sealed, &no_dict).is_err());
+        assert!(decode(&k, BlobKind::Data, &other, &sealed, &NONE).is_err());
+    }
+
+    #[test]
+    fn a_delta_reads_through_its_base_and_never_passes_for_another_kind() {
+        let k = keys();
+        let old = b"a row;another row;".repeat(2000);
+        let mut new = old.clone();
+        new[5000] = b'X';
+        let base = blob_id(&k, BlobKind::Data, &old);
+        let id = delta::delta_id(&k, &base, &new);
+        let payload = delta::compress(&base, &old, &new).unwrap();
+        let sealed = encode_delta(&k, &id, &payload);
+        assert!(sealed.len() < 200, "{}", sealed.len());
+        let base_of = |b: &BlobId| {
+            assert_eq!(*b, base);
+            Ok(old.clone())
+        };
+        let needs = Needs {
+            dict: &no_dict,
+            base: &base_of,
+        };
+        assert_eq!(decode(&k, BlobKind::Delta, &id, &sealed, &needs).unwrap(), new);
+        // Without its base it is unreadable, and says why.
+        let err = decode(&k, BlobKind::Delta, &id, &sealed, &NONE).unwrap_err();
+        assert!(err.to_string().contains("missing from the index"), "{err}");
+        // A plain frame sealed as a delta, and a delta sealed as data, are refused.
+        let plain = encode(&k, BlobKind::Delta, &id, &new, None);
+        assert!(decode(&k, BlobKind::Delta, &id, &plain, &needs).is_err());
+        let mut framed = vec![0u8; NONCE_LEN];
+        framed.push(CODEC_DELTA);
+        framed.extend_from_slice(&payload);
+        let data_id = blob_id(&k, BlobKind::Data, &new);
+        k.seal_in_place(ObjectKind::Blob, &aad(BlobKind::Data, &data_id), &mut framed);
+        let err = decode(&k, BlobKind::Data, &data_id, &framed, &needs).unwrap_err();
+        assert!(err.to_string().contains("codec does not fit"), "{err}");
     }
 
     #[test]
@@ -288,7 +382,7 @@ mod tests {
             with.len(),
             plain.len()
         );
-        let err = decode(&k, BlobKind::Data, &id, &with, &no_dict).unwrap_err();
+        let err = decode(&k, BlobKind::Data, &id, &with, &NONE).unwrap_err();
         assert!(err.to_string().contains("dictionary"), "{err}");
         // Another dictionary (a different id) is refused by name, not misread.
         let other_raw = crate::format::dictionary::train(
@@ -299,11 +393,11 @@ mod tests {
         .unwrap();
         let other = Arc::new(Dictionary::from_raw(other_raw).unwrap());
         assert_ne!(other.id(), dict.id());
-        let err = decode(&k, BlobKind::Data, &id, &with, &|| Ok(Some(other.clone()))).unwrap_err();
+        let err = decode(&k, BlobKind::Data, &id, &with, &Needs { dict: &|| Ok(Some(other.clone())), base: &no_base }).unwrap_err();
         assert!(err.to_string().contains("another dictionary"), "{err}");
         // Trees and large chunks never use it.
         let tree_id = blob_id(&k, BlobKind::Tree, &page);
         let tree = encode(&k, BlobKind::Tree, &tree_id, &page, Some(&dict));
-        assert!(decode(&k, BlobKind::Tree, &tree_id, &tree, &no_dict).is_ok());
+        assert!(decode(&k, BlobKind::Tree, &tree_id, &tree, &NONE).is_ok());
     }
 }

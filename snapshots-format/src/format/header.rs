@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 pub const MAGIC: &[u8; 8] = b"COFFRE\x00R";
 /// The repository format version this build writes and reads (it reads
 /// every earlier one too).
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// The first format whose repository may hold a compression dictionary and
 /// blobs compressed with it (FORMAT.md §17); a format-1 repository moves to
 /// it when it gets its dictionary.
@@ -37,6 +37,9 @@ pub const KEY_CHECK_VERSION: u32 = 6;
 /// file nobody here can open: a repository moves to it at its first write
 /// by this version, which binds the labels of its key files.
 pub const KEY_BINDING_VERSION: u32 = 7;
+/// The first format with delta blobs (FORMAT.md §4.5): a snapshot raises
+/// the repository to it before it writes its first delta.
+pub const DELTA_VERSION: u32 = 8;
 /// Length of the encoded header before format 6.
 pub const HEADER_LEN: usize = 8 + 4 + REPO_ID_LEN + 32;
 /// Length of the encoded header from format 6 on.

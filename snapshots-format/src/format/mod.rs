@@ -4,6 +4,7 @@
 
 pub mod blob;
 pub mod content;
+pub mod delta;
 pub mod dictionary;
 pub mod header;
 pub mod index_file;

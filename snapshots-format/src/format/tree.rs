@@ -15,7 +15,7 @@
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::Keys;
-use crate::format::content::{decode_extents, encode_extents, Content};
+use crate::format::content::{decode_extents, encode_extents, Content, Encoding};
 use crate::id::BlobId;
 
 /// A tree blob holding the entries themselves; also the layout of a piece.
@@ -350,8 +350,14 @@ pub(crate) fn encode_node(w: &mut Writer, n: &Node) {
     }
     match &n.payload {
         Payload::File(Content::Inline(extents)) => {
-            w.u8(0);
-            encode_extents(w, extents);
+            // Form 2 (format 8) only for a list with a delta, so that
+            // every other node keeps its bytes.
+            let encoding = Encoding::of(extents);
+            w.u8(match encoding {
+                Encoding::First => 0,
+                Encoding::Second => 2,
+            });
+            encode_extents(w, extents, encoding);
         }
         Payload::File(Content::Pieces(ids)) => {
             w.u8(1);
@@ -398,7 +404,8 @@ pub(crate) fn decode_node_named(r: &mut Reader<'_>, check_name: bool) -> Result<
     }
     let payload = match kind {
         NodeKind::File => match r.u8()? {
-            0 => Payload::File(Content::Inline(decode_extents(r)?)),
+            0 => Payload::File(Content::Inline(decode_extents(r, Encoding::First)?)),
+            2 => Payload::File(Content::Inline(decode_extents(r, Encoding::Second)?)),
             1 => {
                 let n = r.count(32)?;
                 let ids = (0..n)
@@ -442,13 +449,14 @@ mod tests {
 
     fn payload() -> impl Strategy<Value = (NodeKind, Payload)> {
         prop_oneof![
-            proptest::collection::vec((any::<[u8; 32]>(), any::<u32>()), 0..5).prop_map(|v| (
+            proptest::collection::vec((any::<[u8; 32]>(), any::<u32>(), any::<Option<[u8; 32]>>()), 0..5).prop_map(|v| (
                 NodeKind::File,
                 Payload::File(Content::Inline(
                     v.into_iter()
-                        .map(|(id, len)| Extent::Chunk {
+                        .map(|(id, len, base)| Extent::Chunk {
                             id: BlobId(id),
-                            len
+                            len,
+                            base: base.map(BlobId),
                         })
                         .collect()
                 ))
@@ -593,10 +601,8 @@ mod tests {
                     node.size = 52;
                     node.inode = i as u64;
                     node.mtime.sec = 1_788_000_000 + i as i64;
-                    node.payload = Payload::File(Content::Inline(vec![Extent::Chunk {
-                        id: BlobId([i as u8; 32]),
-                        len: 52,
-                    }]));
+                    node.payload =
+                        Payload::File(Content::Inline(vec![Extent::chunk(BlobId([i as u8; 32]), 52)]));
                     node
                 })
                 .collect(),

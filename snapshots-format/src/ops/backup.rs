@@ -29,6 +29,7 @@ use crate::format::dictionary;
 use crate::format::snapshot::{HookRun, Snapshot, Summary, MAX_RECORDED_PROBLEMS};
 use crate::format::tree::{Node, NodeKind, Payload, Timestamp, Tree};
 use crate::id::{BlobId, SnapshotId};
+use crate::ops::deltas::Previous;
 use crate::ops::dictionary_guard;
 use crate::progress::{Counting, Progress};
 use crate::repo::saver::{Batch, SaveProgress, Saver};
@@ -301,7 +302,7 @@ pub fn take_snapshot_with(
                     let mut batch = reader.saver.batch();
                     for job in queue {
                         let result =
-                            reader.read(&mut batch, job.file, &job.path, &job.rel, &job.meta);
+                            reader.read(&mut batch, job.file, &job.path, &job.rel, &job.meta, job.previous.as_ref());
                         // The walker only stops listening when it failed.
                         let _ = job.reply.send(result);
                     }
@@ -496,6 +497,8 @@ struct ReadJob {
     path: PathBuf,
     rel: Vec<u8>,
     meta: Stat,
+    /// The file's content in the parent snapshot, to store deltas against.
+    previous: Option<Content>,
     reply: Sender<Result<FileRead>>,
 }
 
@@ -584,10 +587,7 @@ impl Walker<'_, '_> {
             if let Piece::Data(data) = piece {
                 progress.advance(0, data.len() as u64);
                 let id = batch.save(BlobKind::Data, data).map_err(ReadError::Repo)?;
-                extents.push(Extent::Chunk {
-                    id,
-                    len: data.len() as u32,
-                });
+                extents.push(Extent::chunk(id, data.len() as u32));
             }
             Ok(())
         })
@@ -824,6 +824,10 @@ impl Walker<'_, '_> {
         } else {
             self.summary.files_new += 1;
         }
+        let previous = match old.map(|old| &old.payload) {
+            Some(Payload::File(content)) => Some(content.clone()),
+            _ => None,
+        };
         let path = dir.child_path(name);
         let file = dir.open_file(name, meta).map_err(|e| Error::Source {
             path: path.clone(),
@@ -836,6 +840,7 @@ impl Walker<'_, '_> {
                 path,
                 rel: rel.to_vec(),
                 meta: *meta,
+                previous,
                 reply,
             };
             // Readers only stop when the queue closes, or by panicking.
@@ -849,7 +854,9 @@ impl Walker<'_, '_> {
             return Ok(FileContent::Known(content.clone(), *size));
         }
         let mut batch = self.reader.saver.batch();
-        let read = self.reader.read(&mut batch, file, &path, rel, meta)?;
+        let read = self
+            .reader
+            .read(&mut batch, file, &path, rel, meta, previous.as_ref())?;
         batch.flush()?;
         self.read_done(rel, &read);
         self.links.insert(link, (read.content.clone(), read.size));
@@ -874,6 +881,7 @@ impl FileReader<'_, '_> {
         path: &Path,
         rel: &[u8],
         meta: &Stat,
+        previous: Option<&Content>,
     ) -> Result<FileRead> {
         let source_err = |e: std::io::Error| Error::Source {
             path: path.to_path_buf(),
@@ -881,6 +889,9 @@ impl FileReader<'_, '_> {
         };
         let mut extents = Vec::new();
         let progress = self.progress;
+        let mut previous =
+            previous.and_then(|old| Previous::load(self.saver.repository(), old, meta.len()));
+        let mut offset = 0u64;
         let read = chunker::chunk_file(
             &file,
             meta.len(),
@@ -890,12 +901,20 @@ impl FileReader<'_, '_> {
                     Piece::Data(data) => {
                         let len = data.len() as u32;
                         progress.advance(0, u64::from(len));
-                        let id = batch.save(BlobKind::Data, data).map_err(ReadError::Repo)?;
-                        extents.push(Extent::Chunk { id, len });
+                        let extent = match previous.as_mut() {
+                            Some(previous) => previous.save(batch, offset, data),
+                            None => batch
+                                .save(BlobKind::Data, data)
+                                .map(|id| Extent::chunk(id, len)),
+                        }
+                        .map_err(ReadError::Repo)?;
+                        extents.push(extent);
+                        offset += u64::from(len);
                     }
                     Piece::Hole(len) => {
                         progress.advance(0, len);
                         extents.push(Extent::Hole { len });
+                        offset += len;
                     }
                 }
                 Ok(())

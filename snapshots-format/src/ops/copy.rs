@@ -41,6 +41,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::content::{Content, Extent};
+use crate::format::delta;
 use crate::format::header::RECORD_V2_VERSION;
 use crate::format::keyfile::KdfParams;
 use crate::format::snapshot::Snapshot;
@@ -395,6 +396,7 @@ fn verify(
     let mut verified = 0;
     for kind in [
         BlobKind::Data,
+        BlobKind::Delta,
         BlobKind::ChunkList,
         BlobKind::TreePiece,
         BlobKind::Tree,
@@ -439,6 +441,8 @@ struct Walk<'a, 'r> {
     needed: HashSet<BlobId>,
     /// Data blobs waiting to be looked up and copied.
     pending: Vec<BlobId>,
+    /// Delta blobs and their bases, copied after the data blobs.
+    pending_deltas: Vec<(BlobId, BlobId)>,
     /// Blobs handed to the saver, to read back once durable.
     sent: Vec<(BlobKind, BlobId)>,
     /// In a dry run: what would be sent, by the source's sizes.
@@ -458,6 +462,7 @@ impl<'a, 'r> Walk<'a, 'r> {
             memo,
             needed: HashSet::new(),
             pending: Vec::new(),
+            pending_deltas: Vec::new(),
             sent: Vec::new(),
             dry_blobs: 0,
             dry_bytes: 0,
@@ -521,8 +526,15 @@ impl<'a, 'r> Walk<'a, 'r> {
             self.copy_blobs(BlobKind::ChunkList, ids)?;
         }
         for extent in self.sides.source.load_extents(content)? {
-            if let Extent::Chunk { id, .. } = extent {
-                self.pending.push(id);
+            match extent {
+                Extent::Chunk { id, base: None, .. } => self.pending.push(id),
+                Extent::Chunk {
+                    id, base: Some(base), ..
+                } => {
+                    self.pending.push(base);
+                    self.pending_deltas.push((id, base));
+                }
+                Extent::Hole { .. } => {}
             }
         }
         if self.pending.len() >= DATA_BATCH {
@@ -534,7 +546,57 @@ impl<'a, 'r> Walk<'a, 'r> {
     /// Copies the data blobs gathered so far.
     fn flush_data(&mut self) -> Result<()> {
         let ids = std::mem::take(&mut self.pending);
-        self.copy_blobs(BlobKind::Data, &ids)
+        self.copy_blobs(BlobKind::Data, &ids)?;
+        let deltas = std::mem::take(&mut self.pending_deltas);
+        self.copy_deltas(&deltas)
+    }
+
+    /// Copies the delta blobs `deltas` (delta id, base id; same keys on
+    /// both sides) that the target lacks, made again from their plaintext
+    /// against their base. Their bases were copied first.
+    fn copy_deltas(&mut self, deltas: &[(BlobId, BlobId)]) -> Result<()> {
+        let fresh: Vec<(BlobId, BlobId)> = deltas
+            .iter()
+            .filter(|(id, _)| self.needed.insert(*id))
+            .copied()
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<BlobId> = fresh.iter().map(|(id, _)| *id).collect();
+        let known = self.sides.target.index().contains_many(&ids)?;
+        let source = self.sides.source;
+        let mut batch = self.saver.map(Saver::batch);
+        for ((id, base), known) in fresh.into_iter().zip(known) {
+            if known {
+                continue;
+            }
+            let Some(batch) = batch.as_mut() else {
+                if let Some(loc) = source.index().lookup(source.keys(), &id)? {
+                    self.dry_blobs += 1;
+                    self.dry_bytes += u64::from(loc.length);
+                }
+                continue;
+            };
+            let plain = source.load_blob(BlobKind::Data, &id)?;
+            let base_plain = source.load_base(&base)?;
+            let target = self.sides.target;
+            let payload = delta::compress(&base, &base_plain, &plain)
+                .filter(|_| delta::delta_id(target.keys(), &base, &plain) == id)
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        BlobKind::Delta.name(),
+                        id.short(),
+                        "cannot be made again in the target: the two repositories do not share their keys",
+                    )
+                })?;
+            batch.save_delta(id, plain.len(), payload)?;
+            self.sent.push((BlobKind::Delta, id));
+        }
+        if let Some(mut batch) = batch {
+            batch.flush()?;
+        }
+        Ok(())
     }
 
     /// Copies the blobs `ids` (same keys on both sides) that the target's
@@ -645,10 +707,7 @@ fn cut_run(
 ) -> Result<u64> {
     let mut save = |data: &[u8]| -> Result<()> {
         let id = batch.save(BlobKind::Data, data)?;
-        out.push(Extent::Chunk {
-            id,
-            len: data.len() as u32,
-        });
+        out.push(Extent::chunk(id, data.len() as u32));
         Ok(())
     };
     match cutting {
@@ -757,7 +816,7 @@ impl<'a> FileBytes<'a> {
         let mut chunks = chunks.into_iter();
         for extent in next {
             let bytes = match extent {
-                Extent::Chunk { id, len } => {
+                Extent::Chunk { id, len, .. } => {
                     let data = chunks.next().flatten().unwrap_or_default();
                     if data.len() != *len as usize {
                         return Err(Error::corrupt(

@@ -147,7 +147,7 @@ impl<'a> ContentReader<'a> {
         self.next += 1;
         match extent {
             Extent::Hole { len } => self.zeros = len,
-            Extent::Chunk { id, len } => {
+            Extent::Chunk { id, len, .. } => {
                 let data = self.browser.chunk(&id)?;
                 if data.len() != len as usize {
                     return Err(Error::corrupt(
@@ -434,13 +434,11 @@ mod tests {
         let content = Content::Inline(vec![
             Extent::Chunk {
                 id: save(&repo, BlobKind::Data, &a),
-                len: 3000,
-            },
+                len: 3000, base: None },
             Extent::Hole { len: 5 },
             Extent::Chunk {
                 id: save(&repo, BlobKind::Data, &b),
-                len: 3,
-            },
+                len: 3, base: None },
         ]);
         let mut big = node(b"caf\xe9.fdb", NodeKind::File, Payload::File(content), 3008);
         big.mode = 0o640;

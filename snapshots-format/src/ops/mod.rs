@@ -6,6 +6,7 @@ pub mod backup;
 pub mod check;
 pub mod compare;
 pub mod copy;
+mod deltas;
 pub(crate) mod dictionary_guard;
 pub mod diff;
 pub mod dump;

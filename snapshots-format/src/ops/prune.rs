@@ -552,9 +552,12 @@ fn mark_tree(repo: &Repository, id: &BlobId, depth: usize) -> Result<u64> {
 fn mark_extents(repo: &Repository, extents: &[Extent]) -> Result<u64> {
     let mut n = 0;
     for e in extents {
-        if let Extent::Chunk { id, .. } = e {
-            if repo.index().used_insert(id)? {
-                n += 1;
+        if let Extent::Chunk { id, base, .. } = e {
+            // A delta's base is used as long as the delta is.
+            for id in std::iter::once(id).chain(base) {
+                if repo.index().used_insert(id)? {
+                    n += 1;
+                }
             }
         }
     }

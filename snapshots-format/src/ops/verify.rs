@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::format::blob::{blob_id, BlobKind};
 use crate::format::content::Extent;
+use crate::format::delta;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{NodeKind, Payload, MAX_DEPTH};
 use crate::id::BlobId;
@@ -234,11 +235,11 @@ fn compare(
     let mut buf = Vec::new();
     for extent in extents {
         match extent {
-            Extent::Chunk { id, len } => {
+            Extent::Chunk { id, len, base } => {
                 buf.resize(*len as usize, 0);
                 f.read_exact(&mut buf)
                     .map_err(|e| format!("cannot read back at byte {offset}: {e}"))?;
-                if blob_id(repo.keys(), BlobKind::Data, &buf) != *id {
+                if delta::chunk_id(repo.keys(), base.as_ref(), &buf) != *id {
                     return Err(format!(
                         "bytes {offset}..{} differ from what was saved",
                         offset + extent.len()

@@ -211,7 +211,7 @@ impl FileReader {
             let to = end.min(start + e.len()) - start;
             match e {
                 Extent::Hole { .. } => out.resize(out.len() + (to - from) as usize, 0),
-                Extent::Chunk { id, len } => {
+                Extent::Chunk { id, len, .. } => {
                     let data = browser.chunk(id)?;
                     if data.len() != *len as usize {
                         return Err(Error::corrupt(
@@ -281,7 +281,7 @@ mod tests {
         let id = BlobId([1; 32]);
         let extents = vec![
             Extent::Hole { len: 100 },
-            Extent::Chunk { id, len: 50 },
+            Extent::Chunk { id, len: 50, base: None },
             Extent::Hole { len: 30 },
         ];
         let mut starts = Vec::new();

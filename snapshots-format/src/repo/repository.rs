@@ -669,11 +669,27 @@ impl Repository {
     /// blobs lying close together in a pack are read at once: a database
     /// restored page by page made a lookup and a read per 8 KiB.
     ///
+    /// File contents are asked for as [`BlobKind::Data`], whole or delta
+    /// alike: the ids of a file's extents name either ([`Extent::blob_kind`]),
+    /// and each id's hash binds its own kind.
+    ///
     /// # Errors
     /// As [`Repository::load_blob`], and those of `each`.
     pub fn load_blobs(
         &self,
         kind: BlobKind,
+        ids: &[BlobId],
+        each: impl FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        self.load_blobs_as(kind, kind == BlobKind::Data, ids, each)
+    }
+
+    /// [`Repository::load_blobs`], taking deltas for data only when
+    /// `deltas_as_data`: a delta's base must be whole.
+    fn load_blobs_as(
+        &self,
+        kind: BlobKind,
+        deltas_as_data: bool,
         ids: &[BlobId],
         mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
     ) -> Result<()> {
@@ -687,7 +703,8 @@ impl Repository {
         }
         for (i, (id, loc)) in ids.iter().zip(locs).enumerate() {
             let loc = loc.ok_or_else(|| Error::BlobNotFound(id.short()))?;
-            if loc.kind != kind {
+            let delta_for_data = deltas_as_data && loc.kind == BlobKind::Delta;
+            if loc.kind != kind && !delta_for_data {
                 return Err(Error::corrupt(
                     kind.name(),
                     id.short(),
@@ -729,11 +746,24 @@ impl Repository {
             for (i, loc) in &rest[..n] {
                 let (from, to) = span(loc);
                 let sealed = &run[(from - start) as usize..(to - start) as usize];
-                each(*i, self.decode_blob(kind, &ids[*i], sealed)?)?;
+                each(*i, self.decode_blob(loc.kind, &ids[*i], sealed)?)?;
             }
             rest = &rest[n..];
         }
         Ok(())
+    }
+
+    /// The plaintext of a delta's base: a data blob, never itself a delta.
+    ///
+    /// # Errors
+    /// As [`Repository::load_blob`].
+    pub fn load_base(&self, id: &BlobId) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.load_blobs_as(BlobKind::Data, false, std::slice::from_ref(id), |_, data| {
+            out = data;
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Opens, decompresses and verifies a sealed blob read from a pack.
@@ -741,7 +771,11 @@ impl Repository {
     /// # Errors
     /// [`Error::Corrupt`] when its bytes (or the dictionary it needs) are damaged.
     pub fn decode_blob(&self, kind: BlobKind, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>> {
-        blob::decode(&self.keys, kind, id, sealed, &|| self.dictionary())
+        let needs = blob::Needs {
+            dict: &|| self.dictionary(),
+            base: &|base| self.load_base(base),
+        };
+        blob::decode(&self.keys, kind, id, sealed, &needs)
     }
 
     /// The compression dictionary, if the repository has one: from the

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobKind};
 use crate::format::content::{self, Content, Extent, INLINE_MAX};
 use crate::format::dictionary::Dictionary;
-use crate::format::header::SPLIT_TREE_VERSION;
+use crate::format::header::{DELTA_VERSION, SPLIT_TREE_VERSION};
 use crate::format::index_file::IndexedPack;
 use crate::format::tree::{encode_piece_list, Stored, Tree};
 use crate::id::BlobId;
@@ -57,7 +57,10 @@ const BATCH_BYTES: usize = 256 << 10;
 struct Job {
     kind: BlobKind,
     id: BlobId,
+    /// The plaintext; for a delta, its payload, already compressed.
     data: Vec<u8>,
+    /// Length of the plaintext.
+    plain_len: usize,
 }
 
 /// Counters of what a saver added.
@@ -237,6 +240,11 @@ impl<'r> Saver<'r> {
         }
     }
 
+    /// The repository this saver stores into.
+    pub fn repository(&self) -> &'r Repository {
+        self.repo
+    }
+
     /// How far this run's saving went so far.
     pub fn progress(&self) -> SaveProgress {
         SaveProgress {
@@ -274,7 +282,7 @@ impl<'r> Saver<'r> {
             .filter(|(j, known)| !known && queued.insert(j.id))
             .map(|(j, _)| j)
             .collect();
-        let bytes: u64 = new.iter().map(|j| j.data.len() as u64).sum();
+        let bytes: u64 = new.iter().map(|j| j.plain_len as u64).sum();
         self.queued_plain.fetch_add(bytes, Ordering::Relaxed);
         Ok(new)
     }
@@ -295,13 +303,16 @@ impl<'r> Saver<'r> {
         let sealed: Vec<(Job, Vec<u8>)> = jobs
             .into_iter()
             .map(|job| {
-                let s = blob::encode(
-                    self.repo.keys(),
-                    job.kind,
-                    &job.id,
-                    &job.data,
-                    self.dict.as_deref(),
-                );
+                let s = match job.kind {
+                    BlobKind::Delta => blob::encode_delta(self.repo.keys(), &job.id, &job.data),
+                    kind => blob::encode(
+                        self.repo.keys(),
+                        kind,
+                        &job.id,
+                        &job.data,
+                        self.dict.as_deref(),
+                    ),
+                };
                 (job, s)
             })
             .collect();
@@ -322,8 +333,7 @@ impl<'r> Saver<'r> {
             for (job, sealed) in mine {
                 writer.add(job.id, job.kind, sealed)?;
                 self.blobs.fetch_add(1, Ordering::Relaxed);
-                self.plain
-                    .fetch_add(job.data.len() as u64, Ordering::Relaxed);
+                self.plain.fetch_add(job.plain_len as u64, Ordering::Relaxed);
                 self.stored
                     .fetch_add(sealed.len() as u64, Ordering::Relaxed);
             }
@@ -388,16 +398,44 @@ impl Batch<'_, '_> {
     pub fn save(&mut self, kind: BlobKind, data: &[u8]) -> Result<BlobId> {
         self.saver.check_failed()?;
         let id = blob::blob_id(self.saver.repo.keys(), kind, data);
-        self.bytes += data.len();
-        self.jobs.push(Job {
+        self.push(Job {
             kind,
             id,
             data: data.to_vec(),
-        });
+            plain_len: data.len(),
+        })?;
+        Ok(id)
+    }
+
+    /// Stores the delta `id` of a chunk of `plain_len` bytes, whose payload
+    /// [`crate::format::delta::compress`] made, unless the repository
+    /// already has it; raises the repository to format 8 first.
+    ///
+    /// # Errors
+    /// As [`Batch::save`]; storage errors raising the format.
+    pub fn save_delta(&mut self, id: BlobId, plain_len: usize, payload: Vec<u8>) -> Result<()> {
+        self.saver.check_failed()?;
+        self.saver.repo.raise_format(DELTA_VERSION)?;
+        self.push(Job {
+            kind: BlobKind::Delta,
+            id,
+            data: payload,
+            plain_len,
+        })
+    }
+
+    fn push(&mut self, job: Job) -> Result<()> {
+        self.bytes += job.data.len();
+        self.jobs.push(job);
         if self.bytes >= BATCH_BYTES {
             self.flush()?;
         }
-        Ok(id)
+        Ok(())
+    }
+
+    /// The repository this batch saves into (to read a delta's base).
+    pub fn repository(&self) -> &Repository {
+        self.saver.repo
     }
 
     /// A file's content reference: `extents` inline, or stored as
