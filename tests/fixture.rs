@@ -474,3 +474,43 @@ fn version_6_repository_is_read_and_its_key_labels_are_bound() {
         "{text}"
     );
 }
+
+/// The stock export of `tests/fixtures/repo-v8` on `day` (0 or 1).
+fn v8_stock(day: u32) -> String {
+    (0..6000u32)
+        .map(|i| {
+            let stock = (i * 7) % 500 + if i % 20 == 0 { day } else { 0 };
+            format!("{i:05};DOLIPRANE 1000 MG CPR;{stock}\n")
+        })
+        .collect()
+}
+
+/// Format version 8, as committed in `tests/fixtures/repo-v8`: a stock
+/// export on two days, the second stored as deltas against the first
+/// (FORMAT.md §4.5). Both days restore bit-exact, `check --read-data`
+/// passes, and the second day took a small share of the first's bytes.
+#[test]
+fn version_8_repository_with_deltas_is_read() {
+    let (tmp, repo, coffre) = fixture("repo-v8");
+    assert_eq!(format_version(&repo), 8);
+    let with_pass = |args: &[&OsStr]| with_passphrase(&coffre, args);
+    with_pass(&["check".as_ref(), "--read-data".as_ref()]);
+    for (day, date) in [(0, "2026-12-02"), (1, "2026-12-03")] {
+        let out = tmp.path().join(format!("out-{day}"));
+        with_pass(&["restore".as_ref(), date.as_ref(), out.as_os_str()]);
+        assert_eq!(
+            std::fs::read_to_string(out.join("stock_complet.csv")).unwrap(),
+            v8_stock(day),
+            "day {day}"
+        );
+    }
+    // Day 1's data pack holds the deltas: a small share of day 0's.
+    let mut packs: Vec<u64> = std::fs::read_dir(repo.join("data"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().metadata().unwrap().len())
+        .collect();
+    packs.sort_unstable();
+    assert_eq!(packs.len(), 4, "a data and a metadata pack a day");
+    assert!(packs[2] * 4 < packs[3], "{packs:?}");
+}
