@@ -70,7 +70,8 @@ fn a_rewritten_export_is_stored_as_deltas_and_every_day_reads_back() {
         let bytes = stock_csv(day);
         std::fs::write(&csv, &bytes).unwrap();
         // A new mtime every day, whatever the clock's resolution.
-        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_772_409_600 + day as u64 * 86_400);
+        let when = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(1_772_409_600 + day as u64 * 86_400);
         std::fs::File::options()
             .write(true)
             .open(&csv)
@@ -118,7 +119,9 @@ fn a_rewritten_export_is_stored_as_deltas_and_every_day_reads_back() {
     assert!(out.status.success(), "{}", describe(&out));
     let m = Coffre::new(&mardi);
     let mardi_ok = |args: &[&std::ffi::OsStr]| {
-        let out = run(m.cmd(args).env("COFFRE_PASSWORD", "mardi: another passphrase"));
+        let out = run(m
+            .cmd(args)
+            .env("COFFRE_PASSWORD", "mardi: another passphrase"));
         assert!(out.status.success(), "{}", describe(&out));
     };
     mardi_ok(&["check".as_ref(), "--read-data".as_ref()]);
@@ -129,7 +132,11 @@ fn a_rewritten_export_is_stored_as_deltas_and_every_day_reads_back() {
     // Forgetting the days whose chunks are the bases keeps the bases.
     c.ok(["forget", "--keep-last", "1", "--prune"]);
     let left = c.ok(["--json", "snapshots"]);
-    assert_eq!(json_string_fields(&left, "id"), vec![ids[3].clone()], "{left}");
+    assert_eq!(
+        json_string_fields(&left, "id"),
+        vec![ids[3].clone()],
+        "{left}"
+    );
     c.ok(["check", "--read-data"]);
     let out = tmp.path().join("after-prune");
     c.restore(&ids[3], &out);

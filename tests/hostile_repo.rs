@@ -405,7 +405,9 @@ fn good_file(name: &str, good: BlobId) -> Node {
         GOOD.len() as u64,
         vec![Extent::Chunk {
             id: good,
-            len: GOOD.len() as u32, base: None }],
+            len: GOOD.len() as u32,
+            base: None,
+        }],
     )
 }
 
@@ -522,7 +524,9 @@ fn craft_counts(repo: &Path) -> Vec<Case> {
                 1 << 60,
                 vec![Extent::Chunk {
                     id: good,
-                    len: GOOD.len() as u32, base: None }],
+                    len: GOOD.len() as u32,
+                    base: None,
+                }],
             ))
         }),
         // A chunk-list piece claiming 2^33 extents.
@@ -557,7 +561,9 @@ fn craft_counts(repo: &Path) -> Vec<Case> {
                 Extent::Hole { len: 3 },
                 Extent::Chunk {
                     id: good,
-                    len: GOOD.len() as u32, base: None },
+                    len: GOOD.len() as u32,
+                    base: None,
+                },
             ];
             // The size a wrapping sum gives, so no size check catches it.
             let wrapped = extents.iter().fold(0u64, |a, e| a.wrapping_add(e.len()));

@@ -52,11 +52,15 @@ fn extents() -> Vec<Extent> {
     vec![
         Extent::Chunk {
             id: BlobId([1; 32]),
-            len: 4096, base: None },
+            len: 4096,
+            base: None,
+        },
         Extent::Hole { len: 1 << 20 },
         Extent::Chunk {
             id: BlobId([2; 32]),
-            len: 17, base: None },
+            len: 17,
+            base: None,
+        },
     ]
 }
 

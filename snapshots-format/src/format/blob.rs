@@ -350,7 +350,10 @@ mod tests {
             dict: &no_dict,
             base: &base_of,
         };
-        assert_eq!(decode(&k, BlobKind::Delta, &id, &sealed, &needs).unwrap(), new);
+        assert_eq!(
+            decode(&k, BlobKind::Delta, &id, &sealed, &needs).unwrap(),
+            new
+        );
         // Without its base it is unreadable, and says why.
         let err = decode(&k, BlobKind::Delta, &id, &sealed, &NONE).unwrap_err();
         assert!(err.to_string().contains("missing from the index"), "{err}");
@@ -361,7 +364,11 @@ mod tests {
         framed.push(CODEC_DELTA);
         framed.extend_from_slice(&payload);
         let data_id = blob_id(&k, BlobKind::Data, &new);
-        k.seal_in_place(ObjectKind::Blob, &aad(BlobKind::Data, &data_id), &mut framed);
+        k.seal_in_place(
+            ObjectKind::Blob,
+            &aad(BlobKind::Data, &data_id),
+            &mut framed,
+        );
         let err = decode(&k, BlobKind::Data, &data_id, &framed, &needs).unwrap_err();
         assert!(err.to_string().contains("codec does not fit"), "{err}");
     }
@@ -393,7 +400,17 @@ mod tests {
         .unwrap();
         let other = Arc::new(Dictionary::from_raw(other_raw).unwrap());
         assert_ne!(other.id(), dict.id());
-        let err = decode(&k, BlobKind::Data, &id, &with, &Needs { dict: &|| Ok(Some(other.clone())), base: &no_base }).unwrap_err();
+        let err = decode(
+            &k,
+            BlobKind::Data,
+            &id,
+            &with,
+            &Needs {
+                dict: &|| Ok(Some(other.clone())),
+                base: &no_base,
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("another dictionary"), "{err}");
         // Trees and large chunks never use it.
         let tree_id = blob_id(&k, BlobKind::Tree, &page);

@@ -175,10 +175,7 @@ pub fn encode_extents(w: &mut Writer, extents: &[Extent], encoding: Encoding) {
 }
 
 /// Decodes what [`encode_extents`] wrote in `encoding`.
-pub fn decode_extents(
-    r: &mut Reader<'_>,
-    encoding: Encoding,
-) -> Result<Vec<Extent>, DecodeError> {
+pub fn decode_extents(r: &mut Reader<'_>, encoding: Encoding) -> Result<Vec<Extent>, DecodeError> {
     let n = r.count(1)?;
     let mut out = Vec::with_capacity(n);
     let chunk_len = |v: u64| u32::try_from(v).map_err(|_| DecodeError::Overflow);
@@ -240,10 +237,12 @@ mod tests {
     fn extent() -> impl Strategy<Value = Extent> {
         prop_oneof![
             (any::<[u8; 32]>(), any::<u32>()).prop_map(|(id, len)| Extent::chunk(BlobId(id), len)),
-            (any::<[u8; 32]>(), any::<u32>(), any::<[u8; 32]>()).prop_map(|(id, len, base)| Extent::Chunk {
-                id: BlobId(id),
-                len,
-                base: Some(BlobId(base)),
+            (any::<[u8; 32]>(), any::<u32>(), any::<[u8; 32]>()).prop_map(|(id, len, base)| {
+                Extent::Chunk {
+                    id: BlobId(id),
+                    len,
+                    base: Some(BlobId(base)),
+                }
             }),
             (0u64..1 << 62).prop_map(|len| Extent::Hole { len }),
         ]

@@ -52,7 +52,8 @@ pub fn compress(base: &BlobId, base_plain: &[u8], plaintext: &[u8]) -> Option<Ve
     ))
     .ok()?;
     c.ref_prefix(base_plain).ok()?;
-    let mut out = Vec::with_capacity(BASE_ID_LEN + zstd::zstd_safe::compress_bound(plaintext.len()));
+    let mut out =
+        Vec::with_capacity(BASE_ID_LEN + zstd::zstd_safe::compress_bound(plaintext.len()));
     out.extend_from_slice(base.as_bytes());
     let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(plaintext.len()));
     c.compress2(&mut frame, plaintext).ok()?;
@@ -102,10 +103,18 @@ mod tests {
     fn rows(day: u32, n: usize) -> Vec<u8> {
         let mut out = Vec::new();
         for i in 0..n {
-            let stock = if i % 20 == 0 { i as u32 * 7 + day } else { i as u32 * 7 };
+            let stock = if i % 20 == 0 {
+                i as u32 * 7 + day
+            } else {
+                i as u32 * 7
+            };
             out.extend_from_slice(
-                format!("{i:06};PARACETAMOL {i} MG;CIP{:07};{stock};12.{:02}\n", i * 13, i % 100)
-                    .as_bytes(),
+                format!(
+                    "{i:06};PARACETAMOL {i} MG;CIP{:07};{stock};12.{:02}\n",
+                    i * 13,
+                    i % 100
+                )
+                .as_bytes(),
             );
         }
         out
@@ -137,7 +146,10 @@ mod tests {
         let k = keys();
         let a = delta_id(&k, &BlobId([1; 32]), b"chunk");
         assert_ne!(a, delta_id(&k, &BlobId([2; 32]), b"chunk"));
-        assert_ne!(a, crate::format::blob::blob_id(&k, BlobKind::Data, b"chunk"));
+        assert_ne!(
+            a,
+            crate::format::blob::blob_id(&k, BlobKind::Data, b"chunk")
+        );
         assert_eq!(a, delta_id(&k, &BlobId([1; 32]), b"chunk"));
     }
 

@@ -449,7 +449,11 @@ mod tests {
 
     fn payload() -> impl Strategy<Value = (NodeKind, Payload)> {
         prop_oneof![
-            proptest::collection::vec((any::<[u8; 32]>(), any::<u32>(), any::<Option<[u8; 32]>>()), 0..5).prop_map(|v| (
+            proptest::collection::vec(
+                (any::<[u8; 32]>(), any::<u32>(), any::<Option<[u8; 32]>>()),
+                0..5
+            )
+            .prop_map(|v| (
                 NodeKind::File,
                 Payload::File(Content::Inline(
                     v.into_iter()
@@ -601,8 +605,10 @@ mod tests {
                     node.size = 52;
                     node.inode = i as u64;
                     node.mtime.sec = 1_788_000_000 + i as i64;
-                    node.payload =
-                        Payload::File(Content::Inline(vec![Extent::chunk(BlobId([i as u8; 32]), 52)]));
+                    node.payload = Payload::File(Content::Inline(vec![Extent::chunk(
+                        BlobId([i as u8; 32]),
+                        52,
+                    )]));
                     node
                 })
                 .collect(),

@@ -301,8 +301,14 @@ pub fn take_snapshot_with(
                 scope.spawn(move || {
                     let mut batch = reader.saver.batch();
                     for job in queue {
-                        let result =
-                            reader.read(&mut batch, job.file, &job.path, &job.rel, &job.meta, job.previous.as_ref());
+                        let result = reader.read(
+                            &mut batch,
+                            job.file,
+                            &job.path,
+                            &job.rel,
+                            &job.meta,
+                            job.previous.as_ref(),
+                        );
                         // The walker only stops listening when it failed.
                         let _ = job.reply.send(result);
                     }

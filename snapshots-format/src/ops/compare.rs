@@ -94,7 +94,9 @@ pub(crate) mod testing {
     pub fn file(name: &[u8], tag: u8, len: u32) -> Node {
         let content = Content::Inline(vec![Extent::Chunk {
             id: BlobId([tag; 32]),
-            len, base: None }]);
+            len,
+            base: None,
+        }]);
         node(name, NodeKind::File, Payload::File(content), u64::from(len))
     }
 

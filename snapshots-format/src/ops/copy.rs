@@ -529,7 +529,9 @@ impl<'a, 'r> Walk<'a, 'r> {
             match extent {
                 Extent::Chunk { id, base: None, .. } => self.pending.push(id),
                 Extent::Chunk {
-                    id, base: Some(base), ..
+                    id,
+                    base: Some(base),
+                    ..
                 } => {
                     self.pending.push(base);
                     self.pending_deltas.push((id, base));

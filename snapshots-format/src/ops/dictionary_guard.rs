@@ -134,7 +134,9 @@ fn parent_small_chunks(repo: &Repository, root: &Tree) -> Vec<BlobId> {
             match &node.payload {
                 Payload::File(Content::Inline(extents)) => {
                     chunks.extend(extents.iter().filter_map(|e| match e {
-                        Extent::Chunk { id, len, .. } if *len as usize <= DICT_BLOB_MAX => Some(*id),
+                        Extent::Chunk { id, len, .. } if *len as usize <= DICT_BLOB_MAX => {
+                            Some(*id)
+                        }
                         _ => None,
                     }));
                 }

@@ -434,11 +434,15 @@ mod tests {
         let content = Content::Inline(vec![
             Extent::Chunk {
                 id: save(&repo, BlobKind::Data, &a),
-                len: 3000, base: None },
+                len: 3000,
+                base: None,
+            },
             Extent::Hole { len: 5 },
             Extent::Chunk {
                 id: save(&repo, BlobKind::Data, &b),
-                len: 3, base: None },
+                len: 3,
+                base: None,
+            },
         ]);
         let mut big = node(b"caf\xe9.fdb", NodeKind::File, Payload::File(content), 3008);
         big.mode = 0o640;

@@ -281,7 +281,11 @@ mod tests {
         let id = BlobId([1; 32]);
         let extents = vec![
             Extent::Hole { len: 100 },
-            Extent::Chunk { id, len: 50, base: None },
+            Extent::Chunk {
+                id,
+                len: 50,
+                base: None,
+            },
             Extent::Hole { len: 30 },
         ];
         let mut starts = Vec::new();

@@ -759,10 +759,15 @@ impl Repository {
     /// As [`Repository::load_blob`].
     pub fn load_base(&self, id: &BlobId) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.load_blobs_as(BlobKind::Data, false, std::slice::from_ref(id), |_, data| {
-            out = data;
-            Ok(())
-        })?;
+        self.load_blobs_as(
+            BlobKind::Data,
+            false,
+            std::slice::from_ref(id),
+            |_, data| {
+                out = data;
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 

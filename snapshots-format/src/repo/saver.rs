@@ -333,7 +333,8 @@ impl<'r> Saver<'r> {
             for (job, sealed) in mine {
                 writer.add(job.id, job.kind, sealed)?;
                 self.blobs.fetch_add(1, Ordering::Relaxed);
-                self.plain.fetch_add(job.plain_len as u64, Ordering::Relaxed);
+                self.plain
+                    .fetch_add(job.plain_len as u64, Ordering::Relaxed);
                 self.stored
                     .fetch_add(sealed.len() as u64, Ordering::Relaxed);
             }
