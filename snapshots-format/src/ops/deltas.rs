@@ -21,6 +21,10 @@ use crate::source::chunker;
 /// (65,536 extents is about 4 GiB of text, 3 MiB of memory).
 const MAX_PREVIOUS_EXTENTS: usize = 65_536;
 
+/// A delta at most this fraction of its chunk's plaintext is kept without
+/// comparing it with the chunk compressed alone (see [`Previous::save`]).
+const TINY_DELTA: usize = 48;
+
 /// One chunk of the previous version.
 struct OldChunk {
     start: u64,
@@ -133,11 +137,17 @@ impl Previous {
         let Some(payload) = delta::compress(&base, base_plain, data) else {
             return whole(batch, data);
         };
-        let alone = zstd::bulk::compress(data, crate::format::ZSTD_LEVEL)
-            .map_or(data.len(), |c| c.len().min(data.len()));
-        let (num, den) = KEEP_BELOW_SHARE;
-        if payload.len() * den > alone * num {
-            return whole(batch, data);
+        // Compressing the chunk alone costs three times the delta: skip it
+        // for a delta under a 48th of the chunk, which is under a third of
+        // the chunk compressed alone unless that compresses more than 16 to
+        // 1, and then it is still under 2 % of the chunk.
+        if payload.len() * TINY_DELTA > data.len() {
+            let alone = zstd::bulk::compress(data, crate::format::ZSTD_LEVEL)
+                .map_or(data.len(), |c| c.len().min(data.len()));
+            let (num, den) = KEEP_BELOW_SHARE;
+            if payload.len() * den > alone * num {
+                return whole(batch, data);
+            }
         }
         let id = delta::delta_id(keys, &base, data);
         batch.save_delta(id, data.len(), payload)?;
