@@ -85,14 +85,18 @@ fn a_rewritten_export_is_stored_as_deltas_and_every_day_reads_back() {
     }
     let whole = zstd::bulk::compress(&stock_csv(1), 3).unwrap().len() as u64;
     eprintln!("stored each day: {growth:?}; the export alone compressed: {whole}");
+    // One row in twenty changed a day: stored whole it would be `whole`
+    // again each day; as deltas against day 0, about 5 % more a day. Where
+    // the content-defined cuts fall (they depend on the repository's key)
+    // moves these figures by tens of KB, hence the margins.
+    assert!(growth[1] * 3 < whole, "day 1: {growth:?}, whole {whole}");
     for (day, g) in growth.iter().enumerate().skip(1) {
-        // One row in twenty changed a day: stored whole it would be
-        // `whole` again; as deltas against day 0, 5 % more a day.
-        assert!(
-            *g * 3 < whole,
-            "day {day} stored {g} bytes; the export compressed alone is {whole}"
-        );
+        assert!(*g * 2 < whole, "day {day}: {growth:?}, whole {whole}");
     }
+    assert!(
+        growth[1..].iter().sum::<u64>() < whole,
+        "three days cost more than the export once: {growth:?}, whole {whole}"
+    );
     let header = std::fs::read(c.repo.join("config")).unwrap();
     assert_eq!(u32::from_le_bytes(header[8..12].try_into().unwrap()), 8);
 
