@@ -159,10 +159,7 @@ impl Keys {
     /// The keyed hash that names a blob: equal plaintexts in two repositories
     /// get unrelated ids.
     pub fn blob_hash(&self, kind: u8, plaintext: &[u8]) -> [u8; 32] {
-        let mut h = blake3::Hasher::new_keyed(&self.id_key.0);
-        h.update(&[kind]);
-        h.update(plaintext);
-        *h.finalize().as_bytes()
+        self.blob_hash_parts(kind, &[plaintext])
     }
 
     /// [`Keys::blob_hash`] of the concatenation of `parts`, without

@@ -61,13 +61,9 @@ pub fn compress(base: &BlobId, base_plain: &[u8], plaintext: &[u8]) -> Option<Ve
     ))
     .ok()?;
     c.ref_prefix(base_plain).ok()?;
-    let mut out =
-        Vec::with_capacity(BASE_ID_LEN + zstd::zstd_safe::compress_bound(plaintext.len()));
-    out.extend_from_slice(base.as_bytes());
     let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(plaintext.len()));
     c.compress2(&mut frame, plaintext).ok()?;
-    out.extend_from_slice(&frame);
-    Some(out)
+    Some([base.as_bytes().as_slice(), &frame].concat())
 }
 
 /// The base a delta payload names; `None` when it is too short.

@@ -216,6 +216,16 @@ mod tests {
         extents
     }
 
+    /// Each of `new` is a delta whose base is the chunk of `old` at its place.
+    fn assert_based_on(new: &[Extent], old: &[Extent]) {
+        for (new, old) in new.iter().zip(old) {
+            let (Extent::Chunk { base, .. }, Extent::Chunk { id, .. }) = (new, old) else {
+                panic!("holes");
+            };
+            assert_eq!(*base, Some(*id));
+        }
+    }
+
     #[test]
     fn changed_chunks_become_deltas_unchanged_ones_stay_and_a_reverted_file_is_whole_again() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -232,23 +242,13 @@ mod tests {
         // The last, short piece may not pay (a delta costs its base id).
         assert!(day1[..4].iter().all(Extent::is_delta), "{day1:?}");
         // Each delta names as its base the day-0 chunk at its place.
-        for (new, old) in day1[..4].iter().zip(&day0) {
-            let (Extent::Chunk { base, .. }, Extent::Chunk { id, .. }) = (new, old) else {
-                panic!("holes");
-            };
-            assert_eq!(*base, Some(*id));
-        }
+        assert_based_on(&day1[..4], &day0);
         // The same bytes again: the same deltas, nothing new stored.
         let again = save(&repo, &export(1), Some(&Content::Inline(day1.clone())));
         assert_eq!(again, day1);
         // Day 2 against day 1's deltas: deltas against the same day-0 bases.
         let day2 = save(&repo, &export(2), Some(&Content::Inline(day1.clone())));
-        for (new, old) in day2[..4].iter().zip(&day0) {
-            let (Extent::Chunk { base, .. }, Extent::Chunk { id, .. }) = (new, old) else {
-                panic!("holes");
-            };
-            assert_eq!(*base, Some(*id));
-        }
+        assert_based_on(&day2[..4], &day0);
         // Back to day 0: the day-0 blobs, whole.
         let back = save(&repo, &export(0), Some(&Content::Inline(day2.clone())));
         assert_eq!(back, day0);
