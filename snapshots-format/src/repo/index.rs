@@ -13,7 +13,7 @@
 //! Durability: WAL journal; a pack's rows are inserted only after the pack
 //! and its index file are durable on the drive.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -259,7 +259,7 @@ impl Index {
         // there, which is what the saver needs: a blob is forgotten by the
         // saver only once its pack is committed.
         let reader = open_conn(path)?;
-        reader.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-4096;")?;
+        reader.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-16384;")?;
         Ok(Self {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
@@ -536,47 +536,77 @@ impl Index {
     /// # Errors
     /// [`Error::Corrupt`] if a sealed location fails authentication.
     pub fn lookup_many(&self, keys: &Keys, ids: &[BlobId]) -> Result<Vec<Option<Location>>> {
-        let rows = self.read_many(
-            "SELECT p.pack_id, b.loc FROM blobs b JOIN packs p ON p.pack_no = b.pack_no WHERE b.blob_id = ?1",
-            ids,
-            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
-        )?;
-        ids.iter()
-            .zip(rows)
-            .map(|(id, row)| {
-                let Some((pack, loc)) = row else {
-                    return Ok(None);
+        self.read_tx(|conn| {
+            // The pack's id is looked up once per pack, not joined into
+            // every row: a file's blobs sit in a few packs, and the join
+            // doubled the B-tree probes of a database read page by page.
+            let mut blob =
+                conn.prepare_cached("SELECT pack_no, loc FROM blobs WHERE blob_id = ?1")?;
+            let mut pack = conn.prepare_cached("SELECT pack_id FROM packs WHERE pack_no = ?1")?;
+            let mut packs: HashMap<i64, PackId> = HashMap::new();
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                let row = blob
+                    .query_row([&id.0[..]], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                    })
+                    .optional()?;
+                let Some((pack_no, loc)) = row else {
+                    found.push(None);
+                    continue;
                 };
-                let pack = PackId::from_slice(&pack)
-                    .ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
-                let (kind, offset, length) = open_location(keys, id, &pack, &loc)?;
-                Ok(Some(Location {
-                    pack,
+                let pack_id = match packs.get(&pack_no) {
+                    Some(p) => *p,
+                    None => {
+                        // A row without its pack (the join found nothing
+                        // before) reads as not indexed.
+                        let raw: Option<Vec<u8>> =
+                            pack.query_row([pack_no], |r| r.get(0)).optional()?;
+                        let Some(raw) = raw else {
+                            found.push(None);
+                            continue;
+                        };
+                        let p = PackId::from_slice(&raw)
+                            .ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
+                        packs.insert(pack_no, p);
+                        p
+                    }
+                };
+                let (kind, offset, length) = open_location(keys, id, &pack_id, &loc)?;
+                found.push(Some(Location {
+                    pack: pack_id,
                     kind,
                     offset,
                     length,
-                }))
-            })
-            .collect()
+                }));
+            }
+            Ok(found)
+        })
     }
 
-    /// Runs the one-row query `sql` for each id, in one read transaction:
-    /// a transaction per query cost more than the query (file locks and a
-    /// size check each time).
+    /// Runs the one-row query `sql` for each id, in one read transaction
+    /// (see [`Index::read_tx`]).
     fn read_many<T>(
         &self,
         sql: &str,
         ids: &[BlobId],
         row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<Option<T>>> {
-        let conn = self.reader();
-        conn.prepare_cached("BEGIN")?.execute([])?;
-        let found = (|| {
+        self.read_tx(|conn| {
             let mut stmt = conn.prepare_cached(sql)?;
             ids.iter()
                 .map(|id| Ok(stmt.query_row([&id.0[..]], &row).optional()?))
-                .collect::<Result<Vec<Option<T>>>>()
-        })();
+                .collect()
+        })
+    }
+
+    /// Runs `f` on the lookup connection inside one read transaction: a
+    /// transaction per query cost more than the query (file locks and a
+    /// size check each time).
+    fn read_tx<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.reader();
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        let found = f(&conn);
         // Ending a read transaction cannot lose anything; report the first
         // error.
         let end = conn
