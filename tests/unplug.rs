@@ -372,7 +372,13 @@ enum Fault {
 /// Runs the big snapshot onto an ext4 drive and applies `fault` after
 /// a random instant; returns whether the fault landed mid-run and whether
 /// the snapshot failed (a clear error) rather than completing.
-fn snapshot_with_fault(fault: Fault, rng: &mut Rng, seed: u64, trial: u64) -> (bool, bool) {
+fn snapshot_with_fault(
+    fault: Fault,
+    rng: &mut Rng,
+    seed: u64,
+    trial: u64,
+    latest_ms: &mut u64,
+) -> (bool, bool) {
     let tmp = tempfile::tempdir().unwrap();
     let s = sources(tmp.path(), 24);
     let drive = match fault {
@@ -383,33 +389,47 @@ fn snapshot_with_fault(fault: Fault, rng: &mut Rng, seed: u64, trial: u64) -> (b
     let coffre = coffre_on(&repo, &tmp.path().join("cache"));
     coffre.init();
     let day0 = coffre.snapshot(&s.small);
-    // The read-only fault waits for a gap between two files, so it starts
-    // early: a fast machine finishes the run in well under a second.
-    let latest = match fault {
-        Fault::Unplug | Fault::Dies => 1500,
-        Fault::ReadOnly => 300,
-    };
-    let after = Duration::from_millis(rng.range(50, latest));
+    // The instant is drawn below the shortest run seen so far (the
+    // campaign shrinks `latest_ms` whenever a run ends first): how fast
+    // the machine is decides where a fixed range would fall.
+    let after = Duration::from_millis(rng.range(*latest_ms / 10, *latest_ms));
     let ctx = format!(
         "{fault:?} at {} ms (seed {seed}, trial {trial})",
         after.as_millis()
     );
+    let started = Instant::now();
     let mut child = coffre
         .cmd([OsStr::new("snapshot"), s.big.as_os_str()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(after);
+    let pid = child.id() as libc::pid_t;
+    if !matches!(fault, Fault::ReadOnly) {
+        while started.elapsed() < after && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if child.try_wait().unwrap().is_some() {
+            *latest_ms = (*latest_ms)
+                .min(started.elapsed().as_millis() as u64)
+                .max(10);
+        }
+    }
     let mut landed = false;
     match fault {
-        Fault::Unplug => {
+        Fault::Unplug | Fault::Dies => {
+            // Stopped while the fault is applied, the run cannot end in
+            // between: `landed` says exactly whether it met the fault.
+            // SAFETY: signals to our own child, which is not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
             landed = child.try_wait().unwrap().is_none();
-            drive.unplug();
-        }
-        Fault::Dies => {
-            landed = child.try_wait().unwrap().is_none();
-            drive.die(true);
+            if matches!(fault, Fault::Unplug) {
+                drive.unplug();
+            } else {
+                drive.die(true);
+            }
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
         }
         Fault::ReadOnly => {
             // A filesystem with files open for writing refuses to turn
@@ -417,7 +437,6 @@ fn snapshot_with_fault(fault: Fault, rng: &mut Rng, seed: u64, trial: u64) -> (b
             // the remount is tried, so it lands as soon as the run is
             // between two files, however fast the machine: step it until
             // then.
-            let pid = child.id() as libc::pid_t;
             loop {
                 if child.try_wait().unwrap().is_some() {
                     break;
@@ -490,8 +509,9 @@ fn fault_campaign(fault: Fault, name: &str) {
     // More trials, up to 12, until one lands mid-run: how fast the run is
     // decides where a random instant falls, and no test may hang on timing.
     let mut ran = 0;
+    let mut latest_ms = 1500;
     while ran < n || (mid == 0 && ran < n.max(12)) {
-        let (landed, failed) = snapshot_with_fault(fault, &mut rng, seed, ran);
+        let (landed, failed) = snapshot_with_fault(fault, &mut rng, seed, ran, &mut latest_ms);
         mid += u64::from(landed);
         detected += u64::from(failed);
         ran += 1;
