@@ -119,3 +119,67 @@ fn receipts_added_to_a_large_folder_store_far_less_than_its_listing() {
     let listing = repo.find_path(&next.tree, b"ARL").unwrap().0;
     assert_eq!(repo.load_tree(&listing).unwrap().nodes.len(), 6030);
 }
+
+/// A database changed in scattered pages, and grown, is stored with its
+/// unchanged pages recognised from the parent snapshot's list rather than
+/// looked up, and read around the page cache; its folder waits for it
+/// while the walk goes on. None of that may change what is stored: a
+/// snapshot of the same files without a parent (every page looked up)
+/// gives the very same tree, and the folders are counted as before.
+#[test]
+fn a_changed_database_stores_the_same_tree_with_or_without_a_parent() {
+    let dir = tempfile::tempdir_in("/var/tmp")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let src = dir.path().join("src");
+    for sub in ["db", "docs", "a/b/c"] {
+        std::fs::create_dir_all(src.join(sub)).unwrap();
+    }
+    // 24 MiB: large enough to be read directly and to be waited for.
+    let db = src.join("db/officine.fdb");
+    std::fs::write(&db, pseudo_random(24 << 20, 5)).unwrap();
+    for i in 0..200 {
+        std::fs::write(
+            src.join(format!("docs/d{i:03}")),
+            pseudo_random(3000 + i, i as u64),
+        )
+        .unwrap();
+        std::fs::write(
+            src.join(format!("a/b/c/f{i:03}")),
+            pseudo_random(500 + i, 1000 + i as u64),
+        )
+        .unwrap();
+    }
+    let repo = Repository::init(dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    let (_, first) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    // db, docs, a, a/b, a/b/c.
+    assert_eq!(first.summary.dirs_new, 5);
+
+    let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    for page in [10u64, 1000, 2999] {
+        f.write_all_at(&pseudo_random(8192, 50 + page), page * 8192)
+            .unwrap();
+    }
+    // Three pages more at the end.
+    f.write_all_at(&pseudo_random(3 * 8192, 77), 24 << 20)
+        .unwrap();
+    drop(f);
+    let (_, next) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    let s = &next.summary;
+    assert_eq!((s.files_changed, s.files_unchanged), (1, 400));
+    assert_eq!((s.dirs_changed, s.dirs_unchanged, s.dirs_new), (1, 4, 0));
+    // Six pages, a few chunk-list pieces, two trees.
+    assert!(
+        s.bytes_added < 6 * 8192 + 8 * 256 * 40 + 8192,
+        "added {}",
+        s.bytes_added
+    );
+
+    let alone = SnapshotOptions {
+        label: Some("no parent".into()),
+        ..opts(&src)
+    };
+    let (_, fresh) = take_snapshot(&repo, &alone, &NoProgress).unwrap();
+    assert_eq!(fresh.summary.blobs_added, 0);
+    assert_eq!(fresh.tree, next.tree);
+}

@@ -11,7 +11,9 @@
 //! a folder of thousands of small files must not wait on one file at a time,
 //! and reading, chunking and hashing would otherwise hold the whole snapshot
 //! to one core. The walker still builds each tree in name order, from the
-//! readers' answers, once the folder's last file is read.
+//! readers' answers, once the folder's last file is read; a folder waiting
+//! for a large file (a database) is saved later, with its parent, so that
+//! the walk of the rest of the tree goes on meanwhile.
 
 use std::collections::HashMap;
 use std::fs;
@@ -23,7 +25,7 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::error::{Error, Result};
-use crate::format::blob::BlobKind;
+use crate::format::blob::{blob_id, BlobKind};
 use crate::format::content::{Content, Extent};
 use crate::format::dictionary;
 use crate::format::snapshot::{HookRun, Snapshot, Summary, MAX_RECORDED_PROBLEMS};
@@ -31,6 +33,8 @@ use crate::format::tree::{Node, NodeKind, Payload, Timestamp, Tree};
 use crate::id::{BlobId, SnapshotId};
 use crate::ops::deltas::Previous;
 use crate::ops::dictionary_guard;
+use crate::ops::previous_pages::PreviousPages;
+use crate::ops::reply;
 use crate::progress::{Counting, Progress};
 use crate::repo::saver::{Batch, SaveProgress, Saver};
 use crate::repo::Repository;
@@ -265,6 +269,10 @@ pub fn take_snapshot_with(
         Some((_, p)) => repo.load_tree(&p.tree).ok(),
         None => None,
     };
+    if parent.is_some() {
+        // Changed files are looked up page by page in the index.
+        repo.index().prefetch();
+    }
 
     // The first snapshot trains the dictionary that compresses every small
     // chunk from then on; later ones never replace it (FORMAT.md §17).
@@ -290,9 +298,15 @@ pub fn take_snapshot_with(
             progress,
             cutter: Cutter::new(repo.keys().chunker_seed()),
         };
+        // Two more than cores: a large file (a database, read whole every
+        // night; a rewritten export stored as deltas) keeps its reader busy
+        // for seconds, and with as many readers as cores two of them
+        // stopped the walk until they were done (16 GiB tree: 34 s instead
+        // of 24, docs/PERFORMANCE.md).
         let readers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
-            .clamp(1, 8);
+            .clamp(1, 8)
+            + 2;
         let (jobs, queue) = bounded::<ReadJob>(readers * 4);
         let out = std::thread::scope(|scope| {
             for _ in 0..readers {
@@ -310,7 +324,7 @@ pub fn take_snapshot_with(
                             job.previous.as_ref(),
                         );
                         // The walker only stops listening when it failed.
-                        let _ = job.reply.send(result);
+                        job.reply.send(result);
                     }
                 });
             }
@@ -505,7 +519,7 @@ struct ReadJob {
     meta: Stat,
     /// The file's content in the parent snapshot, to store deltas against.
     previous: Option<Content>,
-    reply: Sender<Result<FileRead>>,
+    reply: reply::Sender<Result<FileRead>>,
 }
 
 /// A regular file, read and stored.
@@ -519,17 +533,48 @@ struct FileRead {
     changed_while_read: bool,
 }
 
-/// A directory entry: complete, or a file whose content a reader is still
-/// storing.
+/// A directory entry: complete, a file whose content a reader is still
+/// storing, or a folder waiting for such a file.
 enum Slot {
     Done(Node),
-    Reading(Node, Receiver<Result<FileRead>>),
+    Reading(Node, reply::Receiver<Result<FileRead>>),
+    Deferred(Box<Waiting>),
+}
+
+/// Files at least this large take a reader a second or more (a database
+/// is read whole every night): their folder does not hold the walk up.
+const DEFER_FOR: u64 = 16 << 20;
+
+/// A folder whose listing waits for a large file still being read. The
+/// walk goes on with the next folders (reading their files on the other
+/// readers, and stat'ing the rest of the tree) instead of waiting; the
+/// folder's tree is saved when its parent's is. Only folders waiting for a
+/// large file (and their parents) wait this way, so the listings held
+/// meanwhile are few.
+struct Waiting {
+    /// The folder's node, its payload still to be set.
+    node: Node,
+    /// The folder's tree in the parent snapshot, for the summary: `None`
+    /// when it is new, `Some(None)` when that entry was not a folder.
+    old: Option<Option<BlobId>>,
+    entries: Vec<(Vec<u8>, Slot)>,
+}
+
+impl Slot {
+    /// Whether this entry waits for a large file.
+    fn waits_long(&self) -> bool {
+        match self {
+            Slot::Done(_) => false,
+            Slot::Reading(node, reply) => node.size >= DEFER_FOR && !reply.is_ready(),
+            Slot::Deferred(_) => true,
+        }
+    }
 }
 
 /// The entry's content, known now or still being read.
 enum FileContent {
     Known(Content, u64),
-    Reading(Receiver<Result<FileRead>>),
+    Reading(reply::Receiver<Result<FileRead>>),
 }
 
 fn stamp(sec: i64, nsec: i64) -> Timestamp {
@@ -631,6 +676,18 @@ impl Walker<'_, '_> {
 
     /// Lists and snapshots one directory, returning its tree unsaved.
     fn dir_tree(&mut self, dir: &Dir, rel: &[u8], parent: Option<&Tree>) -> Result<Tree> {
+        let entries = self.dir_entries(dir, rel, parent)?;
+        self.settle(entries)
+    }
+
+    /// Lists and snapshots one directory's entries, some perhaps still
+    /// being read.
+    fn dir_entries(
+        &mut self,
+        dir: &Dir,
+        rel: &[u8],
+        parent: Option<&Tree>,
+    ) -> Result<Vec<(Vec<u8>, Slot)>> {
         let mut names = dir.names().map_err(|e| Error::Source {
             path: dir.path().to_path_buf(),
             reason: e.to_string(),
@@ -647,17 +704,34 @@ impl Walker<'_, '_> {
                 Err(e) => return Err(e),
             }
         }
+        Ok(slots)
+    }
+
+    /// A directory's tree from its entries, waiting for the files still
+    /// being read and saving the folders deferred.
+    fn settle(&mut self, entries: Vec<(Vec<u8>, Slot)>) -> Result<Tree> {
         let mut tree = Tree::default();
-        for (child_rel, slot) in slots {
+        for (child_rel, slot) in entries {
             let (mut node, reply) = match slot {
                 Slot::Done(node) => {
                     tree.nodes.push(node);
                     continue;
                 }
                 Slot::Reading(node, reply) => (node, reply),
+                Slot::Deferred(waiting) => {
+                    let Waiting { node, old, entries } = *waiting;
+                    let sub = self.settle(entries)?;
+                    let id = self.save_tree(&sub)?;
+                    self.count_dir(old, &id);
+                    tree.nodes.push(Node {
+                        payload: Payload::Dir(id),
+                        ..node
+                    });
+                    continue;
+                }
             };
             // A reader only drops its reply when it panicked.
-            match reply.recv().map_err(|_| Error::Interrupted)? {
+            match reply.recv().ok_or(Error::Interrupted)? {
                 Ok(read) => {
                     self.read_done(&child_rel, &read);
                     node.payload = Payload::File(read.content);
@@ -669,6 +743,16 @@ impl Walker<'_, '_> {
             }
         }
         Ok(tree)
+    }
+
+    /// Counts a folder saved as `id` whose parent-snapshot entry was `old`
+    /// (see [`Waiting::old`]).
+    fn count_dir(&mut self, old: Option<Option<BlobId>>, id: &BlobId) {
+        match old {
+            None => self.summary.dirs_new += 1,
+            Some(Some(old_id)) if old_id == *id => self.summary.dirs_unchanged += 1,
+            Some(_) => self.summary.dirs_changed += 1,
+        }
     }
 
     /// Stores a listing, whole or in pieces (FORMAT.md §7.3).
@@ -760,22 +844,32 @@ impl Walker<'_, '_> {
                     reason: "folders nested too deep".into(),
                 });
             }
-            let id = match &sub {
-                Some(sub) => self.dir(sub, rel, old_tree.as_ref())?,
+            let entries = match &sub {
+                Some(sub) => self.dir_entries(sub, rel, old_tree.as_ref())?,
                 None => {
                     self.summary.excluded_count += 1;
-                    self.save_tree(&Tree::default())?
+                    Vec::new()
                 }
             };
-            match old {
-                None => self.summary.dirs_new += 1,
-                Some(Node {
-                    payload: Payload::Dir(old_id),
-                    ..
-                }) if *old_id == id => self.summary.dirs_unchanged += 1,
-                Some(_) => self.summary.dirs_changed += 1,
+            let old = old.map(|o| match o.payload {
+                Payload::Dir(id) => Some(id),
+                _ => None,
+            });
+            let node = node_from(name, NodeKind::Dir, &meta, xattrs, Payload::None);
+            if entries.iter().any(|(_, slot)| slot.waits_long()) {
+                return Ok(Some(Slot::Deferred(Box::new(Waiting {
+                    node,
+                    old,
+                    entries,
+                }))));
             }
-            (NodeKind::Dir, Payload::Dir(id))
+            let tree = self.settle(entries)?;
+            let id = self.save_tree(&tree)?;
+            self.count_dir(old, &id);
+            return Ok(Some(Slot::Done(Node {
+                payload: Payload::Dir(id),
+                ..node
+            })));
         } else if meta.file_type() == FileType::Symlink {
             self.summary.others += 1;
             let target = dir.read_link(name).map_err(source_err)?;
@@ -840,7 +934,7 @@ impl Walker<'_, '_> {
             reason: e.to_string(),
         })?;
         let Some(link) = (meta.nlink() > 1).then_some((meta.dev(), meta.ino())) else {
-            let (reply, answer) = bounded(1);
+            let (reply, answer) = reply::pair();
             let job = ReadJob {
                 file,
                 path,
@@ -895,8 +989,9 @@ impl FileReader<'_, '_> {
         };
         let mut extents = Vec::new();
         let progress = self.progress;
-        let mut previous =
-            previous.and_then(|old| Previous::load(self.saver.repository(), old, meta.len()));
+        let repo = self.saver.repository();
+        let mut pages = previous.and_then(|old| PreviousPages::load(repo, old, meta.len()));
+        let mut previous = previous.and_then(|old| Previous::load(repo, old, meta.len()));
         let mut offset = 0u64;
         let read = chunker::chunk_file(
             &file,
@@ -907,9 +1002,19 @@ impl FileReader<'_, '_> {
                     Piece::Data(data) => {
                         let len = data.len() as u32;
                         progress.advance(0, u64::from(len));
-                        let extent = match previous.as_mut() {
-                            Some(previous) => previous.save(batch, offset, data),
-                            None => batch
+                        let extent = match (previous.as_mut(), pages.as_mut()) {
+                            (Some(previous), _) => previous.save(batch, offset, data),
+                            (None, Some(pages)) => {
+                                let id = blob_id(repo.keys(), BlobKind::Data, data);
+                                if pages.had(offset, len, &id) {
+                                    Ok(Extent::chunk(id, len))
+                                } else {
+                                    batch
+                                        .save_hashed(BlobKind::Data, id, data)
+                                        .map(|()| Extent::chunk(id, len))
+                                }
+                            }
+                            (None, None) => batch
                                 .save(BlobKind::Data, data)
                                 .map(|id| Extent::chunk(id, len)),
                         }

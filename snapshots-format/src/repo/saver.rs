@@ -397,15 +397,24 @@ impl Batch<'_, '_> {
     /// # Errors
     /// An earlier worker failure; those of [`Batch::flush`].
     pub fn save(&mut self, kind: BlobKind, data: &[u8]) -> Result<BlobId> {
-        self.saver.check_failed()?;
         let id = blob::blob_id(self.saver.repo.keys(), kind, data);
+        self.save_hashed(kind, id, data)?;
+        Ok(id)
+    }
+
+    /// As [`Batch::save`], for a caller that already hashed `data`: `id`
+    /// must be its [`blob::blob_id`] as a `kind` blob.
+    ///
+    /// # Errors
+    /// As [`Batch::save`].
+    pub(crate) fn save_hashed(&mut self, kind: BlobKind, id: BlobId, data: &[u8]) -> Result<()> {
+        self.saver.check_failed()?;
         self.push(Job {
             kind,
             id,
             data: data.to_vec(),
             plain_len: data.len(),
-        })?;
-        Ok(id)
+        })
     }
 
     /// Stores the delta `id` of a chunk of `plain_len` bytes, whose payload

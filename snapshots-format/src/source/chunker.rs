@@ -20,6 +20,8 @@ use std::os::unix::io::AsRawFd;
 
 use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks, Normalization};
 
+use super::direct::{self, read_up_to, AlignedBuf, DirectReads};
+
 /// Smallest chunk (except a range's last).
 pub const MIN_CHUNK: usize = 16 * 1024;
 /// Target average chunk.
@@ -234,16 +236,28 @@ fn read_pages<E: From<io::Error>>(
     page: usize,
     emit: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
 ) -> Result<u64, E> {
-    // One read per megabyte rather than per page: a database is a hundred
-    // thousand pages.
+    // One read per few megabytes rather than per page: a database is a
+    // hundred thousand pages. A large one is read around the page cache.
+    let mut direct = DirectReads::new(file, len);
     let page = page as u64;
-    let batch = (PAGE_READ_BATCH as u64).max(page) / page * page;
-    let mut buf = vec![0u8; batch as usize];
+    let read_batch = if direct.is_on() {
+        DIRECT_READ_BATCH
+    } else {
+        PAGE_READ_BATCH
+    };
+    let batch = (read_batch as u64).max(page) / page * page;
+    let mut buf = AlignedBuf::new(batch as usize);
     let end = offset + len;
     let mut pos = offset;
     while pos < end {
         let want = (end.min((pos + batch) / page * page) - pos) as usize;
-        let got = read_up_to(file, &mut buf[..want], pos)?;
+        // Rounded up so that a direct read stays aligned at the end of a
+        // range; the bytes past `want` are not used.
+        let asked = want.div_ceil(direct::ALIGN) * direct::ALIGN;
+        let got = direct
+            .read(&mut buf.as_mut_slice()[..asked], pos)?
+            .min(want);
+        let buf = buf.as_slice();
         let base = pos;
         let stop = pos + got as u64;
         while pos < stop {
@@ -260,6 +274,8 @@ fn read_pages<E: From<io::Error>>(
 }
 
 const PAGE_READ_BATCH: usize = 1 << 20;
+/// Direct reads wait for the drive each time (no read-ahead): larger ones.
+const DIRECT_READ_BATCH: usize = 4 << 20;
 
 /// FastCDC's cut-point search with Coffre's sizes and the repository's
 /// seed; made once per reader (its gear tables are derived from the seed).
@@ -386,21 +402,6 @@ fn cut_stream<E: From<io::Error>>(
 /// Bytes read at a time by [`read_chunks`]; several maximal chunks, so that
 /// moving the unfinished tail to the front is rare.
 const STREAM_BUFFER: usize = 1 << 20;
-
-/// Reads as much of `buf` as the file holds at `offset`.
-fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 //! walk itself is `ops::backup`).
 
 pub mod chunker;
+pub mod direct;
 pub mod exclude;
 pub mod fsmeta;
 pub mod sample;
