@@ -139,7 +139,6 @@ pub fn mount(
     opts: &MountOptions,
 ) -> Result<BackgroundSession, MountError> {
     check_mountpoint(mountpoint)?;
-    repo.prefetch_index();
     let browser = Arc::new(Browser::new(repo, opts.cache_bytes));
     // Read-ahead runs on its own threads so a sequential reader keeps both
     // cores busy: one serving the kernel, one decoding what comes next.

@@ -812,31 +812,6 @@ impl Index {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    /// Asks the kernel to read the whole database ahead, in the background.
-    /// A daily snapshot looks up every page of a changed database (800,000
-    /// random ids for 6.5 GB), and after a night the page cache no longer
-    /// holds the index: each lookup was then a random read of this file.
-    /// One sequential read of it costs far less (docs/PERFORMANCE.md,
-    /// 16 GiB). Only advice: any failure is ignored.
-    pub fn prefetch(&self) {
-        use std::os::unix::fs::OpenOptionsExt;
-        let Ok(file) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&self.path)
-        else {
-            return;
-        };
-        // WILLNEED queues the reads before it returns, which on a large
-        // index takes a while: not on the snapshot's thread.
-        let _ = std::thread::Builder::new()
-            .name("index-prefetch".into())
-            .spawn(move || {
-                use rustix::fs::{fadvise, Advice};
-                let _ = fadvise(&file, 0, None, Advice::WillNeed);
-            });
-    }
 }
 
 /// Makes `dir` (and its parents) if missing, private (0700): the cache

@@ -40,13 +40,6 @@ impl ReadOnlyRepository {
         self.repo.refresh_index()
     }
 
-    /// Reads this machine's index cache ahead, in the background (see
-    /// [`crate::repo::index::Index::prefetch`]): a file read through the
-    /// mount looks up each of its chunks there.
-    pub fn prefetch_index(&self) {
-        self.repo.index().prefetch();
-    }
-
     /// The plaintext header.
     pub fn header(&self) -> &Header {
         self.repo.header()

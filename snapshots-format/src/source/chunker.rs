@@ -251,9 +251,13 @@ fn read_pages<E: From<io::Error>>(
     let mut pos = offset;
     while pos < end {
         let want = (end.min((pos + batch) / page * page) - pos) as usize;
-        // Rounded up so that a direct read stays aligned at the end of a
+        // A direct read is rounded up to stay aligned at the end of a
         // range; the bytes past `want` are not used.
-        let asked = want.div_ceil(direct::ALIGN) * direct::ALIGN;
+        let asked = if direct.is_on() {
+            want.div_ceil(direct::ALIGN) * direct::ALIGN
+        } else {
+            want
+        };
         let got = direct
             .read(&mut buf.as_mut_slice()[..asked], pos)?
             .min(want);

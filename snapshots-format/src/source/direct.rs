@@ -89,22 +89,25 @@ impl<'f> DirectReads<'f> {
         let aligned = buf.as_ptr().align_offset(ALIGN) == 0
             && offset.is_multiple_of(ALIGN as u64)
             && buf.len().is_multiple_of(ALIGN);
-        if self.is_on() && aligned {
+        let Some(flags) = self.restore else {
+            return read_up_to(self.file, buf, offset);
+        };
+        if aligned {
             match read_up_to(self.file, buf, offset) {
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.off(),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    self.off();
+                    return read_up_to(self.file, buf, offset);
+                }
                 other => return other,
             }
         }
-        if self.is_on() {
-            // An unaligned read would fail: this one through the cache.
-            self.off();
-            let got = read_up_to(self.file, buf, offset);
-            self.restore = fcntl_getfl(self.file)
-                .ok()
-                .filter(|flags| fcntl_setfl(self.file, *flags | OFlags::DIRECT).is_ok());
-            return got;
+        // An unaligned read would fail: this one through the cache.
+        let _ = fcntl_setfl(self.file, flags);
+        let got = read_up_to(self.file, buf, offset);
+        if fcntl_setfl(self.file, flags | OFlags::DIRECT).is_err() {
+            self.restore = None;
         }
-        read_up_to(self.file, buf, offset)
+        got
     }
 
     fn off(&mut self) {
