@@ -150,15 +150,28 @@ impl InFlight {
                 state.ids.insert(*id, false);
                 true
             }
-            Some(waited) => {
-                *waited = true;
-                let _state = self
-                    .landed
-                    .wait_while(state, |s| s.ids.contains_key(id))
-                    .unwrap_or_else(|p| p.into_inner());
+            Some(_) => {
+                drop(self.wait_for(state, id));
                 false
             }
         }
+    }
+
+    /// Sleeps until `id` is not in flight. The mark is set again before
+    /// every sleep: between the wake-up and this thread taking the lock,
+    /// another thread may have claimed `id` afresh (after a failed load or
+    /// an eviction), unmarked, and would otherwise let go without waking
+    /// anyone.
+    fn wait_for<'a>(
+        &'a self,
+        mut state: std::sync::MutexGuard<'a, InFlightState>,
+        id: &BlobId,
+    ) -> std::sync::MutexGuard<'a, InFlightState> {
+        while let Some(waited) = state.ids.get_mut(id) {
+            *waited = true;
+            state = self.landed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        state
     }
 
     /// Waits until none of `ids` is in flight. The prefetch threads land a
@@ -169,11 +182,7 @@ impl InFlight {
         let mut state = self.lock();
         while let Some(last) = ids.iter().rev().find(|id| state.ids.contains_key(id)) {
             let last = *last;
-            state.ids.insert(last, true);
-            state = self
-                .landed
-                .wait_while(state, |s| s.ids.contains_key(&last))
-                .unwrap_or_else(|p| p.into_inner());
+            state = self.wait_for(state, &last);
         }
     }
 
@@ -525,6 +534,44 @@ mod tests {
         // the loader had put it in the cache.
         assert_eq!(waiter.join().unwrap(), (false, true));
         assert!(!flight.claim_or_wait(&id, || true));
+    }
+
+    #[test]
+    fn a_waiter_is_woken_when_its_chunk_was_claimed_again_meanwhile() {
+        let flight = Arc::new(InFlight::default());
+        let id = BlobId([7; 32]);
+        assert!(flight.claim_or_wait(&id, || false));
+        let (done, finished) = std::sync::mpsc::channel();
+        {
+            let flight = flight.clone();
+            std::thread::spawn(move || {
+                let claimed = flight.claim_or_wait(&id, || false);
+                let _ = done.send(claimed);
+            });
+        }
+        let wait_marked = || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while flight.lock().ids.get(&id) != Some(&true) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the waiter sleeps unmarked"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        };
+        wait_marked();
+        // The first load fails and another thread claims the chunk again
+        // before the waiter runs: the waiter is woken, finds the chunk
+        // still in flight, and must mark it again before sleeping.
+        {
+            let mut state = flight.lock();
+            state.ids.insert(id, false);
+            flight.landed.notify_all();
+        }
+        wait_marked();
+        flight.release(&[id]);
+        let woken = finished.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(woken, Ok(false), "the waiter was never woken");
     }
 
     #[test]
