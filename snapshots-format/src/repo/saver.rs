@@ -35,9 +35,14 @@ pub const PACK_TARGET: u64 = 16 << 20;
 /// Finished packs are indexed this many at a time. Blob ids are random, so
 /// every commit rewrites pages all over the index: committing each 16 MiB
 /// pack wrote 375 MB of index for a 1.2 GB first snapshot (8 at a time and
-/// rarer checkpoints: 117 MB). Their blobs stay in the queued set until
-/// then, a few thousand ids.
-const PACKS_PER_COMMIT: usize = 8;
+/// rarer checkpoints: 117 MB). Once the cache's table outgrows SQLite's
+/// page cache, a commit rewrites most of it, so what is written grows with
+/// the square of the data: at 16 GiB (1.5 million blobs, a 190 MB cache)
+/// 8 at a time wrote 5.9 GB of cache beside 10 GB of packs, 32 at a time
+/// 2.5 GB (first snapshot 62.7 s, then 58.0 s). Their blobs stay in the
+/// queued set until then. A killed run loses nothing by the wait: the
+/// next one adopts durable packs no index file lists (`ops::adopt`).
+const PACKS_PER_COMMIT: usize = 32;
 
 /// A pack also closes at this many blobs, and finished packs are indexed
 /// once they hold [`MAX_UNINDEXED_ENTRIES`] between them, whatever their
@@ -45,11 +50,13 @@ const PACKS_PER_COMMIT: usize = 8;
 /// 16 MiB of tiny blobs (small text files compress to a hundred bytes) is
 /// 160,000 entries a pack. Without these bounds memory grew with the
 /// number of small files (200,000 files: 60 MiB, most of it entries);
-/// with them it is bounded whatever the source. Packs of database pages or
-/// larger chunks (a few thousand blobs) never reach them.
+/// with them it is bounded whatever the source (about 90 bytes an entry,
+/// its id in the queued set and its place in the pack's list: 24 MiB at
+/// most). Packs of larger chunks (a few hundred blobs) never reach them;
+/// packs of database pages (6,000 blobs) reach the second after 44 packs.
 const MAX_PACK_ENTRIES: usize = 32_768;
 /// See [`MAX_PACK_ENTRIES`].
-const MAX_UNINDEXED_ENTRIES: usize = 65_536;
+const MAX_UNINDEXED_ENTRIES: usize = 262_144;
 
 /// A [`Batch`] is handed to the workers once it holds this many bytes.
 const BATCH_BYTES: usize = 256 << 10;

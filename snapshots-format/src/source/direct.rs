@@ -20,10 +20,16 @@ use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 /// largest logical block size of common drives (4Kn; 512 divides it).
 pub const ALIGN: usize = 4096;
 
-/// Files smaller than this are read through the page cache: without the
-/// kernel's read-ahead, a direct read waits for the drive each time, which
-/// a large buffer amortizes only on a large file.
+/// Files read in several pieces are read directly from this size on:
+/// without the kernel's read-ahead, each direct read waits for the drive,
+/// which a large buffer amortizes only on a large file.
 pub const MIN_SIZE: u64 = 16 << 20;
+
+/// Files read whole in one read are read directly from this size on (a
+/// scanned prescription, a document): one read is one wait either way, and
+/// the page cache's work is saved. Below it, the two `fcntl` calls cost
+/// more than the copy they save.
+pub const MIN_WHOLE: u64 = 64 << 10;
 
 /// A zeroed buffer of `len` bytes whose start is aligned on [`ALIGN`].
 pub struct AlignedBuf {
@@ -65,7 +71,13 @@ impl<'f> DirectReads<'f> {
     /// Turns direct reads on for `file` of `size` bytes when it is large
     /// enough ([`MIN_SIZE`]) and its filesystem accepts them.
     pub fn new(file: &'f File, size: u64) -> Self {
-        let restore = (size >= MIN_SIZE)
+        Self::when(file, size >= MIN_SIZE)
+    }
+
+    /// Turns direct reads on for `file` when `wanted` and its filesystem
+    /// accepts them.
+    pub fn when(file: &'f File, wanted: bool) -> Self {
+        let restore = wanted
             .then(|| fcntl_getfl(file).ok())
             .flatten()
             .filter(|flags| fcntl_setfl(file, *flags | OFlags::DIRECT).is_ok());
@@ -93,7 +105,7 @@ impl<'f> DirectReads<'f> {
             return read_up_to(self.file, buf, offset);
         };
         if aligned {
-            match read_up_to(self.file, buf, offset) {
+            match read_direct(self.file, buf, offset) {
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     self.off();
                     return read_up_to(self.file, buf, offset);
@@ -121,6 +133,29 @@ impl Drop for DirectReads<'_> {
     fn drop(&mut self) {
         self.off();
     }
+}
+
+/// [`read_up_to`] for a file open with `O_DIRECT`: a read that comes back
+/// short of a block boundary met the end of the file, and is the last
+/// (asking again, at that unaligned offset, is refused by some
+/// filesystems, XFS among them).
+fn read_direct(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => {
+                done += n;
+                if !n.is_multiple_of(ALIGN) {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// Reads as much of `buf` as the file holds at `offset`.
