@@ -24,6 +24,10 @@ impl Writer {
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
+    /// The bytes written so far, borrowed.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
     /// The bytes written so far.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf

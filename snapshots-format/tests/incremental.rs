@@ -118,6 +118,32 @@ fn receipts_added_to_a_large_folder_store_far_less_than_its_listing() {
     );
     let listing = repo.find_path(&next.tree, b"ARL").unwrap().0;
     assert_eq!(repo.load_tree(&listing).unwrap().nodes.len(), 6030);
+
+    // Entries gone and entries new all through the listing, in the first
+    // piece, the last and between: the parent's listing is read piece by
+    // piece beside the walk, and the listing saved piece by piece while
+    // the folder is walked. Neither may change what is stored: a snapshot
+    // without a parent gives the same listing.
+    for i in (0..6030).step_by(97) {
+        std::fs::remove_file(arl.join(format!("arl_20260901_{i:05}.xml"))).ok();
+    }
+    for name in ["0_first.xml", "arl_20260901_03000b.xml", "zz_last.xml"] {
+        std::fs::write(arl.join(name), "ARL|added\r\n").unwrap();
+    }
+    let (_, day3) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    let s = &day3.summary;
+    assert_eq!((s.files_new, s.files_unchanged), (3, 6030 - 62));
+    let alone = SnapshotOptions {
+        label: Some("no parent".into()),
+        ..opts(&src)
+    };
+    let (_, fresh) = take_snapshot(&repo, &alone, &NoProgress).unwrap();
+    assert_eq!(fresh.summary.files_unchanged, 0);
+    assert_eq!(
+        repo.find_path(&fresh.tree, b"ARL").unwrap().0,
+        repo.find_path(&day3.tree, b"ARL").unwrap().0
+    );
+    assert_eq!(fresh.tree, day3.tree);
 }
 
 /// A database changed in scattered pages, and grown, is stored with its

@@ -187,47 +187,21 @@ impl Tree {
 
     /// Encodes the tree (nodes must be sorted; see [`Tree::sort`]).
     pub fn encode(&self) -> Vec<u8> {
-        let (body, _) = self.encode_nodes();
-        piece_bytes(self.nodes.len(), &body)
-    }
-
-    /// The nodes encoded one after another, and where each one ends.
-    fn encode_nodes(&self) -> (Vec<u8>, Vec<usize>) {
         let mut w = Writer::new();
-        let ends = self
-            .nodes
-            .iter()
-            .map(|n| {
-                encode_node(&mut w, n);
-                w.len()
-            })
-            .collect();
-        (w.into_bytes(), ends)
+        for node in &self.nodes {
+            encode_node(&mut w, node);
+        }
+        piece_bytes(self.nodes.len(), w.as_slice())
     }
 
     /// Encodes the tree as it is stored: one blob when its encoding is at
-    /// most [`SPLIT_MIN`] bytes, else pieces cut where the keyed hash of an
-    /// entry's name says (so that an added or removed entry changes only
-    /// the piece around it, and the cuts reveal nothing without the key).
+    /// most [`SPLIT_MIN`] bytes, else pieces (see [`ListingEncoder`]).
     pub fn encode_stored(&self, keys: &Keys) -> Stored {
-        let (body, ends) = self.encode_nodes();
-        let whole = piece_bytes(self.nodes.len(), &body);
-        if whole.len() <= SPLIT_MIN {
-            return Stored::Whole(whole);
+        let mut encoder = ListingEncoder::default();
+        for node in &self.nodes {
+            encoder.push(node, keys);
         }
-        let mut pieces = Vec::new();
-        let (mut first, mut start) = (0, 0);
-        for (i, (node, &end)) in self.nodes.iter().zip(&ends).enumerate() {
-            let len = end - start;
-            let cut = len >= PIECE_MAX_BYTES
-                || (len >= PIECE_MIN_BYTES
-                    && keys.blob_hash(CUT_DOMAIN, &node.name)[0] < PIECE_CUT_BELOW);
-            if cut || i + 1 == self.nodes.len() {
-                pieces.push(piece_bytes(i + 1 - first, &body[start..end]));
-                (first, start) = (i + 1, end);
-            }
-        }
-        Stored::Pieces(pieces)
+        encoder.finish()
     }
 
     /// Decodes and validates a tree blob of version 1, or a tree piece.
@@ -252,6 +226,94 @@ impl Tree {
         }
         r.finish()?;
         Ok(Tree { nodes })
+    }
+}
+
+/// Encodes a listing as it is stored, one entry at a time, so that a
+/// folder of 180,000 receipts never has to be held whole: once the listing
+/// is known to be split (its entries alone exceed [`SPLIT_MIN`]), each
+/// completed piece can be taken and saved while the folder is still being
+/// walked. The bytes are those of [`Tree::encode_stored`] for the same
+/// entries, which uses it.
+///
+/// Pieces end where the keyed hash of an entry's name says (so that an
+/// added or removed entry changes only the piece around it, and the cuts
+/// reveal nothing without the key), or at [`PIECE_MAX_BYTES`].
+#[derive(Default)]
+pub struct ListingEncoder {
+    /// Completed pieces not taken yet: their entry count and entries.
+    done: Vec<(usize, Vec<u8>)>,
+    /// The piece being filled, and its entry count.
+    current: Writer,
+    current_count: usize,
+    /// Entries pushed so far, and their encoded bytes.
+    count: usize,
+    bytes: usize,
+}
+
+impl ListingEncoder {
+    /// Adds the next entry; entries come sorted by name, each once.
+    pub fn push(&mut self, node: &Node, keys: &Keys) {
+        let before = self.current.len();
+        encode_node(&mut self.current, node);
+        self.current_count += 1;
+        self.count += 1;
+        self.bytes += self.current.len() - before;
+        let len = self.current.len();
+        let cut = len >= PIECE_MAX_BYTES
+            || (len >= PIECE_MIN_BYTES
+                && keys.blob_hash(CUT_DOMAIN, &node.name)[0] < PIECE_CUT_BELOW);
+        if cut {
+            self.end_piece();
+        }
+    }
+
+    fn end_piece(&mut self) {
+        let body = std::mem::take(&mut self.current).into_bytes();
+        self.done
+            .push((std::mem::take(&mut self.current_count), body));
+    }
+
+    /// Whether the listing is already known to be stored in pieces.
+    pub fn is_split(&self) -> bool {
+        self.bytes > SPLIT_MIN
+    }
+
+    /// The pieces completed so far, once the listing is known to be split
+    /// (none before: it may still end up as one blob).
+    pub fn take_pieces(&mut self) -> Vec<Vec<u8>> {
+        if !self.is_split() {
+            return Vec::new();
+        }
+        self.done
+            .drain(..)
+            .map(|(count, body)| piece_bytes(count, &body))
+            .collect()
+    }
+
+    /// The rest of the listing: the whole blob when nothing was taken and
+    /// it fits in [`SPLIT_MIN`] bytes, else the pieces not taken yet.
+    pub fn finish(mut self) -> Stored {
+        if !self.is_split() {
+            let mut body = Vec::with_capacity(self.bytes);
+            for (_, piece) in &self.done {
+                body.extend_from_slice(piece);
+            }
+            body.extend_from_slice(self.current.as_slice());
+            let whole = piece_bytes(self.count, &body);
+            if whole.len() <= SPLIT_MIN {
+                return Stored::Whole(whole);
+            }
+        }
+        if self.current_count > 0 {
+            self.end_piece();
+        }
+        Stored::Pieces(
+            self.done
+                .iter()
+                .map(|(count, body)| piece_bytes(*count, body))
+                .collect(),
+        )
     }
 }
 
@@ -676,6 +738,92 @@ mod tests {
         assert_eq!(counts.len(), 74);
         assert_eq!(counts[..6], [58, 62, 63, 59, 70, 91]);
         assert_eq!(counts.iter().sum::<usize>(), 5000);
+    }
+
+    /// The encoding before it was streamed (one pass over the whole
+    /// listing), kept as the reference the streamed one must equal byte
+    /// for byte: every piece id of every existing repository depends on it.
+    fn reference_encode_stored(tree: &Tree, keys: &Keys) -> Stored {
+        let mut w = Writer::new();
+        let ends: Vec<usize> = tree
+            .nodes
+            .iter()
+            .map(|n| {
+                encode_node(&mut w, n);
+                w.len()
+            })
+            .collect();
+        let body = w.into_bytes();
+        let whole = piece_bytes(tree.nodes.len(), &body);
+        if whole.len() <= SPLIT_MIN {
+            return Stored::Whole(whole);
+        }
+        let mut pieces = Vec::new();
+        let (mut first, mut start) = (0, 0);
+        for (i, (node, &end)) in tree.nodes.iter().zip(&ends).enumerate() {
+            let len = end - start;
+            let cut = len >= PIECE_MAX_BYTES
+                || (len >= PIECE_MIN_BYTES
+                    && keys.blob_hash(CUT_DOMAIN, &node.name)[0] < PIECE_CUT_BELOW);
+            if cut || i + 1 == tree.nodes.len() {
+                pieces.push(piece_bytes(i + 1 - first, &body[start..end]));
+                (first, start) = (i + 1, end);
+            }
+        }
+        Stored::Pieces(pieces)
+    }
+
+    /// Pushes `tree`'s entries one by one, taking pieces as soon as they
+    /// are offered, as the walk does.
+    fn streamed(tree: &Tree, keys: &Keys) -> Stored {
+        let mut encoder = ListingEncoder::default();
+        let mut taken = Vec::new();
+        for node in &tree.nodes {
+            encoder.push(node, keys);
+            taken.extend(encoder.take_pieces());
+        }
+        match encoder.finish() {
+            Stored::Whole(whole) => {
+                assert!(taken.is_empty(), "pieces taken from a listing stored whole");
+                Stored::Whole(whole)
+            }
+            Stored::Pieces(rest) => Stored::Pieces([taken, rest].concat()),
+        }
+    }
+
+    #[test]
+    fn streamed_listings_are_the_bytes_of_whole_ones() {
+        let keys = keys();
+        // Around the whole-or-pieces limit, and well past it.
+        for n in (0..1400).step_by(7).chain([5000, 20_000]) {
+            let tree = receipts(n, 3);
+            let reference = reference_encode_stored(&tree, &keys);
+            assert_eq!(tree.encode_stored(&keys), reference, "{n} entries");
+            assert_eq!(streamed(&tree, &keys), reference, "{n} entries");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn streamed_listings_match_for_any_entries(
+            nodes in proptest::collection::btree_map(name(), node(), 0..400),
+            big in proptest::collection::vec(any::<u8>(), 0..3000),
+        ) {
+            let keys = keys();
+            // Large xattrs push some listings past the split limit and
+            // some pieces past the largest size.
+            let nodes = nodes.into_iter().enumerate().map(|(i, (name, mut n))| {
+                n.name = name;
+                if i % 5 == 0 {
+                    n.xattrs = vec![(b"user.big".to_vec(), big.clone())];
+                }
+                n
+            });
+            let tree = Tree { nodes: nodes.collect() };
+            let reference = reference_encode_stored(&tree, &keys);
+            prop_assert_eq!(tree.encode_stored(&keys), reference.clone());
+            prop_assert_eq!(streamed(&tree, &keys), reference);
+        }
     }
 
     #[test]

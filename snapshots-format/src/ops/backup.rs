@@ -15,7 +15,7 @@
 //! for a large file (a database) is saved later, with its parent, so that
 //! the walk of the rest of the tree goes on meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -33,10 +33,11 @@ use crate::format::tree::{Node, NodeKind, Payload, Timestamp, Tree};
 use crate::id::{BlobId, SnapshotId};
 use crate::ops::deltas::Previous;
 use crate::ops::dictionary_guard;
+use crate::ops::previous_listing::PreviousListing;
 use crate::ops::previous_pages::PreviousPages;
 use crate::ops::reply;
 use crate::progress::{Counting, Progress};
-use crate::repo::saver::{Batch, SaveProgress, Saver};
+use crate::repo::saver::{Batch, ListingWriter, SaveProgress, Saver};
 use crate::repo::Repository;
 use crate::source::chunker::{self, Cutter, Piece};
 use crate::source::exclude::Excludes;
@@ -346,25 +347,27 @@ pub fn take_snapshot_with(
                 root.nodes.push(node);
                 hooks.push(run);
             }
-            if let [only] = &sources[..] {
-                let listing = walker.dir_tree(&only.open()?, b"", parent_tree.as_ref())?;
-                root.nodes.extend(listing.nodes);
+            root.sort();
+            let tree = if let [only] = &sources[..] {
+                // The outputs sit beside the source's own entries.
+                let parent = parent_tree.map(|t| PreviousListing::of(repo, t));
+                walker.dir(&only.open()?, b"", parent, root.nodes)?
             } else {
                 for (s, xattrs) in sources.iter().zip(root_xattrs.iter()) {
                     let name = source_name(&s.path);
                     let old = parent_tree.as_ref().and_then(|t| t.get(&name));
-                    let old_tree = match old {
+                    let old_listing = match old {
                         Some(Node {
                             payload: Payload::Dir(id),
                             ..
-                        }) => repo.load_tree(id).ok(),
+                        }) => PreviousListing::load(repo, id),
                         _ => None,
                     };
                     walker.root_dev = s.meta.dev();
                     walker.trust_inodes = s.inodes_stable && !opts.ignore_inode;
                     walker.read_root = s.read.clone();
                     walker.logical_root = s.path.clone();
-                    let id = walker.dir(&s.open()?, &name, old_tree.as_ref())?;
+                    let id = walker.dir(&s.open()?, &name, old_listing, Vec::new())?;
                     root.nodes.push(node_from(
                         &name,
                         NodeKind::Dir,
@@ -373,9 +376,9 @@ pub fn take_snapshot_with(
                         Payload::Dir(id),
                     ));
                 }
-            }
-            root.nodes.sort_by(|a, b| a.name.cmp(&b.name));
-            let tree = walker.save_tree(&root)?;
+                root.sort();
+                walker.save_tree(&root)?
+            };
             // Dropping the walker closes the queue, which ends the readers.
             Ok((tree, walker.summary))
         });
@@ -531,10 +534,34 @@ struct FileRead {
 
 /// A directory entry: complete, a file whose content a reader is still
 /// storing, or a folder waiting for such a file.
-enum Slot {
+enum Slot<'s, 'r> {
     Done(Node),
     Reading(Node, reply::Receiver<Result<FileRead>>),
-    Deferred(Box<Waiting>),
+    Deferred(Box<Waiting<'s, 'r>>),
+}
+
+/// A folder being walked. Its entries go into its listing in name order
+/// as soon as they are complete, and the listing saves its pieces as they
+/// fill (FORMAT.md §7.3), so a folder of 180,000 receipts holds at most
+/// [`HELD`] entries, not all of them (it was 0.7 KiB an entry, 130 MiB of
+/// the first snapshot at 16 GiB).
+struct Folder<'s, 'r> {
+    listing: ListingWriter<'s, 'r>,
+    /// Entries not in the listing yet, in name order.
+    waiting: VecDeque<(Vec<u8>, Slot<'s, 'r>)>,
+}
+
+/// A folder's entries waiting for their reader beyond this many, the walk
+/// waits for the first one. Readers take files in walk order, so the
+/// first is nearly always done or being read: the walk stays thousands
+/// of files ahead of the readers, with memory bounded whatever the folder.
+const HELD: usize = 4096;
+
+impl Folder<'_, '_> {
+    /// Whether this folder waits for a large file.
+    fn waits_long(&self) -> bool {
+        self.waiting.iter().any(|(_, slot)| slot.waits_long())
+    }
 }
 
 /// Files at least this large take a reader a second or more (a database
@@ -547,16 +574,16 @@ const DEFER_FOR: u64 = 16 << 20;
 /// folder's tree is saved when its parent's is. Only folders waiting for a
 /// large file (and their parents) wait this way, so the listings held
 /// meanwhile are few.
-struct Waiting {
+struct Waiting<'s, 'r> {
     /// The folder's node, its payload still to be set.
     node: Node,
     /// The folder's tree in the parent snapshot, for the summary: `None`
     /// when it is new, `Some(None)` when that entry was not a folder.
     old: Option<Option<BlobId>>,
-    entries: Vec<(Vec<u8>, Slot)>,
+    folder: Folder<'s, 'r>,
 }
 
-impl Slot {
+impl Slot<'_, '_> {
     /// Whether this entry waits for a large file.
     fn waits_long(&self) -> bool {
         match self {
@@ -588,7 +615,7 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
-impl Walker<'_, '_> {
+impl<'a, 'r> Walker<'a, 'r> {
     fn skip(&mut self, rel: &[u8], why: String) {
         self.progress
             .warn(&format!("skipped {}: {why}", String::from_utf8_lossy(rel)));
@@ -610,10 +637,17 @@ impl Walker<'_, '_> {
         }
     }
 
-    /// Snapshots one directory and returns its tree id.
-    fn dir(&mut self, dir: &Dir, rel: &[u8], parent: Option<&Tree>) -> Result<BlobId> {
-        let tree = self.dir_tree(dir, rel, parent)?;
-        self.save_tree(&tree)
+    /// Snapshots one directory, with `extra` entries (sorted) beside its
+    /// own, and returns its tree id.
+    fn dir(
+        &mut self,
+        dir: &Dir,
+        rel: &[u8],
+        parent: Option<PreviousListing<'r>>,
+        extra: Vec<Node>,
+    ) -> Result<BlobId> {
+        let folder = self.dir_entries(dir, rel, parent, extra)?;
+        self.finish(folder)
     }
 
     /// Stores a command's output as a file node.
@@ -670,75 +704,113 @@ impl Walker<'_, '_> {
         Ok((node, run))
     }
 
-    /// Lists and snapshots one directory, returning its tree unsaved.
-    fn dir_tree(&mut self, dir: &Dir, rel: &[u8], parent: Option<&Tree>) -> Result<Tree> {
-        let entries = self.dir_entries(dir, rel, parent)?;
-        self.settle(entries)
-    }
-
-    /// Lists and snapshots one directory's entries, some perhaps still
-    /// being read.
+    /// Lists and snapshots one directory's entries, with `extra` entries
+    /// (sorted) beside them; some may still be being read.
     fn dir_entries(
         &mut self,
         dir: &Dir,
         rel: &[u8],
-        parent: Option<&Tree>,
-    ) -> Result<Vec<(Vec<u8>, Slot)>> {
+        mut parent: Option<PreviousListing<'r>>,
+        extra: Vec<Node>,
+    ) -> Result<Folder<'a, 'r>> {
         let mut names = dir.names().map_err(|e| Error::Source {
             path: dir.path().to_path_buf(),
             reason: e.to_string(),
         })?;
         names.sort();
-        let mut slots = Vec::with_capacity(names.len());
+        let mut extra = extra.into_iter().peekable();
+        let mut folder = Folder {
+            listing: self.reader.saver.listing(),
+            waiting: VecDeque::new(),
+        };
         for name in names {
+            while let Some(node) = extra.next_if(|n| n.name < name) {
+                folder
+                    .waiting
+                    .push_back((join(rel, &node.name), Slot::Done(node)));
+            }
             let child_rel = join(rel, &name);
-            let old = parent.and_then(|p| p.get(&name));
-            match self.entry(dir, &child_rel, &name, old) {
-                Ok(Some(slot)) => slots.push((child_rel, slot)),
+            let old = parent.as_mut().and_then(|p| p.take(&name));
+            match self.entry(dir, &child_rel, &name, old.as_ref()) {
+                Ok(Some(slot)) => {
+                    folder.waiting.push_back((child_rel, slot));
+                    self.advance(&mut folder)?;
+                }
                 Ok(None) => {}
                 Err(Error::Source { reason, .. }) => self.skip(&child_rel, reason),
                 Err(e) => return Err(e),
             }
         }
-        Ok(slots)
+        for node in extra {
+            folder
+                .waiting
+                .push_back((join(rel, &node.name), Slot::Done(node)));
+        }
+        Ok(folder)
     }
 
-    /// A directory's tree from its entries, waiting for the files still
-    /// being read and saving the folders deferred.
-    fn settle(&mut self, entries: Vec<(Vec<u8>, Slot)>) -> Result<Tree> {
-        let mut tree = Tree::default();
-        for (child_rel, slot) in entries {
-            let (mut node, reply) = match slot {
-                Slot::Done(node) => {
-                    tree.nodes.push(node);
-                    continue;
-                }
-                Slot::Reading(node, reply) => (node, reply),
-                Slot::Deferred(waiting) => {
-                    let Waiting { node, old, entries } = *waiting;
-                    let sub = self.settle(entries)?;
-                    let id = self.save_tree(&sub)?;
-                    self.count_dir(old, &id);
-                    tree.nodes.push(Node {
-                        payload: Payload::Dir(id),
-                        ..node
-                    });
-                    continue;
-                }
+    /// Moves the folder's complete entries into its listing, from the
+    /// first on; waits for the first when more than [`HELD`] wait.
+    fn advance(&mut self, folder: &mut Folder<'a, 'r>) -> Result<()> {
+        while let Some((_, first)) = folder.waiting.front() {
+            let ready = match first {
+                Slot::Done(_) => true,
+                Slot::Reading(_, reply) => reply.is_ready(),
+                Slot::Deferred(_) => false,
             };
-            // A reader only drops its reply when it panicked.
-            match reply.recv().ok_or(Error::Interrupted)? {
-                Ok(read) => {
-                    self.read_done(&child_rel, &read);
-                    node.payload = Payload::File(read.content);
-                    node.size = read.size;
-                    tree.nodes.push(node);
-                }
-                Err(Error::Source { reason, .. }) => self.skip(&child_rel, reason),
-                Err(e) => return Err(e),
+            if !ready && folder.waiting.len() <= HELD {
+                break;
+            }
+            if let Some((child_rel, slot)) = folder.waiting.pop_front() {
+                self.settle(&mut folder.listing, &child_rel, slot)?;
             }
         }
-        Ok(tree)
+        Ok(())
+    }
+
+    /// Saves a folder's listing, waiting for the files still being read
+    /// and saving the folders deferred; returns its tree id.
+    fn finish(&mut self, mut folder: Folder<'a, 'r>) -> Result<BlobId> {
+        while let Some((child_rel, slot)) = folder.waiting.pop_front() {
+            self.settle(&mut folder.listing, &child_rel, slot)?;
+        }
+        folder.listing.finish()
+    }
+
+    /// Adds one entry to its folder's listing once it is complete.
+    fn settle(
+        &mut self,
+        listing: &mut ListingWriter<'a, 'r>,
+        child_rel: &[u8],
+        slot: Slot<'a, 'r>,
+    ) -> Result<()> {
+        let (mut node, reply) = match slot {
+            Slot::Done(node) => return listing.push(&node),
+            Slot::Reading(node, reply) => (node, reply),
+            Slot::Deferred(waiting) => {
+                let Waiting { node, old, folder } = *waiting;
+                let id = self.finish(folder)?;
+                self.count_dir(old, &id);
+                return listing.push(&Node {
+                    payload: Payload::Dir(id),
+                    ..node
+                });
+            }
+        };
+        // A reader only drops its reply when it panicked.
+        match reply.recv().ok_or(Error::Interrupted)? {
+            Ok(read) => {
+                self.read_done(child_rel, &read);
+                node.payload = Payload::File(read.content);
+                node.size = read.size;
+                listing.push(&node)
+            }
+            Err(Error::Source { reason, .. }) => {
+                self.skip(child_rel, reason);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Counts a folder saved as `id` whose parent-snapshot entry was `old`
@@ -772,7 +844,7 @@ impl Walker<'_, '_> {
         rel: &[u8],
         name: &[u8],
         old: Option<&Node>,
-    ) -> Result<Option<Slot>> {
+    ) -> Result<Option<Slot<'a, 'r>>> {
         let path = dir.child_path(name);
         let source_err = |e: std::io::Error| Error::Source {
             path: path.clone(),
@@ -827,11 +899,11 @@ impl Walker<'_, '_> {
                 FileContent::Reading(reply) => Slot::Reading(node, reply),
             }));
         } else if is_dir {
-            let old_tree = match old {
+            let old_listing = match old {
                 Some(Node {
                     payload: Payload::Dir(id),
                     ..
-                }) => self.repo.load_tree(id).ok(),
+                }) => PreviousListing::load(self.repo, id),
                 _ => None,
             };
             if rel.iter().filter(|&&b| b == b'/').count() >= crate::format::tree::MAX_DEPTH {
@@ -840,11 +912,14 @@ impl Walker<'_, '_> {
                     reason: "folders nested too deep".into(),
                 });
             }
-            let entries = match &sub {
-                Some(sub) => self.dir_entries(sub, rel, old_tree.as_ref())?,
+            let folder = match &sub {
+                Some(sub) => self.dir_entries(sub, rel, old_listing, Vec::new())?,
                 None => {
                     self.summary.excluded_count += 1;
-                    Vec::new()
+                    Folder {
+                        listing: self.reader.saver.listing(),
+                        waiting: VecDeque::new(),
+                    }
                 }
             };
             let old = old.map(|o| match o.payload {
@@ -852,15 +927,14 @@ impl Walker<'_, '_> {
                 _ => None,
             });
             let node = node_from(name, NodeKind::Dir, &meta, xattrs, Payload::None);
-            if entries.iter().any(|(_, slot)| slot.waits_long()) {
+            if folder.waits_long() {
                 return Ok(Some(Slot::Deferred(Box::new(Waiting {
                     node,
                     old,
-                    entries,
+                    folder,
                 }))));
             }
-            let tree = self.settle(entries)?;
-            let id = self.save_tree(&tree)?;
+            let id = self.finish(folder)?;
             self.count_dir(old, &id);
             return Ok(Some(Slot::Done(Node {
                 payload: Payload::Dir(id),

@@ -13,6 +13,7 @@ pub mod dump;
 pub mod find;
 pub mod history;
 pub mod paths;
+mod previous_listing;
 mod previous_pages;
 pub mod prune;
 pub mod rebuild;

@@ -1,8 +1,9 @@
 //! A reader's answer for one file, sent once. A folder's entries each wait
-//! for theirs until the folder is saved, and a folder of 180,000 new files
-//! (teletransmission receipts) held one channel each: 600 bytes apiece
-//! (cache-padded queues), most of the snapshot's memory. This slot is
-//! about a hundred.
+//! for theirs until they go into its listing, and a folder of 180,000 new
+//! files (teletransmission receipts) held one channel each: 600 bytes
+//! apiece (cache-padded queues), most of the snapshot's memory. This slot
+//! is about a hundred (and since the listing is saved as the folder is
+//! walked, at most a few thousand wait at once).
 
 use std::sync::{Arc, Condvar, Mutex};
 

@@ -24,7 +24,7 @@ use crate::format::content::{self, Content, Extent, INLINE_MAX};
 use crate::format::dictionary::Dictionary;
 use crate::format::header::{DELTA_VERSION, SPLIT_TREE_VERSION};
 use crate::format::index_file::IndexedPack;
-use crate::format::tree::{encode_piece_list, Stored, Tree};
+use crate::format::tree::{encode_piece_list, ListingEncoder, Node, Stored, Tree};
 use crate::id::BlobId;
 use crate::repo::pack_writer::{FinishedPack, PackWriter};
 use crate::repo::Repository;
@@ -227,23 +227,25 @@ impl<'r> Saver<'r> {
     }
 
     /// Stores a directory listing, whole or in pieces (FORMAT.md §7.3),
-    /// raising the format for pieces; returns the tree's id..
+    /// raising the format for pieces; returns the tree's id.
     ///
     /// # Errors
     /// As [`Saver::save`]; storage errors raising the format.
     pub fn save_tree(&self, tree: &Tree) -> Result<BlobId> {
-        match tree.encode_stored(self.repo.keys()) {
-            Stored::Whole(bytes) => self.save(BlobKind::Tree, &bytes),
-            Stored::Pieces(pieces) => {
-                self.repo.raise_format(SPLIT_TREE_VERSION)?;
-                let mut batch = self.batch();
-                let ids = pieces
-                    .iter()
-                    .map(|piece| batch.save(BlobKind::TreePiece, piece))
-                    .collect::<Result<Vec<_>>>()?;
-                batch.flush()?;
-                self.save(BlobKind::Tree, &encode_piece_list(&ids))
-            }
+        let mut listing = self.listing();
+        for node in &tree.nodes {
+            listing.push(node)?;
+        }
+        listing.finish()
+    }
+
+    /// A listing saved as its entries come, for a folder too large to hold
+    /// whole; see [`ListingWriter`].
+    pub fn listing(&self) -> ListingWriter<'_, 'r> {
+        ListingWriter {
+            saver: self,
+            encoder: ListingEncoder::default(),
+            pieces: Vec::new(),
         }
     }
 
@@ -386,6 +388,62 @@ impl<'r> Saver<'r> {
 fn index_packs(repo: &Repository, packs: &[FinishedPack]) -> Result<()> {
     let listed: Vec<IndexedPack> = packs.iter().map(FinishedPack::listing).collect();
     repo.write_index_file(&listed).map(|_| ())
+}
+
+/// A directory listing saved while it is built: once it is known to be
+/// stored in pieces, each completed piece is saved at once, so memory holds
+/// a piece, not the folder. The blobs are those [`Saver::save_tree`] makes
+/// of the same entries.
+pub struct ListingWriter<'s, 'r> {
+    saver: &'s Saver<'r>,
+    encoder: ListingEncoder,
+    /// The pieces saved so far.
+    pieces: Vec<BlobId>,
+}
+
+impl ListingWriter<'_, '_> {
+    /// Adds the next entry (entries come sorted by name, each once).
+    ///
+    /// # Errors
+    /// As [`Saver::save`].
+    pub fn push(&mut self, node: &Node) -> Result<()> {
+        self.encoder.push(node, self.saver.repo.keys());
+        if self.encoder.is_split() {
+            let pieces = self.encoder.take_pieces();
+            self.save_pieces(&pieces)?;
+        }
+        Ok(())
+    }
+
+    fn save_pieces(&mut self, pieces: &[Vec<u8>]) -> Result<()> {
+        if pieces.is_empty() {
+            return Ok(());
+        }
+        if self.pieces.is_empty() {
+            self.saver.repo.raise_format(SPLIT_TREE_VERSION)?;
+        }
+        let mut batch = self.saver.batch();
+        for piece in pieces {
+            self.pieces.push(batch.save(BlobKind::TreePiece, piece)?);
+        }
+        batch.flush()
+    }
+
+    /// Saves the rest and the tree blob; returns the tree's id.
+    ///
+    /// # Errors
+    /// As [`Saver::save`]; storage errors raising the format.
+    pub fn finish(mut self) -> Result<BlobId> {
+        let encoder = std::mem::take(&mut self.encoder);
+        match encoder.finish() {
+            Stored::Whole(bytes) => self.saver.save(BlobKind::Tree, &bytes),
+            Stored::Pieces(rest) => {
+                self.save_pieces(&rest)?;
+                self.saver
+                    .save(BlobKind::Tree, &encode_piece_list(&self.pieces))
+            }
+        }
+    }
 }
 
 /// Blobs saved by one thread, looked up in the index and handed to the
