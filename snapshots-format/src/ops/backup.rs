@@ -557,7 +557,15 @@ struct Folder<'s, 'r> {
 /// of files ahead of the readers, with memory bounded whatever the folder.
 const HELD: usize = 4096;
 
-impl Folder<'_, '_> {
+impl<'s, 'r> Folder<'s, 'r> {
+    /// A folder with no entry yet.
+    fn new(saver: &'s Saver<'r>) -> Self {
+        Folder {
+            listing: saver.listing(),
+            waiting: VecDeque::new(),
+        }
+    }
+
     /// Whether this folder waits for a large file.
     fn waits_long(&self) -> bool {
         self.waiting.iter().any(|(_, slot)| slot.waits_long())
@@ -719,10 +727,7 @@ impl<'a, 'r> Walker<'a, 'r> {
         })?;
         names.sort();
         let mut extra = extra.into_iter().peekable();
-        let mut folder = Folder {
-            listing: self.reader.saver.listing(),
-            waiting: VecDeque::new(),
-        };
+        let mut folder = Folder::new(self.reader.saver);
         for name in names {
             while let Some(node) = extra.next_if(|n| n.name < name) {
                 folder
@@ -916,10 +921,7 @@ impl<'a, 'r> Walker<'a, 'r> {
                 Some(sub) => self.dir_entries(sub, rel, old_listing, Vec::new())?,
                 None => {
                     self.summary.excluded_count += 1;
-                    Folder {
-                        listing: self.reader.saver.listing(),
-                        waiting: VecDeque::new(),
-                    }
+                    Folder::new(self.reader.saver)
                 }
             };
             let old = old.map(|o| match o.payload {

@@ -54,9 +54,10 @@ impl<'r> PreviousListing<'r> {
                 self.nodes.pop_front();
             }
             if let Some(node) = self.nodes.front() {
-                return (node.name == name)
-                    .then(|| self.nodes.pop_front())
-                    .flatten();
+                if node.name != name {
+                    return None;
+                }
+                return self.nodes.pop_front();
             }
             let id = self.pieces.next()?;
             let piece = self
