@@ -351,3 +351,69 @@ fn a_damaged_record_is_removed_only_by_name() {
         b"jour 2\n"
     );
 }
+
+/// An index file cut short by a power cut (the last file a killed run
+/// wrote): `check` names it; the next snapshot indexes its packs again
+/// from their trailers, deletes it and says so; then `check` passes
+/// without `rebuild-index` and both days restore.
+#[test]
+fn a_cut_index_file_is_removed_by_the_next_snapshot() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).expect("src");
+    write_random(&src.join("scan-1.pdf"), 1 << 20);
+    let coffre = Coffre::new(tmp.path().join("repo"));
+    coffre.init();
+    coffre.snapshot(&src);
+    let before: Vec<_> = index_files(&coffre.repo);
+    write_random(&src.join("scan-2.pdf"), 3 << 20);
+    let day1 = capture(&src);
+    let second = coffre.snapshot(&src);
+    let new: Vec<_> = index_files(&coffre.repo)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    assert!(!new.is_empty(), "the second snapshot wrote no index file");
+    let cut = &new[0];
+    let len = std::fs::metadata(cut).expect("index file").len();
+    std::fs::File::options()
+        .write(true)
+        .open(cut)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("cut the index file");
+    let name = cut.file_name().expect("name").to_string_lossy()[..12].to_owned();
+
+    // A machine that never read it (an empty cache) finds it damaged.
+    let fresh = tmp.path().join("fresh-cache");
+    let out = run(coffre.cmd(["check"]).env("COFFRE_CACHE_DIR", &fresh));
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(describe(&out).contains(&name), "{}", describe(&out));
+
+    let out = run(coffre
+        .cmd([OsStr::new("snapshot"), src.as_os_str()])
+        .env("COFFRE_CACHE_DIR", &fresh));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        describe(&out).contains("removed 1 damaged index file") && describe(&out).contains(&name),
+        "{}",
+        describe(&out)
+    );
+    assert!(!cut.exists());
+    run_ok(
+        coffre
+            .cmd(["check", "--read-data"])
+            .env("COFFRE_CACHE_DIR", &fresh),
+    );
+    let target = tmp.path().join("restored");
+    coffre.restore(&second, &target);
+    assert_same_tree(&day1, &capture(&target));
+}
+
+fn index_files(repo: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(repo.join("index"))
+        .expect("index folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    out.sort();
+    out
+}

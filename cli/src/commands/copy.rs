@@ -30,15 +30,7 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<u8> {
         Target::DryRun(..) => None,
     };
     if let Target::Real(repo) = &target {
-        // A copy killed before left packs in the target: reuse them.
-        let adopted = snapshots_format::ops::adopt::adopt_leftover_packs(repo)?;
-        if adopted.packs > 0 && !cli.json {
-            eprintln!(
-                "Reusing {} pack(s) ({}) left in the target by an interrupted copy.",
-                adopted.packs,
-                crate::format::bytes(adopted.bytes)
-            );
-        }
+        super::adopt_leftovers(cli, repo, "an interrupted copy in the target")?;
     }
     let bar = Bar::counting(cli.json, "copy", "snapshots");
     let opts = CopyOptions {

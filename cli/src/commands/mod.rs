@@ -157,6 +157,33 @@ pub fn snapshots(
     Ok(all)
 }
 
+/// Reuses what a run killed before (power cut, drive unplugged) left in
+/// `repo`, telling the user; `left_by` names that run ("an interrupted
+/// run"). Call with the lock held.
+pub fn adopt_leftovers(
+    cli: &Cli,
+    repo: &Repository,
+    left_by: &str,
+) -> Result<snapshots_format::ops::adopt::AdoptReport> {
+    let adopted = snapshots_format::ops::adopt::adopt_leftover_packs(repo)?;
+    if adopted.packs > 0 && !cli.json {
+        eprintln!(
+            "Reusing {} pack(s) ({}) left by {left_by}.",
+            adopted.packs,
+            crate::format::bytes(adopted.bytes)
+        );
+    }
+    if !adopted.removed_index_files.is_empty() {
+        // Also under --json: the operator must see what was deleted.
+        eprintln!(
+            "warning: removed {} damaged index file(s) ({}); the packs they listed were indexed again from the packs themselves",
+            adopted.removed_index_files.len(),
+            adopted.removed_index_files.join(", ")
+        );
+    }
+    Ok(adopted)
+}
+
 /// Takes a repository lock, telling the user whom it waits for.
 pub fn lock(cli: &Cli, repo: &Repository, kind: LockKind, command: &str) -> Result<Lock> {
     let wait = parse_duration(&cli.lock_wait)?;

@@ -201,15 +201,7 @@ fn take_in(
         snapshots_format::repo::lock::LockKind::Shared,
         "snapshot",
     )?;
-    // A run killed before (power cut, drive unplugged) left its packs: reuse them.
-    let adopted = snapshots_format::ops::adopt::adopt_leftover_packs(repo)?;
-    if adopted.packs > 0 && !cli.json {
-        eprintln!(
-            "Reusing {} pack(s) ({}) left by an interrupted run.",
-            adopted.packs,
-            format::bytes(adopted.bytes)
-        );
-    }
+    super::adopt_leftovers(cli, repo, "an interrupted run")?;
     let mut ran = Vec::new();
     if let Some(before) = &args.before {
         ran.push(hooks::before(before)?);

@@ -6,6 +6,12 @@
 //! from their sealed trailers, so their blobs are found and not written
 //! again.
 //!
+//! When every unlisted pack was indexed, an index file that cannot be read
+//! (cut by a power cut while it was written) carries nothing the index
+//! lacks: index files are derived from the packs (FORMAT.md §6), and the
+//! packs it listed were just indexed again from their trailers. It is then
+//! removed, so that `check` does not report it for ever.
+//!
 //! Only when no other writer may be running: a pack being written by a
 //! live snapshot is listed by that snapshot's own index file soon, and two
 //! index files must not claim it. A lock whose owner surely no longer runs
@@ -13,8 +19,9 @@
 
 use serde::Serialize;
 
+use crate::backend::{FileKind, ObjectName};
 use crate::error::Result;
-use crate::format::index_file::IndexedPack;
+use crate::format::index_file::{self, IndexedPack};
 use crate::repo::lock::{holders, LockKind};
 use crate::repo::Repository;
 
@@ -29,6 +36,8 @@ pub struct AdoptReport {
     pub bytes: u64,
     /// Packs whose trailer could not be read (left for check and prune).
     pub unreadable: u64,
+    /// Damaged index files removed (short names), their packs indexed again.
+    pub removed_index_files: Vec<String>,
     /// Why nothing was looked at (another writer running), if so.
     pub skipped: Option<String>,
 }
@@ -54,9 +63,7 @@ pub fn adopt_leftover_packs(repo: &Repository) -> Result<AdoptReport> {
             continue;
         }
         if h.is_gone() {
-            let _ = repo
-                .backend()
-                .delete(crate::backend::FileKind::Lock, &h.name);
+            let _ = repo.backend().delete(FileKind::Lock, &h.name);
             continue;
         }
         report.skipped = Some(format!("{} is running", h.describe()));
@@ -104,5 +111,46 @@ pub fn adopt_leftover_packs(repo: &Repository) -> Result<AdoptReport> {
         });
     }
     repo.write_index_files(&adopted)?;
+    if report.unreadable == 0 {
+        report.removed_index_files = remove_damaged_index_files(repo)?;
+    }
     Ok(report)
+}
+
+/// Deletes the index files the last sync could not read; the caller has
+/// just indexed every pack no readable index file lists. Nothing is
+/// deleted unless another index file reads well now: when every read comes
+/// back wrong (a failing cable or controller), the fault is in the reading,
+/// not in the files. A file that reads well this time, or cannot be read at
+/// all, is kept; so is one the backend refuses to delete (an append-only
+/// key): `check` goes on reporting it.
+fn remove_damaged_index_files(repo: &Repository) -> Result<Vec<String>> {
+    let damaged = repo.damaged_index_files();
+    if damaged.is_empty() {
+        return Ok(Vec::new());
+    }
+    let decodes = |name: &ObjectName| -> Option<bool> {
+        let id = name.to_id()?;
+        let bytes = repo.backend().read(FileKind::Index, name).ok()??;
+        Some(index_file::decode(repo.keys(), &id, &bytes).is_ok())
+    };
+    let witness = repo
+        .backend()
+        .list(FileKind::Index)?
+        .into_iter()
+        .find(|(name, _)| !damaged.contains(name))
+        .is_some_and(|(name, _)| decodes(&name) == Some(true));
+    if !witness {
+        return Ok(Vec::new());
+    }
+    let mut removed = Vec::new();
+    for name in damaged {
+        if decodes(&name) == Some(false) && repo.backend().delete(FileKind::Index, &name).is_ok() {
+            removed.push(name.short().to_owned());
+        }
+    }
+    if !removed.is_empty() {
+        repo.refresh_index()?;
+    }
+    Ok(removed)
 }

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::backend::{Backend, FileKind};
+use crate::backend::{Backend, FileKind, ObjectName};
 use crate::codec::{Reader, Writer};
 use crate::crypto::{Keys, ObjectKind};
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ pub struct PackUsage {
 }
 
 /// What a [`Index::sync`] did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct SyncReport {
     /// Index files read.
     pub files_read: u64,
@@ -71,6 +71,8 @@ pub struct SyncReport {
     pub trailers_read: u64,
     /// Whether the cache was emptied first (an index file it knew is gone).
     pub reset: bool,
+    /// Index files that could not be read (the errors are returned beside).
+    pub damaged_files: Vec<ObjectName>,
 }
 
 /// The open index cache.
@@ -325,7 +327,10 @@ impl Index {
                     self.add_file(keys, Some(&id), &packs)?;
                     report.files_read += 1;
                 }
-                Err(e) => damaged.push(e),
+                Err(e) => {
+                    report.damaged_files.push(name.clone());
+                    damaged.push(e);
+                }
             }
         }
         Ok((report, damaged))

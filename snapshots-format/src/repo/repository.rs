@@ -58,8 +58,9 @@ pub struct Repository {
     /// The bytes of the dictionary file that was read, and what was wrong
     /// with the other copy, if anything ([`Repository::mend_dictionary`]).
     dictionary_files: Mutex<DictionaryFiles>,
-    /// Index files that could not be read at the last sync (for `check`).
-    index_damage: Mutex<Vec<String>>,
+    /// Index files that could not be read at the last sync: what was wrong
+    /// (for `check`) and their names (for adopting leftovers).
+    index_damage: Mutex<(Vec<String>, Vec<ObjectName>)>,
     /// The lock this process works under, once taken ([`Repository::confirm_lock`]).
     held_lock: Arc<Mutex<Option<(ObjectName, LockKind)>>>,
     /// This repository's folder of local caches (index, journal).
@@ -361,7 +362,7 @@ impl Repository {
             header,
             dictionary: Mutex::new(None),
             dictionary_files: Mutex::new(DictionaryFiles::default()),
-            index_damage: Mutex::new(Vec::new()),
+            index_damage: Mutex::new((Vec::new(), Vec::new())),
             held_lock: Arc::new(Mutex::new(None)),
             cache_folder,
         };
@@ -377,17 +378,31 @@ impl Repository {
     /// Listing errors.
     pub fn refresh_index(&self) -> Result<()> {
         let legacy = self.format.load(Ordering::Acquire) < INDEX_FILES_VERSION;
-        let (_, damaged) = self.index.sync(&*self.backend, &self.keys, legacy)?;
-        *self.index_damage.lock().unwrap_or_else(|p| p.into_inner()) =
-            damaged.iter().map(ToString::to_string).collect();
+        let (report, damaged) = self.index.sync(&*self.backend, &self.keys, legacy)?;
+        *self.index_damage.lock().unwrap_or_else(|p| p.into_inner()) = (
+            damaged.iter().map(ToString::to_string).collect(),
+            report.damaged_files,
+        );
         Ok(())
     }
 
-    /// Index files found damaged by the last [`Repository::refresh_index`].
+    /// What was wrong with the index files found damaged by the last
+    /// [`Repository::refresh_index`].
     pub fn index_damage(&self) -> Vec<String> {
         self.index_damage
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// The names of the index files found damaged by the last
+    /// [`Repository::refresh_index`].
+    pub fn damaged_index_files(&self) -> Vec<ObjectName> {
+        self.index_damage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
             .clone()
     }
 
