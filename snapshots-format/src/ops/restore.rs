@@ -33,7 +33,7 @@ use crate::format::tree::{valid_name, Node, NodeKind, Payload};
 use crate::id::BlobId;
 use crate::ops::target::{self, DirFd, Existing};
 use crate::progress::Progress;
-use crate::repo::Repository;
+use crate::repo::{ListingReader, Repository};
 
 /// What to restore, where.
 #[derive(Debug, Clone)]
@@ -281,10 +281,12 @@ fn show(rel: &[Vec<u8>], name: &[u8]) -> String {
 }
 
 impl<'s> Walker<'s> {
+    /// Restores the entries of the tree `id` into `dir`, one tree piece in
+    /// memory at a time. A piece that cannot be read stops the folder there
+    /// (the entries before it are restored).
     fn tree(&mut self, dir: &Arc<Dir<'s>>, id: &BlobId) -> Result<()> {
-        let tree = self.shared.repo.load_tree(id)?;
-        for node in tree.nodes {
-            self.entry(dir, node);
+        for node in ListingReader::open(self.shared.repo, id)? {
+            self.entry(dir, node?);
         }
         Ok(())
     }
@@ -346,10 +348,10 @@ impl<'s> Walker<'s> {
         if depth >= crate::format::tree::MAX_DEPTH {
             return;
         }
-        let Ok(tree) = self.shared.repo.load_tree(id) else {
+        let Ok(listing) = ListingReader::open(self.shared.repo, id) else {
             return;
         };
-        for node in &tree.nodes {
+        for node in listing.map_while(Result::ok) {
             if let (NodeKind::Dir, Payload::Dir(sub)) = (&node.kind, &node.payload) {
                 if valid_name(&node.name) {
                     if let Ok(child) = self.shared.enter(fd, &node.name) {

@@ -6,11 +6,13 @@ pub mod browse;
 pub mod index;
 pub mod journal;
 pub mod keyring;
+pub mod listing_reader;
 pub mod lock;
 pub mod pack_writer;
 pub mod reader;
 pub mod repository;
 pub mod saver;
 
+pub use listing_reader::ListingReader;
 pub use reader::ReadOnlyRepository;
 pub use repository::{default_cache_dir, Repository, SnapshotList};
