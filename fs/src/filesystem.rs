@@ -24,7 +24,7 @@ use snapshots_format::format::tree::{Node, NodeKind, Payload, Timestamp};
 use snapshots_format::repo::browse::{Browser, FileReader};
 use snapshots_format::{BlobId, Error, SnapshotId};
 
-use crate::inodes::{child_key, Inode, Kind, Table};
+use crate::inodes::{child_key, Inode, Kind, NodeRef, Table};
 use crate::layout::{layout, Folder, LabelFolders, VERSIONS_DIR};
 
 /// How long the kernel may cache what never changes (snapshot contents).
@@ -228,7 +228,7 @@ impl CoffreFs {
                     snapshot: folder.snapshot,
                     tree: snap.tree,
                     time: snap.time,
-                    root: snap.root.clone().map(Arc::new),
+                    root: snap.root.clone().map(NodeRef::alone),
                     raw_names,
                 }
             }
@@ -291,17 +291,19 @@ impl CoffreFs {
                     .browser
                     .tree(&tree_id)
                     .map_err(|e| self.io_error(&parent_inode.path, &e))?;
-                let node = match self.shown_names(&tree_id, &tree, raw_names) {
-                    Some(shown) => shown.iter().position(|n| n == name).map(|i| &tree.nodes[i]),
-                    None => tree.get(name),
-                }
-                .ok_or(Errno::ENOENT)?;
+                let at = match self.shown_names(&tree_id, &tree, raw_names) {
+                    Some(shown) => shown.iter().position(|n| n == name),
+                    None => tree.position(name),
+                };
+                let node = at
+                    .and_then(|at| NodeRef::new(tree, at))
+                    .ok_or(Errno::ENOENT)?;
                 let key = child_key(&parent_inode.key, name, &root_key, node.link_key());
                 (
                     key,
                     Kind::Entry {
                         snapshot,
-                        node: Arc::new(node.clone()),
+                        node,
                         raw_names,
                     },
                     TTL_FROZEN,
@@ -386,7 +388,7 @@ impl CoffreFs {
         }
     }
 
-    fn entry_node(&self, ino: u64) -> Result<(Arc<Node>, String), Errno> {
+    fn entry_node(&self, ino: u64) -> Result<(NodeRef, String), Errno> {
         match lock(&self.table).get(ino) {
             Some(Inode {
                 kind: Kind::Entry { node, .. },

@@ -339,7 +339,7 @@ fn space_note(needed: Option<u64>, free: Option<u64>) -> String {
 
 /// Sizes in the library's messages: MiB with one decimal, never "0.0"
 /// for something that is not nothing.
-fn mib(n: u64) -> String {
+pub(crate) fn mib(n: u64) -> String {
     const MIB: f64 = 1024.0 * 1024.0;
     match n {
         0 => "0 MiB".to_owned(),

@@ -105,3 +105,52 @@ fn many_tiny_blobs_close_packs_early_and_are_indexed_as_they_go() {
         .count();
     assert!(index_files >= 2, "{index_files} index file(s)");
 }
+
+/// A file's chunk list made as its extents come is the one made from the
+/// whole list: inline up to 32 extents, else the same pieces (the same
+/// blob ids), and it reads back as the extents.
+#[test]
+fn chunk_lists_made_as_extents_come_are_those_of_the_whole_list() {
+    use snapshots_format::format::blob::blob_id;
+    use snapshots_format::format::content::{encode_piece, split_pieces, Content, Extent};
+    use snapshots_format::repo::saver::ContentWriter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    for n in [0usize, 1, 32, 33, 34, 700, 5000] {
+        let extents: Vec<Extent> = (0..n)
+            .map(|i| {
+                let id = snapshots_format::BlobId(
+                    pseudo_random(32, i as u64 * 31 + 7).try_into().unwrap(),
+                );
+                if i % 97 == 5 {
+                    Extent::Hole { len: 4096 }
+                } else {
+                    Extent::chunk(id, 8192)
+                }
+            })
+            .collect();
+        let (content, _) = Saver::run(&repo, |saver| {
+            let mut batch = saver.batch();
+            let mut writer = ContentWriter::default();
+            for e in &extents {
+                writer.push(&mut batch, *e)?;
+            }
+            assert_eq!(writer.len(), extents.iter().map(Extent::len).sum::<u64>());
+            writer.finish(&mut batch)
+        })
+        .unwrap();
+        let want = if n <= 32 {
+            Content::Inline(extents.clone())
+        } else {
+            Content::Pieces(
+                split_pieces(&extents)
+                    .iter()
+                    .map(|p| blob_id(repo.keys(), BlobKind::ChunkList, &encode_piece(p)))
+                    .collect(),
+            )
+        };
+        assert_eq!(content, want, "{n} extents");
+        assert_eq!(repo.load_extents(&content).unwrap(), extents, "{n} extents");
+    }
+}

@@ -101,18 +101,22 @@ pub fn total_len(extents: &[Extent]) -> Option<u64> {
         .filter(|&n| n <= crate::limits::MAX_FILE_LEN)
 }
 
+/// Whether a piece of `len` extents, the last being `last`, ends there.
+fn ends_piece(len: usize, last: &Extent) -> bool {
+    let cut = match last {
+        Extent::Chunk { id, .. } => len >= PIECE_MIN && id.0[0] < PIECE_CUT_BELOW,
+        Extent::Hole { .. } => false,
+    };
+    cut || len >= PIECE_MAX
+}
+
 /// Cuts a long extent list into pieces. The cut points depend only on the
 /// extents near them, so an edit moves at most the pieces around it.
 pub fn split_pieces(extents: &[Extent]) -> Vec<&[Extent]> {
     let mut pieces = Vec::new();
     let mut start = 0;
     for (i, e) in extents.iter().enumerate() {
-        let len = i + 1 - start;
-        let cut = match e {
-            Extent::Chunk { id, .. } => len >= PIECE_MIN && id.0[0] < PIECE_CUT_BELOW,
-            Extent::Hole { .. } => false,
-        };
-        if cut || len >= PIECE_MAX {
+        if ends_piece(i + 1 - start, e) {
             pieces.push(&extents[start..=i]);
             start = i + 1;
         }
@@ -121,6 +125,27 @@ pub fn split_pieces(extents: &[Extent]) -> Vec<&[Extent]> {
         pieces.push(&extents[start..]);
     }
     pieces
+}
+
+/// [`split_pieces`] for a list that comes one extent at a time (a file
+/// being read): the same pieces, each given as soon as it is complete.
+#[derive(Debug, Default)]
+pub struct PieceCutter {
+    current: Vec<Extent>,
+}
+
+impl PieceCutter {
+    /// Adds the next extent; returns the piece it completes, if it does.
+    pub fn push(&mut self, extent: Extent) -> Option<Vec<Extent>> {
+        self.current.push(extent);
+        let last = self.current.last()?;
+        ends_piece(self.current.len(), last).then(|| std::mem::take(&mut self.current))
+    }
+
+    /// The last piece, unless it is empty.
+    pub fn finish(self) -> Option<Vec<Extent>> {
+        (!self.current.is_empty()).then_some(self.current)
+    }
 }
 
 /// Which extent encoding a list needs: the second only when it holds a
@@ -258,6 +283,16 @@ mod tests {
                 joined.extend(decode_piece(&encode_piece(p)).unwrap());
             }
             prop_assert_eq!(joined, extents);
+        }
+
+        #[test]
+        fn pieces_cut_as_extents_come_are_the_same(extents in proptest::collection::vec(extent(), 0..700)) {
+            let mut cutter = PieceCutter::default();
+            let mut streamed: Vec<Vec<Extent>> =
+                extents.iter().filter_map(|e| cutter.push(*e)).collect();
+            streamed.extend(cutter.finish());
+            let whole: Vec<Vec<Extent>> = split_pieces(&extents).iter().map(|p| p.to_vec()).collect();
+            prop_assert_eq!(streamed, whole);
         }
     }
 

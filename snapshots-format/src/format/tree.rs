@@ -174,10 +174,14 @@ pub fn valid_name(name: &[u8]) -> bool {
 impl Tree {
     /// Finds an entry by name (binary search: nodes are sorted).
     pub fn get(&self, name: &[u8]) -> Option<&Node> {
+        self.position(name).map(|i| &self.nodes[i])
+    }
+
+    /// Where the entry named `name` is in [`Tree::nodes`], if anywhere.
+    pub fn position(&self, name: &[u8]) -> Option<usize> {
         self.nodes
             .binary_search_by(|n| n.name.as_slice().cmp(name))
             .ok()
-            .map(|i| &self.nodes[i])
     }
 
     /// Sorts entries by name, as encoding requires.

@@ -37,7 +37,7 @@ use crate::ops::previous_listing::PreviousListing;
 use crate::ops::previous_pages::PreviousPages;
 use crate::ops::reply;
 use crate::progress::{Counting, Progress};
-use crate::repo::saver::{Batch, ListingWriter, SaveProgress, Saver};
+use crate::repo::saver::{Batch, ContentWriter, ListingWriter, SaveProgress, Saver};
 use crate::repo::Repository;
 use crate::source::chunker::{self, Cutter, Piece};
 use crate::source::exclude::Excludes;
@@ -1059,7 +1059,7 @@ impl FileReader<'_, '_> {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
-        let mut extents = Vec::new();
+        let mut content = ContentWriter::default();
         let progress = self.progress;
         let repo = self.saver.repository();
         let mut pages = previous.and_then(|old| PreviousPages::load(repo, old, meta.len()));
@@ -1091,12 +1091,14 @@ impl FileReader<'_, '_> {
                                 .map(|id| Extent::chunk(id, len)),
                         }
                         .map_err(ReadError::Repo)?;
-                        extents.push(extent);
+                        content.push(batch, extent).map_err(ReadError::Repo)?;
                         offset += u64::from(len);
                     }
                     Piece::Hole(len) => {
                         progress.advance(0, len);
-                        extents.push(Extent::Hole { len });
+                        content
+                            .push(batch, Extent::Hole { len })
+                            .map_err(ReadError::Repo)?;
                         offset += len;
                     }
                 }
@@ -1109,7 +1111,7 @@ impl FileReader<'_, '_> {
         })?;
         self.progress.advance(1, 0);
         let after = Stat::of(&file).map_err(source_err)?;
-        let size = extents.iter().map(Extent::len).sum();
+        let size = content.len();
         // A read that ended before the stated size with the stat unchanged
         // (a share serving a stale cached size) is a change all the same.
         let changed_while_read = size != meta.len()
@@ -1124,7 +1126,7 @@ impl FileReader<'_, '_> {
                 String::from_utf8_lossy(rel)
             ));
         }
-        let content = batch.save_content(extents)?;
+        let content = content.finish(batch)?;
         Ok(FileRead {
             content,
             size,

@@ -30,7 +30,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::backend::{FileKind, ObjectName};
-use crate::error::{Error, Result};
+use crate::error::{mib, Error, Result};
 use crate::format::content::{Content, Extent};
 use crate::format::index_file::IndexedPack;
 use crate::format::pack::PackEntry;
@@ -244,10 +244,6 @@ fn room_for(u: &PackUsage) -> u64 {
 /// Whether `room` bytes of new packs fit in `free` (unknown: assume so).
 fn fits(free: Option<u64>, room: u64) -> bool {
     free.is_none_or(|f| f >= room.saturating_add(ROOM_MARGIN))
-}
-
-fn mib(n: u64) -> String {
-    format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
 }
 
 /// Steps 3 to 6 of one round of prune.

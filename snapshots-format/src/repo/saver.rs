@@ -519,14 +519,11 @@ impl Batch<'_, '_> {
     /// # Errors
     /// As [`Batch::save`].
     pub fn save_content(&mut self, extents: Vec<Extent>) -> Result<Content> {
-        if extents.len() <= INLINE_MAX {
-            return Ok(Content::Inline(extents));
+        let mut writer = ContentWriter::default();
+        for extent in extents {
+            writer.push(self, extent)?;
         }
-        let mut pieces = Vec::new();
-        for piece in content::split_pieces(&extents) {
-            pieces.push(self.save(BlobKind::ChunkList, &content::encode_piece(piece))?);
-        }
-        Ok(Content::Pieces(pieces))
+        writer.finish(self)
     }
 
     /// Looks the gathered blobs up and hands the new ones to the workers.
@@ -543,6 +540,75 @@ impl Batch<'_, '_> {
             return Ok(());
         }
         self.saver.send(new)
+    }
+}
+
+/// A file's content reference made as its chunks come: once the list is
+/// longer than [`INLINE_MAX`], each chunk-list piece is saved as soon as it
+/// is complete, so a 6.5 GB database (800,000 pages, about 60 MB of
+/// extents) never holds its whole list. The blobs and the reference are
+/// those of [`Batch::save_content`] for the same extents, which uses it.
+#[derive(Default)]
+pub struct ContentWriter {
+    /// The extents while they may still be kept inline.
+    inline: Vec<Extent>,
+    cutter: content::PieceCutter,
+    /// Pieces saved so far; `None` while the list may stay inline.
+    pieces: Option<Vec<BlobId>>,
+    /// Bytes of the file the extents cover.
+    len: u64,
+}
+
+impl ContentWriter {
+    /// Adds the next extent of the file.
+    ///
+    /// # Errors
+    /// As [`Batch::save`].
+    pub fn push(&mut self, batch: &mut Batch<'_, '_>, extent: Extent) -> Result<()> {
+        self.len = self.len.saturating_add(extent.len());
+        if self.pieces.is_some() {
+            return self.cut(batch, extent);
+        }
+        self.inline.push(extent);
+        if self.inline.len() > INLINE_MAX {
+            self.pieces = Some(Vec::new());
+            for extent in std::mem::take(&mut self.inline) {
+                self.cut(batch, extent)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self, batch: &mut Batch<'_, '_>, extent: Extent) -> Result<()> {
+        if let Some(piece) = self.cutter.push(extent) {
+            let id = batch.save(BlobKind::ChunkList, &content::encode_piece(&piece))?;
+            self.pieces.get_or_insert_with(Vec::new).push(id);
+        }
+        Ok(())
+    }
+
+    /// Bytes of the file the extents pushed so far cover.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no extent was pushed yet, or only empty ones.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The reference: the extents inline, or the pieces, the last saved now.
+    ///
+    /// # Errors
+    /// As [`Batch::save`].
+    pub fn finish(self, batch: &mut Batch<'_, '_>) -> Result<Content> {
+        let Some(mut pieces) = self.pieces else {
+            return Ok(Content::Inline(self.inline));
+        };
+        if let Some(piece) = self.cutter.finish() {
+            pieces.push(batch.save(BlobKind::ChunkList, &content::encode_piece(&piece))?);
+        }
+        Ok(Content::Pieces(pieces))
     }
 }
 
