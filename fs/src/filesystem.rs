@@ -21,11 +21,12 @@ use fuser::{
 };
 use snapshots_format::format::snapshot::Snapshot;
 use snapshots_format::format::tree::{Node, NodeKind, Payload, Timestamp};
-use snapshots_format::repo::browse::{Browser, FileReader};
+use snapshots_format::repo::browse::{Browser, FileReader, Listing};
 use snapshots_format::{BlobId, Error, SnapshotId};
 
-use crate::inodes::{child_key, Inode, Kind, NodeRef, Table};
+use crate::inodes::{child_key, Inode, Kind, Table};
 use crate::layout::{layout, Folder, LabelFolders, VERSIONS_DIR};
+use crate::names::ShownNames;
 
 /// How long the kernel may cache what never changes (snapshot contents).
 const TTL_FROZEN: Duration = Duration::from_secs(3600);
@@ -64,7 +65,7 @@ pub struct CoffreFs {
     started: SystemTime,
     /// Per folder (tree id): the names shown instead of the raw ones, when
     /// `--windows-names` is on and the folder has names that are not UTF-8.
-    windows_names: Option<snapshots_format::repo::browse::Lru<Option<Vec<Vec<u8>>>>>,
+    windows_names: Option<snapshots_format::repo::browse::Lru<Option<ShownNames>>>,
 }
 
 fn ts(t: Timestamp) -> SystemTime {
@@ -228,7 +229,7 @@ impl CoffreFs {
                     snapshot: folder.snapshot,
                     tree: snap.tree,
                     time: snap.time,
-                    root: snap.root.clone().map(NodeRef::alone),
+                    root: snap.root.clone().map(Arc::new),
                     raw_names,
                 }
             }
@@ -287,18 +288,23 @@ impl CoffreFs {
             }
             Kind::SnapshotRoot { .. } | Kind::Entry { .. } => {
                 let (snapshot, tree_id, root_key, raw_names) = self.dir_of(&parent_inode)?;
-                let tree = self
-                    .browser
-                    .tree(&tree_id)
-                    .map_err(|e| self.io_error(&parent_inode.path, &e))?;
-                let at = match self.shown_names(&tree_id, &tree, raw_names) {
-                    Some(shown) => shown.iter().position(|n| n == name),
-                    None => tree.position(name),
+                let failed = |e: Error| self.io_error(&parent_inode.path, &e);
+                let listing = self.browser.listing(&tree_id).map_err(failed)?;
+                let shown = self
+                    .shown_names(&tree_id, &listing, raw_names)
+                    .map_err(failed)?;
+                let raw = match shown.as_ref() {
+                    Some(shown) => shown.raw(name).ok_or(Errno::ENOENT)?,
+                    None => name,
                 };
-                let node = at
-                    .and_then(|at| NodeRef::new(tree, at))
+                let found = self.browser.find(&listing, raw).map_err(failed)?;
+                // A copy: sharing the part instead would keep a whole piece
+                // in memory for each entry the kernel holds.
+                let node = found
+                    .and_then(|f| f.part.nodes.get(f.index).cloned())
+                    .map(Arc::new)
                     .ok_or(Errno::ENOENT)?;
-                let key = child_key(&parent_inode.key, name, &root_key, node.link_key());
+                let key = child_key(&parent_inode.key, &node.name, &root_key, node.link_key());
                 (
                     key,
                     Kind::Entry {
@@ -352,30 +358,85 @@ impl CoffreFs {
 
     /// The names shown for a folder's entries, if they differ from the raw
     /// ones (see [`crate::names`]). Inode numbers always hash the raw names.
+    /// Worked out once per folder, a part at a time: only the names that
+    /// are not UTF-8 are kept.
     fn shown_names(
         &self,
         tree_id: &BlobId,
-        tree: &snapshots_format::format::tree::Tree,
+        listing: &Listing,
         raw_names: bool,
-    ) -> Option<Arc<Vec<Vec<u8>>>> {
-        if raw_names {
-            return None;
-        }
-        let cache = self.windows_names.as_ref()?;
+    ) -> Result<Arc<Option<ShownNames>>, Error> {
+        let cache = match self.windows_names.as_ref() {
+            Some(cache) if !raw_names => cache,
+            _ => return Ok(Arc::new(None)),
+        };
         let computed = match cache.get(tree_id) {
             Some(c) => c,
             None => {
-                let raw: Vec<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
-                let names = Arc::new(crate::names::windows_names(&raw));
-                let cost = names
-                    .as_ref()
-                    .as_ref()
-                    .map_or(16, |v| v.iter().map(|n| n.len() + 24).sum());
+                let mut invalid = Vec::new();
+                let mut part = 0;
+                while let Some(nodes) = self.browser.part(listing, part)? {
+                    invalid.extend(
+                        nodes
+                            .nodes
+                            .iter()
+                            .filter(|n| std::str::from_utf8(&n.name).is_err())
+                            .map(|n| n.name.clone()),
+                    );
+                    part += 1;
+                }
+                let cost = invalid.iter().map(|n| 2 * n.len() + 64).sum::<usize>() + 16;
+                let exists = |n: &[u8]| matches!(self.browser.find(listing, n), Ok(Some(_)));
+                let names = Arc::new(ShownNames::new(invalid, exists));
                 cache.insert(*tree_id, names.clone(), cost);
                 names
             }
         };
-        computed.as_ref().as_ref().map(|v| Arc::new(v.clone()))
+        Ok(computed)
+    }
+
+    /// The entries of a snapshot's folder from directory offset `offset`
+    /// (at least 2: "." and ".." come first) until `reply` is full. An
+    /// entry's offset names its part and its place there ([`entry_offset`]),
+    /// so a listing resumes without reading the parts before.
+    fn list_folder(
+        &self,
+        tree_id: &BlobId,
+        key: &[u8],
+        root_key: &[u8],
+        raw_names: bool,
+        offset: u64,
+        reply: &mut ReplyDirectory,
+    ) -> Result<(), Error> {
+        let listing = self.browser.listing(tree_id)?;
+        let shown = self.shown_names(tree_id, &listing, raw_names)?;
+        let (mut part, mut skip) = match offset.checked_sub(3) {
+            None => (0, 0),
+            Some(after) => (
+                (after >> 32) as usize,
+                (after & u64::from(u32::MAX)) as usize + 1,
+            ),
+        };
+        while let Some(nodes) = self.browser.part(&listing, part)? {
+            for (i, node) in nodes.nodes.iter().enumerate().skip(skip) {
+                let child = child_key(key, &node.name, root_key, node.link_key());
+                let name = shown
+                    .as_ref()
+                    .as_ref()
+                    .map_or(&node.name[..], |s| s.show(&node.name));
+                if reply.add(
+                    INodeNo(crate::inodes::number(&child)),
+                    entry_offset(part, i),
+                    file_type(node.kind),
+                    OsStr::from_bytes(name),
+                ) {
+                    return Ok(());
+                }
+            }
+            part += 1;
+            skip = 0;
+        }
+        Ok(())
     }
 
     fn io_error(&self, path: &str, e: &Error) -> Errno {
@@ -388,7 +449,7 @@ impl CoffreFs {
         }
     }
 
-    fn entry_node(&self, ino: u64) -> Result<(NodeRef, String), Errno> {
+    fn entry_node(&self, ino: u64) -> Result<(Arc<Node>, String), Errno> {
         match lock(&self.table).get(ino) {
             Some(Inode {
                 kind: Kind::Entry { node, .. },
@@ -407,6 +468,14 @@ impl CoffreFs {
             None => Err(Errno::ENOENT),
         }
     }
+}
+
+/// The directory offset given with entry `index` of part `part` of a
+/// folder's listing: where the next `readdir` resumes. For a listing stored
+/// whole (one part) it is the entry's index plus 3, as for the top-level
+/// folders.
+fn entry_offset(part: usize, index: usize) -> u64 {
+    3 + ((part as u64) << 32 | index as u64)
 }
 
 /// An entry of a top-level folder.
@@ -677,25 +746,12 @@ impl Filesystem for CoffreFs {
                     Ok(d) => d,
                     Err(e) => return reply.error(e),
                 };
-                let tree = match self.browser.tree(&tree_id) {
-                    Ok(t) => t,
-                    Err(e) => return reply.error(self.io_error(&inode.path, &e)),
-                };
-                let shown = self.shown_names(&tree_id, &tree, raw_names);
-                for (i, node) in tree.nodes.iter().enumerate().skip(skip) {
-                    let key = child_key(&inode.key, &node.name, &root_key, node.link_key());
-                    let n = crate::inodes::number(&key);
-                    let name = shown.as_ref().map_or(&node.name, |s| &s[i]);
-                    if reply.add(
-                        INodeNo(n),
-                        i as u64 + 3,
-                        file_type(node.kind),
-                        OsStr::from_bytes(name),
-                    ) {
-                        break;
-                    }
+                match self.list_folder(
+                    &tree_id, &inode.key, &root_key, raw_names, offset, &mut reply,
+                ) {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(self.io_error(&inode.path, &e)),
                 }
-                reply.ok();
             }
         }
     }

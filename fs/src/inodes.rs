@@ -7,47 +7,10 @@
 //! in memory; `forget` drops them.
 
 use std::collections::HashMap;
-use std::ops::Deref;
 use std::sync::Arc;
 
-use snapshots_format::format::tree::{Node, Tree};
+use snapshots_format::format::tree::Node;
 use snapshots_format::SnapshotId;
-
-/// One entry of a folder's listing, sharing the decoded listing rather
-/// than copying the entry: `ls -l` of a folder of 150,000 receipts made the
-/// kernel hold as many inodes, and their copies were 280 bytes each, more
-/// than half of the mount's memory then. The price is that a listing stays
-/// in memory while the kernel holds any of its entries.
-#[derive(Debug, Clone)]
-pub struct NodeRef {
-    listing: Arc<Tree>,
-    at: usize,
-}
-
-impl NodeRef {
-    /// Entry `at` of `listing`, if it has one.
-    pub fn new(listing: Arc<Tree>, at: usize) -> Option<Self> {
-        (at < listing.nodes.len()).then_some(NodeRef { listing, at })
-    }
-
-    /// A node on its own (a snapshot's root).
-    pub fn alone(node: Node) -> Self {
-        NodeRef {
-            listing: Arc::new(Tree { nodes: vec![node] }),
-            at: 0,
-        }
-    }
-}
-
-impl Deref for NodeRef {
-    type Target = Node;
-
-    fn deref(&self) -> &Node {
-        // `new` and `alone` only make references inside their listing,
-        // which is shared and never changed.
-        &self.listing.nodes[self.at]
-    }
-}
 
 /// The root folder.
 pub const ROOT: u64 = 1;
@@ -73,7 +36,7 @@ pub enum Kind {
         /// folder's own metadata was not recorded.
         time: snapshots_format::format::tree::Timestamp,
         /// The source folder's recorded metadata, shown as this folder's.
-        root: Option<NodeRef>,
+        root: Option<Arc<Node>>,
         /// Names shown as recorded, even with `--windows-names`: the
         /// Previous Versions view, where Samba looks up the live share's
         /// names.
@@ -84,7 +47,7 @@ pub enum Kind {
         /// The snapshot it belongs to.
         snapshot: SnapshotId,
         /// Its recorded metadata.
-        node: NodeRef,
+        node: Arc<Node>,
         /// As for its snapshot's root.
         raw_names: bool,
     },

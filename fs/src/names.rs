@@ -5,7 +5,7 @@
 //! decoded as Windows-1252 (`Facture_été.pdf`), with a short suffix if that
 //! would clash with another name of the folder. Valid names are untouched.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Windows-1252 characters for bytes 0x80..=0x9F ('_' where undefined).
 const CP1252_HIGH: [char; 32] = [
@@ -28,25 +28,19 @@ pub fn decode_lossless_enough(raw: &[u8]) -> String {
     out
 }
 
-/// The names to show for a folder's entries (in the same order), or `None`
-/// when every name is valid UTF-8 and is shown as it is.
-pub fn windows_names(raw: &[&[u8]]) -> Option<Vec<Vec<u8>>> {
-    if raw.iter().all(|n| std::str::from_utf8(n).is_ok()) {
-        return None;
-    }
-    let mut taken: HashSet<Vec<u8>> = raw
-        .iter()
-        .filter(|n| std::str::from_utf8(n).is_ok())
-        .map(|n| n.to_vec())
-        .collect();
-    let mut out = Vec::with_capacity(raw.len());
-    for n in raw {
-        if std::str::from_utf8(n).is_ok() {
-            out.push(n.to_vec());
-            continue;
-        }
+/// The names shown for a folder's entries that are not valid UTF-8, given
+/// in listing order (`invalid`); `exists` says whether the folder has an
+/// entry of that (valid) name. A name decoded as one already taken gets a
+/// short suffix from the hash of its bytes.
+pub fn shown_for_invalid<'a>(
+    invalid: impl IntoIterator<Item = &'a [u8]>,
+    exists: impl Fn(&[u8]) -> bool,
+) -> Vec<Vec<u8>> {
+    let mut taken: HashSet<Vec<u8>> = HashSet::new();
+    let mut out = Vec::new();
+    for n in invalid {
         let mut shown = decode_lossless_enough(n).into_bytes();
-        if taken.contains(&shown) {
+        if taken.contains(&shown) || exists(&shown) {
             let tag = &blake3::hash(n).to_hex()[..4];
             shown = match shown.iter().rposition(|&b| b == b'.').filter(|&i| i > 0) {
                 Some(dot) => [&shown[..dot], b"~", tag.as_bytes(), &shown[dot..]].concat(),
@@ -56,12 +50,114 @@ pub fn windows_names(raw: &[&[u8]]) -> Option<Vec<Vec<u8>>> {
         taken.insert(shown.clone());
         out.push(shown);
     }
-    Some(out)
+    out
+}
+
+/// A folder's names as shown, when some are not UTF-8: the shown name of
+/// each such entry, and back.
+#[derive(Debug, Default)]
+pub struct ShownNames {
+    shown_of: HashMap<Vec<u8>, Vec<u8>>,
+    raw_of: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+impl ShownNames {
+    /// From the names not UTF-8, in listing order, and whether a (valid)
+    /// name is in the folder; `None` when there are none.
+    pub fn new(invalid: Vec<Vec<u8>>, exists: impl Fn(&[u8]) -> bool) -> Option<Self> {
+        if invalid.is_empty() {
+            return None;
+        }
+        let shown = shown_for_invalid(invalid.iter().map(Vec::as_slice), exists);
+        let mut names = ShownNames::default();
+        for (raw, shown) in invalid.into_iter().zip(shown) {
+            names.raw_of.insert(shown.clone(), raw.clone());
+            names.shown_of.insert(raw, shown);
+        }
+        Some(names)
+    }
+
+    /// The name shown for the recorded name `raw`.
+    pub fn show<'a>(&'a self, raw: &'a [u8]) -> &'a [u8] {
+        self.shown_of.get(raw).map_or(raw, Vec::as_slice)
+    }
+
+    /// The recorded name shown as `shown`, if any entry may be: a name
+    /// that is not UTF-8 is never shown as itself.
+    pub fn raw<'a>(&'a self, shown: &'a [u8]) -> Option<&'a [u8]> {
+        match self.raw_of.get(shown) {
+            Some(raw) => Some(raw),
+            None => std::str::from_utf8(shown).is_ok().then_some(shown),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names to show for a folder's entries (in the same order), or `None`
+    /// when every name is valid UTF-8 and is shown as it is.
+    fn windows_names(raw: &[&[u8]]) -> Option<Vec<Vec<u8>>> {
+        let valid = |n: &&[u8]| std::str::from_utf8(n).is_ok();
+        if raw.iter().all(valid) {
+            return None;
+        }
+        let names: HashSet<&[u8]> = raw.iter().copied().filter(valid).collect();
+        let mut shown = shown_for_invalid(raw.iter().copied().filter(|n| !valid(n)), |n| {
+            names.contains(n)
+        })
+        .into_iter();
+        Some(
+            raw.iter()
+                .map(|n| {
+                    if valid(n) {
+                        n.to_vec()
+                    } else {
+                        shown.next().unwrap_or_default()
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// What the mount shows, worked out from the names that are not UTF-8
+    /// and lookups, is what the whole list gives.
+    #[test]
+    fn shown_names_are_those_of_the_whole_list() {
+        let raw: Vec<&[u8]> = vec![
+            b"a.txt",
+            b"caf\xe9.txt",
+            "café.txt".as_bytes(),
+            b"caf\xe9.txt\xff",
+            b"d\xe9j\xe0",
+            "déjà".as_bytes(),
+            b"d\xe9j\xe0\x80",
+            b"z",
+        ];
+        let whole = windows_names(&raw).unwrap();
+        let valid: HashSet<&[u8]> = raw
+            .iter()
+            .copied()
+            .filter(|n| std::str::from_utf8(n).is_ok())
+            .collect();
+        let invalid: Vec<Vec<u8>> = raw
+            .iter()
+            .filter(|n| std::str::from_utf8(n).is_err())
+            .map(|n| n.to_vec())
+            .collect();
+        let shown = ShownNames::new(invalid, |n| valid.contains(n)).unwrap();
+        for (r, w) in raw.iter().zip(&whole) {
+            assert_eq!(shown.show(r), w.as_slice());
+            assert_eq!(shown.raw(w), Some(*r));
+        }
+        assert_eq!(
+            shown.raw(b"caf\xe9.txt"),
+            None,
+            "a raw name that is not UTF-8"
+        );
+        assert!(ShownNames::new(Vec::new(), |_| false).is_none());
+    }
 
     #[test]
     fn latin_names_become_readable_and_unique() {

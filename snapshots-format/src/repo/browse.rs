@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::content::{Content, Extent};
-use crate::format::tree::Tree;
+use crate::format::tree::{decode_listing, Listing as TreeListing, Tree};
 use crate::id::BlobId;
 use crate::repo::reader::ReadOnlyRepository;
 
@@ -255,8 +255,47 @@ impl Drop for Claimed<'_> {
 pub struct Browser {
     repo: ReadOnlyRepository,
     trees: Lru<Tree>,
+    listings: Lru<Listing>,
     chunks: Lru<Vec<u8>>,
     in_flight: InFlight,
+}
+
+/// A folder's listing as the mount reads it: a tree stored whole, or the
+/// ids of its tree pieces (FORMAT.md §7.3), each loaded when a listing or a
+/// lookup reaches it. A folder of 180,000 receipts is about 54 MB of
+/// decoded entries whole; a piece, a few hundred KiB.
+pub struct Listing {
+    parts: Parts,
+    /// The first name of each piece, once it was loaded: lookups search
+    /// these without loading the pieces again.
+    firsts: Mutex<Vec<Option<Vec<u8>>>>,
+}
+
+enum Parts {
+    Whole(Arc<Tree>),
+    Pieces(Vec<BlobId>),
+}
+
+impl Listing {
+    /// How many parts (a tree stored whole has one).
+    pub fn parts(&self) -> usize {
+        match &self.parts {
+            Parts::Whole(_) => 1,
+            Parts::Pieces(ids) => ids.len(),
+        }
+    }
+
+    fn firsts(&self) -> std::sync::MutexGuard<'_, Vec<Option<Vec<u8>>>> {
+        self.firsts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An entry found in a [`Listing`]: the part that holds it and where.
+pub struct Found {
+    /// The part (a tree piece, or the whole tree).
+    pub part: Arc<Tree>,
+    /// The entry's index in the part.
+    pub index: usize,
 }
 
 impl Browser {
@@ -265,6 +304,7 @@ impl Browser {
         Self {
             repo,
             trees: Lru::new(cache_bytes / 8 + (1 << 20)),
+            listings: Lru::new(1 << 20),
             chunks: Lru::new(cache_bytes),
             in_flight: InFlight::default(),
         }
@@ -286,6 +326,98 @@ impl Browser {
         self.trees
             .insert(*id, tree.clone(), 200 * tree.nodes.len() + 64);
         Ok(tree)
+    }
+
+    /// A folder's listing, its pieces not loaded yet.
+    ///
+    /// # Errors
+    /// A missing or damaged tree blob.
+    pub fn listing(&self, id: &BlobId) -> Result<Arc<Listing>> {
+        if let Some(l) = self.listings.get(id) {
+            return Ok(l);
+        }
+        let bytes = self.repo.load_blob(BlobKind::Tree, id)?;
+        let parts =
+            match decode_listing(&bytes).map_err(|e| Error::corrupt("tree", id.short(), e))? {
+                TreeListing::Nodes(tree) => Parts::Whole(Arc::new(tree)),
+                TreeListing::Pieces(ids) => Parts::Pieces(ids),
+            };
+        let (cost, firsts) = match &parts {
+            Parts::Whole(tree) => (200 * tree.nodes.len() + 64, vec![None]),
+            Parts::Pieces(ids) => (64 * ids.len() + 64, vec![None; ids.len()]),
+        };
+        let listing = Arc::new(Listing {
+            parts,
+            firsts: Mutex::new(firsts),
+        });
+        self.listings.insert(*id, listing.clone(), cost);
+        Ok(listing)
+    }
+
+    /// Part `i` of `listing`; `None` past the last.
+    ///
+    /// # Errors
+    /// A missing or damaged piece, or an empty one.
+    pub fn part(&self, listing: &Listing, i: usize) -> Result<Option<Arc<Tree>>> {
+        let id = match &listing.parts {
+            Parts::Whole(tree) => return Ok((i == 0).then(|| tree.clone())),
+            Parts::Pieces(ids) => match ids.get(i) {
+                Some(id) => *id,
+                None => return Ok(None),
+            },
+        };
+        let piece = match self.trees.get(&id) {
+            Some(t) => t,
+            None => {
+                let bytes = self.repo.load_blob(BlobKind::TreePiece, &id)?;
+                let piece = Tree::decode(&bytes)
+                    .map_err(|e| Error::corrupt("tree piece", id.short(), e))?;
+                let piece = Arc::new(piece);
+                self.trees
+                    .insert(id, piece.clone(), 200 * piece.nodes.len() + 64);
+                piece
+            }
+        };
+        let Some(first) = piece.nodes.first() else {
+            return Err(Error::corrupt("tree piece", id.short(), "empty tree piece"));
+        };
+        if let Some(slot) = listing.firsts().get_mut(i) {
+            if slot.is_none() {
+                *slot = Some(first.name.clone());
+            }
+        }
+        Ok(Some(piece))
+    }
+
+    /// The entry of `listing` named `name`, if any: a binary search over
+    /// the pieces' first names (loading the pieces it has not seen yet),
+    /// then within the piece.
+    ///
+    /// # Errors
+    /// A missing or damaged piece on the way.
+    pub fn find(&self, listing: &Listing, name: &[u8]) -> Result<Option<Found>> {
+        // The last part whose first name is at most `name`.
+        let (mut lo, mut hi) = (0, listing.parts());
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            let known = listing.firsts().get(mid).cloned().flatten();
+            let first = match known {
+                Some(f) => f,
+                None => match self.part(listing, mid)? {
+                    Some(p) => p.nodes.first().map(|n| n.name.clone()).unwrap_or_default(),
+                    None => break,
+                },
+            };
+            if first.as_slice() <= name {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let Some(part) = self.part(listing, lo)? else {
+            return Ok(None);
+        };
+        Ok(part.position(name).map(|index| Found { part, index }))
     }
 
     /// A data chunk, verified: from the cache, from the thread already
