@@ -599,7 +599,7 @@ impl Filesystem for CoffreFs {
         let Payload::File(content) = &node.payload else {
             return reply.error(Errno::EINVAL);
         };
-        match FileReader::open(self.browser.repo(), content) {
+        match FileReader::open(&self.browser, content) {
             Ok(reader) => {
                 let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
                 let file = OpenFile {
@@ -640,7 +640,11 @@ impl Filesystem for CoffreFs {
             if from < to {
                 // A full queue drops the request: the reader then decodes
                 // those chunks itself.
-                let _ = self.prefetch.try_send(file.reader.chunks_in(from, to));
+                let ids = file
+                    .reader
+                    .chunks_in(&self.browser, from, to)
+                    .unwrap_or_default();
+                let _ = self.prefetch.try_send(ids);
                 file.ahead.store(to, Ordering::Relaxed);
             }
         }
@@ -681,13 +685,14 @@ impl Filesystem for CoffreFs {
         };
         // Holes are recorded, so `cp --sparse` and our own restore keep them.
         let found = match whence {
-            libc::SEEK_DATA => file.reader.seek_data(offset),
-            libc::SEEK_HOLE => file.reader.seek_hole(offset),
+            libc::SEEK_DATA => file.reader.seek_data(&self.browser, offset),
+            libc::SEEK_HOLE => file.reader.seek_hole(&self.browser, offset),
             _ => return reply.error(Errno::EINVAL),
         };
         match found {
-            Some(o) => reply.offset(o as i64),
-            None => reply.error(Errno::ENXIO),
+            Ok(Some(o)) => reply.offset(o as i64),
+            Ok(None) => reply.error(Errno::ENXIO),
+            Err(e) => reply.error(self.io_error(&file.path, &e)),
         }
     }
 

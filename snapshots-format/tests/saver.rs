@@ -152,5 +152,15 @@ fn chunk_lists_made_as_extents_come_are_those_of_the_whole_list() {
         };
         assert_eq!(content, want, "{n} extents");
         assert_eq!(repo.load_extents(&content).unwrap(), extents, "{n} extents");
+        // Read a window at a time, the same list.
+        let windows: Vec<Vec<Extent>> =
+            snapshots_format::repo::chunk_list_reader::ChunkListReader::new(&repo, &content)
+                .collect::<snapshots_format::Result<_>>()
+                .unwrap();
+        assert!(windows.iter().all(|w| !w.is_empty()));
+        assert_eq!(windows.concat(), extents, "{n} extents");
+        if n == 5000 {
+            assert!(windows.len() > 1, "one window for {n} extents");
+        }
     }
 }

@@ -10,22 +10,21 @@
 //! (its whole content is reused without a lookup); `check` is what finds
 //! a damaged repository.
 //!
-//! The old extent list is read one chunk-list piece at a time, so memory
-//! does not grow with the file.
+//! The old extent list is read a few chunk-list pieces at a time
+//! ([`ChunkListReader`]), so memory does not grow with the file.
 
-use crate::format::blob::BlobKind;
-use crate::format::content::{decode_piece, Content, Extent};
+use crate::format::content::{Content, Extent};
 use crate::id::BlobId;
+use crate::repo::chunk_list_reader::ChunkListReader;
 use crate::repo::Repository;
 use crate::source::chunker::{self, Cutting};
 
 /// The previous version of a file cut into pages; see the module
 /// documentation.
 pub(crate) struct PreviousPages<'r> {
-    repo: &'r Repository,
-    /// Chunk-list pieces not loaded yet, in file order.
-    pieces: std::vec::IntoIter<BlobId>,
-    /// The extents of the piece being walked.
+    /// The old extent list, a window at a time.
+    windows: ChunkListReader<'r>,
+    /// The extents of the window being walked.
     current: Vec<Extent>,
     /// Index in `current` of the first extent not yet passed.
     at: usize,
@@ -40,14 +39,9 @@ impl<'r> PreviousPages<'r> {
         if !matches!(chunker::choose(size, &[]), Cutting::Pages(_)) {
             return None;
         }
-        let (current, pieces) = match content {
-            Content::Inline(extents) => (extents.clone(), Vec::new()),
-            Content::Pieces(ids) => (Vec::new(), ids.clone()),
-        };
         Some(PreviousPages {
-            repo,
-            pieces: pieces.into_iter(),
-            current,
+            windows: ChunkListReader::new(repo, content),
+            current: Vec::new(),
             at: 0,
             start: 0,
         })
@@ -60,10 +54,14 @@ impl<'r> PreviousPages<'r> {
     pub(crate) fn had(&mut self, offset: u64, len: u32, id: &BlobId) -> bool {
         loop {
             let Some(extent) = self.current.get(self.at) else {
-                if self.load_next() {
-                    continue;
+                match self.windows.next() {
+                    Some(Ok(window)) => {
+                        self.current = window;
+                        self.at = 0;
+                        continue;
+                    }
+                    Some(Err(_)) | None => return false,
                 }
-                return false;
             };
             let end = self.start.saturating_add(extent.len());
             if end <= offset {
@@ -76,36 +74,4 @@ impl<'r> PreviousPages<'r> {
                             if old == id && *l == len);
         }
     }
-
-    /// Loads the next pieces, [`PIECES_AT_ONCE`] together (one index
-    /// transaction, neighbours in a pack read at once: a 6.5 GB database
-    /// has 40,000 pieces); `false` at the end or on a failure.
-    fn load_next(&mut self) -> bool {
-        let ids: Vec<BlobId> = self.pieces.by_ref().take(PIECES_AT_ONCE).collect();
-        if ids.is_empty() {
-            return false;
-        }
-        let mut decoded: Vec<Option<Vec<Extent>>> = vec![None; ids.len()];
-        let loaded = self.repo.load_blobs(BlobKind::ChunkList, &ids, |i, bytes| {
-            decoded[i] = decode_piece(&bytes).ok();
-            Ok(())
-        });
-        let extents: Option<Vec<Vec<Extent>>> =
-            loaded.ok().and_then(|()| decoded.into_iter().collect());
-        match extents {
-            Some(extents) => {
-                self.current = extents.into_iter().flatten().collect();
-                self.at = 0;
-                true
-            }
-            None => {
-                self.pieces = Vec::new().into_iter();
-                self.current.clear();
-                false
-            }
-        }
-    }
 }
-
-/// Chunk-list pieces loaded together (~19 extents each, at most 256).
-const PIECES_AT_ONCE: usize = 64;

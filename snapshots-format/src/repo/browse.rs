@@ -8,9 +8,10 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
-use crate::format::content::{Content, Extent};
+use crate::format::content::{decode_piece, Extent};
 use crate::format::tree::{decode_listing, Listing as TreeListing, Tree};
 use crate::id::BlobId;
+pub use crate::repo::file_reader::FileReader;
 use crate::repo::reader::ReadOnlyRepository;
 
 /// A least-recently-used cache of decoded blobs, bounded by a total cost
@@ -256,6 +257,7 @@ pub struct Browser {
     repo: ReadOnlyRepository,
     trees: Lru<Tree>,
     listings: Lru<Listing>,
+    chunk_lists: Lru<Vec<Extent>>,
     chunks: Lru<Vec<u8>>,
     in_flight: InFlight,
 }
@@ -305,6 +307,7 @@ impl Browser {
             repo,
             trees: Lru::new(cache_bytes / 8 + (1 << 20)),
             listings: Lru::new(1 << 20),
+            chunk_lists: Lru::new(4 << 20),
             chunks: Lru::new(cache_bytes),
             in_flight: InFlight::default(),
         }
@@ -420,6 +423,29 @@ impl Browser {
         Ok(part.position(name).map(|index| Found { part, index }))
     }
 
+    /// A chunk-list piece, decoded, from the cache or loaded here.
+    ///
+    /// # Errors
+    /// A missing or damaged piece.
+    pub fn chunk_list(&self, id: &BlobId) -> Result<Arc<Vec<Extent>>> {
+        if let Some(p) = self.chunk_lists.get(id) {
+            return Ok(p);
+        }
+        let bytes = self.repo.load_blob(BlobKind::ChunkList, id)?;
+        let piece =
+            decode_piece(&bytes).map_err(|e| Error::corrupt("chunk list", id.short(), e))?;
+        let piece = Arc::new(piece);
+        self.chunk_lists
+            .insert(*id, piece.clone(), 80 * piece.len() + 64);
+        Ok(piece)
+    }
+
+    /// Puts a piece decoded elsewhere in the cache.
+    pub(crate) fn keep_chunk_list(&self, id: BlobId, piece: Arc<Vec<Extent>>) {
+        let cost = 80 * piece.len() + 64;
+        self.chunk_lists.insert(id, piece, cost);
+    }
+
     /// A data chunk, verified: from the cache, from the thread already
     /// decoding it, or decoded here.
     pub fn chunk(&self, id: &BlobId) -> Result<Arc<Vec<u8>>> {
@@ -495,155 +521,9 @@ impl Browser {
     }
 }
 
-/// An open file: its extents and where each starts, for random access.
-pub struct FileReader {
-    extents: Vec<Extent>,
-    starts: Vec<u64>,
-    size: u64,
-}
-
-impl FileReader {
-    /// Loads a file's extent list (its chunk-list pieces, not its data).
-    pub fn open(repo: &ReadOnlyRepository, content: &Content) -> Result<Self> {
-        Ok(Self::from_extents(repo.load_extents(content)?))
-    }
-
-    fn from_extents(extents: Vec<Extent>) -> Self {
-        let mut starts = Vec::with_capacity(extents.len());
-        let mut pos = 0u64;
-        for e in &extents {
-            starts.push(pos);
-            pos += e.len();
-        }
-        Self {
-            extents,
-            starts,
-            size: pos,
-        }
-    }
-
-    /// Size of the file.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn extent_at(&self, offset: u64) -> usize {
-        match self.starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i.saturating_sub(1),
-        }
-    }
-
-    /// Reads up to `len` bytes at `offset` (fewer at the end of the file).
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] or I/O errors of the chunks read.
-    pub fn read(&self, browser: &Browser, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let end = self.size.min(offset.saturating_add(len as u64));
-        if offset >= end {
-            return Ok(Vec::new());
-        }
-        let first = self.extent_at(offset);
-        let last = first + self.starts[first..].partition_point(|&s| s < end);
-        let extents = &self.extents[first..last];
-        let ids: Vec<BlobId> = extents
-            .iter()
-            .filter_map(|e| match e {
-                Extent::Chunk { id, .. } => Some(*id),
-                Extent::Hole { .. } => None,
-            })
-            .collect();
-        let mut chunks = browser.chunks(&ids)?.into_iter();
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        for (e, &start) in extents.iter().zip(&self.starts[first..last]) {
-            let from = offset.max(start) - start;
-            let to = end.min(start + e.len()) - start;
-            match e {
-                Extent::Hole { .. } => out.resize(out.len() + (to - from) as usize, 0),
-                Extent::Chunk { id, len, .. } => {
-                    let data = chunks.next().ok_or_else(|| {
-                        Error::corrupt("data blob", id.short(), "missing from its read")
-                    })?;
-                    if data.len() != *len as usize {
-                        return Err(Error::corrupt(
-                            "data blob",
-                            id.short(),
-                            "length differs from the chunk list",
-                        ));
-                    }
-                    out.extend_from_slice(&data[from as usize..to as usize]);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// SEEK_DATA: the first offset at or after `offset` holding data, if any.
-    pub fn seek_data(&self, offset: u64) -> Option<u64> {
-        if offset >= self.size {
-            return None;
-        }
-        let i = self.extent_at(offset);
-        (i..self.extents.len())
-            .find(|&j| matches!(self.extents[j], Extent::Chunk { .. }))
-            .map(|j| self.starts[j].max(offset))
-    }
-
-    /// SEEK_HOLE: the first offset at or after `offset` inside a hole (the
-    /// end of the file counts as one), if `offset` is inside the file.
-    pub fn seek_hole(&self, offset: u64) -> Option<u64> {
-        if offset >= self.size {
-            return None;
-        }
-        let i = self.extent_at(offset);
-        let hole =
-            (i..self.extents.len()).find(|&j| matches!(self.extents[j], Extent::Hole { .. }));
-        Some(hole.map_or(self.size, |j| self.starts[j].max(offset)))
-    }
-
-    /// The chunks holding bytes of `[from, to)`, for read-ahead.
-    pub fn chunks_in(&self, from: u64, to: u64) -> Vec<BlobId> {
-        let to = to.min(self.size);
-        if from >= to {
-            return Vec::new();
-        }
-        let first = self.extent_at(from);
-        let last = self.extent_at(to - 1);
-        self.extents[first..=last]
-            .iter()
-            .filter_map(|e| match e {
-                Extent::Chunk { id, .. } => Some(*id),
-                Extent::Hole { .. } => None,
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seek_data_and_hole() {
-        let id = BlobId([1; 32]);
-        let extents = vec![
-            Extent::Hole { len: 100 },
-            Extent::Chunk {
-                id,
-                len: 50,
-                base: None,
-            },
-            Extent::Hole { len: 30 },
-        ];
-        let r = FileReader::from_extents(extents);
-        assert_eq!(r.seek_data(0), Some(100));
-        assert_eq!(r.seek_data(120), Some(120));
-        assert_eq!(r.seek_data(160), None);
-        assert_eq!(r.seek_hole(0), Some(0));
-        assert_eq!(r.seek_hole(100), Some(150));
-        assert_eq!(r.seek_hole(170), Some(170));
-        assert_eq!(r.seek_hole(180), None);
-    }
 
     #[test]
     fn a_reader_waits_for_the_thread_loading_its_chunk() {
@@ -772,8 +652,9 @@ mod tests {
             Extent::chunk(ia, 50),
         ];
         let whole: Vec<u8> = [vec![0; 100], a.clone(), vec![0; 30], b, a].concat();
-        let r = FileReader::from_extents(extents);
         let browser = testing::browser(repo);
+        let r =
+            FileReader::open(&browser, &crate::format::content::Content::Inline(extents)).unwrap();
         for offset in [0, 1, 99, 100, 149, 150, 179, 180, 199, 200, 249, 250, 400] {
             for len in [0, 1, 7, 50, 51, 130, 1000] {
                 let want = &whole[whole.len().min(offset)..whole.len().min(offset + len)];

@@ -108,30 +108,13 @@ impl Iterator for ListingReader<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::backend::MemBackend;
-    use crate::format::keyfile::KdfParams;
-    use crate::format::tree::{encode_piece_list, NodeKind, Payload, Timestamp};
+    use crate::format::tree::{encode_piece_list, NodeKind, Payload};
+    use crate::ops::compare::testing;
     use crate::repo::saver::Saver;
 
     fn node(name: &str) -> Node {
-        Node {
-            name: name.as_bytes().to_vec(),
-            kind: NodeKind::Fifo,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: Timestamp { sec: 0, nsec: 0 },
-            ctime: Timestamp { sec: 0, nsec: 0 },
-            size: 0,
-            dev: 0,
-            inode: 0,
-            nlink: 1,
-            xattrs: Vec::new(),
-            payload: Payload::None,
-        }
+        testing::node(name.as_bytes(), NodeKind::Fifo, Payload::None, 0)
     }
 
     fn piece(names: &[&str]) -> Vec<u8> {
@@ -145,13 +128,7 @@ mod tests {
     /// nothing) and reads it back; the names read, and the error if any.
     fn read_back(pieces: &[Option<Vec<u8>>]) -> (Vec<String>, Option<String>) {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let repo = Repository::init_with(
-            Arc::new(MemBackend::new()),
-            &tmp.path().join("cache"),
-            b"listing passphrase",
-            KdfParams::CHEAP,
-        )
-        .expect("init");
+        let repo = testing::repo(tmp.path());
         let (tree, _) = Saver::run(&repo, |s| {
             let mut ids = Vec::new();
             for p in pieces {

@@ -3,6 +3,8 @@
 //! new blobs, locks, and the read-only view the mount gets.
 
 pub mod browse;
+pub mod chunk_list_reader;
+pub mod file_reader;
 pub mod index;
 pub mod journal;
 pub mod keyring;

@@ -11,7 +11,7 @@ use crate::codec::DecodeError;
 use crate::crypto::{Keys, MasterKey, ObjectKind};
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobKind};
-use crate::format::content::{decode_piece, Content, Extent};
+use crate::format::content::{Content, Extent};
 use crate::format::dictionary::Dictionary;
 use crate::format::header::{Header, INDEX_FILES_VERSION, KEY_BINDING_VERSION, KEY_CHECK_VERSION};
 use crate::format::index_file::{self, IndexedPack};
@@ -19,6 +19,7 @@ use crate::format::keyfile::{KdfParams, KeyKind, KeyLabel};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{decode_listing, join_pieces, Listing, Tree};
 use crate::id::{to_hex, BlobId, PackId, SnapshotId};
+use crate::repo::chunk_list_reader::ChunkListReader;
 use crate::repo::index::{Index, Location, INDEX_FILE};
 use crate::repo::keyring::{self, KeyEntry, OpenedWith};
 use crate::repo::lock::LockKind;
@@ -1080,29 +1081,8 @@ impl Repository {
     /// A missing or damaged piece; [`Error::Corrupt`] for a list longer
     /// than any file can be.
     pub fn load_extents(&self, content: &Content) -> Result<Vec<Extent>> {
-        let (extents, named) = match content {
-            Content::Inline(e) => (e.clone(), "in its tree".to_string()),
-            Content::Pieces(ids) => {
-                let mut out = Vec::new();
-                for id in ids {
-                    let bytes = self.load_blob(BlobKind::ChunkList, id)?;
-                    out.extend(
-                        decode_piece(&bytes)
-                            .map_err(|e| Error::corrupt("chunk list", id.short(), e))?,
-                    );
-                }
-                let first = ids.first().map(BlobId::short).unwrap_or_default();
-                (out, first)
-            }
-        };
-        if crate::format::content::total_len(&extents).is_none() {
-            return Err(Error::corrupt(
-                "chunk list",
-                named,
-                "adds up to more than 2^63 bytes, more than any file can hold",
-            ));
-        }
-        Ok(extents)
+        let windows = ChunkListReader::new(self, content).collect::<Result<Vec<_>>>()?;
+        Ok(windows.concat())
     }
 
     /// Every readable snapshot, oldest first, and the errors of those that
