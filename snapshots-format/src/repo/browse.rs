@@ -1,7 +1,8 @@
 //! Read-only browsing of snapshots, for the mount: trees and file ranges on
 //! demand, through bounded caches. Nothing here loads a whole snapshot, a
-//! whole file or the whole index: a directory costs one tree blob, a read
-//! costs the chunks it touches (plus the file's chunk list, once per open).
+//! whole file or the whole index: a directory costs its tree blob and the
+//! tree pieces a listing or a lookup reaches, a read costs the chunks it
+//! touches and the chunk-list pieces that place them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex};

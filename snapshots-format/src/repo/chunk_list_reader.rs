@@ -66,21 +66,26 @@ impl<'r> ChunkListReader<'r> {
                 decoded.concat()
             }
         };
-        for e in &window {
-            self.total = self
-                .total
-                .checked_add(e.len())
-                .filter(|&n| n <= MAX_FILE_LEN)
-                .ok_or_else(|| {
-                    Error::corrupt(
-                        "chunk list",
-                        self.first.clone(),
-                        "adds up to more than 2^63 bytes, more than any file can hold",
-                    )
-                })?;
-        }
+        self.total = add_lengths(self.total, &window, &self.first)?;
         Ok(Some(window))
     }
+}
+
+/// `total` plus the lengths of `extents`; [`Error::Corrupt`] naming the
+/// chunk list `named` past [`MAX_FILE_LEN`], so that no reader's offsets
+/// can wrap.
+pub(crate) fn add_lengths(total: u64, extents: &[Extent], named: &str) -> Result<u64> {
+    extents
+        .iter()
+        .try_fold(total, |sum, e| sum.checked_add(e.len()))
+        .filter(|&n| n <= MAX_FILE_LEN)
+        .ok_or_else(|| {
+            Error::corrupt(
+                "chunk list",
+                named.to_owned(),
+                "adds up to more than 2^63 bytes, more than any file can hold",
+            )
+        })
 }
 
 impl Iterator for ChunkListReader<'_> {

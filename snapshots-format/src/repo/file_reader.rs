@@ -11,9 +11,8 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::content::{decode_piece, Content, Extent};
 use crate::id::BlobId;
-use crate::limits::MAX_FILE_LEN;
 use crate::repo::browse::Browser;
-use crate::repo::chunk_list_reader::PIECES_AT_ONCE;
+use crate::repo::chunk_list_reader::{add_lengths, PIECES_AT_ONCE};
 
 /// One part of a file's extent list: a chunk-list piece, or the list
 /// stored inline in the file's tree.
@@ -52,6 +51,7 @@ impl FileReader {
             Content::Inline(extents) => return Ok(Self::from_extents(extents.clone())),
             Content::Pieces(ids) => ids,
         };
+        let first = ids.first().map(BlobId::short).unwrap_or_default();
         let mut parts = Vec::with_capacity(ids.len());
         let mut size = 0u64;
         for group in ids.chunks(PIECES_AT_ONCE) {
@@ -70,19 +70,12 @@ impl FileReader {
                     holes: extents.iter().any(|e| matches!(e, Extent::Hole { .. })),
                     chunks: extents.iter().any(|e| matches!(e, Extent::Chunk { .. })),
                 });
-                for e in &extents {
-                    size = size
-                        .checked_add(e.len())
-                        .filter(|&n| n <= MAX_FILE_LEN)
-                        .ok_or_else(|| {
-                            Error::corrupt(
-                                "chunk list",
-                                ids.first().map(BlobId::short).unwrap_or_default(),
-                                "adds up to more than 2^63 bytes, more than any file can hold",
-                            )
-                        })?;
+                size = add_lengths(size, &extents, &first)?;
+                // The first pieces only: a reader starts there, and the
+                // rest would only evict each other from the cache.
+                if parts.len() <= PIECES_AT_ONCE {
+                    browser.keep_chunk_list(*id, Arc::new(extents));
                 }
-                browser.keep_chunk_list(*id, Arc::new(extents));
             }
         }
         Ok(FileReader {
