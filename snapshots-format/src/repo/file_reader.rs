@@ -48,7 +48,7 @@ impl FileReader {
     /// than any file can be.
     pub fn open(browser: &Browser, content: &Content) -> Result<Self> {
         let ids = match content {
-            Content::Inline(extents) => return Ok(Self::from_extents(extents.clone())),
+            Content::Inline(extents) => return Self::from_extents(extents.clone()),
             Content::Pieces(ids) => ids,
         };
         let first = ids.first().map(BlobId::short).unwrap_or_default();
@@ -86,19 +86,20 @@ impl FileReader {
     }
 
     /// A reader of an extent list held inline.
-    fn from_extents(extents: Vec<Extent>) -> Self {
-        let size = extents.iter().map(Extent::len).sum();
+    fn from_extents(extents: Vec<Extent>) -> Result<Self> {
+        // Checked as the pieces are: a hostile list must not wrap offsets.
+        let size = add_lengths(0, &extents, "in its tree")?;
         let part = Part {
             piece: None,
             start: 0,
             holes: extents.iter().any(|e| matches!(e, Extent::Hole { .. })),
             chunks: extents.iter().any(|e| matches!(e, Extent::Chunk { .. })),
         };
-        FileReader {
+        Ok(FileReader {
             parts: vec![part],
             inline: Arc::new(extents),
             size,
-        }
+        })
     }
 
     /// Size of the file.
