@@ -21,7 +21,8 @@ use crate::format::pack;
 use crate::format::tree::Payload;
 use crate::id::{BlobId, PackId};
 use crate::progress::Progress;
-use crate::repo::Repository;
+use crate::repo::chunk_list_reader::ChunkListReader;
+use crate::repo::{ListingReader, Repository};
 
 /// What to check.
 #[derive(Debug, Clone, Copy, Default)]
@@ -399,19 +400,27 @@ impl Walker<'_> {
             return Rc::new(vec![(String::new(), "folders nested too deep".into())]);
         }
         let mut bad = Vec::new();
-        match self.blob_ok(BlobKind::Tree, id).and_then(|_| {
-            let (tree, pieces) = self.repo.load_tree_pieces(id).map_err(|e| e.to_string())?;
-            for piece in &pieces {
+        let repo = self.repo;
+        // The listing a piece at a time: a folder may hold 150,000 entries.
+        let listing = self.blob_ok(BlobKind::Tree, id).and_then(|_| {
+            let listing = ListingReader::open(repo, id).map_err(|e| e.to_string())?;
+            for piece in listing.pieces() {
                 self.blob_ok(BlobKind::TreePiece, piece)?;
             }
-            Ok(tree)
-        }) {
-            Err(e) => {
-                self.errors.push(format!("tree {}: {e}", id.short()));
-                bad.push((String::new(), format!("directory listing unreadable: {e}")));
-            }
-            Ok(tree) => {
-                for node in &tree.nodes {
+            Ok(listing)
+        });
+        let unreadable = match listing {
+            Err(e) => Some(e),
+            Ok(listing) => {
+                let mut unreadable = None;
+                for node in listing {
+                    let node = match node {
+                        Ok(node) => node,
+                        Err(e) => {
+                            unreadable = Some(e.to_string());
+                            break;
+                        }
+                    };
                     let name = String::from_utf8_lossy(&node.name).into_owned();
                     match &node.payload {
                         Payload::Dir(sub) => {
@@ -432,7 +441,12 @@ impl Walker<'_> {
                         _ => {}
                     }
                 }
+                unreadable
             }
+        };
+        if let Some(e) = unreadable {
+            self.errors.push(format!("tree {}: {e}", id.short()));
+            bad.push((String::new(), format!("directory listing unreadable: {e}")));
         }
         let bad = Rc::new(bad);
         self.trees.insert(*id, bad.clone());
@@ -445,20 +459,24 @@ impl Walker<'_> {
                 self.blob_ok(BlobKind::ChunkList, id)?;
             }
         }
-        let extents = self.repo.load_extents(content).map_err(|e| e.to_string())?;
+        let mut total = 0u64;
+        for window in ChunkListReader::new(self.repo, content) {
+            let window = window.map_err(|e| e.to_string())?;
+            total += window.iter().map(Extent::len).sum::<u64>();
+            for e in window {
+                if let (Extent::Chunk { id, base, .. }, Some(kind)) = (e, e.blob_kind()) {
+                    self.blob_ok(kind, &id)?;
+                    if let Some(base) = base {
+                        self.blob_ok(BlobKind::Data, &base)?;
+                    }
+                }
+            }
+        }
         // Restore refuses such a file: say so before it is needed.
-        if crate::format::content::total_len(&extents) != Some(size) {
+        if total != size {
             return Err(format!(
                 "chunk list does not add up to the file size ({size} bytes recorded)"
             ));
-        }
-        for e in extents {
-            if let (Extent::Chunk { id, base, .. }, Some(kind)) = (e, e.blob_kind()) {
-                self.blob_ok(kind, &id)?;
-                if let Some(base) = base {
-                    self.blob_ok(BlobKind::Data, &base)?;
-                }
-            }
         }
         Ok(())
     }

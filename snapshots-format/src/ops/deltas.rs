@@ -12,6 +12,7 @@ use crate::format::blob::{blob_id, BlobKind};
 use crate::format::content::{Content, Extent};
 use crate::format::delta::{self, KEEP_BELOW_SHARE};
 use crate::id::BlobId;
+use crate::repo::chunk_list_reader::ChunkListReader;
 use crate::repo::saver::Batch;
 use crate::repo::Repository;
 use crate::source::chunker;
@@ -56,22 +57,27 @@ impl Previous {
         if matches!(chunker::choose(size, &[]), chunker::Cutting::Pages(_)) {
             return None;
         }
-        let extents = repo.load_extents(content).ok()?;
-        if extents.len() > MAX_PREVIOUS_EXTENTS {
-            return None;
-        }
         let mut chunks = Vec::new();
-        let mut start = 0u64;
-        for e in extents {
-            if let Extent::Chunk { id, len, base } = e {
-                chunks.push(OldChunk {
-                    start,
-                    len,
-                    id,
-                    base,
-                });
+        let (mut start, mut count) = (0u64, 0usize);
+        // A window at a time, so that a list too long is dropped before
+        // it is all read.
+        for window in ChunkListReader::new(repo, content) {
+            let window = window.ok()?;
+            count += window.len();
+            if count > MAX_PREVIOUS_EXTENTS {
+                return None;
             }
-            start = start.checked_add(e.len())?;
+            for e in window {
+                if let Extent::Chunk { id, len, base } = e {
+                    chunks.push(OldChunk {
+                        start,
+                        len,
+                        id,
+                        base,
+                    });
+                }
+                start = start.checked_add(e.len())?;
+            }
         }
         Some(Self {
             chunks,

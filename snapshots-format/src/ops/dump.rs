@@ -8,16 +8,14 @@ use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use tar::{Builder, EntryType, Header};
 
 use crate::error::{Error, Result};
-use crate::format::content::Extent;
 use crate::format::tree::{Node, NodeKind, Payload, MAX_DEPTH};
 use crate::id::BlobId;
 use crate::ops::paths::{join, normalize, Lookup};
-use crate::repo::browse::Browser;
+use crate::repo::browse::{Browser, FileReader};
 
 /// Bytes of chunks read ahead together (one read per run of neighbouring
 /// blobs in a pack). The browser's chunk cache should hold more, or read-
@@ -98,26 +96,27 @@ pub fn file(browser: &Browser, node: &Node, path: &[u8], out: &mut dyn Write) ->
     reader.result(copied)
 }
 
-/// The bytes of a file, read chunk by chunk.
+/// The bytes of a file, read [`WINDOW`] bytes at a time (the chunks of a
+/// window load together); the file's chunk list is read a piece at a time.
 struct ContentReader<'a> {
     browser: &'a Browser,
-    name: String,
-    extents: Vec<Extent>,
-    next: usize,
-    read_ahead: usize,
-    chunk: Option<(Arc<Vec<u8>>, usize)>,
-    zeros: u64,
+    file: FileReader,
+    /// Where the next window starts.
+    offset: u64,
+    window: Vec<u8>,
+    pos: usize,
     error: Option<Error>,
 }
 
 impl<'a> ContentReader<'a> {
     fn open(browser: &'a Browser, node: &Node, path: &[u8]) -> Result<Self> {
         let name = String::from_utf8_lossy(path).into_owned();
-        let extents = match &node.payload {
-            Payload::File(content) => browser.repo().load_extents(content)?,
+        let file = match &node.payload {
+            Payload::File(content) => FileReader::open(browser, content)?,
             _ => return Err(Error::corrupt("file", &name, "no contents recorded")),
         };
-        if extents.iter().map(Extent::len).sum::<u64>() != node.size {
+        // Checked before a byte goes out: a tar header carries the size.
+        if file.size() != node.size {
             return Err(Error::corrupt(
                 "file",
                 &name,
@@ -126,59 +125,23 @@ impl<'a> ContentReader<'a> {
         }
         Ok(Self {
             browser,
-            name,
-            extents,
-            next: 0,
-            read_ahead: 0,
-            chunk: None,
-            zeros: 0,
+            file,
+            offset: 0,
+            window: Vec::new(),
+            pos: 0,
             error: None,
         })
     }
 
-    /// Moves to the next extent; false at the end of the file.
+    /// Reads the next window; false at the end of the file.
     fn advance(&mut self) -> Result<bool> {
-        let Some(extent) = self.extents.get(self.next).copied() else {
+        if self.offset >= self.file.size() {
             return Ok(false);
-        };
-        if self.next >= self.read_ahead {
-            self.read_ahead_window()?;
         }
-        self.next += 1;
-        match extent {
-            Extent::Hole { len } => self.zeros = len,
-            Extent::Chunk { id, len, .. } => {
-                let data = self.browser.chunk(&id)?;
-                if data.len() != len as usize {
-                    return Err(Error::corrupt(
-                        "data blob",
-                        id.short(),
-                        format!("length differs from the chunk list of {}", self.name),
-                    ));
-                }
-                self.chunk = Some((data, 0));
-            }
-        }
-        Ok(true)
-    }
-
-    /// Loads the chunks of the next [`WINDOW`] bytes together.
-    fn read_ahead_window(&mut self) -> Result<()> {
-        let mut ids = Vec::new();
-        let mut bytes = 0;
-        let mut end = self.next;
-        while let Some(extent) = self.extents.get(end) {
-            if bytes >= WINDOW {
-                break;
-            }
-            bytes += extent.len();
-            if let Extent::Chunk { id, .. } = extent {
-                ids.push(*id);
-            }
-            end += 1;
-        }
-        self.read_ahead = end;
-        self.browser.prefetch(&ids)
+        self.window = self.file.read(self.browser, self.offset, WINDOW as usize)?;
+        self.pos = 0;
+        self.offset += self.window.len() as u64;
+        Ok(!self.window.is_empty())
     }
 
     /// The outcome of a copy from this reader: its own error rather than
@@ -194,24 +157,7 @@ impl<'a> ContentReader<'a> {
 
 impl Read for ContentReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if let Some((data, pos)) = &mut self.chunk {
-                let n = buf.len().min(data.len() - *pos);
-                buf[..n].copy_from_slice(&data[*pos..*pos + n]);
-                *pos += n;
-                if *pos == data.len() {
-                    self.chunk = None;
-                }
-                if n > 0 || buf.is_empty() {
-                    return Ok(n);
-                }
-            }
-            if self.zeros > 0 {
-                let n = (buf.len() as u64).min(self.zeros) as usize;
-                buf[..n].fill(0);
-                self.zeros -= n as u64;
-                return Ok(n);
-            }
+        if self.pos == self.window.len() {
             match self.advance() {
                 Ok(true) => {}
                 Ok(false) => return Ok(0),
@@ -222,6 +168,10 @@ impl Read for ContentReader<'_> {
                 }
             }
         }
+        let n = buf.len().min(self.window.len() - self.pos);
+        buf[..n].copy_from_slice(&self.window[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -420,7 +370,7 @@ fn split_device(rdev: u64) -> (u32, u32) {
 mod tests {
     use super::*;
     use crate::format::blob::BlobKind;
-    use crate::format::content::Content;
+    use crate::format::content::{Content, Extent};
     use crate::ops::compare::testing::*;
 
     /// A folder with a two-chunk file with a hole, a non-UTF-8 name, a

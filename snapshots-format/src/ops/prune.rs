@@ -37,10 +37,11 @@ use crate::format::pack::PackEntry;
 use crate::format::tree::Payload;
 use crate::id::{BlobId, PackId};
 use crate::progress::Progress;
+use crate::repo::chunk_list_reader::ChunkListReader;
 use crate::repo::index::PackUsage;
 use crate::repo::pack_writer::{FinishedPack, PackWriter};
 use crate::repo::saver::PACK_TARGET;
-use crate::repo::Repository;
+use crate::repo::{ListingReader, Repository};
 
 /// How to prune.
 #[derive(Debug, Clone, Copy)]
@@ -517,14 +518,14 @@ fn mark_tree(repo: &Repository, id: &BlobId, depth: usize) -> Result<u64> {
         ));
     }
     let mut n = 1;
-    let (tree, pieces) = repo.load_tree_pieces(id)?;
-    for piece in &pieces {
+    let listing = ListingReader::open(repo, id)?;
+    for piece in listing.pieces() {
         if index.used_insert(piece)? {
             n += 1;
         }
     }
-    for node in &tree.nodes {
-        match &node.payload {
+    for node in listing {
+        match &node?.payload {
             Payload::Dir(sub) => n += mark_tree(repo, sub, depth + 1)?,
             Payload::File(Content::Inline(extents)) => n += mark_extents(repo, extents)?,
             Payload::File(content @ Content::Pieces(ids)) => {
@@ -536,7 +537,9 @@ fn mark_tree(repo: &Repository, id: &BlobId, depth: usize) -> Result<u64> {
                     }
                 }
                 if fresh {
-                    n += mark_extents(repo, &repo.load_extents(content)?)?;
+                    for window in ChunkListReader::new(repo, content) {
+                        n += mark_extents(repo, &window?)?;
+                    }
                 }
             }
             _ => {}

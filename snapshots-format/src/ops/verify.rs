@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::format::blob::{blob_id, BlobKind};
-use crate::format::content::Extent;
+use crate::format::content::{Content, Extent};
 use crate::format::delta;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{NodeKind, Payload, MAX_DEPTH};
@@ -25,7 +25,8 @@ use crate::id::BlobId;
 use crate::ops::paths::{components, join};
 use crate::ops::restore::{restore, RestoreOptions};
 use crate::progress::Progress;
-use crate::repo::Repository;
+use crate::repo::chunk_list_reader::ChunkListReader;
+use crate::repo::{ListingReader, Repository};
 
 /// A command run on each restored file of `include` (e.g. the database's
 /// own consistency check); `Err` holds what it said.
@@ -103,67 +104,66 @@ pub fn verify(
     for p in &opts.include {
         repo.find_path(&snap.tree, p)?;
     }
-    let mut files = Vec::new();
-    list_files(repo, &snap.tree, &[], 0, &mut files)?;
+    // Only the files chosen are kept: a snapshot may hold 400,000.
+    let mut chosen = Vec::new();
+    let mut files_in_snapshot = 0;
+    let keep =
+        |path: &[u8]| opts.include.iter().any(|inc| under(path, inc)) || sampled(repo, opts, path);
+    let mut walk = Walk {
+        repo,
+        keep: &keep,
+        chosen: &mut chosen,
+        files: &mut files_in_snapshot,
+    };
+    walk.tree(&snap.tree, &[], 0)?;
     let mut report = VerifyReport {
-        files_in_snapshot: files.len() as u64,
+        files_in_snapshot,
         ..VerifyReport::default()
     };
-    let chosen: Vec<&(Vec<u8>, u64, crate::format::content::Content)> = files
-        .iter()
-        .filter(|(path, _, _)| {
-            opts.include.iter().any(|inc| under(path, inc)) || sampled(repo, opts, path)
-        })
-        .collect();
     progress.set_total(
         chosen.len() as u64,
         chosen.iter().map(|(_, size, _)| size).sum(),
     );
-    let result = (|| -> Result<()> {
-        for (path, size, content) in chosen {
-            let shown = String::from_utf8_lossy(path).into_owned();
-            let restored = restore(
-                repo,
-                snap,
-                &RestoreOptions {
-                    target: opts.scratch.clone(),
-                    path: Some(path.clone()),
-                    overwrite: true,
-                },
-                &crate::progress::NoProgress,
-            );
-            let outcome = match restored {
-                Ok(summary) if !summary.errors.is_empty() => Err(summary.errors.join("; ")),
-                Ok(_) => {
-                    let extents = repo.load_extents(content)?;
-                    let local = local_path(&opts.scratch, path);
-                    compare(repo, &local, *size, &extents).and_then(|()| match opts.check {
-                        Some(check) if opts.include.iter().any(|inc| under(path, inc)) => {
-                            check(&local)
-                        }
-                        _ => Ok(()),
-                    })
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            report.files_tested += 1;
-            report.bytes_tested += size;
-            report.tested.push(shown.clone());
-            if let Err(reason) = outcome {
-                report.failures.push(Failure {
-                    path: shown,
-                    reason,
-                });
+    // A failed file is in the report; the loop goes on to the next.
+    for (path, size, content) in &chosen {
+        let shown = String::from_utf8_lossy(path).into_owned();
+        let restored = restore(
+            repo,
+            snap,
+            &RestoreOptions {
+                target: opts.scratch.clone(),
+                path: Some(path.clone()),
+                overwrite: true,
+            },
+            &crate::progress::NoProgress,
+        );
+        let outcome = match restored {
+            Ok(summary) if !summary.errors.is_empty() => Err(summary.errors.join("; ")),
+            Ok(_) => {
+                let local = local_path(&opts.scratch, path);
+                compare(repo, &local, *size, content).and_then(|()| match opts.check {
+                    Some(check) if opts.include.iter().any(|inc| under(path, inc)) => check(&local),
+                    _ => Ok(()),
+                })
             }
-            // One file at a time on the disk: a test of a large snapshot
-            // never needs its size in free space.
-            let _ = std::fs::remove_file(local_path(&opts.scratch, path));
-            progress.advance(1, *size);
+            Err(e) => Err(e.to_string()),
+        };
+        report.files_tested += 1;
+        report.bytes_tested += size;
+        report.tested.push(shown.clone());
+        if let Err(reason) = outcome {
+            report.failures.push(Failure {
+                path: shown,
+                reason,
+            });
         }
-        Ok(())
-    })();
+        // One file at a time on the disk: a test of a large snapshot
+        // never needs its size in free space.
+        let _ = std::fs::remove_file(local_path(&opts.scratch, path));
+        progress.advance(1, *size);
+    }
     let _ = std::fs::remove_dir_all(&opts.scratch);
-    result.map(|()| report)
+    Ok(report)
 }
 
 /// Whether `path` is `inc` or below it.
@@ -195,28 +195,38 @@ fn local_path(root: &Path, path: &[u8]) -> PathBuf {
     p
 }
 
-/// Every regular file below `tree`: (path, size, content).
-fn list_files(
-    repo: &Repository,
-    tree: &BlobId,
-    prefix: &[u8],
-    depth: usize,
-    out: &mut Vec<(Vec<u8>, u64, crate::format::content::Content)>,
-) -> Result<()> {
-    if depth > MAX_DEPTH {
-        return Err(Error::corrupt("tree", tree.short(), "nested too deep"));
-    }
-    for node in repo.load_tree(tree)?.nodes {
-        let path = join(prefix, &node.name);
-        match (&node.kind, &node.payload) {
-            (NodeKind::File, Payload::File(content)) => {
-                out.push((path, node.size, content.clone()))
-            }
-            (NodeKind::Dir, Payload::Dir(sub)) => list_files(repo, sub, &path, depth + 1, out)?,
-            _ => {}
+/// The walk choosing the files to test.
+struct Walk<'a> {
+    repo: &'a Repository,
+    keep: &'a dyn Fn(&[u8]) -> bool,
+    /// The files chosen: (path, size, content).
+    chosen: &'a mut Vec<(Vec<u8>, u64, Content)>,
+    /// Every regular file seen.
+    files: &'a mut u64,
+}
+
+impl Walk<'_> {
+    /// The files below `tree`, its listing read a piece at a time.
+    fn tree(&mut self, tree: &BlobId, prefix: &[u8], depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt("tree", tree.short(), "nested too deep"));
         }
+        for node in ListingReader::open(self.repo, tree)? {
+            let node = node?;
+            let path = join(prefix, &node.name);
+            match (node.kind, node.payload) {
+                (NodeKind::File, Payload::File(content)) => {
+                    *self.files += 1;
+                    if (self.keep)(&path) {
+                        self.chosen.push((path, node.size, content));
+                    }
+                }
+                (NodeKind::Dir, Payload::Dir(sub)) => self.tree(&sub, &path, depth + 1)?,
+                _ => {}
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Reads the restored file back and compares it with what was saved.
@@ -224,7 +234,7 @@ fn compare(
     repo: &Repository,
     file: &Path,
     size: u64,
-    extents: &[Extent],
+    content: &Content,
 ) -> std::result::Result<(), String> {
     let mut f = std::fs::File::open(file).map_err(|e| format!("not restored: {e}"))?;
     let on_disk = f.metadata().map_err(|e| e.to_string())?.len();
@@ -233,35 +243,39 @@ fn compare(
     }
     let mut offset = 0u64;
     let mut buf = Vec::new();
-    for extent in extents {
-        match extent {
-            Extent::Chunk { id, len, base } => {
-                buf.resize(*len as usize, 0);
-                f.read_exact(&mut buf)
-                    .map_err(|e| format!("cannot read back at byte {offset}: {e}"))?;
-                if delta::chunk_id(repo.keys(), base.as_ref(), &buf) != *id {
-                    return Err(format!(
-                        "bytes {offset}..{} differ from what was saved",
-                        offset + extent.len()
-                    ));
-                }
-            }
-            Extent::Hole { len } => {
-                // A hole may be gigabytes: read it by the mebibyte.
-                let mut left = *len;
-                while left > 0 {
-                    let n = left.min(1 << 20) as usize;
-                    buf.resize(n, 0);
+    // The list a window at a time: a database lists 800,000 chunks.
+    for window in ChunkListReader::new(repo, content) {
+        let window = window.map_err(|e| e.to_string())?;
+        for extent in &window {
+            match extent {
+                Extent::Chunk { id, len, base } => {
+                    buf.resize(*len as usize, 0);
                     f.read_exact(&mut buf)
                         .map_err(|e| format!("cannot read back at byte {offset}: {e}"))?;
-                    if buf.iter().any(|&b| b != 0) {
-                        return Err(format!("the hole at byte {offset} is not zeros"));
+                    if delta::chunk_id(repo.keys(), base.as_ref(), &buf) != *id {
+                        return Err(format!(
+                            "bytes {offset}..{} differ from what was saved",
+                            offset + extent.len()
+                        ));
                     }
-                    left -= n as u64;
+                }
+                Extent::Hole { len } => {
+                    // A hole may be gigabytes: read it by the mebibyte.
+                    let mut left = *len;
+                    while left > 0 {
+                        let n = left.min(1 << 20) as usize;
+                        buf.resize(n, 0);
+                        f.read_exact(&mut buf)
+                            .map_err(|e| format!("cannot read back at byte {offset}: {e}"))?;
+                        if buf.iter().any(|&b| b != 0) {
+                            return Err(format!("the hole at byte {offset} is not zeros"));
+                        }
+                        left -= n as u64;
+                    }
                 }
             }
+            offset += extent.len();
         }
-        offset += extent.len();
     }
     if offset != size {
         return Err(format!("the chunk list covers {offset} bytes of {size}"));

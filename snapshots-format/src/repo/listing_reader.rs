@@ -63,6 +63,12 @@ impl<'r> ListingReader<'r> {
         }
     }
 
+    /// The tree pieces not read yet: all of them before the first
+    /// entry is asked for.
+    pub fn pieces(&self) -> &[BlobId] {
+        self.pieces.as_slice()
+    }
+
     fn next_piece(&mut self, id: &BlobId) -> Result<Vec<Node>> {
         let bytes = self.repo.load_blob(BlobKind::TreePiece, id)?;
         let piece =
