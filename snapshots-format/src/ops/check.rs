@@ -176,9 +176,11 @@ pub fn check(
         damaged: &damaged,
         on_disk: &on_disk,
         trees: HashMap::new(),
-        blobs_ok: HashSet::new(),
+        bad: HashSet::new(),
+        blobs: 0,
         errors: Vec::new(),
     };
+    repo.index().used_begin()?;
     for id in ids {
         let snap = match repo.load_snapshot(&id) {
             Ok(s) => s,
@@ -215,7 +217,9 @@ pub fn check(
         }
     }
     report.trees = walker.trees.len() as u64;
-    report.blobs = walker.blobs_ok.len() as u64;
+    report.blobs = walker.blobs;
+    // Only the temporary marks were written.
+    repo.index().used_abort();
     report.errors.append(&mut walker.errors);
     Ok(report)
 }
@@ -384,7 +388,11 @@ struct Walker<'a> {
     /// Damaged paths below each tree already walked, so a directory shared
     /// by many snapshots is walked once yet reported in each.
     trees: HashMap<BlobId, Rc<Vec<(String, String)>>>,
-    blobs_ok: HashSet<BlobId>,
+    /// Blobs checked and found good are marked in the index's temporary
+    /// table (as prune marks them), not held here: a repository holds
+    /// millions. Those found bad, and how many were good:
+    bad: HashSet<BlobId>,
+    blobs: u64,
     errors: Vec<String>,
 }
 
@@ -481,12 +489,35 @@ impl Walker<'_> {
         Ok(())
     }
 
-    /// Checks that a blob is indexed, of the right kind, inside an existing
-    /// pack, and not found damaged by the data read.
+    /// Checks a blob once (see [`Walker::blob_checks`]); a blob found bad
+    /// is checked again each time, so that each use of it is reported.
     fn blob_ok(&mut self, kind: BlobKind, id: &BlobId) -> Result<(), String> {
-        if self.blobs_ok.contains(id) {
+        // Trees are walked once each already.
+        if kind == BlobKind::Tree {
+            return self.blob_checks(kind, id);
+        }
+        let fresh = self
+            .repo
+            .index()
+            .used_insert(id)
+            .map_err(|e| e.to_string())?;
+        if !fresh && !self.bad.contains(id) {
             return Ok(());
         }
+        let checked = self.blob_checks(kind, id);
+        match &checked {
+            Err(_) => {
+                self.bad.insert(*id);
+            }
+            Ok(()) if fresh => self.blobs += 1,
+            Ok(()) => {}
+        }
+        checked
+    }
+
+    /// Checks that a blob is indexed, of the right kind, inside an existing
+    /// pack, and not found damaged by the data read.
+    fn blob_checks(&self, kind: BlobKind, id: &BlobId) -> Result<(), String> {
         let loc = self
             .repo
             .index()
@@ -522,9 +553,6 @@ impl Walker<'_> {
                 ))
             }
             Some(_) => {}
-        }
-        if kind != BlobKind::Tree {
-            self.blobs_ok.insert(*id);
         }
         Ok(())
     }
