@@ -45,12 +45,12 @@ use crate::format::delta;
 use crate::format::header::RECORD_V2_VERSION;
 use crate::format::keyfile::KdfParams;
 use crate::format::snapshot::Snapshot;
-use crate::format::tree::{Payload, Tree, MAX_DEPTH};
+use crate::format::tree::{Payload, MAX_DEPTH};
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
 use crate::repo::chunk_list_reader::ChunkListReader;
 use crate::repo::saver::{Batch, Saver, PACK_TARGET};
-use crate::repo::Repository;
+use crate::repo::{ListingReader, Repository};
 use crate::source::chunker::{self, Cutter, Cutting, Piece};
 
 /// Data blobs looked up and read from the source this many at a time: the
@@ -480,11 +480,17 @@ impl<'a, 'r> Walk<'a, 'r> {
         if depth > MAX_DEPTH {
             return Err(Error::corrupt("tree", id.short(), "nested too deep"));
         }
-        let (tree, pieces) = self.sides.source.load_tree_pieces(id)?;
+        // The listing a piece at a time; a re-chunking copy writes the new
+        // one as its entries come (a folder may hold 150,000 entries).
+        let listing = ListingReader::open(self.sides.source, id)?;
+        let pieces = listing.pieces().to_vec();
+        let mut rewritten = match (self.sides.cutter, self.saver) {
+            (Some(_), Some(saver)) => Some(saver.listing()),
+            _ => None,
+        };
         let mut size = 0;
-        let mut out = Tree::default();
-        for node in tree.nodes {
-            let mut node = node;
+        for node in listing {
+            let mut node = node?;
             match &node.payload {
                 Payload::Dir(sub) => {
                     let (new, sub_size) = self.tree(sub, depth + 1)?;
@@ -498,11 +504,13 @@ impl<'a, 'r> Walk<'a, 'r> {
                 }
                 _ => {}
             }
-            out.nodes.push(node);
+            if let Some(listing) = &mut rewritten {
+                listing.push(&node)?;
+            }
         }
-        let new = match (self.sides.cutter, self.saver) {
-            (Some(_), Some(saver)) => {
-                let new = saver.save_tree(&out)?;
+        let new = match (self.sides.cutter, rewritten) {
+            (Some(_), Some(listing)) => {
+                let new = listing.finish()?;
                 self.needed.insert(new);
                 new
             }
