@@ -467,11 +467,9 @@ impl Walker<'_> {
                 self.blob_ok(BlobKind::ChunkList, id)?;
             }
         }
-        let mut total = 0u64;
-        for window in ChunkListReader::new(self.repo, content) {
-            let window = window.map_err(|e| e.to_string())?;
-            total += window.iter().map(Extent::len).sum::<u64>();
-            for e in window {
+        let mut windows = ChunkListReader::new(self.repo, content);
+        for window in windows.by_ref() {
+            for e in window.map_err(|e| e.to_string())? {
                 if let (Extent::Chunk { id, base, .. }, Some(kind)) = (e, e.blob_kind()) {
                     self.blob_ok(kind, &id)?;
                     if let Some(base) = base {
@@ -481,7 +479,7 @@ impl Walker<'_> {
             }
         }
         // Restore refuses such a file: say so before it is needed.
-        if total != size {
+        if windows.total() != size {
             return Err(format!(
                 "chunk list does not add up to the file size ({size} bytes recorded)"
             ));

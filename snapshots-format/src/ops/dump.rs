@@ -17,9 +17,8 @@ use crate::id::BlobId;
 use crate::ops::paths::{join, normalize, Lookup};
 use crate::repo::browse::{Browser, FileReader};
 
-/// Bytes of chunks read ahead together (one read per run of neighbouring
-/// blobs in a pack). The browser's chunk cache should hold more, or read-
-/// ahead chunks are dropped before use (and read again).
+/// Bytes of a file read at once: their chunks load together (one read per
+/// run of neighbouring blobs in a pack).
 pub const WINDOW: u64 = 8 << 20;
 
 /// What was written.
@@ -115,7 +114,10 @@ impl<'a> ContentReader<'a> {
             Payload::File(content) => FileReader::open(browser, content)?,
             _ => return Err(Error::corrupt("file", &name, "no contents recorded")),
         };
-        // Checked before a byte goes out: a tar header carries the size.
+        // Checked before a byte goes out, as a tar header carries the size:
+        // opening reads the chunk list once for its total, and the reads
+        // decode its pieces again (a few KiB a piece against ~150 KiB of
+        // data it lists).
         if file.size() != node.size {
             return Err(Error::corrupt(
                 "file",

@@ -105,19 +105,18 @@ pub fn verify(
         repo.find_path(&snap.tree, p)?;
     }
     // Only the files chosen are kept: a snapshot may hold 400,000.
-    let mut chosen = Vec::new();
-    let mut files_in_snapshot = 0;
     let keep =
         |path: &[u8]| opts.include.iter().any(|inc| under(path, inc)) || sampled(repo, opts, path);
     let mut walk = Walk {
         repo,
         keep: &keep,
-        chosen: &mut chosen,
-        files: &mut files_in_snapshot,
+        chosen: Vec::new(),
+        files: 0,
     };
     walk.tree(&snap.tree, &[], 0)?;
+    let Walk { chosen, files, .. } = walk;
     let mut report = VerifyReport {
-        files_in_snapshot,
+        files_in_snapshot: files,
         ..VerifyReport::default()
     };
     progress.set_total(
@@ -200,9 +199,9 @@ struct Walk<'a> {
     repo: &'a Repository,
     keep: &'a dyn Fn(&[u8]) -> bool,
     /// The files chosen: (path, size, content).
-    chosen: &'a mut Vec<(Vec<u8>, u64, Content)>,
+    chosen: Vec<(Vec<u8>, u64, Content)>,
     /// Every regular file seen.
-    files: &'a mut u64,
+    files: u64,
 }
 
 impl Walk<'_> {
@@ -216,7 +215,7 @@ impl Walk<'_> {
             let path = join(prefix, &node.name);
             match (node.kind, node.payload) {
                 (NodeKind::File, Payload::File(content)) => {
-                    *self.files += 1;
+                    self.files += 1;
                     if (self.keep)(&path) {
                         self.chosen.push((path, node.size, content));
                     }

@@ -48,6 +48,11 @@ impl<'r> ChunkListReader<'r> {
         }
     }
 
+    /// Bytes the windows returned so far list.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
     fn next_window(&mut self) -> Result<Option<Vec<Extent>>> {
         let window = match self.inline.take() {
             Some(extents) => extents,
