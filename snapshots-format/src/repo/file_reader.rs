@@ -121,7 +121,16 @@ impl FileReader {
         };
         let extents = match &part.piece {
             None => self.inline.clone(),
-            Some(id) => browser.chunk_list(id)?,
+            Some(id) => match browser.cached_chunk_list(id) {
+                Some(piece) => piece,
+                None => browser.chunk_list_ahead(
+                    &self.parts[i..]
+                        .iter()
+                        .filter_map(|p| p.piece)
+                        .take(PIECES_AT_ONCE)
+                        .collect::<Vec<_>>(),
+                )?,
+            },
         };
         let mut start = part.start;
         Ok(extents

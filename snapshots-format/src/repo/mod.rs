@@ -10,6 +10,7 @@ pub mod journal;
 pub mod keyring;
 pub mod listing_reader;
 pub mod lock;
+pub mod pack_directory;
 pub mod pack_writer;
 pub mod reader;
 pub mod repository;

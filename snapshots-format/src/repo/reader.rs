@@ -10,9 +10,11 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::content::{Content, Extent};
 use crate::format::header::Header;
+use crate::format::pack::PackEntry;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, Tree};
-use crate::id::{BlobId, SnapshotId};
+use crate::id::{BlobId, PackId, SnapshotId};
+use crate::repo::index::Location;
 use crate::repo::{Repository, SnapshotList};
 
 /// A repository opened for reading only; cheap to clone.
@@ -105,6 +107,38 @@ impl ReadOnlyRepository {
         each: impl FnMut(usize, Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         self.repo.load_blobs(kind, ids, each)
+    }
+
+    /// Where each of `ids` is, from the index; see
+    /// [`Repository::locate_blobs`].
+    ///
+    /// # Errors
+    /// See [`Repository::locate_blobs`].
+    pub fn locate_blobs(&self, ids: &[BlobId]) -> Result<Vec<Location>> {
+        self.repo.locate_blobs(ids)
+    }
+
+    /// Several blobs at locations already known; see
+    /// [`Repository::load_located`].
+    ///
+    /// # Errors
+    /// See [`Repository::load_located`].
+    pub fn load_located(
+        &self,
+        kind: BlobKind,
+        ids: &[BlobId],
+        locs: &[Location],
+        each: impl FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        self.repo.load_located(kind, ids, locs, each)
+    }
+
+    /// What a pack's trailer lists; see [`Repository::pack_entries`].
+    ///
+    /// # Errors
+    /// See [`Repository::pack_entries`].
+    pub fn pack_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
+        self.repo.pack_entries(pack)
     }
 
     /// The node at `path` below `root`; see [`Repository::find_path`].

@@ -16,6 +16,7 @@ use crate::format::dictionary::Dictionary;
 use crate::format::header::{Header, INDEX_FILES_VERSION, KEY_BINDING_VERSION, KEY_CHECK_VERSION};
 use crate::format::index_file::{self, IndexedPack};
 use crate::format::keyfile::{KdfParams, KeyKind, KeyLabel};
+use crate::format::pack::PackEntry;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{decode_listing, join_pieces, Listing, Tree};
 use crate::id::{to_hex, BlobId, PackId, SnapshotId};
@@ -707,9 +708,19 @@ impl Repository {
         kind: BlobKind,
         deltas_as_data: bool,
         ids: &[BlobId],
-        mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
+        each: impl FnMut(usize, Vec<u8>) -> Result<()>,
     ) -> Result<()> {
-        let mut order = Vec::with_capacity(ids.len());
+        let locs = self.locate_blobs(ids)?;
+        self.load_located_as(kind, deltas_as_data, ids, &locs, each)
+    }
+
+    /// Where each of `ids` is, from the index (read again when one is
+    /// missing: written since this process read it).
+    ///
+    /// # Errors
+    /// [`Error::BlobNotFound`] for an id the index does not know; a damaged
+    /// index row.
+    pub fn locate_blobs(&self, ids: &[BlobId]) -> Result<Vec<Location>> {
         let mut locs = self.index.lookup_many(&self.keys, ids)?;
         if locs.iter().any(Option::is_none) {
             // Written since this process read the index files (a mount
@@ -717,8 +728,39 @@ impl Repository {
             self.refresh_index()?;
             locs = self.index.lookup_many(&self.keys, ids)?;
         }
+        ids.iter()
+            .zip(locs)
+            .map(|(id, loc)| loc.ok_or_else(|| Error::BlobNotFound(id.short())))
+            .collect()
+    }
+
+    /// [`Repository::load_blobs`] at locations already known (`locs[i]` is
+    /// where `ids[i]` is): from [`Repository::locate_blobs`], or from a
+    /// pack's trailer ([`Repository::pack_entries`]). A wrong location
+    /// fails as damage: every blob is authenticated with its own id.
+    ///
+    /// # Errors
+    /// As [`Repository::load_blobs`].
+    pub fn load_located(
+        &self,
+        kind: BlobKind,
+        ids: &[BlobId],
+        locs: &[Location],
+        each: impl FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        self.load_located_as(kind, kind == BlobKind::Data, ids, locs, each)
+    }
+
+    fn load_located_as(
+        &self,
+        kind: BlobKind,
+        deltas_as_data: bool,
+        ids: &[BlobId],
+        locs: &[Location],
+        mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let mut order = Vec::with_capacity(ids.len());
         for (i, (id, loc)) in ids.iter().zip(locs).enumerate() {
-            let loc = loc.ok_or_else(|| Error::BlobNotFound(id.short()))?;
             let delta_for_data = deltas_as_data && loc.kind == BlobKind::Delta;
             if loc.kind != kind && !delta_for_data {
                 return Err(Error::corrupt(
@@ -727,7 +769,7 @@ impl Repository {
                     "indexed as another kind of blob",
                 ));
             }
-            order.push((i, loc));
+            order.push((i, *loc));
         }
         order.sort_unstable_by_key(|(_, l)| (l.pack, l.offset));
         let span = |l: &Location| {
@@ -767,6 +809,26 @@ impl Repository {
             rest = &rest[n..];
         }
         Ok(())
+    }
+
+    /// What a pack's trailer says it holds (FORMAT.md §5.2): a few small
+    /// reads at its end.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a missing pack or a damaged trailer.
+    pub fn pack_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
+        let size = self
+            .backend
+            .size(FileKind::Pack, &ObjectName::pack(pack))?
+            .ok_or_else(|| Error::corrupt("pack", pack.short(), "missing"))?;
+        if size > crate::limits::MAX_PACK_LEN {
+            return Err(Error::corrupt(
+                "pack",
+                pack.short(),
+                "larger than any pack Coffre writes",
+            ));
+        }
+        crate::repo::pack_writer::read_entries(&*self.backend, pack, size, &self.keys)
     }
 
     /// The plaintext of a delta's base: a data blob, never itself a delta.

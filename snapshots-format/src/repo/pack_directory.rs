@@ -1,0 +1,192 @@
+//! Where the blobs of the packs a reader is going through sit, learnt from
+//! the packs' trailers (FORMAT.md §5.2) rather than asked of the index one
+//! blob at a time.
+//!
+//! A database read through the mount is a hundred thousand 8 KiB pages,
+//! a few thousand per pack: asking the index for each page was a sixth of
+//! the mount's CPU (a B-tree probe and a sealed location to open per page).
+//! One trailer, read once per pack, answers for all of them.
+//!
+//! A trailer is authenticated but not bound to its pack (its associated
+//! data cannot hold the pack id, FORMAT.md §5.2): one copied from another
+//! pack would point at the wrong bytes. Those fail as damage, since every
+//! blob is authenticated with its own id, and the caller then forgets the
+//! pack and asks the index ([`PackDirectory::forget`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use crate::format::pack::PackEntry;
+use crate::id::{BlobId, PackId};
+use crate::repo::index::Location;
+
+/// Locations held at most, over all packs learnt: about 100 bytes each, so
+/// a few MiB, and never less than a dozen honest packs of 8 KiB pages.
+pub const MAX_LOCATIONS: usize = 1 << 16;
+
+/// The locations of the blobs of the packs learnt last, bounded by
+/// [`MAX_LOCATIONS`]; the pack learnt first is forgotten first.
+#[derive(Default)]
+pub struct PackDirectory {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    locations: HashMap<BlobId, Location>,
+    /// Packs in the order they were learnt, with the ids each one added.
+    packs: VecDeque<(PackId, Vec<BlobId>)>,
+}
+
+impl PackDirectory {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where each of `ids` is, when a pack learnt holds it.
+    pub fn locate(&self, ids: &[BlobId]) -> Vec<Option<Location>> {
+        let g = self.lock();
+        ids.iter().map(|id| g.locations.get(id).copied()).collect()
+    }
+
+    /// Whether the blobs of `pack` are known here.
+    pub fn knows(&self, pack: &PackId) -> bool {
+        self.lock().packs.iter().any(|(p, _)| p == pack)
+    }
+
+    /// Adds what `pack`'s trailer lists. A trailer listing more than
+    /// [`MAX_LOCATIONS`] blobs is not kept (no honest pack does).
+    pub fn learn(&self, pack: PackId, entries: &[PackEntry]) {
+        if entries.len() > MAX_LOCATIONS {
+            return;
+        }
+        let mut g = self.lock();
+        if g.packs.iter().any(|(p, _)| *p == pack) {
+            return;
+        }
+        while g.locations.len() + entries.len() > MAX_LOCATIONS {
+            let Some((old, ids)) = g.packs.pop_front() else {
+                break;
+            };
+            g.remove(&old, &ids);
+        }
+        let mut added = Vec::with_capacity(entries.len());
+        for e in entries {
+            let loc = Location {
+                pack,
+                kind: e.kind,
+                offset: e.offset,
+                length: e.length,
+            };
+            // A blob stored twice keeps the copy learnt first.
+            if let std::collections::hash_map::Entry::Vacant(v) = g.locations.entry(e.id) {
+                v.insert(loc);
+                added.push(e.id);
+            }
+        }
+        g.packs.push_back((pack, added));
+    }
+
+    /// Forgets what `pack`'s trailer said (a location from it failed).
+    pub fn forget(&self, pack: &PackId) {
+        let mut g = self.lock();
+        if let Some(at) = g.packs.iter().position(|(p, _)| p == pack) {
+            if let Some((old, ids)) = g.packs.remove(at) {
+                g.remove(&old, &ids);
+            }
+        }
+    }
+
+    /// Locations held.
+    pub fn len(&self) -> usize {
+        self.lock().locations.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Inner {
+    fn remove(&mut self, pack: &PackId, ids: &[BlobId]) {
+        for id in ids {
+            if self.locations.get(id).is_some_and(|l| l.pack == *pack) {
+                self.locations.remove(id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::blob::BlobKind;
+
+    fn entries(pack_seed: u8, n: usize) -> Vec<PackEntry> {
+        (0..n)
+            .map(|i| PackEntry {
+                id: BlobId(*blake3::hash(&[pack_seed, (i >> 8) as u8, i as u8]).as_bytes()),
+                kind: BlobKind::Data,
+                offset: 12 + 100 * i as u32,
+                length: 100,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn locates_what_a_trailer_lists_and_forgets_it() {
+        let dir = PackDirectory::default();
+        let pack = PackId([1; 32]);
+        let listed = entries(1, 10);
+        dir.learn(pack, &listed);
+        let unknown = BlobId([9; 32]);
+        let found = dir.locate(&[listed[3].id, unknown]);
+        assert_eq!(
+            found[0],
+            Some(Location {
+                pack,
+                kind: BlobKind::Data,
+                offset: listed[3].offset,
+                length: 100
+            })
+        );
+        assert_eq!(found[1], None);
+        assert!(dir.knows(&pack));
+        dir.forget(&pack);
+        assert!(!dir.knows(&pack));
+        assert!(dir.is_empty());
+    }
+
+    #[test]
+    fn stays_bounded_forgetting_the_oldest_pack_first() {
+        let dir = PackDirectory::default();
+        let per_pack = MAX_LOCATIONS / 4;
+        for seed in 0..6u8 {
+            dir.learn(PackId([seed; 32]), &entries(seed, per_pack));
+            assert!(dir.len() <= MAX_LOCATIONS);
+        }
+        assert!(!dir.knows(&PackId([0; 32])) && !dir.knows(&PackId([1; 32])));
+        assert!((2..6).all(|s| dir.knows(&PackId([s; 32]))));
+        // A trailer larger than the bound is not kept at all.
+        dir.learn(PackId([7; 32]), &entries(7, MAX_LOCATIONS + 1));
+        assert!(!dir.knows(&PackId([7; 32])));
+        assert_eq!(dir.len(), 4 * per_pack);
+    }
+
+    #[test]
+    fn a_blob_in_two_packs_outlives_the_first_pack_forgotten() {
+        let dir = PackDirectory::default();
+        let shared = entries(1, 3);
+        dir.learn(PackId([1; 32]), &shared);
+        dir.learn(PackId([2; 32]), &shared);
+        dir.forget(&PackId([2; 32]));
+        // Pack 2 added nothing (pack 1 had them first): still located.
+        assert_eq!(
+            dir.locate(&[shared[0].id])[0].map(|l| l.pack),
+            Some(PackId([1; 32]))
+        );
+        dir.forget(&PackId([1; 32]));
+        assert!(dir.is_empty());
+    }
+}
