@@ -622,18 +622,19 @@ impl Browser {
     }
 
     /// Reads the trailer of each pack this batch reads [`LEARN_AFTER`] or
-    /// more chunks from: a reader going through a file. A trailer that
-    /// cannot be read only means the index keeps answering.
+    /// more chunks from: a reader going through a file.
     fn learn_packs(&self, locs: &[Option<Location>]) {
         let mut per_pack: HashMap<PackId, usize> = HashMap::new();
         for l in locs.iter().flatten() {
             *per_pack.entry(l.pack).or_default() += 1;
         }
         for (pack, n) in per_pack {
-            if n >= LEARN_AFTER && !self.packs.knows(&pack) {
-                if let Ok(entries) = self.repo.pack_entries(&pack) {
-                    self.packs.learn(pack, &entries);
-                }
+            if n >= LEARN_AFTER && self.packs.claim(&pack) {
+                // A trailer that cannot be read is recorded as listing
+                // nothing, so it is not read again at every batch: the index
+                // answers for that pack.
+                let entries = self.repo.pack_entries(&pack).unwrap_or_default();
+                self.packs.learn(pack, &entries);
             }
         }
     }

@@ -36,6 +36,9 @@ struct Inner {
     locations: HashMap<BlobId, Location>,
     /// Packs in the order they were learnt, with the ids each one added.
     packs: VecDeque<(PackId, Vec<BlobId>)>,
+    /// Packs whose trailer some thread is reading: the other threads ask
+    /// the index meanwhile rather than read the same trailer again.
+    learning: Vec<PackId>,
 }
 
 impl PackDirectory {
@@ -54,13 +57,27 @@ impl PackDirectory {
         self.lock().packs.iter().any(|(p, _)| p == pack)
     }
 
+    /// Whether the caller should read `pack`'s trailer: neither known nor
+    /// being read by another thread. A `true` must be followed by
+    /// [`PackDirectory::learn`] (with nothing when the trailer could not be
+    /// read, so that it is not read again).
+    pub fn claim(&self, pack: &PackId) -> bool {
+        let mut g = self.lock();
+        if g.learning.contains(pack) || g.packs.iter().any(|(p, _)| p == pack) {
+            return false;
+        }
+        g.learning.push(*pack);
+        true
+    }
+
     /// Adds what `pack`'s trailer lists. A trailer listing more than
     /// [`MAX_LOCATIONS`] blobs is not kept (no honest pack does).
     pub fn learn(&self, pack: PackId, entries: &[PackEntry]) {
+        let mut g = self.lock();
+        g.learning.retain(|p| *p != pack);
         if entries.len() > MAX_LOCATIONS {
             return;
         }
-        let mut g = self.lock();
         if g.packs.iter().any(|(p, _)| *p == pack) {
             return;
         }
@@ -153,6 +170,13 @@ mod tests {
         );
         assert_eq!(found[1], None);
         assert!(dir.knows(&pack));
+        assert!(!dir.claim(&pack), "a pack known is not read again");
+        dir.forget(&pack);
+        assert!(dir.claim(&pack) && !dir.claim(&pack), "nor one being read");
+        // A trailer that could not be read: recorded empty, not read again.
+        dir.learn(pack, &[]);
+        assert!(!dir.claim(&pack));
+        assert_eq!(dir.locate(&[listed[0].id]), vec![None]);
         dir.forget(&pack);
         assert!(!dir.knows(&pack));
         assert!(dir.is_empty());
