@@ -10,6 +10,15 @@ use std::path::{Path, PathBuf};
 use coffre_tests::mount::Mounted;
 use coffre_tests::{assert_same_tree, capture, run, text, Coffre, TEST_PASSWORD};
 
+/// The entry names of a tar archive, in order.
+fn tar_names(archive: &[u8]) -> Vec<String> {
+    tar::Archive::new(archive)
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
 fn receipt(day: u32, i: u32) -> String {
     format!(
         "ARL|2026090{day}|{i:05}|OK|{:016x}\r\n",
@@ -50,6 +59,59 @@ fn a_large_folder_restores_mounts_and_survives_prune() {
     coffre.snapshot(&src);
     let listed = coffre.ok(["ls", "latest", "teletransmission/ARL"]);
     assert_eq!(listed.lines().count(), 4039, "{}", &listed[..200]);
+
+    // diff, find, history and dump walk the folder a piece at a time.
+    let diff = coffre.ok([OsStr::new("diff"), first[..12].as_ref(), "latest".as_ref()]);
+    assert!(
+        diff.contains("40 added (+), 1 removed (-), 1 changed (M)"),
+        "{diff}"
+    );
+    assert!(diff.contains("- teletransmission/ARL/arl_20260901_01234.xml"));
+    assert!(diff.contains("M teletransmission/ARL/arl_20260901_02000.xml"));
+    let found = coffre.ok(["find", "arl_20260902_*"]);
+    let paths = found.lines().filter(|l| l.starts_with("teletransmission/"));
+    assert!(
+        paths
+            .clone()
+            .all(|p| p.starts_with("teletransmission/ARL/arl_20260902_")),
+        "{found}"
+    );
+    assert_eq!(paths.count(), 40, "{found}");
+    let history = coffre.ok(["history", "teletransmission/ARL/arl_20260901_02000.xml"]);
+    assert!(
+        history.contains("in 2 of 2 snapshots, 2 versions"),
+        "{history}"
+    );
+    let tar = coffre
+        .cmd(["dump", "latest", "teletransmission/ARL"])
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "{}", text(&tar.stderr));
+    let names = tar_names(&tar.stdout);
+    assert_eq!(names.len(), 4040, "the folder and its 4039 files");
+    assert!(
+        names.windows(2).skip(1).all(|w| w[0] < w[1]),
+        "in name order"
+    );
+
+    // A reader that stops early (`coffre find | head`) ends the command
+    // quietly, with the shell's code for a closed pipe, not a panic.
+    let mut child = coffre
+        .cmd(["find", "arl_*"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_bytes = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first_bytes).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("internal error"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // The first snapshot's listing goes; the pieces the second shares with
     // it must stay.

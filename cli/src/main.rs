@@ -51,9 +51,34 @@ fn tune_malloc() {
     }
 }
 
+/// The exit code when the output could not be written (see the panic hook
+/// in `main`); 0 otherwise.
+static OUTPUT_GONE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
 fn main() -> ExitCode {
-    // A panic is a bug; the user gets one line, not a backtrace.
+    // A panic is a bug; the user gets one line, not a backtrace. Except
+    // one: `println!` panics when stdout is gone, and `coffre find | head`
+    // closing the pipe early is no bug. The command then unwinds (its lock
+    // released) and ends quietly, as other tools do.
     std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") {
+            // What a shell reports for a command ended by a closed pipe.
+            let mut code = 141;
+            if !message.contains("Broken pipe") {
+                eprintln!(
+                    "coffre: cannot write the output ({message}): is the disk it goes to full?"
+                );
+                code = EXIT_ERROR;
+            }
+            OUTPUT_GONE.store(code, std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
         eprintln!("coffre: internal error: {info}. Please report this; your repository is unchanged by it.");
     }));
     tune_malloc();
@@ -86,6 +111,9 @@ fn main() -> ExitCode {
             });
     match worker.map(|w| w.join()) {
         Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(_)) if OUTPUT_GONE.load(std::sync::atomic::Ordering::SeqCst) != 0 => {
+            ExitCode::from(OUTPUT_GONE.load(std::sync::atomic::Ordering::SeqCst))
+        }
         // The panic hook has already said what happened.
         _ => ExitCode::from(EXIT_ERROR),
     }

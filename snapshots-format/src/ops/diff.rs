@@ -145,29 +145,34 @@ impl Walk<'_> {
             let id = new.or(old).map(|id| id.short()).unwrap_or_default();
             return Err(Error::corrupt("tree", id, "folders nested too deep"));
         }
-        let load = |id: Option<BlobId>| id.map(|id| self.browser.tree(&id)).transpose();
-        let (old, new) = (load(old)?, load(new)?);
-        let empty = Vec::new();
-        let old = old.as_ref().map_or(&empty, |t| &t.nodes);
-        let new = new.as_ref().map_or(&empty, |t| &t.nodes);
+        let browser = self.browser;
+        let (mut old, mut new) = (
+            browser.entries(old.as_ref())?,
+            browser.entries(new.as_ref())?,
+        );
         // Both listings are sorted by name: walk them side by side.
-        let (mut i, mut j) = (0, 0);
-        while i < old.len() || j < new.len() {
-            let (a, b) = (old.get(i), new.get(j));
+        loop {
+            let (a, b) = (old.peek()?, new.peek()?);
             let order = match (a, b) {
+                (None, None) => break,
                 (Some(a), Some(b)) => a.name.cmp(&b.name),
                 (Some(_), None) => std::cmp::Ordering::Less,
-                _ => std::cmp::Ordering::Greater,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
             };
             let (a, b) = match order {
                 std::cmp::Ordering::Less => (a, None),
                 std::cmp::Ordering::Greater => (None, b),
                 std::cmp::Ordering::Equal => (a, b),
             };
-            i += usize::from(a.is_some());
-            j += usize::from(b.is_some());
+            let (took_a, took_b) = (a.is_some(), b.is_some());
             let name = a.or(b).map(|n| n.name.as_slice()).unwrap_or_default();
             self.pair(join(path, name), a, b, depth + 1)?;
+            if took_a {
+                old.advance();
+            }
+            if took_b {
+                new.advance();
+            }
         }
         Ok(())
     }

@@ -225,9 +225,11 @@ impl TarWriter<'_, '_> {
                 "folders nested too deep",
             ));
         }
-        let tree = self.browser.tree(id)?;
-        for node in &tree.nodes {
+        let browser = self.browser;
+        let mut entries = browser.entries(Some(id))?;
+        while let Some(node) = entries.peek()? {
             self.entry(join(path, &node.name), node, depth + 1)?;
+            entries.advance();
         }
         Ok(())
     }

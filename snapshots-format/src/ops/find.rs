@@ -157,9 +157,10 @@ impl Search<'_> {
                 "folders nested too deep",
             ));
         }
-        let tree = self.browser.tree(&id)?;
+        let browser = self.browser;
+        let mut entries = browser.entries(Some(&id))?;
         let mut below = Below::default();
-        for node in &tree.nodes {
+        while let Some(node) = entries.peek()? {
             let child = join(path, &node.name);
             if self
                 .pattern
@@ -178,6 +179,7 @@ impl Search<'_> {
                     below.folders.push(found);
                 }
             }
+            entries.advance();
         }
         let below = Arc::new(below);
         if self.memo.len() < MAX_FIND_MEMO && self.all_matches <= 2 * MAX_FIND_MATCHES {

@@ -104,7 +104,7 @@ impl<'p> Lookup<'p> {
     /// component is missing or not a folder.
     ///
     /// # Errors
-    /// Those of [`Browser::tree`] (a missing or damaged tree).
+    /// Those of [`Browser::find`] (a missing or damaged tree or piece).
     pub fn find(&mut self, browser: &Browser, root: &BlobId) -> Result<Option<Node>> {
         let mut visited = Vec::new();
         let mut tree_id = *root;
@@ -114,8 +114,9 @@ impl<'p> Lookup<'p> {
                 break known.clone();
             }
             visited.push((depth, tree_id));
-            let tree = browser.tree(&tree_id)?;
-            match tree.get(self.parts[depth]) {
+            let listing = browser.listing(&tree_id)?;
+            let found = browser.find(&listing, self.parts[depth])?;
+            match found.as_ref().and_then(|f| f.part.nodes.get(f.index)) {
                 Some(node) if depth + 1 == self.parts.len() => break Some(node.clone()),
                 Some(node) => match subtree(node) {
                     Some(id) => tree_id = id,

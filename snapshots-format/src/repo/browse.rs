@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::content::{decode_piece, Extent};
-use crate::format::tree::{decode_listing, Listing as TreeListing, Tree};
+use crate::format::tree::{decode_listing, Listing as TreeListing, Node, Tree};
 use crate::id::{BlobId, PackId};
 pub use crate::repo::file_reader::FileReader;
 use crate::repo::index::Location;
@@ -337,19 +337,6 @@ impl Browser {
         &self.repo
     }
 
-    /// A directory listing.
-    pub fn tree(&self, id: &BlobId) -> Result<Arc<Tree>> {
-        if let Some(t) = self.trees.get(id) {
-            return Ok(t);
-        }
-        let tree = Arc::new(self.repo.load_tree(id)?);
-        // Decoded entries take several times their encoded size; 200 bytes
-        // an entry is a fair estimate.
-        self.trees
-            .insert(*id, tree.clone(), 200 * tree.nodes.len() + 64);
-        Ok(tree)
-    }
-
     /// A folder's listing, its pieces not loaded yet.
     ///
     /// # Errors
@@ -376,6 +363,22 @@ impl Browser {
         Ok(listing)
     }
 
+    /// The entries of the folder `id` (none when `id` is `None`), in name
+    /// order, a part at a time.
+    ///
+    /// # Errors
+    /// A missing or damaged tree blob.
+    pub fn entries(&self, id: Option<&BlobId>) -> Result<Entries<'_>> {
+        Ok(Entries {
+            browser: self,
+            listing: id.map(|id| self.listing(id)).transpose()?,
+            part: None,
+            next_part: 0,
+            index: 0,
+            tree: id.copied(),
+        })
+    }
+
     /// Part `i` of `listing`; `None` past the last.
     ///
     /// # Errors
@@ -395,6 +398,8 @@ impl Browser {
                 let piece = Tree::decode(&bytes)
                     .map_err(|e| Error::corrupt("tree piece", id.short(), e))?;
                 let piece = Arc::new(piece);
+                // Decoded entries take several times their encoded size;
+                // 200 bytes an entry is a fair estimate.
                 self.trees
                     .insert(id, piece.clone(), 200 * piece.nodes.len() + 64);
                 piece
@@ -640,6 +645,61 @@ impl Browser {
     }
 }
 
+/// A folder's entries in name order, walked a part at a time: a folder of
+/// 180,000 receipts passes through memory a tree piece (a few hundred KiB)
+/// at a time, not as the 54 MB of its whole listing. The order across
+/// pieces is checked as they come.
+pub struct Entries<'b> {
+    browser: &'b Browser,
+    /// `None` for a folder that does not exist on this side (a diff).
+    listing: Option<Arc<Listing>>,
+    part: Option<Arc<Tree>>,
+    /// The next part to load, and the entry of `part` to give next.
+    next_part: usize,
+    index: usize,
+    /// The tree, named in errors.
+    tree: Option<BlobId>,
+}
+
+impl<'b> Entries<'b> {
+    /// The entry [`Entries::advance`] would pass, loading the next part
+    /// when the current one is done; `None` at the end.
+    ///
+    /// # Errors
+    /// A missing or damaged piece; pieces out of name order.
+    pub fn peek(&mut self) -> Result<Option<&Node>> {
+        while self
+            .part
+            .as_ref()
+            .is_none_or(|p| self.index >= p.nodes.len())
+        {
+            let Some(listing) = &self.listing else {
+                return Ok(None);
+            };
+            let Some(next) = self.browser.part(listing, self.next_part)? else {
+                return Ok(None);
+            };
+            let after_last = match (&self.part, next.nodes.first()) {
+                (Some(prev), Some(first)) => prev.nodes.last().is_none_or(|l| l.name < first.name),
+                _ => true,
+            };
+            if !after_last {
+                let id = self.tree.map(|t| t.short()).unwrap_or_default();
+                return Err(Error::corrupt("tree", id, "tree pieces out of name order"));
+            }
+            self.part = Some(next);
+            self.next_part += 1;
+            self.index = 0;
+        }
+        Ok(self.part.as_ref().and_then(|p| p.nodes.get(self.index)))
+    }
+
+    /// Passes the entry [`Entries::peek`] returned.
+    pub fn advance(&mut self) {
+        self.index += 1;
+    }
+}
+
 /// The ids of `ids` whose answer in `found` (in the same order) is `None`.
 fn unanswered<T>(ids: &[BlobId], found: &[Option<T>]) -> Vec<BlobId> {
     ids.iter()
@@ -805,6 +865,39 @@ mod tests {
         let read = browser.chunks(&ids[32..]).unwrap();
         assert!(read.iter().zip(&pages[32..]).all(|(r, p)| **r == *p));
         assert!(!browser.packs.knows(&pack));
+    }
+
+    #[test]
+    fn entries_walk_the_pieces_in_order_and_refuse_them_out_of_order() {
+        use crate::format::tree::encode_piece_list;
+        use crate::ops::compare::testing;
+        let dir = tempfile::tempdir().unwrap();
+        let repo = testing::repo(dir.path());
+        let piece = |names: &[&[u8]]| {
+            let nodes = names.iter().map(|n| testing::file(n, 1, 4)).collect();
+            testing::save(&repo, BlobKind::TreePiece, &testing::tree(nodes).encode())
+        };
+        let (low, high) = (piece(&[b"a", b"b"]), piece(&[b"m", b"n"]));
+        let folder = |ids: &[BlobId]| testing::save(&repo, BlobKind::Tree, &encode_piece_list(ids));
+        let (ordered, swapped) = (folder(&[low, high]), folder(&[high, low]));
+        let browser = testing::browser(repo);
+        let names = |id: Option<&BlobId>| -> Result<Vec<Vec<u8>>> {
+            let mut entries = browser.entries(id)?;
+            let mut out = Vec::new();
+            while let Some(node) = entries.peek()? {
+                out.push(node.name.clone());
+                entries.advance();
+            }
+            Ok(out)
+        };
+        let want: Vec<Vec<u8>> = [b"a", b"b", b"m", b"n"]
+            .iter()
+            .map(|n| n.to_vec())
+            .collect();
+        assert_eq!(names(Some(&ordered)).unwrap(), want);
+        assert!(names(None).unwrap().is_empty());
+        let refused = names(Some(&swapped)).unwrap_err().to_string();
+        assert!(refused.contains("out of name order"), "{refused}");
     }
 
     #[test]
