@@ -3,6 +3,7 @@
 use anyhow::Result;
 use snapshots_format::format::snapshot;
 use snapshots_format::format::tree::{Node, Payload};
+use snapshots_format::repo::ListingReader;
 use snapshots_format::{BlobId, Repository};
 
 use crate::args::{Cli, LsArgs};
@@ -88,7 +89,9 @@ fn list(
     if prefix.matches('/').count() >= snapshots_format::format::tree::MAX_DEPTH {
         anyhow::bail!("{prefix}: folders nested too deep (damaged or hostile repository)");
     }
-    for n in repo.load_tree(tree)?.nodes {
+    // A piece at a time: a folder of 180,000 receipts is never held whole.
+    for n in ListingReader::open(repo, tree)? {
+        let n = n?;
         let path = if prefix.is_empty() {
             format::name(&n.name)
         } else {

@@ -23,6 +23,7 @@ use crate::id::{to_hex, BlobId, PackId, SnapshotId};
 use crate::repo::chunk_list_reader::ChunkListReader;
 use crate::repo::index::{Index, Location, INDEX_FILE};
 use crate::repo::keyring::{self, KeyEntry, OpenedWith};
+use crate::repo::listing_reader::ListingReader;
 use crate::repo::lock::LockKind;
 
 /// [`Repository::load_blobs`] reads over gaps up to this size between blobs
@@ -1238,10 +1239,19 @@ impl Repository {
             .filter(|p| !p.is_empty())
             .collect();
         for (i, part) in parts.iter().enumerate() {
-            let tree = self.load_tree(&tree_id)?;
-            let node = tree
-                .get(part)
-                .cloned()
+            // Read a piece at a time up to the name (entries are sorted): a
+            // folder of 180,000 receipts is never held whole.
+            let mut found_here = None;
+            for node in ListingReader::open(self, &tree_id)? {
+                let node = node?;
+                match node.name.as_slice().cmp(part) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => found_here = Some(node),
+                    std::cmp::Ordering::Greater => {}
+                }
+                break;
+            }
+            let node = found_here
                 .ok_or_else(|| Error::PathNotFound(String::from_utf8_lossy(path).into()))?;
             if let crate::format::tree::Payload::Dir(sub) = node.payload {
                 tree_id = sub;
