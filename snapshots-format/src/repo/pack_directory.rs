@@ -16,13 +16,19 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
+use crate::format::blob::BlobKind;
 use crate::format::pack::PackEntry;
 use crate::id::{BlobId, PackId};
 use crate::repo::index::Location;
 
-/// Locations held at most, over all packs learnt: about 100 bytes each, so
-/// a few MiB, and never less than a dozen honest packs of 8 KiB pages.
+/// Locations held at most, over all packs learnt: 49 bytes each in the
+/// table (about 6 MiB when full), and never less than a dozen honest packs
+/// of 8 KiB pages.
 pub const MAX_LOCATIONS: usize = 1 << 16;
+
+/// Packs held at most, those whose trailer could not be read (held as
+/// listing nothing) included.
+pub const MAX_PACKS: usize = 256;
 
 /// The locations of the blobs of the packs learnt last, bounded by
 /// [`MAX_LOCATIONS`]; the pack learnt first is forgotten first.
@@ -31,11 +37,22 @@ pub struct PackDirectory {
     inner: Mutex<Inner>,
 }
 
+/// Where a blob is in a pack learnt: the pack by its number (the pack id
+/// once per pack, not once per blob).
+#[derive(Clone, Copy)]
+struct Place {
+    pack: u32,
+    kind: BlobKind,
+    offset: u32,
+    length: u32,
+}
+
 #[derive(Default)]
 struct Inner {
-    locations: HashMap<BlobId, Location>,
-    /// Packs in the order they were learnt, with the ids each one added.
-    packs: VecDeque<(PackId, Vec<BlobId>)>,
+    locations: HashMap<BlobId, Place>,
+    /// Packs in the order they were learnt, with their numbers.
+    packs: VecDeque<(u32, PackId)>,
+    next: u32,
     /// Packs whose trailer some thread is reading: the other threads ask
     /// the index meanwhile rather than read the same trailer again.
     learning: Vec<PackId>,
@@ -49,12 +66,23 @@ impl PackDirectory {
     /// Where each of `ids` is, when a pack learnt holds it.
     pub fn locate(&self, ids: &[BlobId]) -> Vec<Option<Location>> {
         let g = self.lock();
-        ids.iter().map(|id| g.locations.get(id).copied()).collect()
+        ids.iter()
+            .map(|id| {
+                let place = g.locations.get(id)?;
+                let (_, pack) = g.packs.iter().find(|(n, _)| *n == place.pack)?;
+                Some(Location {
+                    pack: *pack,
+                    kind: place.kind,
+                    offset: place.offset,
+                    length: place.length,
+                })
+            })
+            .collect()
     }
 
     /// Whether the blobs of `pack` are known here.
     pub fn knows(&self, pack: &PackId) -> bool {
-        self.lock().packs.iter().any(|(p, _)| p == pack)
+        self.lock().packs.iter().any(|(_, p)| p == pack)
     }
 
     /// Whether the caller should read `pack`'s trailer: neither known nor
@@ -63,7 +91,7 @@ impl PackDirectory {
     /// read, so that it is not read again).
     pub fn claim(&self, pack: &PackId) -> bool {
         let mut g = self.lock();
-        if g.learning.contains(pack) || g.packs.iter().any(|(p, _)| p == pack) {
+        if g.learning.contains(pack) || g.packs.iter().any(|(_, p)| p == pack) {
             return false;
         }
         g.learning.push(*pack);
@@ -75,41 +103,36 @@ impl PackDirectory {
     pub fn learn(&self, pack: PackId, entries: &[PackEntry]) {
         let mut g = self.lock();
         g.learning.retain(|p| *p != pack);
-        if entries.len() > MAX_LOCATIONS {
+        if entries.len() > MAX_LOCATIONS || g.packs.iter().any(|(_, p)| *p == pack) {
             return;
         }
-        if g.packs.iter().any(|(p, _)| *p == pack) {
-            return;
-        }
-        while g.locations.len() + entries.len() > MAX_LOCATIONS {
-            let Some((old, ids)) = g.packs.pop_front() else {
+        while g.locations.len() + entries.len() > MAX_LOCATIONS || g.packs.len() >= MAX_PACKS {
+            let Some((oldest, _)) = g.packs.pop_front() else {
                 break;
             };
-            g.remove(&old, &ids);
+            g.remove(oldest);
         }
-        let mut added = Vec::with_capacity(entries.len());
+        let number = g.next;
+        g.next = g.next.wrapping_add(1);
         for e in entries {
-            let loc = Location {
-                pack,
+            let place = Place {
+                pack: number,
                 kind: e.kind,
                 offset: e.offset,
                 length: e.length,
             };
             // A blob stored twice keeps the copy learnt first.
-            if let std::collections::hash_map::Entry::Vacant(v) = g.locations.entry(e.id) {
-                v.insert(loc);
-                added.push(e.id);
-            }
+            g.locations.entry(e.id).or_insert(place);
         }
-        g.packs.push_back((pack, added));
+        g.packs.push_back((number, pack));
     }
 
     /// Forgets what `pack`'s trailer said (a location from it failed).
     pub fn forget(&self, pack: &PackId) {
         let mut g = self.lock();
-        if let Some(at) = g.packs.iter().position(|(p, _)| p == pack) {
-            if let Some((old, ids)) = g.packs.remove(at) {
-                g.remove(&old, &ids);
+        if let Some(at) = g.packs.iter().position(|(_, p)| p == pack) {
+            if let Some((number, _)) = g.packs.remove(at) {
+                g.remove(number);
             }
         }
     }
@@ -126,19 +149,16 @@ impl PackDirectory {
 }
 
 impl Inner {
-    fn remove(&mut self, pack: &PackId, ids: &[BlobId]) {
-        for id in ids {
-            if self.locations.get(id).is_some_and(|l| l.pack == *pack) {
-                self.locations.remove(id);
-            }
-        }
+    /// Drops the locations of the pack numbered `number`: one pass over
+    /// the table, once per pack of thousands of blobs.
+    fn remove(&mut self, number: u32) {
+        self.locations.retain(|_, place| place.pack != number);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::blob::BlobKind;
 
     fn entries(pack_seed: u8, n: usize) -> Vec<PackEntry> {
         (0..n)
@@ -196,6 +216,13 @@ mod tests {
         dir.learn(PackId([7; 32]), &entries(7, MAX_LOCATIONS + 1));
         assert!(!dir.knows(&PackId([7; 32])));
         assert_eq!(dir.len(), 4 * per_pack);
+        // Empty trailers (those that could not be read) are bounded too.
+        for n in 0..2 * MAX_PACKS as u32 {
+            let mut id = [0xAA; 32];
+            id[..4].copy_from_slice(&n.to_le_bytes());
+            dir.learn(PackId(id), &[]);
+        }
+        assert_eq!(dir.lock().packs.len(), MAX_PACKS);
     }
 
     #[test]
