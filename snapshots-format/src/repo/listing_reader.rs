@@ -3,12 +3,18 @@
 //! needs only the piece it is in: a folder of 180,000 receipts is about
 //! 54 MB of nodes whole, a piece a few hundred KiB.
 
+use std::collections::VecDeque;
+
 use crate::codec::DecodeError;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::tree::{decode_listing, Listing, Node, Tree};
 use crate::id::BlobId;
 use crate::repo::Repository;
+
+/// Tree pieces loaded together: their encoded bytes wait in memory until
+/// they are decoded, a few hundred KiB at most.
+const TREE_PIECES_AT_ONCE: usize = 16;
 
 /// The entries of one tree, in name order, as [`Iterator`] of
 /// `Result<Node>`. The order across pieces is checked as they come, as
@@ -20,6 +26,9 @@ pub struct ListingReader<'r> {
     tree: Option<BlobId>,
     /// Pieces not loaded yet, in name order.
     pieces: std::vec::IntoIter<BlobId>,
+    /// Pieces loaded with the last batch and not decoded yet (`None`: the
+    /// batch could not load it; it is loaded alone when reached).
+    loaded: VecDeque<(BlobId, Option<Vec<u8>>)>,
     /// The entries of the piece being walked that were not passed yet.
     nodes: std::vec::IntoIter<Node>,
     /// The last name of the pieces loaded so far.
@@ -45,6 +54,7 @@ impl<'r> ListingReader<'r> {
             repo,
             tree: Some(*id),
             pieces: pieces.into_iter(),
+            loaded: VecDeque::new(),
             nodes: nodes.into_iter(),
             last: None,
             ended: false,
@@ -57,6 +67,7 @@ impl<'r> ListingReader<'r> {
             repo,
             tree: None,
             pieces: Vec::new().into_iter(),
+            loaded: VecDeque::new(),
             nodes: tree.nodes.into_iter(),
             last: None,
             ended: false,
@@ -64,13 +75,35 @@ impl<'r> ListingReader<'r> {
     }
 
     /// The tree pieces not read yet: all of them before the first
-    /// entry is asked for.
+    /// entry is asked for (later, those past the last batch loaded).
     pub fn pieces(&self) -> &[BlobId] {
         self.pieces.as_slice()
     }
 
-    fn next_piece(&mut self, id: &BlobId) -> Result<Vec<Node>> {
-        let bytes = self.repo.load_blob(BlobKind::TreePiece, id)?;
+    /// The next piece's id and bytes, loading pieces [`TREE_PIECES_AT_ONCE`]
+    /// at a time (one index transaction, neighbours in a pack read
+    /// together); `None` after the last.
+    fn next_loaded(&mut self) -> Option<(BlobId, Option<Vec<u8>>)> {
+        if self.loaded.is_empty() {
+            let ids: Vec<BlobId> = self.pieces.by_ref().take(TREE_PIECES_AT_ONCE).collect();
+            let mut slots: Vec<Option<Vec<u8>>> = vec![None; ids.len()];
+            // A failed batch is not an error yet: the pieces it did not
+            // load are loaded alone when reached, so the entries before a
+            // damaged piece still come, and its own error is the one told.
+            let _ = self.repo.load_blobs(BlobKind::TreePiece, &ids, |i, data| {
+                slots[i] = Some(data);
+                Ok(())
+            });
+            self.loaded = ids.into_iter().zip(slots).collect();
+        }
+        self.loaded.pop_front()
+    }
+
+    fn next_piece(&mut self, id: &BlobId, bytes: Option<Vec<u8>>) -> Result<Vec<Node>> {
+        let bytes = match bytes {
+            Some(b) => b,
+            None => self.repo.load_blob(BlobKind::TreePiece, id)?,
+        };
         let piece =
             Tree::decode(&bytes).map_err(|e| Error::corrupt("tree piece", id.short(), e))?;
         let out_of_order = match (&self.last, piece.nodes.first()) {
@@ -100,8 +133,8 @@ impl Iterator for ListingReader<'_> {
             if let Some(node) = self.nodes.next() {
                 return Some(Ok(node));
             }
-            let id = self.pieces.next()?;
-            match self.next_piece(&id) {
+            let (id, bytes) = self.next_loaded()?;
+            match self.next_piece(&id, bytes) {
                 Ok(nodes) => self.nodes = nodes.into_iter(),
                 Err(e) => {
                     self.ended = true;
