@@ -595,7 +595,9 @@ impl Browser {
     ) -> Result<()> {
         let mut locs = self.packs.locate(ids);
         let unknown = unanswered(ids, &locs);
-        let from_trailers: Vec<PackId> = locs.iter().flatten().map(|l| l.pack).collect();
+        let mut from_trailers: Vec<PackId> = locs.iter().flatten().map(|l| l.pack).collect();
+        from_trailers.sort_unstable();
+        from_trailers.dedup();
         if !unknown.is_empty() {
             let mut found = self.repo.locate_blobs(&unknown)?.into_iter();
             for slot in locs.iter_mut().filter(|l| l.is_none()) {

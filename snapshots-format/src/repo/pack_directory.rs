@@ -81,7 +81,8 @@ impl PackDirectory {
     }
 
     /// Whether the blobs of `pack` are known here.
-    pub fn knows(&self, pack: &PackId) -> bool {
+    #[cfg(test)]
+    pub(crate) fn knows(&self, pack: &PackId) -> bool {
         self.lock().packs.iter().any(|(_, p)| p == pack)
     }
 
@@ -138,12 +139,14 @@ impl PackDirectory {
     }
 
     /// Locations held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().locations.len()
     }
 
     /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
