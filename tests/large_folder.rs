@@ -59,6 +59,21 @@ fn a_large_folder_restores_mounts_and_survives_prune() {
     coffre.snapshot(&src);
     let listed = coffre.ok(["ls", "latest", "teletransmission/ARL"]);
     assert_eq!(listed.lines().count(), 4039, "{}", &listed[..200]);
+    // `--json` is printed entry by entry too, and is still one array.
+    let json = coffre.ok(["--json", "ls", "latest", "teletransmission/ARL"]);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(entries.len(), 4039);
+    assert_eq!(
+        entries[0]["path"],
+        "teletransmission/ARL/arl_20260901_00000.xml",
+        "{}",
+        &json[..300]
+    );
+    assert_eq!(
+        entries[4038]["path"],
+        "teletransmission/ARL/arl_20260902_00039.xml"
+    );
+    assert_eq!(entries[4038]["size"], receipt(2, 39).len());
 
     // diff, find, history and dump walk the folder a piece at a time.
     let diff = coffre.ok([OsStr::new("diff"), first[..12].as_ref(), "latest".as_ref()]);

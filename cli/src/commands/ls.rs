@@ -6,6 +6,7 @@ use snapshots_format::format::tree::{Node, Payload};
 use snapshots_format::repo::ListingReader;
 use snapshots_format::{BlobId, Repository};
 
+use super::JsonArrayOut;
 use crate::args::{Cli, LsArgs};
 use crate::format;
 
@@ -16,40 +17,39 @@ pub fn run(cli: &Cli, args: &LsArgs) -> Result<u8> {
     let (_, snap) = snapshot::resolve(&all, &args.snapshot)?;
     let (tree, node) = repo.find_path(&snap.tree, args.path.as_bytes())?;
     let prefix = args.path.trim_matches('/').to_string();
-    let mut out = Vec::new();
-    // Text is printed as the walk goes: a listing held whole costs about a
-    // KiB per entry, and a crafted snapshot of shared subtrees names
+    // Printed as the walk goes, text or JSON: a listing held whole costs
+    // about a KiB per entry, and a crafted snapshot of shared subtrees names
     // billions of paths in a few KiB of trees.
-    let mut emit = |path: String, n: Node| {
-        if cli.json {
-            out.push((path, n));
-        } else {
+    let mut json = cli.json.then(JsonArrayOut::new);
+    let mut emit = |path: String, n: Node| match json.as_mut() {
+        Some(out) => out.push(&json_entry(&path, &n)),
+        None => {
             print_entry(args, &path, &n);
+            Ok(())
         }
     };
     match node {
-        Some(n) if !matches!(n.payload, Payload::Dir(_)) => emit(prefix.clone(), n),
+        Some(n) if !matches!(n.payload, Payload::Dir(_)) => emit(prefix.clone(), n)?,
         _ => list(&repo, &tree, &prefix, args.recursive, &mut emit)?,
     }
-    if cli.json {
-        let items: Vec<_> = out
-            .iter()
-            .map(|(path, n)| {
-                serde_json::json!({
-                    "path": path,
-                    "type": format!("{:?}", n.kind).to_lowercase(),
-                    "mode": format!("{:o}", n.mode),
-                    "uid": n.uid,
-                    "gid": n.gid,
-                    "size": n.size,
-                    "mtime": format::local_time(n.mtime),
-                    "target": match &n.payload { Payload::Symlink(t) => Some(format::name(t)), _ => None },
-                })
-            })
-            .collect();
-        super::print_json(&items)?;
+    if let Some(out) = json {
+        out.finish();
     }
     Ok(0)
+}
+
+/// One entry of `ls --json`.
+fn json_entry(path: &str, n: &Node) -> serde_json::Value {
+    serde_json::json!({
+        "path": path,
+        "type": format!("{:?}", n.kind).to_lowercase(),
+        "mode": format!("{:o}", n.mode),
+        "uid": n.uid,
+        "gid": n.gid,
+        "size": n.size,
+        "mtime": format::local_time(n.mtime),
+        "target": match &n.payload { Payload::Symlink(t) => Some(format::name(t)), _ => None },
+    })
 }
 
 /// Prints one entry as text.
@@ -84,7 +84,7 @@ fn list(
     tree: &BlobId,
     prefix: &str,
     recursive: bool,
-    out: &mut dyn FnMut(String, Node),
+    out: &mut dyn FnMut(String, Node) -> Result<()>,
 ) -> Result<()> {
     if prefix.matches('/').count() >= snapshots_format::format::tree::MAX_DEPTH {
         anyhow::bail!("{prefix}: folders nested too deep (damaged or hostile repository)");
@@ -101,7 +101,7 @@ fn list(
             Payload::Dir(id) if recursive => Some(*id),
             _ => None,
         };
-        out(path.clone(), n);
+        out(path.clone(), n)?;
         if let Some(id) = sub {
             list(repo, &id, &path, recursive, out)?;
         }

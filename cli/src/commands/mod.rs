@@ -272,3 +272,78 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+/// A JSON array printed an element at a time, laid out exactly as
+/// `print_json` lays out a whole array: a listing of a million entries is
+/// never held, and a script reading it sees the same bytes.
+pub struct JsonArrayOut {
+    started: bool,
+}
+
+impl JsonArrayOut {
+    /// Nothing is printed before the first element or `finish`.
+    pub fn new() -> Self {
+        Self { started: false }
+    }
+
+    /// Prints one element.
+    pub fn push(&mut self, value: &impl serde::Serialize) -> Result<()> {
+        print!("{}", self.element(value)?);
+        Ok(())
+    }
+
+    /// What `push` prints.
+    fn element(&mut self, value: &impl serde::Serialize) -> Result<String> {
+        let element = serde_json::to_string_pretty(value)?;
+        let mut text = String::with_capacity(element.len() + element.len() / 8 + 4);
+        text.push_str(if self.started { ",\n" } else { "[\n" });
+        self.started = true;
+        // Strings are escaped, so every line break is the layout's own.
+        for (i, line) in element.split('\n').enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            text.push_str("  ");
+            text.push_str(line);
+        }
+        Ok(text)
+    }
+
+    /// Closes the array.
+    pub fn finish(self) {
+        println!("{}", self.end());
+    }
+
+    /// What `finish` prints, before its line break.
+    fn end(&self) -> &'static str {
+        if self.started {
+            "\n]"
+        } else {
+            "[]"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JsonArrayOut;
+
+    #[test]
+    fn an_array_printed_element_by_element_reads_as_the_whole_array() {
+        let items = [
+            serde_json::json!({"path": "a\nb", "size": 1, "nested": {"x": [1, 2]}}),
+            serde_json::json!({"path": "c", "target": null}),
+            serde_json::json!([]),
+        ];
+        for n in 0..=items.len() {
+            let mut out = JsonArrayOut::new();
+            let mut text = String::new();
+            for item in &items[..n] {
+                text.push_str(&out.element(item).unwrap());
+            }
+            text.push_str(out.end());
+            let whole = serde_json::to_string_pretty(&items[..n].to_vec()).unwrap();
+            assert_eq!(text, whole, "{n} elements");
+        }
+    }
+}
