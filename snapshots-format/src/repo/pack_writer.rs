@@ -33,17 +33,102 @@ pub fn read_entries(
 
 /// A pack being written: blobs are appended to a temporary file and hashed as
 /// they go; [`PackWriter::finish`] seals the trailer and makes the pack durable.
+///
+/// The file is written and hashed by a thread of the pack's own, a few
+/// megabytes behind the appends: on a slow drive a write blocks for as long
+/// as the drive takes, and the thread appending (a saver's worker, holding
+/// the lock of the pack every worker appends to) would otherwise leave the
+/// drive idle while it compresses, and the cores idle while it writes.
 pub struct PackWriter {
-    file: Box<dyn Upload>,
-    /// Bytes not yet hashed nor written: BLAKE3 is several times faster on
-    /// long runs than on blob-sized pieces, so both happen per megabyte.
+    sink: Sink,
+    /// Bytes not yet handed to the sink: BLAKE3 is several times faster on
+    /// long runs than on blob-sized pieces, so hashing and writing happen
+    /// per megabyte.
     pending: Vec<u8>,
-    hasher: blake3::Hasher,
     len: u64,
     entries: Vec<PackEntry>,
 }
 
 const WRITE_BATCH: usize = 1 << 20;
+
+/// Megabytes a pack's writer thread may be behind its appends: enough to
+/// keep a drive busy between two appends, few enough to bound memory.
+const WRITES_IN_FLIGHT: usize = 2;
+
+/// What the writer thread gives back: the file, and the hash of what it wrote.
+type Written = (Box<dyn Upload>, blake3::Hasher);
+
+/// The writer thread of one pack, and the queue to it.
+struct Sink {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// Buffers written, sent back for reuse: a fresh megabyte per write
+    /// costs its page faults every time (a tenth of a first snapshot's
+    /// system time).
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<Result<Written>>>,
+}
+
+impl Sink {
+    fn start(mut file: Box<dyn Upload>) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITES_IN_FLIGHT);
+        let (give_back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let thread = std::thread::Builder::new()
+            .name("coffre-pack".into())
+            .spawn(move || {
+                let mut hasher = blake3::Hasher::new();
+                for mut bytes in rx {
+                    hasher.update(&bytes);
+                    file.write(&bytes)?;
+                    bytes.clear();
+                    // Full, or nobody left to take it: let it go.
+                    let _ = give_back.try_send(bytes);
+                }
+                Ok((file, hasher))
+            })
+            .map_err(|e| Error::io("pack writer thread", e))?;
+        Ok(Self {
+            tx: Some(tx),
+            spare,
+            thread: Some(thread),
+        })
+    }
+
+    /// An empty buffer for the next megabyte.
+    fn buffer(&self) -> Vec<u8> {
+        self.spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(WRITE_BATCH))
+    }
+
+    /// Queues bytes; blocks while the thread is [`WRITES_IN_FLIGHT`] behind.
+    fn send(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let sent = self.tx.as_ref().map(|tx| tx.send(bytes));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The thread stopped at a failed write: its error says why.
+            _ => Err(self.stop().err().unwrap_or(Error::Interrupted)),
+        }
+    }
+
+    /// Waits for every queued byte to be written; the file and its hash.
+    fn stop(&mut self) -> Result<Written> {
+        self.tx.take();
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(written)) => written,
+            // Panicked, or stopped already: no file to give back.
+            Some(Err(_)) | None => Err(Error::Interrupted),
+        }
+    }
+}
+
+impl Drop for Sink {
+    /// A pack abandoned (a failed snapshot) is discarded by its thread,
+    /// which drops the unfinished upload: wait for it, so that nothing
+    /// writes to the drive after the run that started it has returned.
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
 
 /// A pack made durable under its final name.
 #[derive(Debug)]
@@ -74,9 +159,8 @@ impl PackWriter {
     /// Those of [`Backend::upload`].
     pub fn new(backend: &dyn Backend) -> Result<Self> {
         let mut w = Self {
-            file: backend.upload(FileKind::Pack)?,
+            sink: Sink::start(backend.upload(FileKind::Pack)?)?,
             pending: Vec::with_capacity(WRITE_BATCH),
-            hasher: blake3::Hasher::new(),
             len: 0,
             entries: Vec::new(),
         };
@@ -96,10 +180,12 @@ impl PackWriter {
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.hasher.update(&self.pending);
-        self.file.write(&self.pending)?;
-        self.pending.clear();
-        Ok(())
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let next = self.sink.buffer();
+        let full = std::mem::replace(&mut self.pending, next);
+        self.sink.send(full)
     }
 
     /// Appends one sealed blob.
@@ -144,9 +230,10 @@ impl PackWriter {
         foot.extend_from_slice(MAGIC);
         self.append(&foot)?;
         self.flush()?;
-        let id = PackId(*self.hasher.finalize().as_bytes());
+        let (file, hasher) = self.sink.stop()?;
+        let id = PackId(*hasher.finalize().as_bytes());
         // The same id means the same bytes: a pack already there is ours.
-        self.file.commit(&ObjectName::pack(&id), false)?;
+        file.commit(&ObjectName::pack(&id), false)?;
         Ok(FinishedPack {
             id,
             size: self.len,
@@ -204,6 +291,38 @@ mod tests {
             }).collect();
             prop_assert_eq!(decode_trailer(&encode_trailer(&entries), 12 + n as u64 * 10).unwrap(), entries);
         }
+    }
+
+    /// The writer thread's failure reaches the appender (at a later add or
+    /// at finish), and nothing is committed.
+    #[test]
+    fn a_drive_full_while_the_thread_writes_fails_the_pack() {
+        use crate::backend::{FaultPlan, FaultyBackend};
+        let k = keys();
+        let store = FaultyBackend::new(
+            crate::backend::MemBackend::new(),
+            FaultPlan {
+                space: Some(3 << 20),
+                ..FaultPlan::default()
+            },
+        );
+        let mut w = PackWriter::new(&store).unwrap();
+        // The writer takes any bytes: 64 pieces of 256 KiB pass the 3 MiB left.
+        let sealed = vec![7u8; 256 << 10];
+        let id = BlobId([1; 32]);
+        let mut failed = None;
+        for _ in 0..64 {
+            if let Err(e) = w.add(id, BlobKind::Data, &sealed) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let err = match failed {
+            Some(e) => e,
+            None => w.finish(&k).unwrap_err(),
+        };
+        assert!(matches!(err, Error::DriveFull { .. }), "{err:?}");
+        assert!(store.inner().list(FileKind::Pack).unwrap().is_empty());
     }
 
     #[test]
