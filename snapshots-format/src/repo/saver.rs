@@ -178,10 +178,15 @@ impl<'r> Saver<'r> {
             stored,
             ..
         } = saver;
-        let value = result?;
-        if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
-        }
+        let value = match (
+            result,
+            error.into_inner().unwrap_or_else(|p| p.into_inner()),
+        ) {
+            // The walk stopped because a worker failed: the worker's error
+            // says why.
+            (Err(Error::Interrupted), Some(e)) | (Ok(_), Some(e)) => return Err(e),
+            (result, _) => result?,
+        };
         let mut unindexed = unindexed.into_inner().unwrap_or_else(|p| p.into_inner());
         for packer in packers {
             if let Some(w) = packer.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -199,17 +204,24 @@ impl<'r> Saver<'r> {
         Ok((value, stats))
     }
 
+    /// Records a worker's failure: the first one that says what went
+    /// wrong wins over a mere [`Error::Interrupted`] (a thread that only
+    /// saw the others stop).
     fn fail(&self, e: Error) {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
+        if slot.is_none() || matches!(*slot, Some(Error::Interrupted)) {
             *slot = Some(e);
         }
     }
 
+    /// [`Error::Interrupted`] once a worker failed. The failure itself
+    /// stays recorded for [`Saver::run`] to return: handed to one reader
+    /// here, it would race with the other readers' errors, and the walker
+    /// might report one of theirs (a bare "interrupted") instead.
     fn check_failed(&self) -> Result<()> {
-        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.take() {
-            Some(e) => Err(e),
+        let slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        match *slot {
+            Some(_) => Err(Error::Interrupted),
             None => Ok(()),
         }
     }
@@ -340,7 +352,13 @@ impl<'r> Saver<'r> {
             }
             let writer = packer.as_mut().expect("packer was just created");
             for (job, sealed) in mine {
-                writer.add(job.id, job.kind, sealed)?;
+                if let Err(e) = writer.add(job.id, job.kind, sealed) {
+                    // A failed pack is abandoned here: left in its slot,
+                    // the next worker would only learn it was stopped,
+                    // not why (the drive's own error is this one).
+                    packer.take();
+                    return Err(e);
+                }
                 self.blobs.fetch_add(1, Ordering::Relaxed);
                 self.plain
                     .fetch_add(job.plain_len as u64, Ordering::Relaxed);
@@ -616,6 +634,70 @@ impl Drop for Batch<'_, '_> {
     fn drop(&mut self) {
         if let Err(e) = self.flush() {
             self.saver.fail(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{FaultPlan, FaultyBackend, MemBackend};
+    use crate::format::keyfile::KdfParams;
+    use std::sync::Arc;
+
+    /// Incompressible bytes, different for every `seed`.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0; len];
+        blake3::Hasher::new()
+            .update(&seed.to_le_bytes())
+            .finalize_xof()
+            .fill(&mut out);
+        out
+    }
+
+    /// A drive that dies while several readers save: whichever reader the
+    /// walk hears from first, the run reports the drive's error, never a
+    /// bare "interrupted" (CI saw one in tests/unplug.rs).
+    #[test]
+    fn a_drive_dying_under_several_readers_reports_the_drive() {
+        for round in 0..8u64 {
+            let cache = tempfile::tempdir().unwrap();
+            let drive = Arc::new(FaultyBackend::new(MemBackend::new(), FaultPlan::default()));
+            let repo = Repository::init_with(drive.clone(), cache.path(), b"pw", KdfParams::CHEAP)
+                .unwrap();
+            drive.set_plan(FaultPlan {
+                crash_at: Some(1 + round % 3),
+                ..FaultPlan::default()
+            });
+            let result = Saver::run(&repo, |saver| {
+                std::thread::scope(|scope| {
+                    let readers: Vec<_> = (0..4u64)
+                        .map(|r| {
+                            scope.spawn(move || -> Result<()> {
+                                let mut batch = saver.batch();
+                                for i in 0..96u64 {
+                                    let data = noise(round << 32 | r << 16 | i, 128 << 10);
+                                    batch.save(BlobKind::Data, &data)?;
+                                }
+                                batch.flush()
+                            })
+                        })
+                        .collect();
+                    let mut first = Ok(());
+                    for reader in readers {
+                        let done = reader.join().unwrap_or(Err(Error::Interrupted));
+                        if first.is_ok() {
+                            first = done;
+                        }
+                    }
+                    first
+                })
+            });
+            let err = result.unwrap_err();
+            assert!(
+                err.to_string().contains("the drive is gone"),
+                "round {round}: {err}"
+            );
         }
     }
 }
