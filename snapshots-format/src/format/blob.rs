@@ -244,6 +244,13 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// The size of `plaintext` compressed alone as a plain data blob would
+/// store it (without dictionary), or its own size when that is smaller.
+pub fn compressed_len(plaintext: &[u8]) -> usize {
+    let mut out = vec![0u8; zstd::zstd_safe::compress_bound(plaintext.len())];
+    compress_into(plaintext, &mut out, None).map_or(plaintext.len(), |n| n.min(plaintext.len()))
+}
+
 /// Compresses into `out` (at least zstd's bound long); `None` when zstd
 /// fails, which the caller treats as incompressible.
 fn compress_into(plaintext: &[u8], out: &mut [u8], dict: Option<&Dictionary>) -> Option<usize> {

@@ -148,8 +148,7 @@ impl Previous {
         // the chunk compressed alone unless that compresses more than 16 to
         // 1, and then it is still under 2 % of the chunk.
         if payload.len() * TINY_DELTA > data.len() {
-            let alone = zstd::bulk::compress(data, crate::format::ZSTD_LEVEL)
-                .map_or(data.len(), |c| c.len().min(data.len()));
+            let alone = crate::format::blob::compressed_len(data);
             let (num, den) = KEEP_BELOW_SHARE;
             if payload.len() * den > alone * num {
                 return whole(batch, data);
