@@ -3,7 +3,7 @@
 //! its chunk list, not the whole list.
 
 mod common;
-use common::{pseudo_random, CHEAP};
+use common::{pseudo_random, set_xattr, CHEAP};
 
 use std::os::unix::fs::FileExt;
 
@@ -208,4 +208,61 @@ fn a_changed_database_stores_the_same_tree_with_or_without_a_parent() {
     let (_, fresh) = take_snapshot(&repo, &alone, &NoProgress).unwrap();
     assert_eq!(fresh.summary.blobs_added, 0);
     assert_eq!(fresh.tree, next.tree);
+}
+
+fn remove_xattr(path: &std::path::Path, name: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: NUL-terminated strings.
+    assert_eq!(unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) }, 0);
+}
+
+/// The extended attributes of `name` at the root of snapshot tree `tree`.
+fn xattrs_of(
+    repo: &Repository,
+    tree: &snapshots_format::BlobId,
+    name: &str,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let t = repo.load_tree(tree).unwrap();
+    t.get(name.as_bytes()).unwrap().xattrs.clone()
+}
+
+/// An unchanged entry takes its attributes from the parent snapshot without
+/// listing them; one whose attributes were set or removed since is seen
+/// (the attribute moved its ctime).
+#[test]
+fn attributes_set_or_removed_on_unchanged_entries_are_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("a"), b"unchanged content a").unwrap();
+    std::fs::write(src.join("b"), b"unchanged content b").unwrap();
+    if !set_xattr(&src.join("b"), "user.kept", b"1") {
+        eprintln!("skipped: the temporary folder takes no user xattrs");
+        return;
+    }
+    let repo = Repository::init(dir.path().join("repo"), b"pw", CHEAP).unwrap();
+    let (_, first) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    let kept = vec![(b"user.kept".to_vec(), b"1".to_vec())];
+    assert_eq!(xattrs_of(&repo, &first.tree, "b"), kept);
+    assert!(xattrs_of(&repo, &first.tree, "a").is_empty());
+
+    assert!(set_xattr(&src.join("a"), "user.added", b"yes"));
+    assert!(set_xattr(&src.join("d"), "user.folder", b"f"));
+    let (_, second) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    assert_eq!(
+        xattrs_of(&repo, &second.tree, "a"),
+        vec![(b"user.added".to_vec(), b"yes".to_vec())]
+    );
+    assert_eq!(
+        xattrs_of(&repo, &second.tree, "d"),
+        vec![(b"user.folder".to_vec(), b"f".to_vec())]
+    );
+    assert_eq!(xattrs_of(&repo, &second.tree, "b"), kept);
+
+    remove_xattr(&src.join("a"), "user.added");
+    let (_, third) = take_snapshot(&repo, &opts(&src), &NoProgress).unwrap();
+    assert!(xattrs_of(&repo, &third.tree, "a").is_empty());
+    assert_eq!(xattrs_of(&repo, &third.tree, "b"), kept);
 }

@@ -4,7 +4,7 @@
 //! the capability attribute.
 
 mod common;
-use common::CHEAP;
+use common::{set_xattr, CHEAP};
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -28,21 +28,6 @@ fn net_bind_service() -> Vec<u8> {
     v.extend_from_slice(&0u32.to_le_bytes());
     v.extend_from_slice(&0u32.to_le_bytes());
     v
-}
-
-fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
-    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = CString::new(name).unwrap();
-    // SAFETY: NUL-terminated strings, value valid for its length.
-    unsafe {
-        libc::lsetxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        ) == 0
-    }
 }
 
 fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
