@@ -219,19 +219,29 @@ fn decompress(payload: &[u8], dict: Option<&Dictionary>) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = Vec::with_capacity(size as usize);
-    DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = zstd::zstd_safe::DCtx::try_create();
-        }
-        let d = d.as_mut()?;
+    with_decompressor(|d| {
         let n = match dict {
             Some(dict) => d.decompress_using_ddict(&mut out, payload, dict.ddict()),
             None => d.decompress(&mut out, payload),
         };
         // A frame must fill exactly the size its header announced.
-        n.ok().filter(|&n| n == size as usize)?;
-        Some(out)
+        n.ok().filter(|&n| n == size as usize)
+    })?;
+    Some(out)
+}
+
+/// Runs `f` on this thread's decompression context, made on first use;
+/// `None` when it cannot be made. Every frame given to it is one-shot, so
+/// nothing (dictionary, prefix) carries over from one call to the next.
+pub(crate) fn with_decompressor<R>(
+    f: impl FnOnce(&mut zstd::zstd_safe::DCtx<'static>) -> Option<R>,
+) -> Option<R> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = zstd::zstd_safe::DCtx::try_create();
+        }
+        f(d.as_mut()?)
     })
 }
 

@@ -127,10 +127,19 @@ pub fn decompress(payload: &[u8], base_plain: &[u8]) -> Option<Vec<u8>> {
     if size > MAX_BLOB_LEN as u64 || size > most {
         return None;
     }
-    let mut d = zstd::zstd_safe::DCtx::try_create()?;
-    d.ref_prefix(base_plain).ok()?;
     let mut out = Vec::with_capacity(size as usize);
-    let n = d.decompress(&mut out, frame).ok()?;
+    // The thread's context, as for plain blobs; a base that reads as a
+    // trained dictionary goes through a raw-content prefix of its own, as
+    // in `compress`.
+    let n = if base_plain.starts_with(&ZSTD_DICT_MAGIC) {
+        let mut d = zstd::zstd_safe::DCtx::try_create()?;
+        d.ref_prefix(base_plain).ok()?;
+        d.decompress(&mut out, frame).ok()?
+    } else {
+        super::blob::with_decompressor(|d| {
+            d.decompress_using_dict(&mut out, frame, base_plain).ok()
+        })?
+    };
     (n == size as usize).then_some(out)
 }
 
