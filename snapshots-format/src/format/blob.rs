@@ -236,12 +236,22 @@ fn decompress(payload: &[u8], dict: Option<&Dictionary>) -> Option<Vec<u8>> {
 pub(crate) fn with_decompressor<R>(
     f: impl FnOnce(&mut zstd::zstd_safe::DCtx<'static>) -> Option<R>,
 ) -> Option<R> {
-    DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = zstd::zstd_safe::DCtx::try_create();
+    with_context(&DECOMPRESSOR, zstd::zstd_safe::DCtx::try_create, f)
+}
+
+/// Runs `f` on the thread's context in `slot`, made by `make` on first use;
+/// `None` when it cannot be made.
+pub(crate) fn with_context<C: 'static, R>(
+    slot: &'static std::thread::LocalKey<std::cell::RefCell<Option<C>>>,
+    make: fn() -> Option<C>,
+    f: impl FnOnce(&mut C) -> Option<R>,
+) -> Option<R> {
+    slot.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = make();
         }
-        f(d.as_mut()?)
+        f(c.as_mut()?)
     })
 }
 
@@ -264,12 +274,7 @@ pub fn compressed_len(plaintext: &[u8]) -> usize {
 /// Compresses into `out` (at least zstd's bound long); `None` when zstd
 /// fails, which the caller treats as incompressible.
 fn compress_into(plaintext: &[u8], out: &mut [u8], dict: Option<&Dictionary>) -> Option<usize> {
-    COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_none() {
-            *c = zstd::zstd_safe::CCtx::try_create();
-        }
-        let c = c.as_mut()?;
+    with_context(&COMPRESSOR, zstd::zstd_safe::CCtx::try_create, |c| {
         match dict {
             Some(dict) => c.compress_using_cdict(out, plaintext, dict.cdict()),
             None => c.compress(out, plaintext, ZSTD_LEVEL),

@@ -60,18 +60,9 @@ pub fn compress(base: &BlobId, base_plain: &[u8], plaintext: &[u8]) -> Option<Ve
     let n = if base_plain.starts_with(&ZSTD_DICT_MAGIC) {
         compress_with_prefix(base_plain, plaintext, &mut out[BASE_ID_LEN..])?
     } else {
-        COMPRESSOR.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.is_none() {
-                *c = zstd::zstd_safe::CCtx::try_create();
-            }
-            c.as_mut()?
-                .compress_using_dict(
-                    &mut out[BASE_ID_LEN..],
-                    plaintext,
-                    base_plain,
-                    DELTA_ZSTD_LEVEL,
-                )
+        let out = &mut out[BASE_ID_LEN..];
+        super::blob::with_context(&COMPRESSOR, zstd::zstd_safe::CCtx::try_create, |c| {
+            c.compress_using_dict(out, plaintext, base_plain, DELTA_ZSTD_LEVEL)
                 .ok()
         })?
     };
@@ -84,7 +75,8 @@ pub fn compress(base: &BlobId, base_plain: &[u8], plaintext: &[u8]) -> Option<Ve
 /// a dictionary, where the decoder takes every base as raw content.
 const ZSTD_DICT_MAGIC: [u8; 4] = [0x37, 0xA4, 0x30, 0xEC];
 
-// One context per thread, reused. A context made for each chunk allocated
+// One context per thread, reused, apart from plain blobs' (level 3 there:
+// sharing would resize the tables at every switch). A context made for each chunk allocated
 // and cleared its level-9 tables every time, and that set-up was 23 % of a
 // daily snapshot's CPU at 4 GiB: the stock export alone is about a thousand
 // 64 KiB deltas a day.
