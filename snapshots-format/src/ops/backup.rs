@@ -309,21 +309,24 @@ pub fn take_snapshot_with(
             for _ in 0..readers {
                 let queue: Receiver<ReadJob> = queue.clone();
                 let reader = &reader;
-                scope.spawn(move || {
-                    let mut batch = reader.saver.batch();
-                    for job in queue {
-                        let result = reader.read(
-                            &mut batch,
-                            job.file,
-                            &job.path,
-                            &job.rel,
-                            &job.meta,
-                            job.previous.as_ref(),
-                        );
-                        // The walker only stops listening when it failed.
-                        job.reply.send(result);
-                    }
-                });
+                let spawned = std::thread::Builder::new()
+                    .name("coffre-reader".into())
+                    .spawn_scoped(scope, move || {
+                        let mut batch = reader.saver.batch();
+                        for job in queue {
+                            let result = reader.read(
+                                &mut batch,
+                                job.file,
+                                &job.path,
+                                &job.rel,
+                                &job.meta,
+                                job.previous.as_ref(),
+                            );
+                            // The walker only stops listening when it failed.
+                            job.reply.send(result);
+                        }
+                    });
+                spawned.map_err(|e| Error::io("reader thread", e))?;
             }
             drop(queue);
             let mut walker = Walker {
@@ -1077,11 +1080,19 @@ impl FileReader<'_, '_> {
                     Piece::Data(data) => {
                         let len = data.len() as u32;
                         progress.advance(0, u64::from(len));
-                        let extent = match (previous.as_mut(), pages.as_mut()) {
-                            (Some(previous), _) => previous.save(batch, offset, data),
-                            (None, Some(pages)) => {
+                        let at = offset;
+                        offset += u64::from(len);
+                        if let Some(previous) = previous.as_mut() {
+                            // Deltas are made a window of chunks at a time.
+                            for extent in previous.save(batch, at, data).map_err(ReadError::Repo)? {
+                                content.push(batch, extent).map_err(ReadError::Repo)?;
+                            }
+                            return Ok(());
+                        }
+                        let extent = match pages.as_mut() {
+                            Some(pages) => {
                                 let id = blob_id(repo.keys(), BlobKind::Data, data);
-                                if pages.had(offset, len, &id) {
+                                if pages.had(at, len, &id) {
                                     Ok(Extent::chunk(id, len))
                                 } else {
                                     batch
@@ -1089,16 +1100,20 @@ impl FileReader<'_, '_> {
                                         .map(|()| Extent::chunk(id, len))
                                 }
                             }
-                            (None, None) => batch
+                            None => batch
                                 .save(BlobKind::Data, data)
                                 .map(|id| Extent::chunk(id, len)),
                         }
                         .map_err(ReadError::Repo)?;
                         content.push(batch, extent).map_err(ReadError::Repo)?;
-                        offset += u64::from(len);
                     }
                     Piece::Hole(len) => {
                         progress.advance(0, len);
+                        if let Some(previous) = previous.as_mut() {
+                            for extent in previous.flush(batch).map_err(ReadError::Repo)? {
+                                content.push(batch, extent).map_err(ReadError::Repo)?;
+                            }
+                        }
                         content
                             .push(batch, Extent::Hole { len })
                             .map_err(ReadError::Repo)?;
@@ -1112,6 +1127,11 @@ impl FileReader<'_, '_> {
             ReadError::Source(e) => source_err(e),
             ReadError::Repo(e) => e,
         })?;
+        if let Some(previous) = previous.as_mut() {
+            for extent in previous.flush(batch)? {
+                content.push(batch, extent)?;
+            }
+        }
         self.progress.advance(1, 0);
         let after = Stat::of(&file).map_err(source_err)?;
         let size = content.len();

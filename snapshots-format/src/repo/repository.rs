@@ -838,16 +838,25 @@ impl Repository {
     /// As [`Repository::load_blob`].
     pub fn load_base(&self, id: &BlobId) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.load_blobs_as(
-            BlobKind::Data,
-            false,
-            std::slice::from_ref(id),
-            |_, data| {
-                out = data;
-                Ok(())
-            },
-        )?;
+        self.load_bases(std::slice::from_ref(id), |_, data| {
+            out = data;
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// The plaintexts of several deltas' bases, read together as
+    /// [`Repository::load_blobs`] reads blobs; `each(i, plaintext)` for
+    /// `ids[i]`, in the order they were read.
+    ///
+    /// # Errors
+    /// As [`Repository::load_blobs`]; a delta among `ids` is damage.
+    pub fn load_bases(
+        &self,
+        ids: &[BlobId],
+        each: impl FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        self.load_blobs_as(BlobKind::Data, false, ids, each)
     }
 
     /// Opens, decompresses and verifies a sealed blob read from a pack.

@@ -154,13 +154,20 @@ impl<'r> Saver<'r> {
             for _ in 0..workers {
                 let rx: Receiver<Vec<Job>> = rx.clone();
                 let saver = &saver;
-                scope.spawn(move || {
-                    for jobs in rx {
-                        if let Err(e) = saver.store(jobs) {
-                            saver.fail(e);
+                let spawned = std::thread::Builder::new()
+                    .name("coffre-saver".into())
+                    .spawn_scoped(scope, move || {
+                        for jobs in rx {
+                            if let Err(e) = saver.store(jobs) {
+                                saver.fail(e);
+                            }
                         }
-                    }
-                });
+                    });
+                if let Err(e) = spawned {
+                    // The workers already started stop once the queue closes.
+                    saver.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    return Err(Error::io("saver thread", e));
+                }
             }
             drop(rx);
             let out = work(&saver);
@@ -473,7 +480,7 @@ pub struct Batch<'s, 'r> {
     bytes: usize,
 }
 
-impl Batch<'_, '_> {
+impl<'r> Batch<'_, 'r> {
     /// Stores `data` as a blob of `kind` unless the repository already has
     /// it, at the latest when the batch is flushed. Returns its id.
     ///
@@ -527,7 +534,7 @@ impl Batch<'_, '_> {
     }
 
     /// The repository this batch saves into (to read a delta's base).
-    pub fn repository(&self) -> &Repository {
+    pub fn repository(&self) -> &'r Repository {
         self.saver.repo
     }
 
