@@ -569,22 +569,22 @@ impl<'s, 'r> Folder<'s, 'r> {
         }
     }
 
-    /// Whether this folder waits for a large file.
-    fn waits_long(&self) -> bool {
-        self.waiting.iter().any(|(_, slot)| slot.waits_long())
+    /// Whether an entry of this folder (or of a folder in it) is still
+    /// being read.
+    fn waits(&self) -> bool {
+        self.waiting.iter().any(|(_, slot)| slot.waits())
     }
 }
 
-/// Files at least this large take a reader a second or more (a database
-/// is read whole every night): their folder does not hold the walk up.
-const DEFER_FOR: u64 = 16 << 20;
-
-/// A folder whose listing waits for a large file still being read. The
-/// walk goes on with the next folders (reading their files on the other
-/// readers, and stat'ing the rest of the tree) instead of waiting; the
-/// folder's tree is saved when its parent's is. Only folders waiting for a
-/// large file (and their parents) wait this way, so the listings held
-/// meanwhile are few.
+/// A folder whose listing waits for files still being read. The walk goes
+/// on with the next folders (reading their files on the other readers,
+/// and stat'ing the rest of the tree) instead of waiting: it waited for
+/// every folder's new files before, and a cold daily snapshot spent a
+/// fifth of its walk there (docs/PERFORMANCE.md). The folder's tree is
+/// saved once its files are stored and it is first among its parent's
+/// waiting entries, or when its parent's is. Files being read are at most
+/// the readers' queue and the readers, so the folders held meanwhile are
+/// few, and each holds at most [`HELD`] entries.
 struct Waiting<'s, 'r> {
     /// The folder's node, its payload still to be set.
     node: Node,
@@ -595,12 +595,13 @@ struct Waiting<'s, 'r> {
 }
 
 impl Slot<'_, '_> {
-    /// Whether this entry waits for a large file.
-    fn waits_long(&self) -> bool {
+    /// Whether this entry is a file still being read, or a folder waiting
+    /// for one.
+    fn waits(&self) -> bool {
         match self {
             Slot::Done(_) => false,
-            Slot::Reading(node, reply) => node.size >= DEFER_FOR && !reply.is_ready(),
-            Slot::Deferred(_) => true,
+            Slot::Reading(_, reply) => !reply.is_ready(),
+            Slot::Deferred(waiting) => waiting.folder.waits(),
         }
     }
 }
@@ -761,11 +762,7 @@ impl<'a, 'r> Walker<'a, 'r> {
     /// first on; waits for the first when more than [`HELD`] wait.
     fn advance(&mut self, folder: &mut Folder<'a, 'r>) -> Result<()> {
         while let Some((_, first)) = folder.waiting.front() {
-            let ready = match first {
-                Slot::Done(_) => true,
-                Slot::Reading(_, reply) => reply.is_ready(),
-                Slot::Deferred(_) => false,
-            };
+            let ready = !first.waits();
             if !ready && folder.waiting.len() <= HELD {
                 break;
             }
@@ -935,7 +932,7 @@ impl<'a, 'r> Walker<'a, 'r> {
                 _ => None,
             });
             let node = node_from(name, NodeKind::Dir, &meta, xattrs, Payload::None);
-            if folder.waits_long() {
+            if folder.waits() {
                 return Ok(Some(Slot::Deferred(Box::new(Waiting {
                     node,
                     old,

@@ -237,44 +237,171 @@ fn read_pages<E: From<io::Error>>(
     emit: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
 ) -> Result<u64, E> {
     // One read per few megabytes rather than per page: a database is a
-    // hundred thousand pages. A large one is read around the page cache.
-    let mut direct = DirectReads::new(file, len);
+    // hundred thousand pages. A large one is read around the page cache,
+    // on a thread of its own.
+    let direct = DirectReads::new(file, len);
     let page = page as u64;
-    let read_batch = if direct.is_on() {
-        DIRECT_READ_BATCH
-    } else {
-        PAGE_READ_BATCH
+    if direct.is_on() {
+        let batch = (DIRECT_READ_BATCH as u64).max(page) / page * page;
+        return read_pages_ahead(direct, offset, len, page, batch, emit);
+    }
+    let batch = (PAGE_READ_BATCH as u64).max(page) / page * page;
+    let mut reads = PageReads {
+        direct,
+        pos: offset,
+        end: offset + len,
+        page,
+        batch,
     };
-    let batch = (read_batch as u64).max(page) / page * page;
     let mut buf = AlignedBuf::new(batch as usize);
-    let end = offset + len;
-    let mut pos = offset;
-    while pos < end {
-        let want = (end.min((pos + batch) / page * page) - pos) as usize;
+    while let Some(read) = reads.next(&mut buf)? {
+        emit_pages(buf.as_slice(), read, page, emit)?;
+        if read.got < read.want {
+            break;
+        }
+    }
+    Ok(reads.pos - offset)
+}
+
+/// [`read_pages`] for a file read directly: each direct read waits for the
+/// drive (there is no read-ahead), and a database's reader then spent half
+/// its time waiting (6.5 GB a night at 16 GiB). Here one thread reads the
+/// next batch while this one cuts and stores the last, in two buffers.
+fn read_pages_ahead<E: From<io::Error>>(
+    direct: DirectReads<'_>,
+    offset: u64,
+    len: u64,
+    page: u64,
+    batch: u64,
+    emit: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut reads = PageReads {
+        direct,
+        pos: offset,
+        end: offset + len,
+        page,
+        batch,
+    };
+    let (full_tx, full) = std::sync::mpsc::sync_channel::<io::Result<(AlignedBuf, Read)>>(1);
+    let (spare, spare_rx) = std::sync::mpsc::sync_channel::<AlignedBuf>(2);
+    for _ in 0..2 {
+        let _ = spare.send(AlignedBuf::new(batch as usize));
+    }
+    std::thread::scope(|scope| {
+        let reading = std::thread::Builder::new()
+            .name("coffre-read-ahead".into())
+            .spawn_scoped(scope, move || {
+                for mut buf in spare_rx {
+                    let read = match reads.next(&mut buf) {
+                        Ok(Some(read)) => read,
+                        Ok(None) => return,
+                        Err(e) => {
+                            let _ = full_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    if full_tx.send(Ok((buf, read))).is_err() || read.got < read.want {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = reading {
+            return Err(E::from(e));
+        }
+        take_pages(full, spare, page, emit)
+    })
+}
+
+/// The batches of [`read_pages_ahead`]'s reading thread, cut into pages;
+/// each buffer goes back to it once its pages are stored. Takes the
+/// channels' ends by value: they close when this returns, which stops the
+/// reading thread however this ends.
+fn take_pages<E: From<io::Error>>(
+    full: std::sync::mpsc::Receiver<io::Result<(AlignedBuf, Read)>>,
+    spare: std::sync::mpsc::SyncSender<AlignedBuf>,
+    page: u64,
+    emit: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut done = 0;
+    for item in full {
+        let (buf, read) = item?;
+        emit_pages(buf.as_slice(), read, page, emit)?;
+        done += read.got as u64;
+        let _ = spare.send(buf);
+    }
+    Ok(done)
+}
+
+/// One batch of pages read: where it starts, how much was asked and got.
+#[derive(Clone, Copy)]
+struct Read {
+    at: u64,
+    want: usize,
+    got: usize,
+}
+
+/// Reads of a range of pages, a batch at a time.
+struct PageReads<'f> {
+    direct: DirectReads<'f>,
+    pos: u64,
+    end: u64,
+    page: u64,
+    batch: u64,
+}
+
+impl PageReads<'_> {
+    /// The next batch into `buf`, `None` at the end of the range.
+    fn next(&mut self, buf: &mut AlignedBuf) -> io::Result<Option<Read>> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let want = (self
+            .end
+            .min((self.pos + self.batch) / self.page * self.page)
+            - self.pos) as usize;
         // A direct read is rounded up to stay aligned at the end of a
         // range; the bytes past `want` are not used.
-        let asked = if direct.is_on() {
+        let asked = if self.direct.is_on() {
             want.div_ceil(direct::ALIGN) * direct::ALIGN
         } else {
             want
         };
-        let got = direct
-            .read(&mut buf.as_mut_slice()[..asked], pos)?
+        let got = self
+            .direct
+            .read(&mut buf.as_mut_slice()[..asked], self.pos)?
             .min(want);
-        let buf = buf.as_slice();
-        let base = pos;
-        let stop = pos + got as u64;
-        while pos < stop {
-            let next = stop.min((pos / page + 1) * page);
-            let piece = &buf[(pos - base) as usize..(next - base) as usize];
-            emit(Piece::Data(piece))?;
-            pos = next;
-        }
+        let read = Read {
+            at: self.pos,
+            want,
+            got,
+        };
+        self.pos += got as u64;
         if got < want {
-            break;
+            // The file shrank under us: nothing more to read.
+            self.end = self.pos;
         }
+        Ok(Some(read))
     }
-    Ok(pos - offset)
+}
+
+/// Hands out the pages of one batch read: pieces that end on multiples of
+/// `page` from the file's start.
+fn emit_pages<E>(
+    buf: &[u8],
+    read: Read,
+    page: u64,
+    emit: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut pos = read.at;
+    let stop = read.at + read.got as u64;
+    while pos < stop {
+        let next = stop.min((pos / page + 1) * page);
+        emit(Piece::Data(
+            &buf[(pos - read.at) as usize..(next - read.at) as usize],
+        ))?;
+        pos = next;
+    }
+    Ok(())
 }
 
 const PAGE_READ_BATCH: usize = 1 << 20;
@@ -670,6 +797,33 @@ mod tests {
             })
             .collect();
         assert_eq!(joined, &data[..1 << 20]);
+    }
+
+    /// A database large enough to be read directly (where the filesystem
+    /// allows it: then on the read-ahead thread) comes out page by page,
+    /// in order, whole; and only what is left when it shrank.
+    #[test]
+    fn a_large_database_read_ahead_gives_every_page_in_order() {
+        let data = pseudo_random((direct::MIN_SIZE as usize) + (5 << 20) + 3 * 8192, 13);
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&data).unwrap();
+        let joined = |pieces: Vec<Owned>| -> Vec<u8> {
+            pieces
+                .into_iter()
+                .flat_map(|p| match p {
+                    Owned::Data(d) => {
+                        assert_eq!(d.len(), 8192);
+                        d
+                    }
+                    // What the stated size has beyond the shrunk file.
+                    Owned::Hole(_) => Vec::new(),
+                })
+                .collect()
+        };
+        assert!(joined(chunks_in(&f, data.len() as u64, 3)) == data);
+        let left = (direct::MIN_SIZE as usize) + (1 << 20);
+        f.set_len(left as u64).unwrap();
+        assert!(joined(chunks_in(&f, data.len() as u64, 3)) == data[..left]);
     }
 
     #[test]
