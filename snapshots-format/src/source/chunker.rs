@@ -241,11 +241,12 @@ fn read_pages<E: From<io::Error>>(
     // on a thread of its own.
     let direct = DirectReads::new(file, len);
     let page = page as u64;
-    if direct.is_on() {
-        let batch = (DIRECT_READ_BATCH as u64).max(page) / page * page;
-        return read_pages_ahead(direct, offset, len, page, batch, emit);
-    }
-    let batch = (PAGE_READ_BATCH as u64).max(page) / page * page;
+    let read_batch = if direct.is_on() {
+        DIRECT_READ_BATCH
+    } else {
+        PAGE_READ_BATCH
+    };
+    let batch = (read_batch as u64).max(page) / page * page;
     let mut reads = PageReads {
         direct,
         pos: offset,
@@ -253,6 +254,9 @@ fn read_pages<E: From<io::Error>>(
         page,
         batch,
     };
+    if reads.direct.is_on() {
+        return read_pages_ahead(reads, emit);
+    }
     let mut buf = AlignedBuf::new(batch as usize);
     while let Some(read) = reads.next(&mut buf)? {
         emit_pages(buf.as_slice(), read, page, emit)?;
@@ -268,20 +272,10 @@ fn read_pages<E: From<io::Error>>(
 /// its time waiting (6.5 GB a night at 16 GiB). Here one thread reads the
 /// next batch while this one cuts and stores the last, in two buffers.
 fn read_pages_ahead<E: From<io::Error>>(
-    direct: DirectReads<'_>,
-    offset: u64,
-    len: u64,
-    page: u64,
-    batch: u64,
+    mut reads: PageReads<'_>,
     emit: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
 ) -> Result<u64, E> {
-    let mut reads = PageReads {
-        direct,
-        pos: offset,
-        end: offset + len,
-        page,
-        batch,
-    };
+    let (page, batch) = (reads.page, reads.batch);
     let (full_tx, full) = std::sync::mpsc::sync_channel::<io::Result<(AlignedBuf, Read)>>(1);
     let (spare, spare_rx) = std::sync::mpsc::sync_channel::<AlignedBuf>(2);
     for _ in 0..2 {
