@@ -274,8 +274,8 @@ impl Index {
         }
         // Blob ids are random, so inserts and lookups land all over the
         // table: SQLite's default 2 MiB page cache missed most of them. The
-        // caches (8 MiB here, 4 MiB for each lookup connection) fill as the index grows and
-        // count in the snapshot's peak memory.
+        // caches (8 MiB here, 4 MiB for each lookup connection) fill as the
+        // index grows and count in the snapshot's peak memory.
         //
         // A checkpoint copies every page the WAL holds back into the
         // database; the default (every 4 MB of WAL) made a first snapshot
