@@ -94,6 +94,10 @@ pub struct Index {
 /// that lock (docs/PERFORMANCE.md).
 const LOOKUP_CONNECTIONS: usize = 4;
 
+/// Cache files up to this size are read ahead when opened ([`read_ahead`]):
+/// 196 MiB at 16 GiB of pharmacy data.
+const MAX_READ_AHEAD: u64 = 1 << 30;
+
 /// Page cache of each lookup connection, in KiB (SQLite's negative
 /// `cache_size`): 16 MiB in all, as one connection had. With the file read
 /// ahead ([`read_ahead`]) a page missed there is a copy from the kernel's
@@ -209,7 +213,9 @@ fn open_conn(path: &Path) -> Result<Connection> {
 /// touch waited for the disk, one page at a time (threads of a daily
 /// snapshot at 4 GiB waited 4 s in all). One sequential read of the whole
 /// file costs less than a fraction of those. Only advice: nothing fails
-/// when the kernel does not take it.
+/// when the kernel does not take it. A file larger than
+/// [`MAX_READ_AHEAD`] (the index of terabytes of data) is left to be read
+/// as touched: it would push the rest of a small machine's memory out.
 fn read_ahead(path: &Path) {
     use std::os::unix::fs::OpenOptionsExt;
     for suffix in ["", "-wal"] {
@@ -219,7 +225,8 @@ fn read_ahead(path: &Path) {
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&p);
-        if let Ok(file) = opened {
+        let small = |file: &std::fs::File| file.metadata().is_ok_and(|m| m.len() <= MAX_READ_AHEAD);
+        if let Some(file) = opened.ok().filter(small) {
             // SAFETY: the descriptor is open for the duration of the call.
             unsafe {
                 libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
