@@ -72,8 +72,8 @@ enum Plan {
     Known(Extent),
     /// Stored whole, with this id.
     Whole(BlobId),
-    /// A delta against this base, if it pays.
-    Delta(BlobId),
+    /// A delta against `base` if it pays, else stored whole as `whole`.
+    Delta { base: BlobId, whole: BlobId },
 }
 
 impl Previous {
@@ -153,7 +153,7 @@ impl Previous {
             .iter()
             .enumerate()
             .filter_map(|(i, plan)| match plan {
-                Plan::Delta(_) => Some((i, blob_id(repo.keys(), BlobKind::Data, &pending[i].1))),
+                Plan::Delta { whole, .. } => Some((i, *whole)),
                 _ => None,
             })
             .collect();
@@ -170,7 +170,7 @@ impl Previous {
             let len = data.len() as u32;
             extents.push(match (plan, payload) {
                 (Plan::Known(extent), _) => extent,
-                (Plan::Delta(base), Some(payload)) => {
+                (Plan::Delta { base, .. }, Some(payload)) => {
                     let id = delta::delta_id(repo.keys(), &base, data);
                     batch.save_delta(id, data.len(), payload)?;
                     Extent::Chunk {
@@ -179,11 +179,10 @@ impl Previous {
                         base: Some(base),
                     }
                 }
-                (Plan::Whole(id), _) => {
+                (Plan::Whole(id) | Plan::Delta { whole: id, .. }, _) => {
                     batch.save_hashed(BlobKind::Data, id, data)?;
                     Extent::chunk(id, len)
                 }
-                (Plan::Delta(_), None) => whole(batch, data)?,
             });
         }
         Ok(extents)
@@ -217,7 +216,10 @@ impl Previous {
             return Plan::Whole(whole_id);
         }
         match near().max_by_key(|c| c.overlap(offset, end)) {
-            Some(best) => Plan::Delta(best.base.unwrap_or(best.id)),
+            Some(best) => Plan::Delta {
+                base: best.base.unwrap_or(best.id),
+                whole: whole_id,
+            },
             None => Plan::Whole(whole_id),
         }
     }
@@ -229,7 +231,7 @@ impl Previous {
         let needed: HashSet<BlobId> = plans
             .iter()
             .filter_map(|p| match p {
-                Plan::Delta(base) => Some(*base),
+                Plan::Delta { base, .. } => Some(*base),
                 _ => None,
             })
             .collect();
@@ -260,7 +262,7 @@ impl Previous {
     /// this thread and helpers: `None` for the other chunks.
     fn compress(&self, plans: &[Plan], pending: &[(u64, Vec<u8>)]) -> Vec<Option<Vec<u8>>> {
         let one = |i: usize| -> Option<Vec<u8>> {
-            let Plan::Delta(base) = &plans[i] else {
+            let Plan::Delta { base, .. } = &plans[i] else {
                 return None;
             };
             let data = &pending[i].1;
@@ -278,7 +280,10 @@ impl Previous {
             }
             Some(payload)
         };
-        let deltas = plans.iter().filter(|p| matches!(p, Plan::Delta(_))).count();
+        let deltas = plans
+            .iter()
+            .filter(|p| matches!(p, Plan::Delta { .. }))
+            .count();
         let threads = helpers().min(deltas.saturating_sub(1)) + 1;
         if threads == 1 {
             return (0..plans.len()).map(one).collect();
@@ -320,14 +325,7 @@ impl Previous {
 /// Threads that compress deltas beside the reader: one less than the
 /// cores, at most three.
 fn helpers() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    cores.clamp(1, 4) - 1
-}
-
-fn whole(batch: &mut Batch<'_, '_>, data: &[u8]) -> Result<Extent> {
-    let id = batch.save(BlobKind::Data, data)?;
-    Ok(Extent::chunk(id, data.len() as u32))
+    crate::ops::cores().clamp(1, 4) - 1
 }
 
 #[cfg(test)]
@@ -365,7 +363,10 @@ mod tests {
             for (i, piece) in bytes.chunks(20_000).enumerate() {
                 match previous.as_mut() {
                     Some(p) => out.extend(p.save(&mut batch, i as u64 * 20_000, piece)?),
-                    None => out.push(whole(&mut batch, piece)?),
+                    None => {
+                        let id = batch.save(BlobKind::Data, piece)?;
+                        out.push(Extent::chunk(id, piece.len() as u32));
+                    }
                 }
             }
             if let Some(p) = previous.as_mut() {

@@ -21,3 +21,10 @@ mod reply;
 pub mod restore;
 pub mod target;
 pub mod verify;
+
+/// Number of cores, asked once: `available_parallelism` reads several
+/// cgroup files on every call, which costs more than a small file's restore.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

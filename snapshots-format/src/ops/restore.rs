@@ -31,6 +31,7 @@ use crate::format::content::Extent;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{valid_name, Node, NodeKind, Payload};
 use crate::id::BlobId;
+use crate::ops::cores;
 use crate::ops::target::{self, DirFd, Existing};
 use crate::progress::Progress;
 use crate::repo::chunk_list_reader::ChunkListReader;
@@ -673,13 +674,6 @@ fn write_extents(
 
 /// Chunks of a file loaded together by [`write_extents`].
 const GROUP: usize = 64;
-
-/// Number of cores, asked once: `available_parallelism` reads several
-/// cgroup files on every call, which costs more than a small file's restore.
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
 
 fn io_err(e: std::io::Error) -> Error {
     Error::Restore(e.to_string())
