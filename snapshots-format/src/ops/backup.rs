@@ -250,6 +250,8 @@ pub fn take_snapshot_with(
         }
     }
     repo.prepare_write()?;
+    // Every file and folder is looked up in the index.
+    repo.index().read_ahead();
     let hostname = fsmeta::hostname();
     let label = opts
         .label

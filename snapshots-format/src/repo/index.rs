@@ -94,13 +94,13 @@ pub struct Index {
 /// that lock (docs/PERFORMANCE.md).
 const LOOKUP_CONNECTIONS: usize = 4;
 
-/// Cache files up to this size are read ahead when opened ([`read_ahead`]):
+/// Cache files up to this size are read ahead ([`Index::read_ahead`]):
 /// 196 MiB at 16 GiB of pharmacy data.
 const MAX_READ_AHEAD: u64 = 1 << 30;
 
 /// Page cache of each lookup connection, in KiB (SQLite's negative
 /// `cache_size`): 16 MiB in all, as one connection had. With the file read
-/// ahead ([`read_ahead`]) a page missed there is a copy from the kernel's
+/// ahead ([`Index::read_ahead`]) a page missed there is a copy from the kernel's
 /// cache, not a wait for the disk: 8 MiB each cost 19 MiB of peak memory
 /// for no time measured at 4 GiB.
 const LOOKUP_CACHE_KIB: usize = 4096;
@@ -207,34 +207,6 @@ fn open_conn(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Asks the kernel to read the cache file (and its write-ahead log) into
-/// memory in the background. Lookups of random blob ids touch pages all
-/// over the file: after a night the file is out of memory, and each first
-/// touch waited for the disk, one page at a time (threads of a daily
-/// snapshot at 4 GiB waited 4 s in all). One sequential read of the whole
-/// file costs less than a fraction of those. Only advice: nothing fails
-/// when the kernel does not take it. A file larger than
-/// [`MAX_READ_AHEAD`] (the index of terabytes of data) is left to be read
-/// as touched: it would push the rest of a small machine's memory out.
-fn read_ahead(path: &Path) {
-    use std::os::unix::fs::OpenOptionsExt;
-    for suffix in ["", "-wal"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let opened = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&p);
-        let small = |file: &std::fs::File| file.metadata().is_ok_and(|m| m.len() <= MAX_READ_AHEAD);
-        if let Some(file) = opened.ok().filter(small) {
-            // SAFETY: the descriptor is open for the duration of the call.
-            unsafe {
-                libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
-            }
-        }
-    }
-}
-
 impl Index {
     /// Opens the cache at `path`, creating it, or recreating it empty when
     /// it is not exactly what this version makes (it is a cache: nothing is
@@ -311,7 +283,6 @@ impl Index {
         // the readers deciding what is new. Only committed rows are seen
         // there, which is what the saver needs: a blob is forgotten by the
         // saver only once its pack is committed.
-        read_ahead(path);
         let readers = (0..LOOKUP_CONNECTIONS)
             .map(|_| {
                 let reader = open_conn(path)?;
@@ -327,6 +298,38 @@ impl Index {
             next_reader: AtomicUsize::new(0),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Asks the kernel to read the cache file (and its write-ahead log)
+    /// into memory in the background, for an operation about to look up
+    /// many blobs (a snapshot: not done on every open, which a mount or a
+    /// `snapshots` listing would pay for nothing). Lookups of random blob ids touch
+    /// pages all over the file: after a night the file is out of memory,
+    /// and each first touch waited for the disk, one page at a time
+    /// (threads of a daily snapshot at 4 GiB waited 4 s in all). One
+    /// sequential read of the whole file costs a fraction of those. Only
+    /// advice: nothing fails when the kernel does not take it. A file
+    /// larger than [`MAX_READ_AHEAD`] (the index of terabytes of data) is
+    /// left to be read as touched: it would push the rest of a small
+    /// machine's memory out.
+    pub fn read_ahead(&self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        for suffix in ["", "-wal"] {
+            let mut p = self.path.as_os_str().to_owned();
+            p.push(suffix);
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&p);
+            let small =
+                |file: &std::fs::File| file.metadata().is_ok_and(|m| m.len() <= MAX_READ_AHEAD);
+            if let Some(file) = opened.ok().filter(small) {
+                // SAFETY: the descriptor is open for the duration of the call.
+                unsafe {
+                    libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
+                }
+            }
+        }
     }
 
     /// A free lookup connection, or the next one's turn when all are busy.
