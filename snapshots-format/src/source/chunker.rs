@@ -260,9 +260,6 @@ fn read_pages<E: From<io::Error>>(
     let mut buf = AlignedBuf::new(batch as usize);
     while let Some(read) = reads.next(&mut buf)? {
         emit_pages(buf.as_slice(), read, page, emit)?;
-        if read.got < read.want {
-            break;
-        }
     }
     Ok(reads.pos - offset)
 }
@@ -294,7 +291,7 @@ fn read_pages_ahead<E: From<io::Error>>(
                             return;
                         }
                     };
-                    if full_tx.send(Ok((buf, read))).is_err() || read.got < read.want {
+                    if full_tx.send(Ok((buf, read))).is_err() {
                         return;
                     }
                 }
@@ -326,11 +323,10 @@ fn take_pages<E: From<io::Error>>(
     Ok(done)
 }
 
-/// One batch of pages read: where it starts, how much was asked and got.
+/// One batch of pages read: where it starts and how much it holds.
 #[derive(Clone, Copy)]
 struct Read {
     at: u64,
-    want: usize,
     got: usize,
 }
 
@@ -344,7 +340,8 @@ struct PageReads<'f> {
 }
 
 impl PageReads<'_> {
-    /// The next batch into `buf`, `None` at the end of the range.
+    /// The next batch into `buf`, `None` at the end of the range (and
+    /// after a short read: the file shrank).
     fn next(&mut self, buf: &mut AlignedBuf) -> io::Result<Option<Read>> {
         if self.pos >= self.end {
             return Ok(None);
@@ -364,11 +361,7 @@ impl PageReads<'_> {
             .direct
             .read(&mut buf.as_mut_slice()[..asked], self.pos)?
             .min(want);
-        let read = Read {
-            at: self.pos,
-            want,
-            got,
-        };
+        let read = Read { at: self.pos, got };
         self.pos += got as u64;
         if got < want {
             // The file shrank under us: nothing more to read.
