@@ -14,7 +14,6 @@
 //! and its index file are durable on the drive.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
@@ -324,10 +323,7 @@ impl Index {
             let small =
                 |file: &std::fs::File| file.metadata().is_ok_and(|m| m.len() <= MAX_READ_AHEAD);
             if let Some(file) = opened.ok().filter(small) {
-                // SAFETY: the descriptor is open for the duration of the call.
-                unsafe {
-                    libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
-                }
+                let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::WillNeed);
             }
         }
     }
