@@ -4,14 +4,14 @@
 //! tree pieces a listing or a lookup reaches, a read costs the chunks it
 //! touches and the chunk-list pieces that place them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::content::{decode_piece, Extent};
 use crate::format::tree::{decode_listing, Listing as TreeListing, Node, Tree};
-use crate::id::{BlobId, PackId};
+use crate::id::{BlobId, IdMap, PackId};
 pub use crate::repo::file_reader::FileReader;
 use crate::repo::index::Location;
 use crate::repo::pack_directory::PackDirectory;
@@ -32,7 +32,7 @@ pub struct Lru<V> {
 
 struct LruInner<V> {
     /// Value, the tick of its last use, and its cost.
-    map: HashMap<BlobId, (Arc<V>, u64, usize)>,
+    map: IdMap<BlobId, (Arc<V>, u64, usize)>,
     /// Uses in order, oldest first. A use older than its entry's last one
     /// is stale and skipped: a queue costs a push per use, where an ordered
     /// map cost a removal and an insertion (a twentieth of a sequential
@@ -72,7 +72,7 @@ impl<V> Lru<V> {
         Self {
             max_cost,
             inner: Mutex::new(LruInner {
-                map: HashMap::new(),
+                map: IdMap::default(),
                 uses: VecDeque::new(),
                 tick: 0,
                 cost: 0,
@@ -144,7 +144,7 @@ struct InFlight {
 /// every page of a prefetch batch cost more than the double decoding).
 #[derive(Default)]
 struct InFlightState {
-    ids: HashMap<BlobId, bool>,
+    ids: IdMap<BlobId, bool>,
 }
 
 impl InFlight {
@@ -631,7 +631,7 @@ impl Browser {
     /// Reads the trailer of each pack this batch reads [`LEARN_AFTER`] or
     /// more chunks from: a reader going through a file.
     fn learn_packs(&self, locs: &[Option<Location>]) {
-        let mut per_pack: HashMap<PackId, usize> = HashMap::new();
+        let mut per_pack: IdMap<PackId, usize> = IdMap::default();
         for l in locs.iter().flatten() {
             *per_pack.entry(l.pack).or_default() += 1;
         }

@@ -13,12 +13,12 @@
 //! blob is authenticated with its own id, and the caller then forgets the
 //! pack and asks the index ([`PackDirectory::forget`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use crate::format::blob::BlobKind;
 use crate::format::pack::PackEntry;
-use crate::id::{BlobId, PackId};
+use crate::id::{BlobId, IdMap, PackId};
 use crate::repo::index::Location;
 
 /// Locations held at most, over all packs learnt: 49 bytes each in the
@@ -49,7 +49,7 @@ struct Place {
 
 #[derive(Default)]
 struct Inner {
-    locations: HashMap<BlobId, Place>,
+    locations: IdMap<BlobId, Place>,
     /// Packs in the order they were learnt, with their numbers.
     packs: VecDeque<(u32, PackId)>,
     next: u32,
