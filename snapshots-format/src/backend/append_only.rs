@@ -87,9 +87,6 @@ impl Backend for AppendOnlyBackend {
     fn read(&self, kind: FileKind, name: &ObjectName) -> Result<Option<Vec<u8>>> {
         self.inner.read(kind, name)
     }
-    fn will_read(&self, kind: FileKind, name: &ObjectName, ranges: &[(u64, u64)]) {
-        self.inner.will_read(kind, name, ranges);
-    }
     fn read_at(
         &self,
         kind: FileKind,

@@ -207,9 +207,6 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         Ok(Some(bytes))
     }
 
-    fn will_read(&self, kind: FileKind, name: &ObjectName, ranges: &[(u64, u64)]) {
-        self.inner.will_read(kind, name, ranges);
-    }
     fn read_at(
         &self,
         kind: FileKind,

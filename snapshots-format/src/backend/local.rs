@@ -30,7 +30,6 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::num::NonZeroU64;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -513,26 +512,6 @@ impl Backend for LocalBackend {
             return Err(too_large(kind, self.shown(&rel), buf.len() as u64));
         }
         Ok(Some(buf))
-    }
-
-    fn will_read(&self, kind: FileKind, name: &ObjectName, ranges: &[(u64, u64)]) {
-        if kind != FileKind::Pack {
-            return;
-        }
-        let Ok((file, _)) = self.pack_file(name) else {
-            return;
-        };
-        // A reader that says what it will read gets exactly that: the
-        // kernel's read-ahead, guessing past the ranges, read a restore's
-        // packs up to 1.2 times over on a USB drive, and the ranges asked
-        // for are fetched in the background anyway. Advice only, as is
-        // its failure.
-        let _ = rfs::fadvise(file.as_fd(), 0, None, rfs::Advice::Random);
-        for &(offset, len) in ranges {
-            if let Some(len) = NonZeroU64::new(len) {
-                let _ = rfs::fadvise(file.as_fd(), offset, Some(len), rfs::Advice::WillNeed);
-            }
-        }
     }
 
     fn read_at(

@@ -278,12 +278,6 @@ pub trait Backend: Send + Sync + fmt::Debug {
         len: usize,
     ) -> Result<Vec<u8>>;
 
-    /// Advice that the byte ranges `(offset, len)` of an object will be
-    /// read soon, in that order: a local drive starts fetching them while
-    /// the caller works, and reads nothing past them. Nothing fails; a
-    /// place that cannot use the advice ignores it.
-    fn will_read(&self, _kind: FileKind, _name: &ObjectName, _ranges: &[(u64, u64)]) {}
-
     /// Starts writing a new object of `kind`.
     ///
     /// # Errors

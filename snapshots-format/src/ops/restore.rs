@@ -15,7 +15,7 @@
 //! one. A directory's own metadata is applied once its last entry is done
 //! (see [`Dir`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::blob::BlobKind;
-use crate::format::content::{Content, Extent};
+use crate::format::content::Extent;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{valid_name, Node, NodeKind, Payload};
 use crate::id::BlobId;
@@ -35,7 +35,6 @@ use crate::ops::cores;
 use crate::ops::target::{self, DirFd, Existing};
 use crate::progress::Progress;
 use crate::repo::chunk_list_reader::ChunkListReader;
-use crate::repo::index::Location;
 use crate::repo::{ListingReader, Repository};
 
 /// What to restore, where.
@@ -257,10 +256,6 @@ struct Job<'s> {
     dir: Arc<Dir<'s>>,
     node: Node,
     file: File,
-    /// The chunks of a file with an inline chunk list and where they are,
-    /// found by the walker as it queued the file and announced to the
-    /// storage then (see [`Walker::locate_ahead`]); `None` for the others.
-    located: Option<Located>,
 }
 
 /// Reads the trees in order, creates every entry, and queues the regular
@@ -319,12 +314,10 @@ impl<'s> Walker<'s> {
                 .create(&dir.fd, name, || dir.fd.create_file(name))
             {
                 Ok(file) => {
-                    let located = self.locate_ahead(&node);
                     let job = Job {
                         dir: Arc::clone(dir),
                         node,
                         file,
-                        located,
                     };
                     if let Err(mpsc::SendError(job)) = self.queue.send(job) {
                         // No worker is left (one panicked): do it here.
@@ -340,25 +333,6 @@ impl<'s> Walker<'s> {
         if let Err(e) = res {
             self.shared.fail(&dir.rel(), &node.name, &e);
         }
-    }
-
-    /// Where the chunks of a small file (an inline chunk list) are, told
-    /// to the storage now: the workers reach the file up to [`QUEUE`] files
-    /// later, and a drive fetches its chunks meanwhile instead of guessing
-    /// with read-ahead. Larger files are read ahead by [`write_extents`].
-    /// `None` when the file has none or they cannot be located (the worker
-    /// then meets and reports the error).
-    fn locate_ahead(&self, node: &Node) -> Option<Located> {
-        let Payload::File(Content::Inline(extents)) = &node.payload else {
-            return None;
-        };
-        let ids = chunk_ids(extents);
-        if ids.is_empty() {
-            return None;
-        }
-        let locs = self.shared.repo.locate_blobs(&ids).ok()?;
-        self.shared.repo.will_load(&locs);
-        Some((ids, locs))
     }
 
     /// Creates every folder of the tree `id` under `fd` before any file.
@@ -434,7 +408,7 @@ impl Shared<'_> {
     }
 
     fn fill(&self, job: &Job<'_>) {
-        if let Err(e) = self.fill_file(&job.dir, &job.node, &job.file, job.located.as_ref()) {
+        if let Err(e) = self.fill_file(&job.dir, &job.node, &job.file) {
             // A half-written file would pass for the real one.
             let _ = job.dir.fd.unlink(&job.node.name);
             self.fail(&job.dir.rel(), &job.node.name, &e);
@@ -502,16 +476,8 @@ impl Shared<'_> {
         }
     }
 
-    /// Writes a new regular file's contents, then its metadata. `located`
-    /// holds the chunks of an inline chunk list and where they are, when
-    /// known.
-    fn fill_file(
-        &self,
-        dir: &Dir<'_>,
-        node: &Node,
-        file: &File,
-        located: Option<&Located>,
-    ) -> Result<()> {
+    /// Writes a new regular file's contents, then its metadata.
+    fn fill_file(&self, dir: &Dir<'_>, node: &Node, file: &File) -> Result<()> {
         let Payload::File(content) = &node.payload else {
             return Err(bad_node(node));
         };
@@ -528,11 +494,7 @@ impl Shared<'_> {
                 size += len;
                 break;
             }
-            // An inline chunk list is one window: the one `located` is for.
-            let known = located
-                .filter(|(ids, _)| *ids == chunk_ids(&window))
-                .map(|(_, locs)| &locs[..]);
-            if let Some(w) = write_extents(self.repo, file, &window, size, known, self.progress)? {
+            if let Some(w) = write_extents(self.repo, file, &window, size, self.progress)? {
                 written = w;
             }
             size += len;
@@ -577,7 +539,7 @@ impl Shared<'_> {
         match (&node.kind, &node.payload) {
             (NodeKind::File, Payload::File(_)) => {
                 let file = self.create(fd, name, || fd.create_file(name))?;
-                let filled = self.fill_file(dir, node, &file, None);
+                let filled = self.fill_file(dir, node, &file);
                 if filled.is_err() {
                     // A half-written file would pass for the real one.
                     let _ = fd.unlink(name);
@@ -636,22 +598,19 @@ impl Shared<'_> {
     }
 }
 
+/// Writes a file's chunks at their offsets and returns the file's length
+/// and the end of its last chunk (less when the file ends in a hole).
+/// Large files are decoded (read, decrypt, decompress, verify) by one thread
+/// per core, each writing its own chunks with positioned writes: decoding,
+/// not the disk, is what limits a restore.
 /// Writes the chunks of `extents`, which start at `start` in the file;
 /// returns where the last chunk ends, if there is one (holes are not
-/// written). `located[i]` is where its i-th chunk is, when already known.
-///
-/// Large files are decoded (read, decrypt, decompress, verify) by one thread
-/// per core, each writing its own groups of chunks with positioned writes:
-/// decoding, not the disk, is what limits a restore from a fast disk. From a
-/// USB drive the drive limits it, so each thread keeps the storage told of
-/// the next groups it will load ([`AHEAD`] for the file in all): the drive
-/// reads them while the thread decodes, and nothing past them.
+/// written).
 fn write_extents(
     repo: &Repository,
     file: &std::fs::File,
     extents: &[Extent],
     start: u64,
-    located: Option<&[Location]>,
     progress: &dyn Progress,
 ) -> Result<Option<u64>> {
     let mut offsets = Vec::with_capacity(extents.len());
@@ -673,41 +632,11 @@ fn write_extents(
             Extent::Hole { .. } => None,
         })
         .collect();
-    let groups = chunks.len().div_ceil(GROUP);
-    // The group `g`'s chunk ids and where they are: known, or from the
-    // index (and then announced to the storage).
-    let locate = |g: usize| -> Result<(Vec<BlobId>, Vec<Location>)> {
-        let range = g * GROUP..chunks.len().min((g + 1) * GROUP);
-        let ids: Vec<BlobId> = chunks[range.clone()].iter().map(|(_, id)| *id).collect();
-        let locs = match located {
-            Some(known) => known[range].to_vec(),
-            None => {
-                let locs = repo.locate_blobs(&ids)?;
-                repo.will_load(&locs);
-                locs
-            }
-        };
-        Ok((ids, locs))
-    };
+    let groups: Vec<&[(usize, BlobId)]> = chunks.chunks(GROUP).collect();
     let write_share = |share: usize, of: usize| -> Result<()> {
-        let mine: Vec<usize> = (share..groups).step_by(of).collect();
-        let mut ahead = VecDeque::new();
-        let (mut next, mut ahead_bytes) = (0, 0u64);
-        for &g in &mine {
-            // The group loaded now, and the next ones up to this thread's
-            // share of AHEAD, located and announced.
-            while next < mine.len() && (ahead.is_empty() || ahead_bytes < AHEAD / of as u64) {
-                let (ids, locs) = locate(mine[next])?;
-                ahead_bytes += sealed_len(&locs);
-                ahead.push_back((ids, locs));
-                next += 1;
-            }
-            let Some((ids, locs)) = ahead.pop_front() else {
-                break;
-            };
-            ahead_bytes -= sealed_len(&locs);
-            let group = &chunks[g * GROUP..];
-            repo.load_located(BlobKind::Data, &ids, &locs, |k, data| {
+        for group in groups.iter().skip(share).step_by(of) {
+            let ids: Vec<BlobId> = group.iter().map(|(_, id)| *id).collect();
+            repo.load_blobs(BlobKind::Data, &ids, |k, data| {
                 let i = group[k].0;
                 if data.len() as u64 != extents[i].len() {
                     return Err(Error::corrupt(
@@ -724,7 +653,7 @@ fn write_extents(
         Ok(())
     };
     let threads = cores().min(4);
-    if threads < 2 || groups < 2 {
+    if threads < 2 || groups.len() < 2 {
         write_share(0, 1)?;
         return Ok(written);
     }
@@ -742,31 +671,6 @@ fn write_extents(
     })?;
     Ok(written)
 }
-
-/// Chunk ids, and where each is.
-type Located = (Vec<BlobId>, Vec<Location>);
-
-/// The chunk ids of a chunk list, in order.
-fn chunk_ids(extents: &[Extent]) -> Vec<BlobId> {
-    extents
-        .iter()
-        .filter_map(|e| match e {
-            Extent::Chunk { id, .. } => Some(*id),
-            Extent::Hole { .. } => None,
-        })
-        .collect()
-}
-
-/// The bytes a drive reads for blobs at `locs`.
-fn sealed_len(locs: &[Location]) -> u64 {
-    locs.iter().map(|l| u64::from(l.length)).sum()
-}
-
-/// Bytes of a large file announced to the storage ahead of its decoding,
-/// over all its threads: 80 ms of a 100 MB/s USB drive, so the drive
-/// always has the next reads queued while the threads decode; and small
-/// beside the page cache they land in.
-const AHEAD: u64 = 8 << 20;
 
 /// Chunks of a file loaded together by [`write_extents`].
 const GROUP: usize = 64;
@@ -792,157 +696,4 @@ fn bad_node(node: &Node) -> Error {
         String::from_utf8_lossy(&node.name),
         "type and payload disagree",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::conformance::pseudo_random;
-    use crate::backend::mem::MemBackend;
-    use crate::backend::{Backend, FileKind, ObjectName, Upload};
-    use crate::format::keyfile::KdfParams;
-    use crate::ops::backup::{take_snapshot, SnapshotOptions};
-    use crate::progress::NoProgress;
-    use crate::PackId;
-
-    /// What the restore asked of the drive, in order.
-    #[derive(Debug, Clone, PartialEq)]
-    enum Asked {
-        Announced(ObjectName, u64, u64),
-        Read(ObjectName, u64, u64),
-    }
-
-    /// A drive in memory that records the pack ranges announced and read.
-    #[derive(Debug, Default)]
-    struct Recorder {
-        inner: MemBackend,
-        asked: Mutex<Vec<Asked>>,
-    }
-
-    impl Backend for Recorder {
-        fn location(&self) -> String {
-            self.inner.location()
-        }
-        fn create(&self) -> Result<()> {
-            self.inner.create()
-        }
-        fn list(&self, kind: FileKind) -> Result<Vec<(ObjectName, u64)>> {
-            self.inner.list(kind)
-        }
-        fn size(&self, kind: FileKind, name: &ObjectName) -> Result<Option<u64>> {
-            self.inner.size(kind, name)
-        }
-        fn read(&self, kind: FileKind, name: &ObjectName) -> Result<Option<Vec<u8>>> {
-            self.inner.read(kind, name)
-        }
-        fn will_read(&self, kind: FileKind, name: &ObjectName, ranges: &[(u64, u64)]) {
-            assert_eq!(kind, FileKind::Pack);
-            let mut asked = self.asked.lock().unwrap();
-            for &(offset, len) in ranges {
-                asked.push(Asked::Announced(name.clone(), offset, len));
-            }
-        }
-        fn read_at(
-            &self,
-            kind: FileKind,
-            name: &ObjectName,
-            offset: u64,
-            len: usize,
-        ) -> Result<Vec<u8>> {
-            if kind == FileKind::Pack {
-                let read = Asked::Read(name.clone(), offset, len as u64);
-                self.asked.lock().unwrap().push(read);
-            }
-            self.inner.read_at(kind, name, offset, len)
-        }
-        fn upload(&self, kind: FileKind) -> Result<Box<dyn Upload>> {
-            self.inner.upload(kind)
-        }
-        fn delete(&self, kind: FileKind, name: &ObjectName) -> Result<()> {
-            self.inner.delete(kind, name)
-        }
-    }
-
-    #[test]
-    fn a_restore_announces_every_read_of_file_contents_ahead_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        std::fs::create_dir(&src).unwrap();
-        for i in 0..40u64 {
-            let len = 2000 + 100 * i as usize;
-            std::fs::write(src.join(format!("small-{i}")), pseudo_random(i, len)).unwrap();
-        }
-        // 2 MiB cut into 8 KiB pages: 256 chunks, several groups per thread.
-        std::fs::write(src.join("base.db"), pseudo_random(100, 2 << 20)).unwrap();
-        std::fs::write(src.join("scan.pdf"), pseudo_random(101, (3 << 20) + 1)).unwrap();
-        let drive = Arc::new(Recorder::default());
-        let repo = Repository::init_with(
-            drive.clone(),
-            &dir.path().join("cache"),
-            b"pw",
-            KdfParams::CHEAP,
-        )
-        .unwrap();
-        let (_, snap) = take_snapshot(&repo, &SnapshotOptions::new(&src), &NoProgress).unwrap();
-        drive.asked.lock().unwrap().clear();
-        let target = dir.path().join("restored");
-        let opts = RestoreOptions {
-            target: target.clone(),
-            path: None,
-            overwrite: false,
-        };
-        let summary = restore(&repo, &snap, &opts, &NoProgress).unwrap();
-        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
-        let asked = std::mem::take(&mut *drive.asked.lock().unwrap());
-        for name in ["base.db", "scan.pdf", "small-0", "small-39"] {
-            let restored = target.join(name);
-            assert_eq!(
-                std::fs::read(restored).unwrap(),
-                std::fs::read(src.join(name)).unwrap()
-            );
-        }
-
-        // Every range announced is then read, exactly.
-        let reads: Vec<&Asked> = asked
-            .iter()
-            .filter(|a| matches!(a, Asked::Read(..)))
-            .collect();
-        for a in &asked {
-            if let Asked::Announced(name, offset, len) = a {
-                let read = Asked::Read(name.clone(), *offset, *len);
-                assert!(reads.contains(&&read), "announced, never read: {a:?}");
-            }
-        }
-        // Every read holding file contents was announced before it, and
-        // some while other reads were still to come (the drive had them
-        // queued while the restore decoded).
-        let mut data_reads = 0;
-        let mut early = 0;
-        for (at, a) in asked.iter().enumerate() {
-            let Asked::Read(name, offset, len) = a else {
-                continue;
-            };
-            let pack = PackId::from_hex(name.as_str()).unwrap();
-            let entries = repo.pack_entries(&pack).unwrap();
-            let holds_data = entries.iter().any(|e| {
-                e.kind == BlobKind::Data
-                    && u64::from(e.offset) >= *offset
-                    && u64::from(e.offset) < offset + len
-            });
-            if !holds_data {
-                continue;
-            }
-            data_reads += 1;
-            let said = Asked::Announced(name.clone(), *offset, *len);
-            let announced = asked[..at].iter().position(|b| *b == said);
-            let Some(when) = announced else {
-                panic!("read without being announced: {a:?}");
-            };
-            if asked[when..at].iter().any(|b| matches!(b, Asked::Read(..))) {
-                early += 1;
-            }
-        }
-        assert!(data_reads >= 3, "{data_reads} reads of file contents");
-        assert!(early >= 1, "no read was announced ahead of another");
-    }
 }

@@ -32,49 +32,6 @@ const READ_GAP: u64 = 64 << 10;
 /// ... and reads at most this much at once (more for a single larger blob).
 const READ_RUN: u64 = 256 << 10;
 
-/// The byte span of a blob's sealed bytes in its pack.
-fn span(l: &Location) -> (u64, u64) {
-    (
-        u64::from(l.offset),
-        u64::from(l.offset) + u64::from(l.length),
-    )
-}
-
-/// One read of a pack: the blobs `members` (a range of the sorted
-/// locations) within `span`.
-struct ReadRun {
-    pack: PackId,
-    span: (u64, u64),
-    members: std::ops::Range<usize>,
-}
-
-/// How blobs sorted by pack and offset are read: one read for the blobs
-/// that follow within [`READ_GAP`] of each other, up to [`READ_RUN`] bytes
-/// (a blob listed twice is read once).
-fn read_runs(order: &[(usize, Location)]) -> Vec<ReadRun> {
-    let mut runs = Vec::new();
-    let mut at = 0;
-    while let Some((_, first)) = order.get(at) {
-        let (start, mut end) = span(first);
-        let mut n = 1;
-        while let Some((_, next)) = order.get(at + n) {
-            let (from, to) = span(next);
-            if next.pack != first.pack || from > end + READ_GAP || to.max(end) - start > READ_RUN {
-                break;
-            }
-            end = end.max(to);
-            n += 1;
-        }
-        runs.push(ReadRun {
-            pack: first.pack,
-            span: (start, end),
-            members: at..at + n,
-        });
-        at += n;
-    }
-    runs
-}
-
 /// Magic opening the saved policy file.
 const POLICY_MAGIC: &[u8; 8] = b"COFFREPL";
 /// Magic opening the dictionary file.
@@ -816,43 +773,43 @@ impl Repository {
             order.push((i, *loc));
         }
         order.sort_unstable_by_key(|(_, l)| (l.pack, l.offset));
-        for run in read_runs(&order) {
-            let (start, end) = run.span;
-            let bytes = self.backend.read_at(
+        let span = |l: &Location| {
+            (
+                u64::from(l.offset),
+                u64::from(l.offset) + u64::from(l.length),
+            )
+        };
+        let mut rest = &order[..];
+        while let Some((_, first)) = rest.first() {
+            // One read for the blobs that follow within READ_GAP of each
+            // other, up to READ_RUN bytes (a blob listed twice is read once).
+            let (start, mut end) = span(first);
+            let mut n = 1;
+            while let Some((_, next)) = rest.get(n) {
+                let (from, to) = span(next);
+                if next.pack != first.pack
+                    || from > end + READ_GAP
+                    || to.max(end) - start > READ_RUN
+                {
+                    break;
+                }
+                end = end.max(to);
+                n += 1;
+            }
+            let run = self.backend.read_at(
                 FileKind::Pack,
-                &ObjectName::pack(&run.pack),
+                &ObjectName::pack(&first.pack),
                 start,
                 (end - start) as usize,
             )?;
-            for (i, loc) in &order[run.members] {
+            for (i, loc) in &rest[..n] {
                 let (from, to) = span(loc);
-                let sealed = &bytes[(from - start) as usize..(to - start) as usize];
+                let sealed = &run[(from - start) as usize..(to - start) as usize];
                 each(*i, self.decode_blob(loc.kind, &ids[*i], sealed)?)?;
             }
+            rest = &rest[n..];
         }
         Ok(())
-    }
-
-    /// Tells the storage that the blobs at `locs` will be loaded soon, so a
-    /// drive fetches them while the caller decodes others: the same runs
-    /// [`Repository::load_located`] will read, and only those (the kernel's
-    /// own read-ahead, guessing past them, read a restore's packs up to
-    /// 1.2 times over). Only advice: nothing fails.
-    pub fn will_load(&self, locs: &[Location]) {
-        let mut order: Vec<(usize, Location)> = locs.iter().copied().enumerate().collect();
-        order.sort_unstable_by_key(|(_, l)| (l.pack, l.offset));
-        let runs = read_runs(&order);
-        for same_pack in runs.chunk_by(|a, b| a.pack == b.pack) {
-            let ranges: Vec<(u64, u64)> = same_pack
-                .iter()
-                .map(|r| (r.span.0, r.span.1 - r.span.0))
-                .collect();
-            self.backend.will_read(
-                FileKind::Pack,
-                &ObjectName::pack(&same_pack[0].pack),
-                &ranges,
-            );
-        }
     }
 
     /// What a pack's trailer says it holds (FORMAT.md §5.2): a few small
