@@ -35,6 +35,7 @@ use crate::ops::cores;
 use crate::ops::target::{self, DirFd, Existing};
 use crate::progress::Progress;
 use crate::repo::chunk_list_reader::ChunkListReader;
+use crate::repo::pack_directory::PackDirectory;
 use crate::repo::{ListingReader, Repository};
 
 /// What to restore, where.
@@ -100,6 +101,7 @@ pub fn restore(
         owner: unsafe { libc::geteuid() } == 0,
         summary: Mutex::new(RestoreSummary::default()),
         root: opts.target.clone(),
+        packs: PackDirectory::default(),
     };
     let (queue, jobs) = mpsc::sync_channel(QUEUE);
     let jobs = Mutex::new(jobs);
@@ -189,6 +191,11 @@ struct Shared<'a> {
     owner: bool,
     summary: Mutex<RestoreSummary>,
     root: PathBuf,
+    /// Where the blobs of the packs large files are read through are, from
+    /// the packs' trailers: a database's hundreds of thousands of pages
+    /// are located a pack at a time rather than each by an index lookup
+    /// (an eighth of a 16 GiB restore's CPU).
+    packs: PackDirectory,
 }
 
 /// A restored directory, kept open while entries remain to be made in it.
@@ -494,7 +501,9 @@ impl Shared<'_> {
                 size += len;
                 break;
             }
-            if let Some(w) = write_extents(self.repo, file, &window, size, self.progress)? {
+            if let Some(w) =
+                write_extents(self.repo, &self.packs, file, &window, size, self.progress)?
+            {
                 written = w;
             }
             size += len;
@@ -608,6 +617,7 @@ impl Shared<'_> {
 /// written).
 fn write_extents(
     repo: &Repository,
+    packs: &PackDirectory,
     file: &std::fs::File,
     extents: &[Extent],
     start: u64,
@@ -636,7 +646,7 @@ fn write_extents(
     let write_share = |share: usize, of: usize| -> Result<()> {
         for group in groups.iter().skip(share).step_by(of) {
             let ids: Vec<BlobId> = group.iter().map(|(_, id)| *id).collect();
-            repo.load_blobs(BlobKind::Data, &ids, |k, data| {
+            packs.load(repo, BlobKind::Data, &ids, |k, data| {
                 let i = group[k].0;
                 if data.len() as u64 != extents[i].len() {
                     return Err(Error::corrupt(

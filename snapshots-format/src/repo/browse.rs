@@ -11,17 +11,10 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::content::{decode_piece, Extent};
 use crate::format::tree::{decode_listing, Listing as TreeListing, Node, Tree};
-use crate::id::{BlobId, IdMap, PackId};
+use crate::id::{BlobId, IdMap};
 pub use crate::repo::file_reader::FileReader;
-use crate::repo::index::Location;
 use crate::repo::pack_directory::PackDirectory;
 use crate::repo::reader::ReadOnlyRepository;
-
-/// A batch of chunks reading this many from one pack has that pack's
-/// trailer read ([`PackDirectory`]): a sequential reader, who will want the
-/// rest of the pack. Fewer are not worth the trailer (a few thousand
-/// entries, to spare as many index lookups).
-const LEARN_AFTER: usize = 8;
 
 /// A least-recently-used cache of decoded blobs, bounded by a total cost
 /// (bytes, roughly).
@@ -485,17 +478,23 @@ impl Browser {
             )
             .collect();
         let mut wanted = None;
-        let batch = self.load_located_first(BlobKind::ChunkList, &missing, |i, bytes| {
-            let id = missing[i];
-            let piece = Arc::new(
-                decode_piece(&bytes).map_err(|e| Error::corrupt("chunk list", id.short(), e))?,
-            );
-            self.keep_chunk_list(id, piece.clone());
-            if i == 0 {
-                wanted = Some(piece);
-            }
-            Ok(())
-        });
+        let batch = self.packs.load(
+            self.repo.inner(),
+            BlobKind::ChunkList,
+            &missing,
+            |i, bytes| {
+                let id = missing[i];
+                let piece = Arc::new(
+                    decode_piece(&bytes)
+                        .map_err(|e| Error::corrupt("chunk list", id.short(), e))?,
+                );
+                self.keep_chunk_list(id, piece.clone());
+                if i == 0 {
+                    wanted = Some(piece);
+                }
+                Ok(())
+            },
+        );
         match (wanted, batch) {
             (Some(piece), _) => Ok(piece),
             // A damaged neighbour stopped the batch early: the piece asked
@@ -573,77 +572,13 @@ impl Browser {
             .in_flight
             .claim_missing(ids, |id| self.chunks.contains(id));
         let mut claimed = Claimed::new(&self.in_flight, missing.clone());
-        self.load_located_first(BlobKind::Data, &missing, |i, data| {
-            let len = data.len();
-            self.chunks.insert(missing[i], Arc::new(data), len);
-            claimed.land(i);
-            Ok(())
-        })
-    }
-
-    /// Loads the blobs `ids` of one kind, each handed to `each` with its
-    /// index as it is decoded. Their locations come from the trailers of
-    /// the packs being read through ([`PackDirectory`]), the others from
-    /// the index; a pack several of them sit in has its trailer read for the
-    /// blobs that follow. When a location from a trailer fails, its packs
-    /// are forgotten and what is left is loaded through the index.
-    fn load_located_first(
-        &self,
-        kind: BlobKind,
-        ids: &[BlobId],
-        mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
-    ) -> Result<()> {
-        let mut locs = self.packs.locate(ids);
-        let unknown = unanswered(ids, &locs);
-        let mut from_trailers: Vec<PackId> = locs.iter().flatten().map(|l| l.pack).collect();
-        from_trailers.sort_unstable();
-        from_trailers.dedup();
-        if !unknown.is_empty() {
-            let mut found = self.repo.locate_blobs(&unknown)?.into_iter();
-            for slot in locs.iter_mut().filter(|l| l.is_none()) {
-                *slot = found.next();
-            }
-            self.learn_packs(&locs);
-        }
-        let Some(locs) = locs.into_iter().collect::<Option<Vec<Location>>>() else {
-            // Not reached: every unknown id was just located.
-            return self.repo.load_blobs(kind, ids, each);
-        };
-        let mut done = vec![false; ids.len()];
-        let first = self.repo.load_located(kind, ids, &locs, |i, data| {
-            done[i] = true;
-            each(i, data)
-        });
-        match first {
-            Err(_) if !from_trailers.is_empty() => {
-                for pack in &from_trailers {
-                    self.packs.forget(pack);
-                }
-                let left: Vec<usize> = (0..ids.len()).filter(|&i| !done[i]).collect();
-                let left_ids: Vec<BlobId> = left.iter().map(|&i| ids[i]).collect();
-                self.repo
-                    .load_blobs(kind, &left_ids, |j, data| each(left[j], data))
-            }
-            other => other,
-        }
-    }
-
-    /// Reads the trailer of each pack this batch reads [`LEARN_AFTER`] or
-    /// more chunks from: a reader going through a file.
-    fn learn_packs(&self, locs: &[Option<Location>]) {
-        let mut per_pack: IdMap<PackId, usize> = IdMap::default();
-        for l in locs.iter().flatten() {
-            *per_pack.entry(l.pack).or_default() += 1;
-        }
-        for (pack, n) in per_pack {
-            if n >= LEARN_AFTER && self.packs.claim(&pack) {
-                // A trailer that cannot be read is recorded as listing
-                // nothing, so it is not read again at every batch: the index
-                // answers for that pack.
-                let entries = self.repo.pack_entries(&pack).unwrap_or_default();
-                self.packs.learn(pack, &entries);
-            }
-        }
+        self.packs
+            .load(self.repo.inner(), BlobKind::Data, &missing, |i, data| {
+                let len = data.len();
+                self.chunks.insert(missing[i], Arc::new(data), len);
+                claimed.land(i);
+                Ok(())
+            })
     }
 }
 

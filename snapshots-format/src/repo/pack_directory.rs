@@ -16,10 +16,18 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use crate::error::Result;
 use crate::format::blob::BlobKind;
 use crate::format::pack::PackEntry;
 use crate::id::{BlobId, IdMap, PackId};
 use crate::repo::index::Location;
+use crate::repo::Repository;
+
+/// A batch of chunks reading this many from one pack has that pack's
+/// trailer read ([`PackDirectory`]): a sequential reader, who will want the
+/// rest of the pack. Fewer are not worth the trailer (a few thousand
+/// entries, to spare as many index lookups).
+const LEARN_AFTER: usize = 8;
 
 /// Locations held at most, over all packs learnt: 49 bytes each in the
 /// table (about 6 MiB when full), and never less than a dozen honest packs
@@ -78,6 +86,76 @@ impl PackDirectory {
                 })
             })
             .collect()
+    }
+
+    /// Loads the blobs `ids` of one kind, each handed to `each` with its
+    /// index as it is decoded. Their locations come from the trailers of
+    /// the packs being read through (learnt here), the others from
+    /// the index; a pack several of them sit in has its trailer read for the
+    /// blobs that follow. When a location from a trailer fails, its packs
+    /// are forgotten and what is left is loaded through the index.
+    pub fn load(
+        &self,
+        repo: &Repository,
+        kind: BlobKind,
+        ids: &[BlobId],
+        mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let mut locs = self.locate(ids);
+        let unknown: Vec<BlobId> = ids
+            .iter()
+            .zip(&locs)
+            .filter(|(_, l)| l.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        let mut from_trailers: Vec<PackId> = locs.iter().flatten().map(|l| l.pack).collect();
+        from_trailers.sort_unstable();
+        from_trailers.dedup();
+        if !unknown.is_empty() {
+            let mut found = repo.locate_blobs(&unknown)?.into_iter();
+            for slot in locs.iter_mut().filter(|l| l.is_none()) {
+                *slot = found.next();
+            }
+            self.learn_packs(repo, &locs);
+        }
+        let Some(locs) = locs.into_iter().collect::<Option<Vec<Location>>>() else {
+            // Not reached: every unknown id was just located.
+            return repo.load_blobs(kind, ids, each);
+        };
+        let mut done = vec![false; ids.len()];
+        let first = repo.load_located(kind, ids, &locs, |i, data| {
+            done[i] = true;
+            each(i, data)
+        });
+        match first {
+            Err(_) if !from_trailers.is_empty() => {
+                for pack in &from_trailers {
+                    self.forget(pack);
+                }
+                let left: Vec<usize> = (0..ids.len()).filter(|&i| !done[i]).collect();
+                let left_ids: Vec<BlobId> = left.iter().map(|&i| ids[i]).collect();
+                repo.load_blobs(kind, &left_ids, |j, data| each(left[j], data))
+            }
+            other => other,
+        }
+    }
+
+    /// Reads the trailer of each pack this batch reads [`LEARN_AFTER`] or
+    /// more chunks from: a reader going through a file.
+    fn learn_packs(&self, repo: &Repository, locs: &[Option<Location>]) {
+        let mut per_pack: IdMap<PackId, usize> = IdMap::default();
+        for l in locs.iter().flatten() {
+            *per_pack.entry(l.pack).or_default() += 1;
+        }
+        for (pack, n) in per_pack {
+            if n >= LEARN_AFTER && self.claim(&pack) {
+                // A trailer that cannot be read is recorded as listing
+                // nothing, so it is not read again at every batch: the index
+                // answers for that pack.
+                let entries = repo.pack_entries(&pack).unwrap_or_default();
+                self.learn(pack, &entries);
+            }
+        }
     }
 
     /// Whether the blobs of `pack` are known here.

@@ -32,6 +32,11 @@ impl From<Repository> for ReadOnlyRepository {
 }
 
 impl ReadOnlyRepository {
+    /// The repository, for the library's own readers.
+    pub(crate) fn inner(&self) -> &Repository {
+        &self.repo
+    }
+
     /// Reads the index files written since the last look into this
     /// machine's cache (see [`Repository::refresh_index`]); nothing is
     /// written to the repository.
