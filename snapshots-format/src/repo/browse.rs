@@ -539,7 +539,7 @@ impl Browser {
     /// sixteen transactions and twice as many lock hand-offs.
     ///
     /// # Errors
-    /// Those of [`Repository::load_blobs`].
+    /// Those of [`Repository::load_blobs`](crate::repo::Repository::load_blobs).
     pub fn chunks(&self, ids: &[BlobId]) -> Result<Vec<Arc<Vec<u8>>>> {
         let mut found = self.chunks.get_many(ids);
         let wanted = unanswered(ids, &found);
@@ -566,7 +566,7 @@ impl Browser {
     /// (for read-ahead).
     ///
     /// # Errors
-    /// Those of [`Repository::load_blobs`].
+    /// Those of [`Repository::load_blobs`](crate::repo::Repository::load_blobs).
     pub fn prefetch(&self, ids: &[BlobId]) -> Result<()> {
         let missing = self
             .in_flight

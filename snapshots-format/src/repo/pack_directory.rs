@@ -4,14 +4,16 @@
 //!
 //! A database read through the mount is a hundred thousand 8 KiB pages,
 //! a few thousand per pack: asking the index for each page was a sixth of
-//! the mount's CPU (a B-tree probe and a sealed location to open per page).
-//! One trailer, read once per pack, answers for all of them.
+//! the mount's CPU (a B-tree probe and a sealed location to open per page),
+//! and an eighth of a restore's. One trailer, read once per pack, answers
+//! for all of them. The mount and restore load through
+//! [`PackDirectory::load`].
 //!
 //! A trailer is authenticated but not bound to its pack (its associated
 //! data cannot hold the pack id, FORMAT.md §5.2): one copied from another
 //! pack would point at the wrong bytes. Those fail as damage, since every
-//! blob is authenticated with its own id, and the caller then forgets the
-//! pack and asks the index ([`PackDirectory::forget`]).
+//! blob is authenticated with its own id, and [`PackDirectory::load`] then
+//! forgets the pack and asks the index.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
