@@ -13,7 +13,7 @@ use crate::format::content::{decode_piece, Extent};
 use crate::format::tree::{decode_listing, Listing as TreeListing, Node, Tree};
 use crate::id::{BlobId, IdMap};
 pub use crate::repo::file_reader::FileReader;
-use crate::repo::pack_directory::PackDirectory;
+use crate::repo::pack_directory::{unanswered, PackDirectory};
 use crate::repo::reader::ReadOnlyRepository;
 
 /// A least-recently-used cache of decoded blobs, bounded by a total cost
@@ -635,15 +635,6 @@ impl<'b> Entries<'b> {
     pub fn advance(&mut self) {
         self.index += 1;
     }
-}
-
-/// The ids of `ids` whose answer in `found` (in the same order) is `None`.
-fn unanswered<T>(ids: &[BlobId], found: &[Option<T>]) -> Vec<BlobId> {
-    ids.iter()
-        .zip(found)
-        .filter(|(_, f)| f.is_none())
-        .map(|(id, _)| *id)
-        .collect()
 }
 
 #[cfg(test)]

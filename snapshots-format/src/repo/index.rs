@@ -302,8 +302,8 @@ impl Index {
     /// Asks the kernel to read the cache file (and its write-ahead log)
     /// into memory in the background, for an operation about to look up
     /// many blobs (a snapshot: not done on every open, which a mount or a
-    /// `snapshots` listing would pay for nothing). Lookups of random blob ids touch
-    /// pages all over the file: after a night the file is out of memory,
+    /// `snapshots` listing would pay for nothing). Lookups of random blob
+    /// ids touch pages all over the file: after a night it is out of memory,
     /// and each first touch waited for the disk, one page at a time
     /// (threads of a daily snapshot at 4 GiB waited 4 s in all). One
     /// sequential read of the whole file costs a fraction of those. Only

@@ -104,12 +104,7 @@ impl PackDirectory {
         mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         let mut locs = self.locate(ids);
-        let unknown: Vec<BlobId> = ids
-            .iter()
-            .zip(&locs)
-            .filter(|(_, l)| l.is_none())
-            .map(|(id, _)| *id)
-            .collect();
+        let unknown = unanswered(ids, &locs);
         let mut from_trailers: Vec<PackId> = locs.iter().flatten().map(|l| l.pack).collect();
         from_trailers.sort_unstable();
         from_trailers.dedup();
@@ -229,6 +224,15 @@ impl PackDirectory {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The ids of `ids` whose answer in `found` (in the same order) is `None`.
+pub(crate) fn unanswered<T>(ids: &[BlobId], found: &[Option<T>]) -> Vec<BlobId> {
+    ids.iter()
+        .zip(found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(id, _)| *id)
+        .collect()
 }
 
 impl Inner {
