@@ -23,6 +23,14 @@ fn packs(repo: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
+/// Flips a bit in the middle of the repository's largest pack.
+fn flip_middle_of_largest_pack(repo: &Path) {
+    let (biggest, size) = packs(repo).pop().unwrap();
+    let mut bytes = std::fs::read(&biggest).unwrap();
+    bytes[size as usize / 2] ^= 0x10;
+    std::fs::write(&biggest, &bytes).unwrap();
+}
+
 /// A flipped byte in a data pack: `check` (structure) cannot see it,
 /// `check --read-data` does, exits non-zero and names the damaged file; that
 /// file then fails to restore while the others restore fine.
@@ -32,10 +40,7 @@ fn flipped_byte_is_caught_and_named() {
     coffre.snapshot(&src);
     coffre.ok(["check", "--read-data"]);
 
-    let (biggest, size) = packs(&coffre.repo).pop().unwrap();
-    let mut bytes = std::fs::read(&biggest).unwrap();
-    bytes[size as usize / 2] ^= 0x10;
-    std::fs::write(&biggest, &bytes).unwrap();
+    flip_middle_of_largest_pack(&coffre.repo);
 
     let out = run(&mut coffre.cmd(["--json", "check", "--read-data"]));
     assert_eq!(
@@ -416,4 +421,52 @@ fn index_files(repo: &Path) -> Vec<PathBuf> {
         .collect();
     out.sort();
     out
+}
+
+/// `check` reads a chunk-list piece that two snapshots share once, and
+/// skips it for the second; a damaged chunk under it must still be named in
+/// both snapshots.
+#[test]
+fn damage_under_a_shared_chunk_list_piece_is_named_in_every_snapshot() {
+    const PAGE: usize = 4096;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // A database of 512 pages: cut into pages, its list held in pieces.
+    let mut db = vec![0u8; 512 * PAGE];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for b in db.iter_mut() {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        *b = (x >> 56) as u8;
+    }
+    db[..16].copy_from_slice(b"SQLite format 3\0");
+    db[16..18].copy_from_slice(&(PAGE as u16).to_be_bytes());
+    let path = src.join("officine.sqlite");
+    std::fs::write(&path, &db).unwrap();
+    let coffre = Coffre::new(tmp.path().join("repo"));
+    coffre.init();
+    let first = coffre.snapshot(&src);
+    // One page changes: the second snapshot shares every other piece.
+    db[7 * PAGE + 100] ^= 1;
+    std::fs::write(&path, &db).unwrap();
+    let second = coffre.snapshot(&src);
+    coffre.ok(["check", "--read-data"]);
+
+    // The pages are most of the only large pack: its middle is a page
+    // both snapshots hold.
+    flip_middle_of_largest_pack(&coffre.repo);
+
+    let out = run(&mut coffre.cmd(["--json", "check", "--read-data"]));
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        json_string_fields(&report, "path"),
+        ["officine.sqlite", "officine.sqlite"],
+        "{report}"
+    );
+    let mut named = json_string_fields(&report, "snapshot");
+    named.sort();
+    let mut taken = vec![first[..12].to_owned(), second[..12].to_owned()];
+    taken.sort();
+    assert_eq!(named, taken, "{report}");
 }

@@ -13,6 +13,9 @@ use crate::repo::Repository;
 /// a pack read at once); pieces hold ~19 extents each, at most 256.
 pub const PIECES_AT_ONCE: usize = 64;
 
+/// A chunk-list piece and the extents it lists.
+pub type Piece = (BlobId, Vec<Extent>);
+
 /// The extents of one file in order, as an [`Iterator`] of windows
 /// (`Result<Vec<Extent>>`, none empty). Their total is checked as they come
 /// against [`MAX_FILE_LEN`], as [`Repository::load_extents`] does for a
@@ -56,23 +59,35 @@ impl<'r> ChunkListReader<'r> {
     fn next_window(&mut self) -> Result<Option<Vec<Extent>>> {
         let window = match self.inline.take() {
             Some(extents) => extents,
-            None => {
-                let ids: Vec<BlobId> = self.pieces.by_ref().take(PIECES_AT_ONCE).collect();
-                if ids.is_empty() {
-                    return Ok(None);
-                }
-                let mut decoded: Vec<Vec<Extent>> = vec![Vec::new(); ids.len()];
-                self.repo
-                    .load_blobs(BlobKind::ChunkList, &ids, |i, bytes| {
-                        decoded[i] = decode_piece(&bytes)
-                            .map_err(|e| Error::corrupt("chunk list", ids[i].short(), e))?;
-                        Ok(())
-                    })?;
-                decoded.concat()
-            }
+            None => match self.next_pieces()? {
+                Some(pieces) => pieces.into_iter().flat_map(|(_, e)| e).collect(),
+                None => return Ok(None),
+            },
         };
         self.total = add_lengths(self.total, &window, &self.first)?;
         Ok(Some(window))
+    }
+
+    /// The next pieces of a list held in pieces, each with its extents
+    /// (up to [`PIECES_AT_ONCE`] of them, loaded together); `None` after
+    /// the last. An inline list has no pieces. Not counted in
+    /// [`ChunkListReader::total`].
+    ///
+    /// # Errors
+    /// A piece that cannot be loaded or decoded.
+    pub fn next_pieces(&mut self) -> Result<Option<Vec<Piece>>> {
+        let ids: Vec<BlobId> = self.pieces.by_ref().take(PIECES_AT_ONCE).collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let mut decoded: Vec<Vec<Extent>> = vec![Vec::new(); ids.len()];
+        self.repo
+            .load_blobs(BlobKind::ChunkList, &ids, |i, bytes| {
+                decoded[i] = decode_piece(&bytes)
+                    .map_err(|e| Error::corrupt("chunk list", ids[i].short(), e))?;
+                Ok(())
+            })?;
+        Ok(Some(ids.into_iter().zip(decoded).collect()))
     }
 }
 

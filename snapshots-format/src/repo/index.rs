@@ -711,7 +711,7 @@ impl Index {
     /// on disk when large, so marking years of snapshots stays small in memory).
     pub fn used_begin(&self) -> Result<()> {
         self.conn().execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS used (id BLOB PRIMARY KEY) WITHOUT ROWID;
+            "CREATE TEMP TABLE IF NOT EXISTS used (id BLOB PRIMARY KEY, len INTEGER) WITHOUT ROWID;
              DELETE FROM temp.used;
              BEGIN;",
         )?;
@@ -723,6 +723,23 @@ impl Index {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO temp.used(id) VALUES (?1)")?;
         Ok(stmt.execute([&id.0[..]])? == 1)
+    }
+
+    /// Notes a number (a chunk-list piece's length, for `check`) beside
+    /// the mark of `id`, which must be marked.
+    pub fn used_set_len(&self, id: &BlobId, len: u64) -> Result<()> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("UPDATE temp.used SET len = ?2 WHERE id = ?1")?;
+        stmt.execute(rusqlite::params![&id.0[..], len as i64])?;
+        Ok(())
+    }
+
+    /// The number noted beside the mark of `id` ([`Index::used_set_len`]).
+    pub fn used_len(&self, id: &BlobId) -> Result<Option<u64>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT len FROM temp.used WHERE id = ?1")?;
+        let len: Option<Option<i64>> = stmt.query_row([&id.0[..]], |r| r.get(0)).optional()?;
+        Ok(len.flatten().map(|n| n as u64))
     }
 
     /// Whether each of `ids` is marked used (after [`Index::used_end`]).
