@@ -24,7 +24,7 @@ use snapshots_format::format::tree::{Node, NodeKind, Payload, Timestamp};
 use snapshots_format::repo::browse::{Browser, FileReader, Listing};
 use snapshots_format::{BlobId, Error, SnapshotId};
 
-use crate::inodes::{child_key, Inode, Kind, Table};
+use crate::inodes::{child_key, Inode, Kind, SnapshotFolder, Table};
 use crate::layout::{layout, Folder, LabelFolders, VERSIONS_DIR};
 use crate::names::ShownNames;
 
@@ -225,13 +225,13 @@ impl CoffreFs {
             Top::Snapshot(folder, raw_names) => {
                 let view = self.view.read().unwrap_or_else(|p| p.into_inner());
                 let snap = view.snapshots.get(&folder.snapshot).ok_or(Errno::ENOENT)?;
-                Kind::SnapshotRoot {
+                Kind::SnapshotRoot(Box::new(SnapshotFolder {
                     snapshot: folder.snapshot,
                     tree: snap.tree,
                     time: snap.time,
                     root: snap.root.clone().map(Arc::new),
                     raw_names,
-                }
+                }))
             }
         };
         Ok((key, kind))
@@ -262,10 +262,10 @@ impl CoffreFs {
             Kind::Root | Kind::Label(_) | Kind::Versions | Kind::VersionsLabel(_) => {
                 self.dir_attr(ino, self.started)
             }
-            Kind::SnapshotRoot {
-                root: Some(node), ..
-            } => node_attr(ino, node),
-            Kind::SnapshotRoot { time, .. } => self.dir_attr(ino, ts(*time)),
+            Kind::SnapshotRoot(folder) => match &folder.root {
+                Some(node) => node_attr(ino, node),
+                None => self.dir_attr(ino, ts(folder.time)),
+            },
             Kind::Entry { node, .. } => node_attr(ino, node),
         }
     }
@@ -286,9 +286,9 @@ impl CoffreFs {
                 let (key, kind) = self.top_inode(&parent_inode, entry.1)?;
                 (key, kind, TTL_TOP)
             }
-            Kind::SnapshotRoot { .. } | Kind::Entry { .. } => {
-                let (snapshot, tree_id, root_key, raw_names) = self.dir_of(&parent_inode)?;
-                let failed = |e: Error| self.io_error(&parent_inode.path, &e);
+            Kind::SnapshotRoot(_) | Kind::Entry { .. } => {
+                let (tree_id, root_key, raw_names) = self.dir_of(&parent_inode)?;
+                let failed = |e: Error| self.io_error(&lock(&self.table).path(parent), &e);
                 let listing = self.browser.listing(&tree_id).map_err(failed)?;
                 let shown = self
                     .shown_names(&tree_id, &listing, raw_names)
@@ -305,50 +305,28 @@ impl CoffreFs {
                     .map(Arc::new)
                     .ok_or(Errno::ENOENT)?;
                 let key = child_key(&parent_inode.key, &node.name, &root_key, node.link_key());
-                (
-                    key,
-                    Kind::Entry {
-                        snapshot,
-                        node,
-                        raw_names,
-                    },
-                    TTL_FROZEN,
-                )
+                (key, Kind::Entry { node, raw_names }, TTL_FROZEN)
             }
         };
-        let path = format!(
-            "{}/{}",
-            parent_inode.path.trim_end_matches('/'),
-            String::from_utf8_lossy(name)
-        );
         let mut table = lock(&self.table);
-        let ino = table.remember(key, kind, parent, path);
+        let ino = table.remember(key, kind, parent);
         let inode = table.get(ino).cloned().ok_or(Errno::EIO)?;
         drop(table);
         Ok((ino, self.attr(ino, &inode), ttl))
     }
 
-    /// For a folder inside a snapshot: the snapshot, the folder's tree, the
-    /// key of the snapshot's root (for hard-link numbers), and whether names
-    /// are shown raw.
-    fn dir_of(&self, inode: &Inode) -> Result<(SnapshotId, BlobId, Vec<u8>, bool), Errno> {
+    /// For a folder inside a snapshot: the folder's tree, the key of the
+    /// snapshot's root (for hard-link numbers), and whether names are
+    /// shown raw.
+    fn dir_of(&self, inode: &Inode) -> Result<(BlobId, Vec<u8>, bool), Errno> {
         match &inode.kind {
-            Kind::SnapshotRoot {
-                snapshot,
-                tree,
-                raw_names,
-                ..
-            } => Ok((*snapshot, *tree, inode.key.clone(), *raw_names)),
-            Kind::Entry {
-                snapshot,
-                node,
-                raw_names,
-            } => match &node.payload {
+            Kind::SnapshotRoot(folder) => Ok((folder.tree, inode.key.to_vec(), folder.raw_names)),
+            Kind::Entry { node, raw_names } => match &node.payload {
                 Payload::Dir(tree) => {
                     // The snapshot root's key is this key's prefix up to the
                     // first '/' after the folder part.
                     let root_len = root_key_len(&inode.key);
-                    Ok((*snapshot, *tree, inode.key[..root_len].to_vec(), *raw_names))
+                    Ok((*tree, inode.key[..root_len].to_vec(), *raw_names))
                 }
                 _ => Err(Errno::ENOTDIR),
             },
@@ -449,21 +427,10 @@ impl CoffreFs {
         }
     }
 
-    fn entry_node(&self, ino: u64) -> Result<(Arc<Node>, String), Errno> {
-        match lock(&self.table).get(ino) {
-            Some(Inode {
-                kind: Kind::Entry { node, .. },
-                path,
-                ..
-            }) => Ok((node.clone(), path.clone())),
-            Some(Inode {
-                kind:
-                    Kind::SnapshotRoot {
-                        root: Some(node), ..
-                    },
-                path,
-                ..
-            }) => Ok((node.clone(), path.clone())),
+    fn entry_node(&self, ino: u64) -> Result<Arc<Node>, Errno> {
+        match lock(&self.table).get(ino).map(|i| &i.kind) {
+            Some(Kind::Entry { node, .. }) => Ok(node.clone()),
+            Some(Kind::SnapshotRoot(folder)) => folder.root.clone().ok_or(Errno::ENODATA),
             Some(_) => Err(Errno::ENODATA),
             None => Err(Errno::ENOENT),
         }
@@ -580,7 +547,7 @@ impl Filesystem for CoffreFs {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.entry_node(ino.0) {
-            Ok((node, _)) => match &node.payload {
+            Ok(node) => match &node.payload {
                 Payload::Symlink(t) => reply.data(t),
                 _ => reply.error(Errno::EINVAL),
             },
@@ -592,10 +559,11 @@ impl Filesystem for CoffreFs {
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return reply.error(Errno::EROFS);
         }
-        let (node, path) = match self.entry_node(ino.0) {
+        let node = match self.entry_node(ino.0) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
+        let path = lock(&self.table).path(ino.0);
         let Payload::File(content) = &node.payload else {
             return reply.error(Errno::EINVAL);
         };
@@ -747,7 +715,7 @@ impl Filesystem for CoffreFs {
                 reply.ok();
             }
             _ => {
-                let (_, tree_id, root_key, raw_names) = match self.dir_of(&inode) {
+                let (tree_id, root_key, raw_names) = match self.dir_of(&inode) {
                     Ok(d) => d,
                     Err(e) => return reply.error(e),
                 };
@@ -755,7 +723,7 @@ impl Filesystem for CoffreFs {
                     &tree_id, &inode.key, &root_key, raw_names, offset, &mut reply,
                 ) {
                     Ok(()) => reply.ok(),
-                    Err(e) => reply.error(self.io_error(&inode.path, &e)),
+                    Err(e) => reply.error(self.io_error(&lock(&self.table).path(ino.0), &e)),
                 }
             }
         }
@@ -767,7 +735,7 @@ impl Filesystem for CoffreFs {
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let node = match self.entry_node(ino.0) {
-            Ok((n, _)) => n,
+            Ok(n) => n,
             Err(_) => return reply.error(Errno::ENODATA),
         };
         match node
@@ -784,7 +752,7 @@ impl Filesystem for CoffreFs {
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let mut list = Vec::new();
-        if let Ok((node, _)) = self.entry_node(ino.0) {
+        if let Ok(node) = self.entry_node(ino.0) {
             for (k, _) in &node.xattrs {
                 list.extend_from_slice(k);
                 list.push(0);

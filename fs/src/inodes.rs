@@ -26,45 +26,67 @@ pub enum Kind {
     Versions,
     /// A label's folder in the Previous Versions view.
     VersionsLabel(String),
-    /// A dated folder: the root of one snapshot.
-    SnapshotRoot {
-        /// The snapshot shown.
-        snapshot: SnapshotId,
-        /// Tree of its root directory.
-        tree: snapshots_format::BlobId,
-        /// Time of the snapshot, as the folder's mtime when the source
-        /// folder's own metadata was not recorded.
-        time: snapshots_format::format::tree::Timestamp,
-        /// The source folder's recorded metadata, shown as this folder's.
-        root: Option<Arc<Node>>,
+    /// A dated folder: the root of one snapshot (boxed: the table holds
+    /// hundreds of thousands of entries, and an enum is as large as its
+    /// largest variant).
+    SnapshotRoot(Box<SnapshotFolder>),
+    /// An entry inside a snapshot.
+    Entry {
+        /// Its recorded metadata.
+        node: Arc<Node>,
         /// Names shown as recorded, even with `--windows-names`: the
         /// Previous Versions view, where Samba looks up the live share's
         /// names.
         raw_names: bool,
     },
-    /// An entry inside a snapshot.
-    Entry {
-        /// The snapshot it belongs to.
-        snapshot: SnapshotId,
-        /// Its recorded metadata.
-        node: Arc<Node>,
-        /// As for its snapshot's root.
-        raw_names: bool,
-    },
 }
 
-/// One known inode.
+/// What a dated folder shows.
+#[derive(Debug, Clone)]
+pub struct SnapshotFolder {
+    /// The snapshot shown.
+    pub snapshot: SnapshotId,
+    /// Tree of its root directory.
+    pub tree: snapshots_format::BlobId,
+    /// Time of the snapshot, as the folder's mtime when the source
+    /// folder's own metadata was not recorded.
+    pub time: snapshots_format::format::tree::Timestamp,
+    /// The source folder's recorded metadata, shown as this folder's.
+    pub root: Option<Arc<Node>>,
+    /// As for [`Kind::Entry`].
+    pub raw_names: bool,
+}
+
+/// One known inode. Kept small: the kernel may hold one for every entry
+/// of every folder listed (a folder of 210,000 receipts listed with
+/// `ls -l` or by Samba); the path for log lines is worked out when needed
+/// ([`Table::path`]).
 #[derive(Debug, Clone)]
 pub struct Inode {
     /// What it shows.
     pub kind: Kind,
     /// The key its number was hashed from; children hash from it.
-    pub key: Vec<u8>,
+    pub key: Box<[u8]>,
     /// The parent folder's inode.
     pub parent: u64,
-    /// Human path for log lines (lossy).
-    pub path: String,
     lookups: u64,
+}
+
+impl Inode {
+    /// Its name in its folder (lossy UTF-8, raw).
+    fn name(&self) -> String {
+        match &self.kind {
+            Kind::Root => String::new(),
+            Kind::Label(name) | Kind::VersionsLabel(name) => name.clone(),
+            Kind::Versions => crate::layout::VERSIONS_DIR.to_owned(),
+            // A dated folder's key ends with "\0folder\0snapshot id".
+            Kind::SnapshotRoot(_) => {
+                let mut parts = self.key.rsplit(|&b| b == 0);
+                String::from_utf8_lossy(parts.nth(1).unwrap_or_default()).into_owned()
+            }
+            Kind::Entry { node, .. } => String::from_utf8_lossy(&node.name).into_owned(),
+        }
+    }
 }
 
 /// The inodes the kernel currently knows.
@@ -115,9 +137,8 @@ impl Table {
             ROOT,
             Inode {
                 kind: Kind::Root,
-                key: Vec::new(),
+                key: Box::default(),
                 parent: ROOT,
-                path: "/".into(),
                 lookups: 1,
             },
         );
@@ -131,11 +152,11 @@ impl Table {
 
     /// Records a lookup of `key` and returns its number. A (vanishingly
     /// rare) hash collision with another key moves to the next free number.
-    pub fn remember(&mut self, key: Vec<u8>, kind: Kind, parent: u64, path: String) -> u64 {
+    pub fn remember(&mut self, key: Vec<u8>, kind: Kind, parent: u64) -> u64 {
         let mut ino = number(&key);
         loop {
             match self.map.get_mut(&ino) {
-                Some(existing) if existing.key == key => {
+                Some(existing) if *existing.key == *key => {
                     existing.lookups += 1;
                     existing.kind = kind;
                     return ino;
@@ -146,9 +167,8 @@ impl Table {
                         ino,
                         Inode {
                             kind,
-                            key,
+                            key: key.into_boxed_slice(),
                             parent,
-                            path,
                             lookups: 1,
                         },
                     );
@@ -156,6 +176,28 @@ impl Table {
                 }
             }
         }
+    }
+
+    /// The path of inode `ino` from the mount's root, for log lines
+    /// (lossy UTF-8, raw names; `…` where a folder above is not held).
+    pub fn path(&self, ino: u64) -> String {
+        let mut names = Vec::new();
+        let mut at = ino;
+        // A folder's parent is held while it is (the kernel pins it), so
+        // the walk ends at the root; the bound guards against a cycle.
+        for _ in 0..=snapshots_format::format::tree::MAX_DEPTH + 4 {
+            if at == ROOT {
+                break;
+            }
+            let Some(inode) = self.map.get(&at) else {
+                names.push("…".to_owned());
+                break;
+            };
+            names.push(inode.name());
+            at = inode.parent;
+        }
+        names.reverse();
+        format!("/{}", names.join("/"))
     }
 
     /// The kernel dropped `n` references.
@@ -197,9 +239,9 @@ mod tests {
         assert_eq!(number(b"abc"), number(b"abc"));
         assert_ne!(number(b"abc"), number(b"abd"));
         let mut t = Table::new();
-        let a = t.remember(b"k".to_vec(), Kind::Root, ROOT, "/k".into());
+        let a = t.remember(b"k".to_vec(), Kind::Root, ROOT);
         assert_eq!(a, number(b"k"));
-        assert_eq!(t.remember(b"k".to_vec(), Kind::Root, ROOT, "/k".into()), a);
+        assert_eq!(t.remember(b"k".to_vec(), Kind::Root, ROOT), a);
         t.forget(a, 1);
         assert!(t.get(a).is_some());
         t.forget(a, 1);
@@ -212,5 +254,54 @@ mod tests {
             child_key(b"r/a", b"x", b"r", None),
             child_key(b"r/b", b"x", b"r", None)
         );
+    }
+
+    fn entry(name: &[u8]) -> Kind {
+        Kind::Entry {
+            node: Arc::new(Node {
+                name: name.to_vec(),
+                kind: snapshots_format::format::tree::NodeKind::File,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: Default::default(),
+                ctime: Default::default(),
+                size: 0,
+                dev: 0,
+                inode: 0,
+                nlink: 1,
+                xattrs: Vec::new(),
+                payload: snapshots_format::format::tree::Payload::None,
+            }),
+            raw_names: false,
+        }
+    }
+
+    #[test]
+    fn a_path_for_log_lines_is_worked_out_from_the_parents() {
+        let mut t = Table::new();
+        let label = t.remember(b"label\0lundi".to_vec(), Kind::Label("lundi".into()), ROOT);
+        let folder = SnapshotFolder {
+            snapshot: SnapshotId([7; 32]),
+            tree: snapshots_format::BlobId([8; 32]),
+            time: Default::default(),
+            root: None,
+            raw_names: false,
+        };
+        let root_key = b"label\0lundi\x002026-12-07\x000707".to_vec();
+        let day = t.remember(
+            root_key.clone(),
+            Kind::SnapshotRoot(Box::new(folder)),
+            label,
+        );
+        let db_key = child_key(&root_key, b"db", &root_key, None);
+        let db = t.remember(db_key.clone(), entry(b"db"), day);
+        let file_key = child_key(&db_key, b"officine\xff.fdb", &root_key, None);
+        let file = t.remember(file_key, entry(b"officine\xff.fdb"), db);
+        assert_eq!(t.path(file), "/lundi/2026-12-07/db/officine\u{fffd}.fdb");
+        assert_eq!(t.path(ROOT), "/");
+        // A folder above that is no longer held is elided, not invented.
+        t.forget(db, 1);
+        assert_eq!(t.path(file), "/…/officine\u{fffd}.fdb");
     }
 }
