@@ -562,6 +562,10 @@ struct Folder<'s, 'r> {
 /// of files ahead of the readers, with memory bounded whatever the folder.
 const HELD: usize = 4096;
 
+/// Entries of a folder whose metadata is looked up together
+/// ([`Dir::stat_many`]), about 80 bytes each.
+const STAT_WINDOW: usize = 4096;
+
 impl<'s, 'r> Folder<'s, 'r> {
     /// A folder with no entry yet.
     fn new(saver: &'s Saver<'r>) -> Self {
@@ -734,22 +738,24 @@ impl<'a, 'r> Walker<'a, 'r> {
         names.sort();
         let mut extra = extra.into_iter().peekable();
         let mut folder = Folder::new(self.reader.saver);
-        for name in names {
-            while let Some(node) = extra.next_if(|n| n.name < name) {
-                folder
-                    .waiting
-                    .push_back((join(rel, &node.name), Slot::Done(node)));
-            }
-            let child_rel = join(rel, &name);
-            let old = parent.as_mut().and_then(|p| p.take(&name));
-            match self.entry(dir, &child_rel, &name, old.as_ref()) {
-                Ok(Some(slot)) => {
-                    folder.waiting.push_back((child_rel, slot));
-                    self.advance(&mut folder)?;
+        for window in names.chunks(STAT_WINDOW) {
+            for (name, meta) in window.iter().zip(dir.stat_many(window)) {
+                while let Some(node) = extra.next_if(|n| n.name < *name) {
+                    folder
+                        .waiting
+                        .push_back((join(rel, &node.name), Slot::Done(node)));
                 }
-                Ok(None) => {}
-                Err(Error::Source { reason, .. }) => self.skip(&child_rel, reason),
-                Err(e) => return Err(e),
+                let child_rel = join(rel, name);
+                let old = parent.as_mut().and_then(|p| p.take(name));
+                match self.entry(dir, &child_rel, name, meta, old.as_ref()) {
+                    Ok(Some(slot)) => {
+                        folder.waiting.push_back((child_rel, slot));
+                        self.advance(&mut folder)?;
+                    }
+                    Ok(None) => {}
+                    Err(Error::Source { reason, .. }) => self.skip(&child_rel, reason),
+                    Err(e) => return Err(e),
+                }
             }
         }
         for node in extra {
@@ -845,11 +851,14 @@ impl<'a, 'r> Walker<'a, 'r> {
 
     /// One entry; `Ok(None)` when it vanished. Problems with the source come
     /// back as [`Error::Source`] so the caller can skip just this entry.
+    /// The slot of entry `name` of `dir`, whose metadata `meta` was just
+    /// looked up; `None` when it is left out or vanished.
     fn entry(
         &mut self,
         dir: &Dir,
         rel: &[u8],
         name: &[u8],
+        meta: std::io::Result<Stat>,
         old: Option<&Node>,
     ) -> Result<Option<Slot<'a, 'r>>> {
         let path = dir.child_path(name);
@@ -857,7 +866,7 @@ impl<'a, 'r> Walker<'a, 'r> {
             path: path.clone(),
             reason: e.to_string(),
         };
-        let meta = match dir.stat(name) {
+        let meta = match meta {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(source_err(e)),

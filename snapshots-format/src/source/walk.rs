@@ -141,6 +141,21 @@ pub struct Dir {
     path: PathBuf,
 }
 
+/// Names below which [`Dir::stat_many`] stays on the calling thread: a
+/// thread costs about as much as a few dozen lookups with a warm cache.
+const PARALLEL_STAT_MIN: usize = 256;
+
+/// Threads of [`Dir::stat_many`]: the machine's cores, at most 4.
+fn stat_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4)
+    })
+}
+
 fn errno(e: rustix::io::Errno) -> io::Error {
     io::Error::from_raw_os_error(e.raw_os_error())
 }
@@ -213,6 +228,40 @@ impl Dir {
         rfs::statat(&self.fd, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)
             .map(Stat::from)
             .map_err(errno)
+    }
+
+    /// [`Dir::stat`] of each of `names`, in order, on several threads for
+    /// a long list. With a cold cache, a daily snapshot's walk of 400,000
+    /// unchanged files is mostly the kernel looking entries up one after
+    /// the other (`find` alone takes 5 s at 16 GiB); the lookups of one
+    /// folder run side by side in the kernel.
+    pub fn stat_many(&self, names: &[Vec<u8>]) -> Vec<io::Result<Stat>> {
+        let threads = stat_threads();
+        if threads < 2 || names.len() < PARALLEL_STAT_MIN {
+            return names.iter().map(|n| self.stat(n)).collect();
+        }
+        let per = names.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = names
+                .chunks(per)
+                .map(|part| {
+                    let handle =
+                        scope.spawn(move || part.iter().map(|n| self.stat(n)).collect::<Vec<_>>());
+                    (part.len(), handle)
+                })
+                .collect();
+            let mut out = Vec::with_capacity(names.len());
+            for (len, handle) in parts {
+                match handle.join() {
+                    Ok(found) => out.extend(found),
+                    // Not reached (a stat does not panic): those entries
+                    // are then skipped with this reason.
+                    Err(_) => out
+                        .extend((0..len).map(|_| Err(io::Error::other("metadata lookup failed")))),
+                }
+            }
+            out
+        })
     }
 
     /// Whether an entry of this name exists (of any kind).
@@ -433,6 +482,31 @@ fn visit(
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn many_entries_are_looked_up_in_order_as_one_by_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut names = Vec::new();
+        for i in 0..3 * PARALLEL_STAT_MIN {
+            let name = format!("f{i:05}");
+            if i % 7 != 3 {
+                std::fs::write(tmp.path().join(&name), vec![0u8; i]).unwrap();
+            }
+            names.push(name.into_bytes());
+        }
+        symlink("nowhere", tmp.path().join("f00001")).ok();
+        let (dir, _) = Dir::open_root(tmp.path()).unwrap();
+        let many = dir.stat_many(&names);
+        assert_eq!(many.len(), names.len());
+        for (name, got) in names.iter().zip(many) {
+            match (dir.stat(name), got) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(a), Err(b)) => assert_eq!(a.kind(), b.kind()),
+                (a, b) => panic!("{}: {a:?} against {b:?}", String::from_utf8_lossy(name)),
+            }
+        }
+        assert!(dir.stat_many(&[]).is_empty());
+    }
 
     #[test]
     fn a_folder_swapped_for_a_symlink_is_refused() {
