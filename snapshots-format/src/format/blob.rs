@@ -361,7 +361,7 @@ mod tests {
         new[5000] = b'X';
         let base = blob_id(&k, BlobKind::Data, &old);
         let id = delta::delta_id(&k, &base, &new);
-        let payload = delta::compress(&base, &old, &new).unwrap();
+        let payload = delta::compress(&base, &old, &new, delta::DELTA_ZSTD_LEVEL).unwrap();
         let sealed = encode_delta(&k, &id, &payload);
         assert!(sealed.len() < 200, "{}", sealed.len());
         let base_of = |b: &BlobId| {

@@ -32,10 +32,31 @@ pub const KEEP_BELOW_SHARE: (usize, usize) = (1, 3);
 /// export against the day before: level 3 gave 62.0 KB in 16 ms, 9 gave
 /// 60.7 KB in 75 ms; the gap grows as a delta carries more days of changes
 /// (day 3 of pharmagen at 512 MiB: 1.44-1.47x the floor at level 9,
-/// 1.48-1.51x at level 3, in two runs each). Deltas are few (the changed
-/// chunks of changed text files), so the time is about 0.1 s a day at
-/// 512 MiB.
+/// 1.48-1.51x at level 3, in two runs each). Deltas of a small file are
+/// few, so the time is about 0.1 s a day at 512 MiB.
 pub const DELTA_ZSTD_LEVEL: i32 = 9;
+
+/// zstd level of the deltas of a file larger than [`CHEAPER_DELTAS_ABOVE`].
+/// At 16 GiB the stock export is 250 MB rewritten every day, and its
+/// level-9 deltas were the daily snapshot's largest use of CPU (about
+/// 7 s of it); level 3 makes them 0.4-0.7 % larger (one to four days of
+/// changes, measured on that export) for a third of the time.
+pub const LARGE_FILE_DELTA_ZSTD_LEVEL: i32 = 3;
+
+/// Files above this size get their deltas at
+/// [`LARGE_FILE_DELTA_ZSTD_LEVEL`]: level 9 costs seconds a day there,
+/// and a fraction of a second below (the export is 8 MB at 512 MiB of
+/// pharmacy data, 32 MB at 2 GiB).
+pub const CHEAPER_DELTAS_ABOVE: u64 = 64 << 20;
+
+/// The zstd level of the deltas of a file of `size` bytes.
+pub fn level_for(size: u64) -> i32 {
+    if size > CHEAPER_DELTAS_ABOVE {
+        LARGE_FILE_DELTA_ZSTD_LEVEL
+    } else {
+        DELTA_ZSTD_LEVEL
+    }
+}
 
 /// The id of the delta of `plaintext` against `base` (FORMAT.md §4.2):
 /// the keyed hash of kind 5, the base id, then the plaintext.
@@ -54,15 +75,15 @@ pub fn chunk_id(keys: &Keys, base: Option<&BlobId>, plaintext: &[u8]) -> BlobId 
 /// The framed payload of a delta (after the codec byte): the base id, then
 /// one zstd frame of `plaintext` made with `base_plain` as its prefix.
 /// `None` when zstd fails (the caller then stores the chunk whole).
-pub fn compress(base: &BlobId, base_plain: &[u8], plaintext: &[u8]) -> Option<Vec<u8>> {
+pub fn compress(base: &BlobId, base_plain: &[u8], plaintext: &[u8], level: i32) -> Option<Vec<u8>> {
     let mut out = vec![0u8; BASE_ID_LEN + zstd::zstd_safe::compress_bound(plaintext.len())];
     out[..BASE_ID_LEN].copy_from_slice(base.as_bytes());
     let n = if base_plain.starts_with(&ZSTD_DICT_MAGIC) {
-        compress_with_prefix(base_plain, plaintext, &mut out[BASE_ID_LEN..])?
+        compress_with_prefix(base_plain, plaintext, &mut out[BASE_ID_LEN..], level)?
     } else {
         let out = &mut out[BASE_ID_LEN..];
         super::blob::with_context(&COMPRESSOR, zstd::zstd_safe::CCtx::try_create, |c| {
-            c.compress_using_dict(out, plaintext, base_plain, DELTA_ZSTD_LEVEL)
+            c.compress_using_dict(out, plaintext, base_plain, level)
                 .ok()
         })?
     };
@@ -88,12 +109,15 @@ thread_local! {
 /// `plaintext` compressed into `out` with `base_plain` referenced as a
 /// raw-content prefix, on a context of its own (the prefix's lifetime binds
 /// the context); the number of bytes written.
-fn compress_with_prefix(base_plain: &[u8], plaintext: &[u8], out: &mut [u8]) -> Option<usize> {
+fn compress_with_prefix(
+    base_plain: &[u8],
+    plaintext: &[u8],
+    out: &mut [u8],
+    level: i32,
+) -> Option<usize> {
     let mut c = zstd::zstd_safe::CCtx::try_create()?;
-    c.set_parameter(zstd::zstd_safe::CParameter::CompressionLevel(
-        DELTA_ZSTD_LEVEL,
-    ))
-    .ok()?;
+    c.set_parameter(zstd::zstd_safe::CParameter::CompressionLevel(level))
+        .ok()?;
     c.ref_prefix(base_plain).ok()?;
     c.compress2(out, plaintext).ok()
 }
@@ -172,7 +196,7 @@ mod tests {
         let new = rows(1, 1200);
         let base = BlobId([9; 32]);
         let alone = zstd::bulk::compress(&new, super::super::ZSTD_LEVEL).unwrap();
-        let delta = compress(&base, &old, &new).unwrap();
+        let delta = compress(&base, &old, &new, DELTA_ZSTD_LEVEL).unwrap();
         assert!(
             delta.len() * 4 < alone.len(),
             "delta {} against alone {}",
@@ -196,7 +220,7 @@ mod tests {
         let mut new = ZSTD_DICT_MAGIC.to_vec();
         new.extend(rows(1, 600));
         let base = BlobId([4; 32]);
-        let delta = compress(&base, &old, &new).unwrap();
+        let delta = compress(&base, &old, &new, DELTA_ZSTD_LEVEL).unwrap();
         assert_eq!(decompress(&delta, &old).unwrap(), new);
         assert!(delta.len() * 4 < new.len());
     }
@@ -208,11 +232,11 @@ mod tests {
         let (a_old, a_new) = (rows(0, 800), rows(1, 800));
         let (b_old, b_new) = (rows(5, 300), rows(6, 300));
         for _ in 0..3 {
-            let a = compress(&BlobId([1; 32]), &a_old, &a_new).unwrap();
-            let b = compress(&BlobId([2; 32]), &b_old, &b_new).unwrap();
+            let a = compress(&BlobId([1; 32]), &a_old, &a_new, DELTA_ZSTD_LEVEL).unwrap();
+            let b = compress(&BlobId([2; 32]), &b_old, &b_new, DELTA_ZSTD_LEVEL).unwrap();
             assert_eq!(decompress(&a, &a_old).unwrap(), a_new);
             assert_eq!(decompress(&b, &b_old).unwrap(), b_new);
-            let empty = compress(&BlobId([3; 32]), &[], &b_new).unwrap();
+            let empty = compress(&BlobId([3; 32]), &[], &b_new, DELTA_ZSTD_LEVEL).unwrap();
             assert_eq!(decompress(&empty, &[]).unwrap(), b_new);
         }
     }
@@ -238,8 +262,10 @@ mod tests {
             let at = if new.is_empty() { 0 } else { at % new.len() };
             new.splice(at..at, edit);
             let id = BlobId([7; 32]);
-            let delta = compress(&id, &base, &new).unwrap();
-            prop_assert_eq!(decompress(&delta, &base).unwrap(), new);
+            for level in [DELTA_ZSTD_LEVEL, LARGE_FILE_DELTA_ZSTD_LEVEL] {
+                let delta = compress(&id, &base, &new, level).unwrap();
+                prop_assert_eq!(&decompress(&delta, &base).unwrap(), &new);
+            }
         }
 
         #[test]

@@ -596,7 +596,9 @@ impl<'a, 'r> Walk<'a, 'r> {
             let plain = source.load_blob(BlobKind::Data, &id)?;
             let base_plain = source.load_base(&base)?;
             let target = self.sides.target;
-            let payload = delta::compress(&base, &base_plain, &plain)
+            // The file's size is not known here: the level of small files'
+            // deltas, as before.
+            let payload = delta::compress(&base, &base_plain, &plain, delta::DELTA_ZSTD_LEVEL)
                 .filter(|_| delta::delta_id(target.keys(), &base, &plain) == id)
                 .ok_or_else(|| {
                     Error::corrupt(

@@ -61,6 +61,8 @@ pub(crate) struct Previous {
     /// Bases read for the last window, kept for the next one: the chunks
     /// at a window's edge often share a base.
     bases: HashMap<BlobId, Vec<u8>>,
+    /// zstd level of this file's deltas ([`delta::level_for`]).
+    level: i32,
 }
 
 /// New chunks taken together (about 2 MiB of a text file).
@@ -110,6 +112,7 @@ impl Previous {
             chunks,
             pending: Vec::new(),
             bases: HashMap::new(),
+            level: delta::level_for(size),
         })
     }
 
@@ -266,7 +269,7 @@ impl Previous {
                 return None;
             };
             let data = &pending[i].1;
-            let payload = delta::compress(base, self.bases.get(base)?, data)?;
+            let payload = delta::compress(base, self.bases.get(base)?, data, self.level)?;
             // Compressing the chunk alone costs three times the delta: skip
             // it for a delta under a 48th of the chunk, which is under a
             // third of the chunk compressed alone unless that compresses
