@@ -102,30 +102,48 @@ pub fn encode(
     plaintext: &[u8],
     dict: Option<&Dictionary>,
 ) -> Vec<u8> {
-    // One buffer all the way: room for the nonce, the codec byte, the
-    // payload compressed straight into place, then sealed in place.
-    let head = NONCE_LEN + 1;
-    let mut buf = vec![0u8; head + zstd::zstd_safe::compress_bound(plaintext.len())];
-    buf.reserve(TAG_LEN);
     let dict = dict.filter(|_| kind == BlobKind::Data && plaintext.len() <= DICT_BLOB_MAX);
     let codec = if dict.is_some() {
         CODEC_ZSTD_DICT
     } else {
         CODEC_ZSTD
     };
-    match compress_into(plaintext, &mut buf[head..], dict) {
-        Some(n) if n < plaintext.len() => {
-            buf[NONCE_LEN] = codec;
-            buf.truncate(head + n);
-        }
-        _ => {
-            buf[NONCE_LEN] = CODEC_STORED;
-            buf.truncate(head);
-            buf.extend_from_slice(plaintext);
-        }
+    with_scratch(
+        zstd::zstd_safe::compress_bound(plaintext.len()),
+        |scratch| {
+            let (codec, payload) = match compress_into(plaintext, scratch, dict) {
+                Some(n) if n < plaintext.len() => (codec, &scratch[..n]),
+                _ => (CODEC_STORED, plaintext),
+            };
+            // Sized once: the nonce, the codec byte, the payload, the tag.
+            let mut buf = Vec::with_capacity(NONCE_LEN + 1 + payload.len() + TAG_LEN);
+            buf.resize(NONCE_LEN, 0);
+            buf.push(codec);
+            buf.extend_from_slice(payload);
+            keys.seal_in_place(ObjectKind::Blob, &aad(kind, id), &mut buf);
+            buf
+        },
+    )
+}
+
+/// Scratch buffers up to this size are kept by their thread.
+const SCRATCH_KEPT: usize = 4 << 20;
+
+/// Runs `f` on a buffer of `len` bytes: the thread's own, kept between
+/// blobs, when `len` is at most [`SCRATCH_KEPT`]. A buffer made for each
+/// blob cost its page faults (and its zeroing) every time: a tenth of a
+/// first snapshot's CPU, with the contexts' (below).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    if len > SCRATCH_KEPT {
+        return f(&mut vec![0u8; len]);
     }
-    keys.seal_in_place(ObjectKind::Blob, &aad(kind, id), &mut buf);
-    buf
+    SCRATCH.with(|s| {
+        let mut scratch = s.borrow_mut();
+        if scratch.len() < len {
+            scratch.resize(len, 0);
+        }
+        f(&mut scratch[..len])
+    })
 }
 
 /// Seals a delta blob (kind [`BlobKind::Delta`]) whose payload
@@ -255,11 +273,18 @@ pub(crate) fn with_context<C: 'static, R>(
     })
 }
 
-// One zstd context per thread, reused: creating a context costs about as
+// zstd contexts per thread, reused: creating a context costs about as
 // much as compressing a database page, and pages are most of the chunks.
+// Two for compressing, by input size: a context sizes its tables for the
+// input, and one that served many small inputs (pages) after a large one
+// (a 256 KiB chunk) frees its large tables, to allocate and clear them
+// again at the next large input.
 thread_local! {
     static COMPRESSOR: std::cell::RefCell<Option<zstd::zstd_safe::CCtx<'static>>> =
         const { std::cell::RefCell::new(None) };
+    static SMALL_COMPRESSOR: std::cell::RefCell<Option<zstd::zstd_safe::CCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
         const { std::cell::RefCell::new(None) };
 }
@@ -267,14 +292,20 @@ thread_local! {
 /// The size of `plaintext` compressed alone as a plain data blob would
 /// store it (without dictionary), or its own size when that is smaller.
 pub fn compressed_len(plaintext: &[u8]) -> usize {
-    let mut out = vec![0u8; zstd::zstd_safe::compress_bound(plaintext.len())];
-    compress_into(plaintext, &mut out, None).map_or(plaintext.len(), |n| n.min(plaintext.len()))
+    with_scratch(zstd::zstd_safe::compress_bound(plaintext.len()), |out| {
+        compress_into(plaintext, out, None).map_or(plaintext.len(), |n| n.min(plaintext.len()))
+    })
 }
 
 /// Compresses into `out` (at least zstd's bound long); `None` when zstd
 /// fails, which the caller treats as incompressible.
 fn compress_into(plaintext: &[u8], out: &mut [u8], dict: Option<&Dictionary>) -> Option<usize> {
-    with_context(&COMPRESSOR, zstd::zstd_safe::CCtx::try_create, |c| {
+    let slot = if plaintext.len() <= DICT_BLOB_MAX {
+        &SMALL_COMPRESSOR
+    } else {
+        &COMPRESSOR
+    };
+    with_context(slot, zstd::zstd_safe::CCtx::try_create, |c| {
         match dict {
             Some(dict) => c.compress_using_cdict(out, plaintext, dict.cdict()),
             None => c.compress(out, plaintext, ZSTD_LEVEL),

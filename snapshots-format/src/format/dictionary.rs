@@ -11,7 +11,7 @@
 
 use zstd::zstd_safe::{self, CDict, DDict};
 
-use super::ZSTD_LEVEL;
+use super::DICT_ZSTD_LEVEL;
 
 /// Largest dictionary trained.
 pub const DICT_MAX_SIZE: usize = 64 << 10;
@@ -49,7 +49,7 @@ impl Dictionary {
         let id = zstd_safe::get_dict_id(&raw)?.get();
         Some(Self {
             id,
-            cdict: CDict::try_create(&raw, ZSTD_LEVEL)?,
+            cdict: CDict::try_create(&raw, DICT_ZSTD_LEVEL)?,
             ddict: DDict::try_create(&raw)?,
             raw,
         })
@@ -102,7 +102,7 @@ pub fn train(samples: &[Vec<u8>]) -> Option<Vec<u8>> {
         shrinkDict: 0,
         shrinkDictMaxRegression: 0,
         zParams: ZDICT_params_t {
-            compressionLevel: ZSTD_LEVEL,
+            compressionLevel: DICT_ZSTD_LEVEL,
             notificationLevel: 0,
             dictID: 0,
         },

@@ -61,43 +61,54 @@ type Written = (Box<dyn Upload>, blake3::Hasher);
 /// The writer thread of one pack, and the queue to it.
 struct Sink {
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    /// Buffers written, sent back for reuse: a fresh megabyte per write
-    /// costs its page faults every time (a tenth of a first snapshot's
-    /// system time).
-    spare: std::sync::mpsc::Receiver<Vec<u8>>,
     thread: Option<std::thread::JoinHandle<Result<Written>>>,
+}
+
+/// Buffers written, kept for the next megabyte of any pack: a fresh
+/// megabyte costs its page faults every time (a first snapshot of 2 GiB
+/// writes 75 packs; with buffers kept per pack only, they were a sixth of
+/// its page faults). Bounded: two packs being written, each
+/// [`WRITES_IN_FLIGHT`] behind, and the one being filled.
+static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+const SPARE_MAX: usize = 2 * (WRITES_IN_FLIGHT + 1);
+
+/// An empty buffer of at least [`WRITE_BATCH`] bytes.
+fn spare_buffer() -> Vec<u8> {
+    SPARE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pop()
+        .unwrap_or_else(|| Vec::with_capacity(WRITE_BATCH))
+}
+
+/// Keeps `bytes`' memory for [`spare_buffer`], unless enough are kept.
+fn give_back(mut bytes: Vec<u8>) {
+    bytes.clear();
+    let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+    if spare.len() < SPARE_MAX && bytes.capacity() >= WRITE_BATCH {
+        spare.push(bytes);
+    }
 }
 
 impl Sink {
     fn start(mut file: Box<dyn Upload>) -> Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITES_IN_FLIGHT);
-        let (give_back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
         let thread = std::thread::Builder::new()
             .name("coffre-pack".into())
             .spawn(move || {
                 let mut hasher = blake3::Hasher::new();
-                for mut bytes in rx {
+                for bytes in rx {
                     hasher.update(&bytes);
                     file.write(&bytes)?;
-                    bytes.clear();
-                    // Full, or nobody left to take it: let it go.
-                    let _ = give_back.try_send(bytes);
+                    give_back(bytes);
                 }
                 Ok((file, hasher))
             })
             .map_err(|e| Error::io("pack writer thread", e))?;
         Ok(Self {
             tx: Some(tx),
-            spare,
             thread: Some(thread),
         })
-    }
-
-    /// An empty buffer for the next megabyte.
-    fn buffer(&self) -> Vec<u8> {
-        self.spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(WRITE_BATCH))
     }
 
     /// Queues bytes; blocks while the thread is [`WRITES_IN_FLIGHT`] behind.
@@ -160,7 +171,7 @@ impl PackWriter {
     pub fn new(backend: &dyn Backend) -> Result<Self> {
         let mut w = Self {
             sink: Sink::start(backend.upload(FileKind::Pack)?)?,
-            pending: Vec::with_capacity(WRITE_BATCH),
+            pending: spare_buffer(),
             len: 0,
             entries: Vec::new(),
         };
@@ -171,6 +182,11 @@ impl PackWriter {
     }
 
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        // Sent before it would grow: a grown buffer is a fresh allocation,
+        // and its pages fault in again.
+        if self.pending.len() + bytes.len() > self.pending.capacity() {
+            self.flush()?;
+        }
         self.pending.extend_from_slice(bytes);
         self.len += bytes.len() as u64;
         if self.pending.len() >= WRITE_BATCH {
@@ -183,7 +199,7 @@ impl PackWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let next = self.sink.buffer();
+        let next = spare_buffer();
         let full = std::mem::replace(&mut self.pending, next);
         self.sink.send(full)
     }
