@@ -443,7 +443,7 @@ struct Walk<'a, 'r> {
     /// Data blobs waiting to be looked up and copied.
     pending: Vec<BlobId>,
     /// Delta blobs and their bases, copied after the data blobs.
-    pending_deltas: Vec<(BlobId, BlobId)>,
+    pending_deltas: Vec<(BlobId, BlobId, i32)>,
     /// Blobs handed to the saver, to read back once durable.
     sent: Vec<(BlobKind, BlobId)>,
     /// In a dry run: what would be sent, by the source's sizes.
@@ -498,7 +498,7 @@ impl<'a, 'r> Walk<'a, 'r> {
                     node.payload = Payload::Dir(new);
                 }
                 Payload::File(content) => {
-                    node.payload = Payload::File(self.file(content)?);
+                    node.payload = Payload::File(self.file(content, node.size)?);
                     size += node.size;
                     self.sides.progress.advance(0, node.size);
                 }
@@ -526,8 +526,8 @@ impl<'a, 'r> Walk<'a, 'r> {
         Ok((new, size))
     }
 
-    /// A file's content in the target.
-    fn file(&mut self, content: &Content) -> Result<Content> {
+    /// The content of a file of `size` bytes in the target.
+    fn file(&mut self, content: &Content, size: u64) -> Result<Content> {
         if self.sides.cutter.is_some() {
             return self.rechunk(content);
         }
@@ -546,7 +546,7 @@ impl<'a, 'r> Walk<'a, 'r> {
                         ..
                     } => {
                         self.pending.push(base);
-                        self.pending_deltas.push((id, base));
+                        self.pending_deltas.push((id, base, delta::level_for(size)));
                     }
                     Extent::Hole { .. } => {}
                 }
@@ -566,23 +566,24 @@ impl<'a, 'r> Walk<'a, 'r> {
         self.copy_deltas(&deltas)
     }
 
-    /// Copies the delta blobs `deltas` (delta id, base id; same keys on
-    /// both sides) that the target lacks, made again from their plaintext
-    /// against their base. Their bases were copied first.
-    fn copy_deltas(&mut self, deltas: &[(BlobId, BlobId)]) -> Result<()> {
-        let fresh: Vec<(BlobId, BlobId)> = deltas
+    /// Copies the delta blobs `deltas` (delta id, base id, zstd level as
+    /// the snapshot chose it for the file's size; same keys on both sides)
+    /// that the target lacks, made again from their plaintext against
+    /// their base. Their bases were copied first.
+    fn copy_deltas(&mut self, deltas: &[(BlobId, BlobId, i32)]) -> Result<()> {
+        let fresh: Vec<(BlobId, BlobId, i32)> = deltas
             .iter()
-            .filter(|(id, _)| self.needed.insert(*id))
+            .filter(|(id, _, _)| self.needed.insert(*id))
             .copied()
             .collect();
         if fresh.is_empty() {
             return Ok(());
         }
-        let ids: Vec<BlobId> = fresh.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<BlobId> = fresh.iter().map(|(id, _, _)| *id).collect();
         let known = self.sides.target.index().contains_many(&ids)?;
         let source = self.sides.source;
         let mut batch = self.saver.map(Saver::batch);
-        for ((id, base), known) in fresh.into_iter().zip(known) {
+        for ((id, base, level), known) in fresh.into_iter().zip(known) {
             if known {
                 continue;
             }
@@ -596,9 +597,7 @@ impl<'a, 'r> Walk<'a, 'r> {
             let plain = source.load_blob(BlobKind::Data, &id)?;
             let base_plain = source.load_base(&base)?;
             let target = self.sides.target;
-            // The file's size is not known here: the level of small files'
-            // deltas, as before.
-            let payload = delta::compress(&base, &base_plain, &plain, delta::DELTA_ZSTD_LEVEL)
+            let payload = delta::compress(&base, &base_plain, &plain, level)
                 .filter(|_| delta::delta_id(target.keys(), &base, &plain) == id)
                 .ok_or_else(|| {
                     Error::corrupt(

@@ -81,11 +81,12 @@ fn spare_buffer() -> Vec<u8> {
         .unwrap_or_else(|| Vec::with_capacity(WRITE_BATCH))
 }
 
-/// Keeps `bytes`' memory for [`spare_buffer`], unless enough are kept.
+/// Keeps `bytes`' memory for [`spare_buffer`], unless enough are kept or
+/// a large blob grew it (kept, it would hold that memory for good).
 fn give_back(mut bytes: Vec<u8>) {
     bytes.clear();
     let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
-    if spare.len() < SPARE_MAX && bytes.capacity() >= WRITE_BATCH {
+    if spare.len() < SPARE_MAX && (WRITE_BATCH..=2 * WRITE_BATCH).contains(&bytes.capacity()) {
         spare.push(bytes);
     }
 }
