@@ -310,6 +310,41 @@ mod tests {
         }
     }
 
+    /// Blobs that straddle the megabyte writes, one larger than a write,
+    /// in two packs one after the other (the second reuses the first's
+    /// buffers): every byte lands where the trailer says, and the pack's
+    /// id is the hash of its bytes.
+    #[test]
+    fn blobs_across_and_above_the_write_batches_land_where_the_trailer_says() {
+        let store = crate::backend::MemBackend::new();
+        let k = keys();
+        let sizes = [700 << 10, 700 << 10, 5, (3 << 20) + 17, 300 << 10, 1 << 20];
+        for round in 0u8..2 {
+            let mut w = PackWriter::new(&store).unwrap();
+            let mut sealed_blobs = Vec::new();
+            for (i, &len) in sizes.iter().enumerate() {
+                let sealed: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8 ^ round).collect();
+                let id = BlobId([i as u8 + 10 * round; 32]);
+                w.add(id, BlobKind::Data, &sealed).unwrap();
+                sealed_blobs.push(sealed);
+            }
+            let done = w.finish(&k).unwrap();
+            let bytes = store
+                .read(FileKind::Pack, &ObjectName::pack(&done.id))
+                .unwrap()
+                .unwrap();
+            assert_eq!(PackId(*blake3::hash(&bytes).as_bytes()), done.id);
+            let entries = read_trailer(&k, "p", &bytes).unwrap();
+            assert_eq!(entries, done.entries);
+            for (e, sealed) in entries.iter().zip(&sealed_blobs) {
+                assert_eq!(
+                    &bytes[e.offset as usize..(e.offset + e.length) as usize],
+                    &sealed[..]
+                );
+            }
+        }
+    }
+
     /// The writer thread's failure reaches the appender (at a later add or
     /// at finish), and nothing is committed.
     #[test]
