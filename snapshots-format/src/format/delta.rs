@@ -76,19 +76,21 @@ pub fn chunk_id(keys: &Keys, base: Option<&BlobId>, plaintext: &[u8]) -> BlobId 
 /// one zstd frame of `plaintext` made with `base_plain` as its prefix.
 /// `None` when zstd fails (the caller then stores the chunk whole).
 pub fn compress(base: &BlobId, base_plain: &[u8], plaintext: &[u8], level: i32) -> Option<Vec<u8>> {
-    let mut out = vec![0u8; BASE_ID_LEN + zstd::zstd_safe::compress_bound(plaintext.len())];
-    out[..BASE_ID_LEN].copy_from_slice(base.as_bytes());
-    let n = if base_plain.starts_with(&ZSTD_DICT_MAGIC) {
-        compress_with_prefix(base_plain, plaintext, &mut out[BASE_ID_LEN..], level)?
-    } else {
-        let out = &mut out[BASE_ID_LEN..];
-        super::blob::with_context(&COMPRESSOR, zstd::zstd_safe::CCtx::try_create, |c| {
-            c.compress_using_dict(out, plaintext, base_plain, level)
-                .ok()
-        })?
-    };
-    out.truncate(BASE_ID_LEN + n);
-    Some(out)
+    let bound = zstd::zstd_safe::compress_bound(plaintext.len());
+    super::blob::with_scratch(bound, |scratch| {
+        let n = if base_plain.starts_with(&ZSTD_DICT_MAGIC) {
+            compress_with_prefix(base_plain, plaintext, scratch, level)?
+        } else {
+            super::blob::with_context(&COMPRESSOR, zstd::zstd_safe::CCtx::try_create, |c| {
+                c.compress_using_dict(&mut *scratch, plaintext, base_plain, level)
+                    .ok()
+            })?
+        };
+        let mut out = Vec::with_capacity(BASE_ID_LEN + n);
+        out.extend_from_slice(base.as_bytes());
+        out.extend_from_slice(&scratch[..n]);
+        Some(out)
+    })
 }
 
 /// The first bytes of a trained zstd dictionary (little-endian 0xEC30A437).
