@@ -19,7 +19,7 @@ use crate::format::blob::BlobKind;
 use crate::format::content::{Content, Extent};
 use crate::format::pack;
 use crate::format::tree::Payload;
-use crate::id::{BlobId, PackId};
+use crate::id::{BlobId, PackId, SnapshotId};
 use crate::limits::MAX_FILE_LEN;
 use crate::progress::Progress;
 use crate::repo::chunk_list_reader::{add_lengths, ChunkListReader};
@@ -173,57 +173,67 @@ pub fn check(
         }
     }
 
-    let mut walker = Walker {
-        repo,
-        damaged: &damaged,
-        on_disk: &on_disk,
-        trees: HashMap::new(),
-        bad: HashSet::new(),
-        blobs: 0,
-        errors: Vec::new(),
-    };
+    // The walk first only marks each blob with the kinds it is used as;
+    // the marks are then checked against the index side by side, in id
+    // order. Only when that finds a bad blob is the walk made again,
+    // checking each blob where it is used, to name the files it damages.
     repo.index().used_begin()?;
-    for id in ids {
-        let snap = match repo.load_snapshot(&id) {
-            Ok(s) => s,
-            Err(e) => {
-                // A passing failure is not damage: the record may be fine.
-                let remedy = if e.is_transient() {
-                    String::new()
-                } else {
-                    format!(
-                        " (its snapshot cannot be restored; once you have a copy elsewhere, `coffre forget {}` removes the record)",
-                        id.short()
-                    )
-                };
-                report
-                    .errors
-                    .push(format!("snapshot {}: {e}{remedy}", id.short()));
-                continue;
-            }
-        };
-        report.snapshots += 1;
-        let bad = walker.tree(&snap.tree, 0);
-        let time = snap.local().format("%Y-%m-%d %H:%M:%S").to_string();
-        for (path, reason) in bad.iter() {
-            report.damaged_files.push(DamagedFile {
-                snapshot: id.short(),
-                time: time.clone(),
-                path: if path.is_empty() {
-                    "/".into()
-                } else {
-                    path.clone()
-                },
-                reason: reason.clone(),
-            });
-        }
-    }
-    report.trees = walker.trees.len() as u64;
-    report.blobs = walker.blobs;
+    let marked = walk_marked(repo, &damaged, &on_disk, &ids);
     // Only the temporary marks were written.
     repo.index().used_abort();
-    report.errors.append(&mut walker.errors);
+    let walk = match marked? {
+        Some(walk) => walk,
+        None => {
+            repo.index().used_begin()?;
+            let mut walker = Walker::new(repo, &damaged, &on_disk, false);
+            let walk = walker.snapshots(&ids);
+            repo.index().used_abort();
+            walk
+        }
+    };
+    report.snapshots = walk.snapshots;
+    report.trees = walk.trees;
+    report.blobs = walk.blobs;
+    report.damaged_files = walk.damaged_files;
+    report.errors.extend(walk.errors);
     Ok(report)
+}
+
+/// Walks the snapshots `ids` marking each blob used, then checks the marks
+/// against the index in one pass; `None` when a blob is bad.
+fn walk_marked(
+    repo: &Repository,
+    damaged: &Damaged,
+    on_disk: &HashMap<PackId, u64>,
+    ids: &[SnapshotId],
+) -> Result<Option<Walk>> {
+    let mut walker = Walker::new(repo, damaged, on_disk, true);
+    let mut walk = walker.snapshots(ids);
+    let mut sound = true;
+    repo.index()
+        .for_each_used(repo.keys(), |id, kinds, found| {
+            let found = found.map_err(|e| e.to_string());
+            let bad = kinds
+                .iter()
+                .any(|&kind| walker.blob_checks(kind, id, found.clone()).is_err());
+            sound &= !bad;
+            // Trees are counted apart.
+            walk.blobs += u64::from(kinds.iter().any(|&k| k != BlobKind::Tree));
+            Ok(())
+        })?;
+    Ok(sound.then_some(walk))
+}
+
+/// What a walk of the snapshots found.
+#[derive(Default)]
+struct Walk {
+    snapshots: u64,
+    /// Distinct trees walked.
+    trees: u64,
+    /// Distinct blobs found good.
+    blobs: u64,
+    damaged_files: Vec<DamagedFile>,
+    errors: Vec<String>,
 }
 
 /// What the data read found damaged: whole packs, and single copies of
@@ -385,6 +395,12 @@ fn compare_with_trailer(repo: &Repository, id: &PackId, size: u64, report: &mut 
 
 struct Walker<'a> {
     repo: &'a Repository,
+    /// Only mark each blob used with its kind ([`Index::used_mark`]), for
+    /// [`Index::for_each_used`] to check them all at the end.
+    ///
+    /// [`Index::used_mark`]: crate::repo::index::Index::used_mark
+    /// [`Index::for_each_used`]: crate::repo::index::Index::for_each_used
+    mark_only: bool,
     damaged: &'a Damaged,
     on_disk: &'a HashMap<PackId, u64>,
     /// Damaged paths below each tree already walked, so a directory shared
@@ -398,7 +414,68 @@ struct Walker<'a> {
     errors: Vec<String>,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    fn new(
+        repo: &'a Repository,
+        damaged: &'a Damaged,
+        on_disk: &'a HashMap<PackId, u64>,
+        mark_only: bool,
+    ) -> Self {
+        Walker {
+            repo,
+            mark_only,
+            damaged,
+            on_disk,
+            trees: HashMap::new(),
+            bad: HashSet::new(),
+            blobs: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Walks every snapshot of `ids`.
+    fn snapshots(&mut self, ids: &[SnapshotId]) -> Walk {
+        let mut walk = Walk::default();
+        for id in ids {
+            let snap = match self.repo.load_snapshot(id) {
+                Ok(s) => s,
+                Err(e) => {
+                    // A passing failure is not damage: the record may be fine.
+                    let remedy = if e.is_transient() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (its snapshot cannot be restored; once you have a copy elsewhere, `coffre forget {}` removes the record)",
+                            id.short()
+                        )
+                    };
+                    walk.errors
+                        .push(format!("snapshot {}: {e}{remedy}", id.short()));
+                    continue;
+                }
+            };
+            walk.snapshots += 1;
+            let bad = self.tree(&snap.tree, 0);
+            let time = snap.local().format("%Y-%m-%d %H:%M:%S").to_string();
+            for (path, reason) in bad.iter() {
+                walk.damaged_files.push(DamagedFile {
+                    snapshot: id.short(),
+                    time: time.clone(),
+                    path: if path.is_empty() {
+                        "/".into()
+                    } else {
+                        path.clone()
+                    },
+                    reason: reason.clone(),
+                });
+            }
+        }
+        walk.errors.append(&mut self.errors);
+        walk.trees = self.trees.len() as u64;
+        walk.blobs = self.blobs;
+        walk
+    }
+
     /// Walks a tree; returns the damaged paths below it, relative to it.
     fn tree(&mut self, id: &BlobId, depth: usize) -> Rc<Vec<(String, String)>> {
         if let Some(bad) = self.trees.get(id) {
@@ -502,6 +579,11 @@ impl Walker<'_> {
         let mut unread = Vec::new();
         for id in ids {
             self.blob_ok(BlobKind::ChunkList, id)?;
+            if self.mark_only {
+                // The row its length is noted beside (a full walk's check
+                // made it).
+                index.used_insert(id).map_err(|e| e.to_string())?;
+            }
             match index.used_len(id).map_err(|e| e.to_string())? {
                 Some(len) => total = add(total, len, id)?,
                 None => unread.push(*id),
@@ -535,9 +617,9 @@ impl Walker<'_> {
     /// is checked again each time, so that each use of it is reported.
     fn blob_ok(&mut self, kind: BlobKind, id: &BlobId) -> Result<(), String> {
         // Trees are walked once each already.
-        if kind == BlobKind::Tree {
+        if kind == BlobKind::Tree && !self.mark_only {
             let found = self.repo.index().lookup(self.repo.keys(), id);
-            return self.blob_checks(kind, id, found);
+            return self.blob_checks(kind, id, found.map_err(|e| e.to_string()));
         }
         self.blobs_ok(&[(kind, *id)])
     }
@@ -546,6 +628,12 @@ impl Walker<'_> {
     /// index; the first error found, after every blob is checked.
     fn blobs_ok(&mut self, blobs: &[(BlobKind, BlobId)]) -> Result<(), String> {
         let index = self.repo.index();
+        if self.mark_only {
+            for (kind, id) in blobs {
+                index.used_mark(id, *kind).map_err(|e| e.to_string())?;
+            }
+            return Ok(());
+        }
         let mut todo = Vec::new();
         for &(kind, id) in blobs {
             let fresh = index.used_insert(&id).map_err(|e| e.to_string())?;
@@ -563,7 +651,7 @@ impl Walker<'_> {
         };
         let mut first = Ok(());
         for ((kind, id, fresh), found) in todo.into_iter().zip(found) {
-            match self.blob_checks(kind, &id, found) {
+            match self.blob_checks(kind, &id, found.map_err(|e| e.to_string())) {
                 Err(e) => {
                     self.bad.insert(id);
                     if first.is_ok() {
@@ -584,10 +672,9 @@ impl Walker<'_> {
         &self,
         kind: BlobKind,
         id: &BlobId,
-        found: Result<Option<Location>>,
+        found: Result<Option<Location>, String>,
     ) -> Result<(), String> {
-        let loc = found
-            .map_err(|e| e.to_string())?
+        let loc = found?
             .ok_or_else(|| format!("{} {} is missing from the index", kind.name(), id.short()))?;
         if self.damaged.packs.contains(&loc.pack) || self.damaged.blobs.contains(&(loc.pack, *id)) {
             return Err(format!("{} {} is damaged", kind.name(), id.short()));

@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use rusqlite::config::DbConfig;
@@ -83,8 +83,20 @@ pub struct Index {
     readers: Vec<Mutex<Connection>>,
     /// Where the next lookup starts looking for a free connection.
     next_reader: AtomicUsize,
+    /// Uses noted by [`Index::used_mark`] not yet merged into the set of
+    /// marks, and the size of that set.
+    marks_pending: AtomicU64,
+    marks_kept: AtomicU64,
+    /// [`MARKS_MERGE_MIN`] (smaller in tests, to merge several times).
+    marks_merge_min: u64,
     path: PathBuf,
 }
+
+/// Uses noted by [`Index::used_mark`] are merged into the sorted set of
+/// marks once they are this many, or as many as the set holds (so each
+/// merge costs about what the uses it merges cost, and the temporary file
+/// stays within a few times the set).
+const MARKS_MERGE_MIN: u64 = 1 << 20;
 
 /// Lookup connections: one per thread that looks up at once in a snapshot
 /// (the walker and the readers of large files). With one, a lookup that
@@ -295,6 +307,9 @@ impl Index {
             conn: Mutex::new(conn),
             readers,
             next_reader: AtomicUsize::new(0),
+            marks_pending: AtomicU64::new(0),
+            marks_kept: AtomicU64::new(0),
+            marks_merge_min: MARKS_MERGE_MIN,
             path: path.to_path_buf(),
         })
     }
@@ -713,8 +728,14 @@ impl Index {
         self.conn().execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS used (id BLOB PRIMARY KEY, len INTEGER) WITHOUT ROWID;
              DELETE FROM temp.used;
+             CREATE TEMP TABLE IF NOT EXISTS marked (id BLOB NOT NULL, kind INTEGER NOT NULL);
+             DELETE FROM temp.marked;
+             CREATE TEMP TABLE IF NOT EXISTS marks (id BLOB NOT NULL, kind INTEGER NOT NULL, PRIMARY KEY (id, kind)) WITHOUT ROWID;
+             DELETE FROM temp.marks;
              BEGIN;",
         )?;
+        self.marks_pending.store(0, Ordering::Relaxed);
+        self.marks_kept.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -723,6 +744,132 @@ impl Index {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO temp.used(id) VALUES (?1)")?;
         Ok(stmt.execute([&id.0[..]])? == 1)
+    }
+
+    /// Notes a use of a blob as a `kind` (`check`'s walk), for
+    /// [`Index::for_each_used`]. Uses are appended as they come and merged
+    /// into the set of marks, sorted, in large batches
+    /// ([`MARKS_MERGE_MIN`]): inserting millions of random ids one by one
+    /// into a B-tree larger than SQLite's cache read a page of the
+    /// temporary file for each (two thirds of a `check` at 16 GiB).
+    pub fn used_mark(&self, id: &BlobId, kind: BlobKind) -> Result<()> {
+        {
+            let conn = self.conn();
+            let mut stmt =
+                conn.prepare_cached("INSERT INTO temp.marked(id, kind) VALUES (?1, ?2)")?;
+            stmt.execute(rusqlite::params![&id.0[..], kind as u8])?;
+        }
+        let pending = self.marks_pending.fetch_add(1, Ordering::Relaxed) + 1;
+        if pending
+            >= self
+                .marks_merge_min
+                .max(self.marks_kept.load(Ordering::Relaxed))
+        {
+            self.merge_marks()?;
+        }
+        Ok(())
+    }
+
+    /// Merges the uses appended since the last merge into the set of
+    /// marks, in key order (sorted on two threads), and empties them.
+    fn merge_marks(&self) -> Result<()> {
+        let conn = self.conn();
+        conn.execute_batch(
+            "PRAGMA threads = 2;
+             INSERT OR IGNORE INTO temp.marks SELECT id, kind FROM temp.marked ORDER BY id, kind;
+             PRAGMA threads = 0;",
+        )?;
+        let added = conn.changes();
+        conn.execute_batch("DELETE FROM temp.marked")?;
+        self.marks_kept.fetch_add(added, Ordering::Relaxed);
+        self.marks_pending.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Every blob noted by [`Index::used_mark`], once, in id order, with
+    /// the kinds it is used as and where the index puts it (`Ok(None)`: not
+    /// indexed; `Err`: its location fails authentication): the marks merged
+    /// with the index's blobs, both read in key order (a lookup per mark
+    /// touched the index's pages in random order).
+    ///
+    /// # Errors
+    /// SQLite errors, and what `f` returns.
+    pub fn for_each_used(
+        &self,
+        keys: &Keys,
+        mut f: impl FnMut(&BlobId, &[BlobKind], Result<Option<Location>>) -> Result<()>,
+    ) -> Result<()> {
+        self.merge_marks()?;
+        let conn = self.conn();
+        let mut packs = HashMap::new();
+        {
+            let mut stmt = conn.prepare("SELECT pack_no, pack_id FROM packs")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let raw: Vec<u8> = row.get(1)?;
+                let id = PackId::from_slice(&raw)
+                    .ok_or_else(|| Error::corrupt("index", "packs", "bad pack id"))?;
+                packs.insert(row.get::<_, i64>(0)?, id);
+            }
+        }
+        let mut marks = conn.prepare("SELECT id, kind FROM temp.marks ORDER BY id, kind")?;
+        let mut marks = marks.query([])?;
+        let mut blobs = conn.prepare("SELECT blob_id, pack_no, loc FROM blobs ORDER BY blob_id")?;
+        let mut blobs = SortedBlobs {
+            rows: blobs.query([])?,
+            head: None,
+            started: false,
+        };
+        // The uses of one blob, gathered.
+        let mut current: Option<(BlobId, Vec<BlobKind>)> = None;
+        loop {
+            let next = match marks.next()? {
+                Some(row) => {
+                    let raw: Vec<u8> = row.get(0)?;
+                    let id = BlobId::from_slice(&raw)
+                        .ok_or_else(|| Error::corrupt("index", "marked", "bad blob id"))?;
+                    let kind = BlobKind::from_u8(row.get(1)?)
+                        .ok_or_else(|| Error::corrupt("index", "marked", "bad kind"))?;
+                    Some((id, kind))
+                }
+                None => None,
+            };
+            match (&mut current, next) {
+                (Some((seen, kinds)), Some((id, kind))) if *seen == id => {
+                    if !kinds.contains(&kind) {
+                        kinds.push(kind);
+                    }
+                    continue;
+                }
+                (_, next) => {
+                    if let Some((id, kinds)) = current.take() {
+                        // A row without its pack reads as not indexed, as
+                        // in [`Index::lookup_many`].
+                        let found = match blobs.seek(&id)? {
+                            Some((pack_no, loc)) => match packs.get(&pack_no) {
+                                Some(pack) => open_location(keys, &id, pack, loc).map(
+                                    |(kind, offset, length)| {
+                                        Some(Location {
+                                            pack: *pack,
+                                            kind,
+                                            offset,
+                                            length,
+                                        })
+                                    },
+                                ),
+                                None => Ok(None),
+                            },
+                            None => Ok(None),
+                        };
+                        f(&id, &kinds, found)?;
+                    }
+                    match next {
+                        Some((id, kind)) => current = Some((id, vec![kind])),
+                        None => return Ok(()),
+                    }
+                }
+            }
+        }
     }
 
     /// Notes a number (a chunk-list piece's length, for `check`) beside
@@ -965,6 +1112,33 @@ fn insert_packs(
     Ok(numbers)
 }
 
+/// The index's blobs read in key order, sought forward only: a merge with
+/// ids that come in increasing order ([`Index::for_each_used`]).
+struct SortedBlobs<'s> {
+    rows: rusqlite::Rows<'s>,
+    /// The current row: blob id, pack number, sealed location.
+    head: Option<(Vec<u8>, i64, Vec<u8>)>,
+    started: bool,
+}
+
+impl SortedBlobs<'_> {
+    /// The pack number and sealed location of `id`, if indexed; `id` must
+    /// not come before an id sought earlier.
+    fn seek(&mut self, id: &BlobId) -> Result<Option<(i64, &[u8])>> {
+        while !self.started || self.head.as_ref().is_some_and(|(b, ..)| b[..] < id.0[..]) {
+            self.started = true;
+            self.head = match self.rows.next()? {
+                Some(row) => Some((row.get(0)?, row.get(1)?, row.get(2)?)),
+                None => None,
+            };
+        }
+        Ok(match &self.head {
+            Some((b, pack_no, loc)) if b[..] == id.0[..] => Some((*pack_no, &loc[..])),
+            _ => None,
+        })
+    }
+}
+
 /// The associated data of a location: the blob and the pack it is in, so
 /// a row moved to another pack (or another blob) fails authentication.
 fn location_context(id: &BlobId, pack: &PackId) -> [u8; 64] {
@@ -1037,6 +1211,78 @@ mod tests {
             drop(busy);
             assert_eq!(found.expect("the lookup waited").map(|l| l.offset), Some(0));
         });
+    }
+
+    #[test]
+    fn marks_come_back_in_id_order_with_their_kinds_and_locations() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::derive(&MasterKey::from_bytes([2; 32]), [0; 16]);
+        let mut idx = Index::open(&dir.path().join("index.db")).unwrap();
+        // Uses merged into the marks every two or more, as every million
+        // or more would be.
+        idx.marks_merge_min = 2;
+        let entry = |id: u8, kind| PackEntry {
+            id: BlobId([id; 32]),
+            kind,
+            offset: u32::from(id),
+            length: 40,
+        };
+        let stored = [entry(1, BlobKind::Data), entry(3, BlobKind::Tree)];
+        idx.add_packs(&keys, &[(PackId([9; 32]), 100, &stored[..])])
+            .unwrap();
+        // Blob 3's location sealed for another blob: it fails authentication.
+        idx.conn()
+            .execute(
+                "UPDATE blobs SET loc = (SELECT loc FROM blobs WHERE blob_id = ?1) WHERE blob_id = ?2",
+                [&[1u8; 32][..], &[3u8; 32][..]],
+            )
+            .unwrap();
+        idx.used_begin().unwrap();
+        for (id, kind) in [
+            (3, BlobKind::Tree),
+            (2, BlobKind::Data),
+            (1, BlobKind::Data),
+            (1, BlobKind::Delta),
+            (3, BlobKind::Tree),
+            (1, BlobKind::Data),
+            (2, BlobKind::Data),
+        ] {
+            idx.used_mark(&BlobId([id; 32]), kind).unwrap();
+        }
+        let mut seen = Vec::new();
+        idx.for_each_used(&keys, |id, kinds, found| {
+            let found = match found {
+                Ok(Some(l)) => format!("{}@{}", l.kind.name(), l.offset),
+                Ok(None) => "not indexed".into(),
+                Err(_) => "fails authentication".into(),
+            };
+            seen.push((id.0[0], kinds.to_vec(), found));
+            Ok(())
+        })
+        .unwrap();
+        idx.used_abort();
+        assert_eq!(
+            seen,
+            [
+                (
+                    1,
+                    vec![BlobKind::Data, BlobKind::Delta],
+                    format!("{}@1", BlobKind::Data.name())
+                ),
+                (2, vec![BlobKind::Data], "not indexed".into()),
+                (3, vec![BlobKind::Tree], "fails authentication".into()),
+            ]
+        );
+        // The marks are gone with the mark phase.
+        idx.used_begin().unwrap();
+        let mut rows = 0;
+        idx.for_each_used(&keys, |_, _, _| {
+            rows += 1;
+            Ok(())
+        })
+        .unwrap();
+        idx.used_abort();
+        assert_eq!(rows, 0);
     }
 
     #[test]
