@@ -57,7 +57,9 @@ struct View {
 /// The mounted filesystem.
 pub struct CoffreFs {
     browser: Arc<Browser>,
-    table: Mutex<Table>,
+    /// Shared with the thread that asks the kernel to let go of the
+    /// stalest inodes ([`crate::mount`]).
+    table: Arc<Mutex<Table>>,
     view: RwLock<View>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
@@ -94,11 +96,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl CoffreFs {
+    /// The table of inodes the kernel holds.
+    pub(crate) fn table(&self) -> Arc<Mutex<Table>> {
+        self.table.clone()
+    }
+
     /// A filesystem over `browser`'s repository; read-ahead requests go to `prefetch`.
     pub fn new(browser: Arc<Browser>, prefetch: Sender<Vec<BlobId>>, windows_names: bool) -> Self {
         let fs = Self {
             browser,
-            table: Mutex::new(Table::new()),
+            table: Arc::new(Mutex::new(Table::new())),
             view: RwLock::new(View {
                 snapshots: HashMap::new(),
                 labels: Vec::new(),

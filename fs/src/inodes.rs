@@ -70,6 +70,9 @@ pub struct Inode {
     /// The parent folder's inode.
     pub parent: u64,
     lookups: u64,
+    /// When the kernel last looked it up or received it in a listing
+    /// ([`Table::remember`]'s count), to let go of the stalest first.
+    used: u64,
 }
 
 impl Inode {
@@ -92,6 +95,8 @@ impl Inode {
 /// The inodes the kernel currently knows.
 pub struct Table {
     map: HashMap<u64, Inode>,
+    /// Lookups so far: the clock of [`Inode::used`].
+    clock: u64,
 }
 
 /// The stable number for `key`: 64 bits of its BLAKE3 hash, avoiding the
@@ -140,9 +145,10 @@ impl Table {
                 key: Box::default(),
                 parent: ROOT,
                 lookups: 1,
+                used: 0,
             },
         );
-        Self { map }
+        Self { map, clock: 0 }
     }
 
     /// An inode by number.
@@ -154,11 +160,13 @@ impl Table {
     /// rare) hash collision with another key moves to the next free number.
     pub fn remember(&mut self, key: Vec<u8>, kind: Kind, parent: u64) -> u64 {
         let mut ino = number(&key);
+        self.clock += 1;
         loop {
             match self.map.get_mut(&ino) {
                 Some(existing) if *existing.key == *key => {
                     existing.lookups += 1;
                     existing.kind = kind;
+                    existing.used = self.clock;
                     return ino;
                 }
                 Some(_) => ino = ino.wrapping_add(1).max(2),
@@ -170,6 +178,7 @@ impl Table {
                             key: key.into_boxed_slice(),
                             parent,
                             lookups: 1,
+                            used: self.clock,
                         },
                     );
                     return ino;
@@ -216,6 +225,32 @@ impl Table {
     /// Number of inodes held.
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// The `n` entries inside snapshots looked up longest ago, as the
+    /// kernel names them: (parent inode, recorded name). The dated and
+    /// label folders are few and stay.
+    pub fn stalest_entries(&self, n: usize) -> Vec<(u64, Vec<u8>)> {
+        let mut entries: Vec<(u64, u64)> = self
+            .map
+            .iter()
+            .filter(|(_, i)| matches!(i.kind, Kind::Entry { .. }))
+            .map(|(&ino, i)| (i.used, ino))
+            .collect();
+        if n < entries.len() {
+            entries.select_nth_unstable(n);
+            entries.truncate(n);
+        }
+        entries
+            .into_iter()
+            .filter_map(|(_, ino)| {
+                let inode = self.map.get(&ino)?;
+                match &inode.kind {
+                    Kind::Entry { node, .. } => Some((inode.parent, node.name.clone())),
+                    _ => None,
+                }
+            })
+            .collect()
     }
 
     /// Always false: the root is always held.
@@ -275,6 +310,38 @@ mod tests {
             }),
             raw_names: false,
         }
+    }
+
+    #[test]
+    fn the_stalest_entries_are_those_looked_up_longest_ago() {
+        let mut t = Table::new();
+        let label = t.remember(b"label".to_vec(), Kind::Label("l".into()), ROOT);
+        let names: Vec<Vec<u8>> = (0..6).map(|i| format!("f{i}").into_bytes()).collect();
+        for name in &names {
+            t.remember(
+                child_key(b"label", name, b"label", None),
+                entry(name),
+                label,
+            );
+        }
+        // f0 looked up again: now the freshest.
+        t.remember(
+            child_key(b"label", &names[0], b"label", None),
+            entry(&names[0]),
+            label,
+        );
+        let mut stale = t.stalest_entries(3);
+        stale.sort();
+        assert_eq!(
+            stale,
+            [
+                (label, names[1].clone()),
+                (label, names[2].clone()),
+                (label, names[3].clone())
+            ]
+        );
+        // The label's folder and the root are never among them.
+        assert_eq!(t.stalest_entries(100).len(), 6);
     }
 
     #[test]

@@ -70,6 +70,7 @@ pub fn run(cli: &Cli, args: &MountArgs) -> Result<u8> {
             allow_other: args.allow_other,
             cache_bytes,
             windows_names: args.windows_names,
+            max_inodes: args.max_inodes,
         },
     )?;
     if !daemon_child {
