@@ -229,7 +229,10 @@ impl Table {
 
     /// The `n` entries inside snapshots looked up longest ago, as the
     /// kernel names them: (parent inode, recorded name). The dated and
-    /// label folders are few and stay.
+    /// label folders are few and stay. Entry by entry, not their folder
+    /// at once: a folder still being listed (`find` in a folder of 300,000
+    /// receipts) would keep growing under its dropped name (16 GiB: 172–186
+    /// MiB after the `find`s against 124–131, docs/PERFORMANCE.md).
     pub fn stalest_entries(&self, n: usize) -> Vec<(u64, Vec<u8>)> {
         let mut entries: Vec<(u64, u64)> = self
             .map

@@ -185,7 +185,7 @@ pub fn mount(
     })?;
     let notifier = session.notifier();
     let max = opts.max_inodes.max(1);
-    std::thread::spawn(move || let_go_of_stale_inodes(&table, &notifier, max));
+    std::thread::spawn(move || let_go_of_stale_inodes(table, &notifier, max));
     Ok(session)
 }
 
@@ -198,13 +198,17 @@ pub fn mount(
 /// thread of its own: an invalidation sent while serving a request of the
 /// same folder would wait for itself. Ends with the mount.
 fn let_go_of_stale_inodes(
-    table: &std::sync::Mutex<inodes::Table>,
+    table: Arc<std::sync::Mutex<inodes::Table>>,
     notifier: &fuser::Notifier,
     max: usize,
 ) {
     use std::os::unix::ffi::OsStrExt;
     loop {
         std::thread::sleep(INODE_CHECK_EVERY);
+        // The filesystem, which holds the other reference, is gone.
+        if Arc::strong_count(&table) == 1 {
+            return;
+        }
         let stale = {
             let table = table.lock().unwrap_or_else(|p| p.into_inner());
             let held = table.len();
