@@ -192,9 +192,10 @@ pub fn mount(
 /// Keeps the inodes the mount holds under `max`. Every listing hands the
 /// kernel an inode per entry (`readdirplus`), and the kernel keeps unused
 /// ones until memory runs short: `find` over ten snapshots of 56,000 files
-/// held the mount at 394 MiB. Past `max`, the stalest quarter is
-/// invalidated in the kernel, which then forgets them (the `forget` that
-/// frees them); a name looked up again is simply looked up anew. Runs on a
+/// held the mount at 394 MiB. Past `max`, the stalest entries are
+/// invalidated in the kernel until a quarter of `max` is free again; the
+/// kernel then forgets them (the `forget` that frees them), and a name
+/// used again is simply looked up anew. Runs on a
 /// thread of its own: an invalidation sent while serving a request of the
 /// same folder would wait for itself. Ends with the mount.
 fn let_go_of_stale_inodes(
