@@ -666,13 +666,7 @@ impl Index {
                         p
                     }
                 };
-                let (kind, offset, length) = open_location(keys, id, &pack_id, &loc)?;
-                found.push(Some(Location {
-                    pack: pack_id,
-                    kind,
-                    offset,
-                    length,
-                }));
+                found.push(Some(locate(keys, id, &pack_id, &loc)?));
             }
             Ok(found)
         })
@@ -815,11 +809,7 @@ impl Index {
         let mut marks = conn.prepare("SELECT id, kind FROM temp.marks ORDER BY id, kind")?;
         let mut marks = marks.query([])?;
         let mut blobs = conn.prepare("SELECT blob_id, pack_no, loc FROM blobs ORDER BY blob_id")?;
-        let mut blobs = SortedBlobs {
-            rows: blobs.query([])?,
-            head: None,
-            started: false,
-        };
+        let mut blobs = SortedBlobs::new(blobs.query([])?)?;
         // The uses of one blob, gathered.
         let mut current: Option<(BlobId, Vec<BlobKind>)> = None;
         loop {
@@ -845,22 +835,11 @@ impl Index {
                     if let Some((id, kinds)) = current.take() {
                         // A row without its pack reads as not indexed, as
                         // in [`Index::lookup_many`].
-                        let found = match blobs.seek(&id)? {
-                            Some((pack_no, loc)) => match packs.get(&pack_no) {
-                                Some(pack) => open_location(keys, &id, pack, loc).map(
-                                    |(kind, offset, length)| {
-                                        Some(Location {
-                                            pack: *pack,
-                                            kind,
-                                            offset,
-                                            length,
-                                        })
-                                    },
-                                ),
-                                None => Ok(None),
-                            },
-                            None => Ok(None),
-                        };
+                        let found = blobs
+                            .seek(&id)?
+                            .and_then(|(pack_no, loc)| Some((packs.get(&pack_no)?, loc)))
+                            .map(|(pack, loc)| locate(keys, &id, pack, loc))
+                            .transpose();
                         f(&id, &kinds, found)?;
                     }
                     match next {
@@ -1118,19 +1097,28 @@ struct SortedBlobs<'s> {
     rows: rusqlite::Rows<'s>,
     /// The current row: blob id, pack number, sealed location.
     head: Option<(Vec<u8>, i64, Vec<u8>)>,
-    started: bool,
 }
 
-impl SortedBlobs<'_> {
+impl<'s> SortedBlobs<'s> {
+    fn new(rows: rusqlite::Rows<'s>) -> Result<Self> {
+        let mut blobs = SortedBlobs { rows, head: None };
+        blobs.advance()?;
+        Ok(blobs)
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        self.head = match self.rows.next()? {
+            Some(row) => Some((row.get(0)?, row.get(1)?, row.get(2)?)),
+            None => None,
+        };
+        Ok(())
+    }
+
     /// The pack number and sealed location of `id`, if indexed; `id` must
     /// not come before an id sought earlier.
     fn seek(&mut self, id: &BlobId) -> Result<Option<(i64, &[u8])>> {
-        while !self.started || self.head.as_ref().is_some_and(|(b, ..)| b[..] < id.0[..]) {
-            self.started = true;
-            self.head = match self.rows.next()? {
-                Some(row) => Some((row.get(0)?, row.get(1)?, row.get(2)?)),
-                None => None,
-            };
+        while self.head.as_ref().is_some_and(|(b, ..)| b[..] < id.0[..]) {
+            self.advance()?;
         }
         Ok(match &self.head {
             Some((b, pack_no, loc)) if b[..] == id.0[..] => Some((*pack_no, &loc[..])),
@@ -1158,6 +1146,17 @@ fn seal_location(keys: &Keys, pack: &PackId, e: &PackEntry) -> Vec<u8> {
         &location_context(&e.id, pack),
         &w.into_bytes(),
     )
+}
+
+/// Where the index puts blob `id` in `pack` (its sealed location opened).
+fn locate(keys: &Keys, id: &BlobId, pack: &PackId, sealed: &[u8]) -> Result<Location> {
+    let (kind, offset, length) = open_location(keys, id, pack, sealed)?;
+    Ok(Location {
+        pack: *pack,
+        kind,
+        offset,
+        length,
+    })
 }
 
 fn open_location(
