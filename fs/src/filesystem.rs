@@ -24,7 +24,7 @@ use snapshots_format::format::tree::{Node, NodeKind, Payload, Timestamp};
 use snapshots_format::repo::browse::{Browser, FileReader, Listing};
 use snapshots_format::{BlobId, Error, SnapshotId};
 
-use crate::inodes::{child_key, Inode, Kind, SnapshotFolder, Table};
+use crate::inodes::{Inode, Key, Kind, SnapshotFolder, Table};
 use crate::layout::{layout, Folder, LabelFolders, VERSIONS_DIR};
 use crate::names::ShownNames;
 
@@ -223,7 +223,7 @@ impl CoffreFs {
 
     /// The inode of a top-level entry: its key (which its number hashes)
     /// and what it shows.
-    fn top_inode(&self, parent: &Inode, entry: Top) -> Result<(Vec<u8>, Kind), Errno> {
+    fn top_inode(&self, parent: &Inode, entry: Top) -> Result<(Key, Kind), Errno> {
         let key = top_key(&parent.key, &entry);
         let kind = match entry {
             Top::Label(name) => Kind::Label(name),
@@ -233,6 +233,7 @@ impl CoffreFs {
                 let view = self.view.read().unwrap_or_else(|p| p.into_inner());
                 let snap = view.snapshots.get(&folder.snapshot).ok_or(Errno::ENOENT)?;
                 Kind::SnapshotRoot(Box::new(SnapshotFolder {
+                    name: folder.name,
                     snapshot: folder.snapshot,
                     tree: snap.tree,
                     time: snap.time,
@@ -311,8 +312,15 @@ impl CoffreFs {
                     .and_then(|f| f.part.nodes.get(f.index).cloned())
                     .map(Arc::new)
                     .ok_or(Errno::ENOENT)?;
-                let key = child_key(&parent_inode.key, &node.name, &root_key, node.link_key());
-                (key, Kind::Entry { node, raw_names }, TTL_FROZEN)
+                let key = parent_inode
+                    .key
+                    .child(&node.name, &root_key, node.link_key());
+                let kind = Kind::Entry {
+                    node,
+                    root: root_key,
+                    raw_names,
+                };
+                (key, kind, TTL_FROZEN)
             }
         };
         self.register(key, kind, parent, ttl)
@@ -322,31 +330,29 @@ impl CoffreFs {
     /// number, attributes and how long they hold.
     fn register(
         &self,
-        key: Vec<u8>,
+        key: Key,
         kind: Kind,
         parent: u64,
         ttl: Duration,
     ) -> Result<(u64, FileAttr, Duration), Errno> {
         let mut table = lock(&self.table);
         let ino = table.remember(key, kind, parent);
-        let inode = table.get(ino).cloned().ok_or(Errno::EIO)?;
-        drop(table);
-        Ok((ino, self.attr(ino, &inode), ttl))
+        let inode = table.get(ino).ok_or(Errno::EIO)?;
+        Ok((ino, self.attr(ino, inode), ttl))
     }
 
     /// For a folder inside a snapshot: the folder's tree, the key of the
     /// snapshot's root (for hard-link numbers), and whether names are
     /// shown raw.
-    fn dir_of(&self, inode: &Inode) -> Result<(BlobId, Vec<u8>, bool), Errno> {
+    fn dir_of(&self, inode: &Inode) -> Result<(BlobId, Key, bool), Errno> {
         match &inode.kind {
-            Kind::SnapshotRoot(folder) => Ok((folder.tree, inode.key.to_vec(), folder.raw_names)),
-            Kind::Entry { node, raw_names } => match &node.payload {
-                Payload::Dir(tree) => {
-                    // The snapshot root's key is this key's prefix up to the
-                    // first '/' after the folder part.
-                    let root_len = root_key_len(&inode.key);
-                    Ok((*tree, inode.key[..root_len].to_vec(), *raw_names))
-                }
+            Kind::SnapshotRoot(folder) => Ok((folder.tree, inode.key, folder.raw_names)),
+            Kind::Entry {
+                node,
+                root,
+                raw_names,
+            } => match &node.payload {
+                Payload::Dir(tree) => Ok((*tree, *root, *raw_names)),
                 _ => Err(Errno::ENOTDIR),
             },
             _ => Err(Errno::ENOTDIR),
@@ -401,8 +407,8 @@ impl CoffreFs {
     fn list_folder(
         &self,
         tree_id: &BlobId,
-        key: &[u8],
-        root_key: &[u8],
+        key: &Key,
+        root_key: &Key,
         raw_names: bool,
         offset: u64,
         add: &mut dyn FnMut(Listed<'_>) -> bool,
@@ -427,7 +433,8 @@ impl CoffreFs {
                     name: OsStr::from_bytes(name),
                     kind: file_type(node.kind),
                     child: Child::Entry {
-                        key: child_key(key, &node.name, root_key, node.link_key()),
+                        key: key.child(&node.name, root_key, node.link_key()),
+                        root: *root_key,
                         node,
                         raw_names,
                     },
@@ -507,12 +514,18 @@ impl CoffreFs {
             }
             Child::Entry {
                 key,
+                root,
                 node,
                 raw_names,
             } => {
                 // A copy, as in a lookup: not the whole piece.
                 let node = Arc::new(node.clone());
-                (key, Kind::Entry { node, raw_names }, TTL_FROZEN)
+                let kind = Kind::Entry {
+                    node,
+                    root,
+                    raw_names,
+                };
+                (key, kind, TTL_FROZEN)
             }
         };
         self.register(key, kind, parent_ino, ttl)
@@ -561,9 +574,11 @@ enum Child<'n> {
     Dot(u64),
     /// An entry of a top-level folder.
     Top(Top),
-    /// An entry of a snapshot's folder, with the key its number hashes.
+    /// An entry of a snapshot's folder, with the key its number hashes
+    /// and that of the snapshot's root.
     Entry {
-        key: Vec<u8>,
+        key: Key,
+        root: Key,
         node: &'n Node,
         raw_names: bool,
     },
@@ -582,27 +597,14 @@ enum Top {
     Snapshot(Folder, bool),
 }
 
-/// The key a top-level entry's inode number hashes. Top-level keys hold no
-/// '/' (see [`root_key_len`]); their prefixes keep the kinds apart: label
-/// folders `label\0`, the Previous Versions view `versions`, snapshot
-/// roots the parent's key followed by `\0`.
-fn top_key(parent: &[u8], entry: &Top) -> Vec<u8> {
+/// The key a top-level entry's inode number hashes.
+fn top_key(parent: &Key, entry: &Top) -> Key {
     match entry {
-        Top::Label(name) => format!("label\0{name}").into_bytes(),
-        Top::Versions => b"versions".to_vec(),
-        Top::VersionsLabel(name) => format!("versions\0label\0{name}").into_bytes(),
-        Top::Snapshot(f, _) => {
-            let mut key = parent.to_vec();
-            key.extend_from_slice(format!("\0{}\0{}", f.name, f.snapshot.to_hex()).as_bytes());
-            key
-        }
+        Top::Label(name) => Key::top(format!("label\0{name}").as_bytes()),
+        Top::Versions => Key::top(b"versions"),
+        Top::VersionsLabel(name) => Key::top(format!("versions\0label\0{name}").as_bytes()),
+        Top::Snapshot(f, _) => Key::snapshot_root(parent, &f.name, &f.snapshot),
     }
-}
-
-/// Length of the snapshot-root part of an entry key: root keys contain no
-/// '/', and every entry key is a root key followed by "/name...".
-fn root_key_len(key: &[u8]) -> usize {
-    key.iter().position(|&b| b == b'/').unwrap_or(key.len())
 }
 
 fn node_attr(ino: u64, node: &Node) -> FileAttr {
@@ -821,8 +823,8 @@ impl Filesystem for CoffreFs {
         let listed = self.list(ino.0, &inode, offset, &mut |entry| {
             let number = match &entry.child {
                 Child::Dot(n) => *n,
-                Child::Top(top) => crate::inodes::number(&top_key(&inode.key, top)),
-                Child::Entry { key, .. } => crate::inodes::number(key),
+                Child::Top(top) => top_key(&inode.key, top).number(),
+                Child::Entry { key, .. } => key.number(),
             };
             reply.add(INodeNo(number), entry.offset, entry.kind, entry.name)
         });

@@ -5,6 +5,10 @@
 //! its path (or, for hard links, its recorded device and inode, so that all
 //! names of one file share a number). Only inodes the kernel holds are kept
 //! in memory; `forget` drops them.
+//!
+//! An inode keeps its [`Key`], a 128-bit hash chained from its parent's,
+//! not the path itself: 16 bytes in place of a path of about 150 on the
+//! heap, for each of the up to `--max-inodes` entries held.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +38,9 @@ pub enum Kind {
     Entry {
         /// Its recorded metadata.
         node: Arc<Node>,
+        /// The key of the snapshot's root folder, which hard links'
+        /// numbers hash.
+        root: Key,
         /// Names shown as recorded, even with `--windows-names`: the
         /// Previous Versions view, where Samba looks up the live share's
         /// names.
@@ -44,6 +51,8 @@ pub enum Kind {
 /// What a dated folder shows.
 #[derive(Debug, Clone)]
 pub struct SnapshotFolder {
+    /// The folder's name.
+    pub name: String,
     /// The snapshot shown.
     pub snapshot: SnapshotId,
     /// Tree of its root directory.
@@ -66,7 +75,7 @@ pub struct Inode {
     /// What it shows.
     pub kind: Kind,
     /// The key its number was hashed from; children hash from it.
-    pub key: Box<[u8]>,
+    pub key: Key,
     /// The parent folder's inode.
     pub parent: u64,
     lookups: u64,
@@ -82,11 +91,7 @@ impl Inode {
             Kind::Root => String::new(),
             Kind::Label(name) | Kind::VersionsLabel(name) => name.clone(),
             Kind::Versions => crate::layout::VERSIONS_DIR.to_owned(),
-            // A dated folder's key ends with "\0folder\0snapshot id".
-            Kind::SnapshotRoot(_) => {
-                let mut parts = self.key.rsplit(|&b| b == 0);
-                String::from_utf8_lossy(parts.nth(1).unwrap_or_default()).into_owned()
-            }
+            Kind::SnapshotRoot(folder) => folder.name.clone(),
             Kind::Entry { node, .. } => String::from_utf8_lossy(&node.name).into_owned(),
         }
     }
@@ -99,38 +104,55 @@ pub struct Table {
     clock: u64,
 }
 
-/// The stable number for `key`: 64 bits of its BLAKE3 hash, avoiding the
-/// reserved numbers 0 and 1.
-pub fn number(key: &[u8]) -> u64 {
-    let h = blake3::hash(key);
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&h.as_bytes()[..8]);
-    let n = u64::from_le_bytes(b) >> 1;
-    n.max(2)
-}
+/// What an inode's number is hashed from: 128 bits of BLAKE3 over what
+/// names the inode, its parent's key first. Distinct kinds of names start
+/// with distinct tags, and a child's name follows a key of fixed length, so
+/// no two names hash the same input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub struct Key([u8; 16]);
 
-/// The key of a child named `name` under a folder with key `parent`, or of a
-/// hard-linked file (`link`: its recorded device and inode).
-pub fn child_key(
-    parent: &[u8],
-    name: &[u8],
-    snapshot_root_key: &[u8],
-    link: Option<(u64, u64)>,
-) -> Vec<u8> {
-    match link {
-        Some((dev, ino)) => {
-            let mut k = snapshot_root_key.to_vec();
-            k.extend_from_slice(b"\0link\0");
-            k.extend_from_slice(&dev.to_le_bytes());
-            k.extend_from_slice(&ino.to_le_bytes());
-            k
+impl Key {
+    /// The mount's root.
+    pub const ROOT: Key = Key([0; 16]);
+
+    fn hash(parts: &[&[u8]]) -> Key {
+        let mut h = blake3::Hasher::new();
+        for p in parts {
+            h.update(p);
         }
-        None => {
-            let mut k = parent.to_vec();
-            k.push(b'/');
-            k.extend_from_slice(name);
-            k
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        Key(k)
+    }
+
+    /// A top-level folder (a label's, the Previous Versions folder, a
+    /// label's there), named by `what`.
+    pub fn top(what: &[u8]) -> Key {
+        Key::hash(&[b"t", what])
+    }
+
+    /// A dated folder named `name` showing `snapshot`, under `parent`.
+    pub fn snapshot_root(parent: &Key, name: &str, snapshot: &SnapshotId) -> Key {
+        Key::hash(&[b"s", &parent.0, &snapshot.0, name.as_bytes()])
+    }
+
+    /// A child named `name` under the folder with this key, or a
+    /// hard-linked file (`link`: its recorded device and inode), whose
+    /// number depends only on the snapshot's root folder (`root`) so that
+    /// all its names share it.
+    pub fn child(&self, name: &[u8], root: &Key, link: Option<(u64, u64)>) -> Key {
+        match link {
+            Some((dev, ino)) => Key::hash(&[b"l", &root.0, &dev.to_le_bytes(), &ino.to_le_bytes()]),
+            None => Key::hash(&[b"c", &self.0, name]),
         }
+    }
+
+    /// The stable number: 63 bits of the key, avoiding the reserved
+    /// numbers 0 and 1.
+    pub fn number(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[..8]);
+        (u64::from_le_bytes(b) >> 1).max(2)
     }
 }
 
@@ -142,7 +164,7 @@ impl Table {
             ROOT,
             Inode {
                 kind: Kind::Root,
-                key: Box::default(),
+                key: Key::ROOT,
                 parent: ROOT,
                 lookups: 1,
                 used: 0,
@@ -158,12 +180,12 @@ impl Table {
 
     /// Records a lookup of `key` and returns its number. A (vanishingly
     /// rare) hash collision with another key moves to the next free number.
-    pub fn remember(&mut self, key: Vec<u8>, kind: Kind, parent: u64) -> u64 {
-        let mut ino = number(&key);
+    pub fn remember(&mut self, key: Key, kind: Kind, parent: u64) -> u64 {
+        let mut ino = key.number();
         self.clock += 1;
         loop {
             match self.map.get_mut(&ino) {
-                Some(existing) if *existing.key == *key => {
+                Some(existing) if existing.key == key => {
                     existing.lookups += 1;
                     existing.kind = kind;
                     existing.used = self.clock;
@@ -175,7 +197,7 @@ impl Table {
                         ino,
                         Inode {
                             kind,
-                            key: key.into_boxed_slice(),
+                            key,
                             parent,
                             lookups: 1,
                             used: self.clock,
@@ -274,24 +296,26 @@ mod tests {
 
     #[test]
     fn numbers_are_stable_and_forget_frees() {
-        assert_eq!(number(b"abc"), number(b"abc"));
-        assert_ne!(number(b"abc"), number(b"abd"));
+        assert_eq!(Key::top(b"abc").number(), Key::top(b"abc").number());
+        assert_ne!(Key::top(b"abc").number(), Key::top(b"abd").number());
         let mut t = Table::new();
-        let a = t.remember(b"k".to_vec(), Kind::Root, ROOT);
-        assert_eq!(a, number(b"k"));
-        assert_eq!(t.remember(b"k".to_vec(), Kind::Root, ROOT), a);
+        let a = t.remember(Key::top(b"k"), Kind::Root, ROOT);
+        assert_eq!(a, Key::top(b"k").number());
+        assert_eq!(t.remember(Key::top(b"k"), Kind::Root, ROOT), a);
         t.forget(a, 1);
         assert!(t.get(a).is_some());
         t.forget(a, 1);
         assert!(t.get(a).is_none());
         // Hard links share a number; plain entries differ by path.
-        let l1 = child_key(b"r/a", b"x", b"r", Some((1, 7)));
-        let l2 = child_key(b"r/b", b"y", b"r", Some((1, 7)));
+        let r = Key::top(b"r");
+        let (ra, rb) = (r.child(b"a", &r, None), r.child(b"b", &r, None));
+        let l1 = ra.child(b"x", &r, Some((1, 7)));
+        let l2 = rb.child(b"y", &r, Some((1, 7)));
         assert_eq!(l1, l2);
-        assert_ne!(
-            child_key(b"r/a", b"x", b"r", None),
-            child_key(b"r/b", b"x", b"r", None)
-        );
+        assert_ne!(ra.child(b"x", &r, None), rb.child(b"x", &r, None));
+        // The same link in another snapshot's folder has its own number.
+        let other = Key::top(b"o");
+        assert_ne!(l1, other.child(b"x", &other, Some((1, 7))));
     }
 
     fn entry(name: &[u8]) -> Kind {
@@ -311,6 +335,7 @@ mod tests {
                 xattrs: Vec::new(),
                 payload: snapshots_format::format::tree::Payload::None,
             }),
+            root: Key::top(b"label"),
             raw_names: false,
         }
     }
@@ -318,18 +343,15 @@ mod tests {
     #[test]
     fn the_stalest_entries_are_those_looked_up_longest_ago() {
         let mut t = Table::new();
-        let label = t.remember(b"label".to_vec(), Kind::Label("l".into()), ROOT);
+        let label_key = Key::top(b"label");
+        let label = t.remember(label_key, Kind::Label("l".into()), ROOT);
         let names: Vec<Vec<u8>> = (0..6).map(|i| format!("f{i}").into_bytes()).collect();
         for name in &names {
-            t.remember(
-                child_key(b"label", name, b"label", None),
-                entry(name),
-                label,
-            );
+            t.remember(label_key.child(name, &label_key, None), entry(name), label);
         }
         // f0 looked up again: now the freshest.
         t.remember(
-            child_key(b"label", &names[0], b"label", None),
+            label_key.child(&names[0], &label_key, None),
             entry(&names[0]),
             label,
         );
@@ -350,23 +372,21 @@ mod tests {
     #[test]
     fn a_path_for_log_lines_is_worked_out_from_the_parents() {
         let mut t = Table::new();
-        let label = t.remember(b"label\0lundi".to_vec(), Kind::Label("lundi".into()), ROOT);
+        let label_key = Key::top(b"label\0lundi");
+        let label = t.remember(label_key, Kind::Label("lundi".into()), ROOT);
         let folder = SnapshotFolder {
+            name: "2026-12-07".into(),
             snapshot: SnapshotId([7; 32]),
             tree: snapshots_format::BlobId([8; 32]),
             time: Default::default(),
             root: None,
             raw_names: false,
         };
-        let root_key = b"label\0lundi\x002026-12-07\x000707".to_vec();
-        let day = t.remember(
-            root_key.clone(),
-            Kind::SnapshotRoot(Box::new(folder)),
-            label,
-        );
-        let db_key = child_key(&root_key, b"db", &root_key, None);
-        let db = t.remember(db_key.clone(), entry(b"db"), day);
-        let file_key = child_key(&db_key, b"officine\xff.fdb", &root_key, None);
+        let root_key = Key::snapshot_root(&label_key, "2026-12-07", &SnapshotId([7; 32]));
+        let day = t.remember(root_key, Kind::SnapshotRoot(Box::new(folder)), label);
+        let db_key = root_key.child(b"db", &root_key, None);
+        let db = t.remember(db_key, entry(b"db"), day);
+        let file_key = db_key.child(b"officine\xff.fdb", &root_key, None);
         let file = t.remember(file_key, entry(b"officine\xff.fdb"), db);
         assert_eq!(t.path(file), "/lundi/2026-12-07/db/officine\u{fffd}.fdb");
         assert_eq!(t.path(ROOT), "/");
