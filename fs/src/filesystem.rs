@@ -20,11 +20,11 @@ use fuser::{
     ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use snapshots_format::format::snapshot::Snapshot;
-use snapshots_format::format::tree::{Node, NodeKind, Payload, Timestamp};
+use snapshots_format::format::tree::{Node, NodeKind, Payload, Timestamp, Tree};
 use snapshots_format::repo::browse::{Browser, FileReader, Listing};
 use snapshots_format::{BlobId, Error, SnapshotId};
 
-use crate::inodes::{Inode, Key, Kind, SnapshotFolder, Table};
+use crate::inodes::{EntryAt, Inode, Key, Kind, SnapshotFolder, Table};
 use crate::layout::{layout, Folder, LabelFolders, VERSIONS_DIR};
 use crate::names::ShownNames;
 
@@ -265,16 +265,44 @@ impl CoffreFs {
         }
     }
 
-    fn attr(&self, ino: u64, inode: &Inode) -> FileAttr {
+    /// The attributes of `inode`; an entry's are read again from its
+    /// folder's listing (cached, usually). Not with the table locked.
+    fn attr(&self, ino: u64, inode: &Inode) -> Result<FileAttr, Errno> {
+        match &inode.kind {
+            Kind::Entry { at, .. } => Ok(node_attr(ino, &*self.node_at(ino, at)?)),
+            _ => self.folder_attr(ino, inode).ok_or(Errno::EIO),
+        }
+    }
+
+    /// The attributes of a top-level or dated folder, which the inode
+    /// holds; `None` for an entry inside a snapshot.
+    fn folder_attr(&self, ino: u64, inode: &Inode) -> Option<FileAttr> {
         match &inode.kind {
             Kind::Root | Kind::Label(_) | Kind::Versions | Kind::VersionsLabel(_) => {
-                self.dir_attr(ino, self.started)
+                Some(self.dir_attr(ino, self.started))
             }
-            Kind::SnapshotRoot(folder) => match &folder.root {
+            Kind::SnapshotRoot(folder) => Some(match &folder.root {
                 Some(node) => node_attr(ino, node),
                 None => self.dir_attr(ino, ts(folder.time)),
-            },
-            Kind::Entry { node, .. } => node_attr(ino, node),
+            }),
+            Kind::Entry { .. } => None,
+        }
+    }
+
+    /// The recorded metadata of entry `ino`, from its folder's listing.
+    fn node_at(&self, ino: u64, at: &EntryAt) -> Result<NodeRef, Errno> {
+        let failed = |e: Error| self.io_error(&lock(&self.table).path(ino), &e);
+        let listing = self.browser.listing(&at.tree).map_err(failed)?;
+        let part = self
+            .browser
+            .part(&listing, at.part as usize)
+            .map_err(failed)?
+            .ok_or(Errno::EIO)?;
+        let index = at.index as usize;
+        if index < part.nodes.len() {
+            Ok(NodeRef::InPart(part, index))
+        } else {
+            Err(Errno::EIO)
         }
     }
 
@@ -295,7 +323,7 @@ impl CoffreFs {
                 (key, kind, TTL_TOP)
             }
             Kind::SnapshotRoot(_) | Kind::Entry { .. } => {
-                let (tree_id, root_key, raw_names) = self.dir_of(&parent_inode)?;
+                let (tree_id, root_key, raw_names) = self.dir_of(parent, &parent_inode)?;
                 let failed = |e: Error| self.io_error(&lock(&self.table).path(parent), &e);
                 let listing = self.browser.listing(&tree_id).map_err(failed)?;
                 let shown = self
@@ -305,54 +333,63 @@ impl CoffreFs {
                     Some(shown) => shown.raw(name).ok_or(Errno::ENOENT)?,
                     None => name,
                 };
-                let found = self.browser.find(&listing, raw).map_err(failed)?;
-                // A copy: sharing the part instead would keep a whole piece
-                // in memory for each entry the kernel holds.
-                let node = found
-                    .and_then(|f| f.part.nodes.get(f.index).cloned())
-                    .map(Arc::new)
+                let found = self
+                    .browser
+                    .find(&listing, raw)
+                    .map_err(failed)?
                     .ok_or(Errno::ENOENT)?;
+                let node = found.part.nodes.get(found.index).ok_or(Errno::ENOENT)?;
                 let key = parent_inode
                     .key
                     .child(&node.name, &root_key, node.link_key());
                 let kind = Kind::Entry {
-                    node,
+                    at: EntryAt::new(tree_id, found.number, found.index).ok_or(Errno::EIO)?,
+                    name: node.name.as_slice().into(),
                     root: root_key,
                     raw_names,
                 };
-                (key, kind, TTL_FROZEN)
+                return self.register(key, kind, parent, TTL_FROZEN, Some(node));
             }
         };
-        self.register(key, kind, parent, ttl)
+        self.register(key, kind, parent, ttl, None)
     }
 
     /// Records a reference the kernel takes on the inode of `key`; its
-    /// number, attributes and how long they hold.
+    /// number, attributes and how long they hold. `node`: an entry's
+    /// recorded metadata, at hand.
     fn register(
         &self,
         key: Key,
         kind: Kind,
         parent: u64,
         ttl: Duration,
+        node: Option<&Node>,
     ) -> Result<(u64, FileAttr, Duration), Errno> {
         let mut table = lock(&self.table);
         let ino = table.remember(key, kind, parent);
-        let inode = table.get(ino).ok_or(Errno::EIO)?;
-        Ok((ino, self.attr(ino, inode), ttl))
+        let attr = match node {
+            Some(node) => node_attr(ino, node),
+            None => {
+                let inode = table.get(ino).ok_or(Errno::EIO)?;
+                self.folder_attr(ino, inode).ok_or(Errno::EIO)?
+            }
+        };
+        Ok((ino, attr, ttl))
     }
 
     /// For a folder inside a snapshot: the folder's tree, the key of the
     /// snapshot's root (for hard-link numbers), and whether names are
     /// shown raw.
-    fn dir_of(&self, inode: &Inode) -> Result<(BlobId, Key, bool), Errno> {
+    fn dir_of(&self, ino: u64, inode: &Inode) -> Result<(BlobId, Key, bool), Errno> {
         match &inode.kind {
             Kind::SnapshotRoot(folder) => Ok((folder.tree, inode.key, folder.raw_names)),
             Kind::Entry {
-                node,
+                at,
                 root,
                 raw_names,
-            } => match &node.payload {
-                Payload::Dir(tree) => Ok((*tree, *root, *raw_names)),
+                ..
+            } => match self.node_at(ino, at)?.payload {
+                Payload::Dir(tree) => Ok((tree, *root, *raw_names)),
                 _ => Err(Errno::ENOTDIR),
             },
             _ => Err(Errno::ENOTDIR),
@@ -435,6 +472,9 @@ impl CoffreFs {
                     child: Child::Entry {
                         key: key.child(&node.name, root_key, node.link_key()),
                         root: *root_key,
+                        at: EntryAt::new(*tree_id, part, i).ok_or_else(|| {
+                            Error::corrupt("tree", tree_id.short(), "too many entries")
+                        })?,
                         node,
                         raw_names,
                     },
@@ -491,7 +531,7 @@ impl CoffreFs {
                 Ok(())
             }
             _ => {
-                let (tree_id, root_key, raw_names) = self.dir_of(inode)?;
+                let (tree_id, root_key, raw_names) = self.dir_of(ino, inode)?;
                 self.list_folder(&tree_id, &inode.key, &root_key, raw_names, offset, add)
                     .map_err(|e| self.io_error(&lock(&self.table).path(ino), &e))
             }
@@ -515,20 +555,20 @@ impl CoffreFs {
             Child::Entry {
                 key,
                 root,
+                at,
                 node,
                 raw_names,
             } => {
-                // A copy, as in a lookup: not the whole piece.
-                let node = Arc::new(node.clone());
                 let kind = Kind::Entry {
-                    node,
+                    at,
+                    name: node.name.as_slice().into(),
                     root,
                     raw_names,
                 };
-                (key, kind, TTL_FROZEN)
+                return self.register(key, kind, parent_ino, TTL_FROZEN, Some(node));
             }
         };
-        self.register(key, kind, parent_ino, ttl)
+        self.register(key, kind, parent_ino, ttl, None)
     }
 
     fn io_error(&self, path: &str, e: &Error) -> Errno {
@@ -541,12 +581,35 @@ impl CoffreFs {
         }
     }
 
-    fn entry_node(&self, ino: u64) -> Result<Arc<Node>, Errno> {
-        match lock(&self.table).get(ino).map(|i| &i.kind) {
-            Some(Kind::Entry { node, .. }) => Ok(node.clone()),
-            Some(Kind::SnapshotRoot(folder)) => folder.root.clone().ok_or(Errno::ENODATA),
-            Some(_) => Err(Errno::ENODATA),
-            None => Err(Errno::ENOENT),
+    fn entry_node(&self, ino: u64) -> Result<NodeRef, Errno> {
+        let at = match lock(&self.table).get(ino).map(|i| &i.kind) {
+            Some(Kind::Entry { at, .. }) => *at,
+            Some(Kind::SnapshotRoot(folder)) => {
+                return folder.root.clone().map(NodeRef::Own).ok_or(Errno::ENODATA)
+            }
+            Some(_) => return Err(Errno::ENODATA),
+            None => return Err(Errno::ENOENT),
+        };
+        self.node_at(ino, &at)
+    }
+}
+
+/// An entry's recorded metadata: in a part of its folder's listing (shared
+/// with the browser's cache), or a dated folder's own.
+enum NodeRef {
+    /// Entry `.1` of part `.0`, checked to exist.
+    InPart(Arc<Tree>, usize),
+    /// A dated folder's source folder.
+    Own(Arc<Node>),
+}
+
+impl std::ops::Deref for NodeRef {
+    type Target = Node;
+
+    fn deref(&self) -> &Node {
+        match self {
+            NodeRef::InPart(part, index) => &part.nodes[*index],
+            NodeRef::Own(node) => node,
         }
     }
 }
@@ -574,11 +637,12 @@ enum Child<'n> {
     Dot(u64),
     /// An entry of a top-level folder.
     Top(Top),
-    /// An entry of a snapshot's folder, with the key its number hashes
-    /// and that of the snapshot's root.
+    /// An entry of a snapshot's folder, with the key its number hashes,
+    /// that of the snapshot's root, and where it is in the listing.
     Entry {
         key: Key,
         root: Key,
+        at: EntryAt,
         node: &'n Node,
         raw_names: bool,
     },
@@ -674,7 +738,10 @@ impl Filesystem for CoffreFs {
                 } else {
                     TTL_TOP
                 };
-                reply.attr(&ttl, &self.attr(ino.0, &i))
+                match self.attr(ino.0, &i) {
+                    Ok(attr) => reply.attr(&ttl, &attr),
+                    Err(e) => reply.error(e),
+                }
             }
             None => reply.error(Errno::ENOENT),
         }
@@ -851,9 +918,10 @@ impl Filesystem for CoffreFs {
         let listed = self.list(ino.0, &inode, offset, &mut |entry| {
             if let Child::Dot(number) = entry.child {
                 // The kernel takes no reference on "." and "..".
-                let attr = match lock(&self.table).get(number).cloned() {
-                    Some(dot) => self.attr(number, &dot),
-                    None => self.dir_attr(number, self.started),
+                let dot = lock(&self.table).get(number).cloned();
+                let attr = match dot.map(|dot| self.attr(number, &dot)) {
+                    Some(Ok(attr)) => attr,
+                    _ => self.dir_attr(number, self.started),
                 };
                 return reply.add(
                     INodeNo(number),

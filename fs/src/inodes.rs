@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use snapshots_format::format::tree::Node;
-use snapshots_format::SnapshotId;
+use snapshots_format::{BlobId, SnapshotId};
 
 /// The root folder.
 pub const ROOT: u64 = 1;
@@ -36,8 +36,11 @@ pub enum Kind {
     SnapshotRoot(Box<SnapshotFolder>),
     /// An entry inside a snapshot.
     Entry {
-        /// Its recorded metadata.
-        node: Arc<Node>,
+        /// Where its recorded metadata is, read again when asked for (a
+        /// copy kept here tripled the size of an inode).
+        at: EntryAt,
+        /// Its recorded name, to let go of it and for log lines.
+        name: Box<[u8]>,
         /// The key of the snapshot's root folder, which hard links'
         /// numbers hash.
         root: Key,
@@ -48,6 +51,31 @@ pub enum Kind {
     },
 }
 
+/// Where an entry's recorded metadata is: its folder's tree, and its place
+/// in that folder's listing. Trees never change, so this names the same
+/// entry for as long as the mount runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryAt {
+    /// The folder's tree.
+    pub tree: BlobId,
+    /// The part of the folder's listing ([`snapshots_format::repo::browse::Browser::part`]).
+    pub part: u32,
+    /// The entry's index in that part.
+    pub index: u32,
+}
+
+impl EntryAt {
+    /// Entry `index` of part `part` of `tree`'s listing; `None` past what
+    /// 32 bits count (no listing the format accepts is that long).
+    pub fn new(tree: BlobId, part: usize, index: usize) -> Option<Self> {
+        Some(Self {
+            tree,
+            part: u32::try_from(part).ok()?,
+            index: u32::try_from(index).ok()?,
+        })
+    }
+}
+
 /// What a dated folder shows.
 #[derive(Debug, Clone)]
 pub struct SnapshotFolder {
@@ -56,7 +84,7 @@ pub struct SnapshotFolder {
     /// The snapshot shown.
     pub snapshot: SnapshotId,
     /// Tree of its root directory.
-    pub tree: snapshots_format::BlobId,
+    pub tree: BlobId,
     /// Time of the snapshot, as the folder's mtime when the source
     /// folder's own metadata was not recorded.
     pub time: snapshots_format::format::tree::Timestamp,
@@ -92,7 +120,7 @@ impl Inode {
             Kind::Label(name) | Kind::VersionsLabel(name) => name.clone(),
             Kind::Versions => crate::layout::VERSIONS_DIR.to_owned(),
             Kind::SnapshotRoot(folder) => folder.name.clone(),
-            Kind::Entry { node, .. } => String::from_utf8_lossy(&node.name).into_owned(),
+            Kind::Entry { name, .. } => String::from_utf8_lossy(name).into_owned(),
         }
     }
 }
@@ -255,7 +283,7 @@ impl Table {
     /// at once: a folder still being listed (`find` in a folder of 300,000
     /// receipts) would keep growing under its dropped name (16 GiB: 172–186
     /// MiB after the `find`s against 124–131, docs/PERFORMANCE.md).
-    pub fn stalest_entries(&self, n: usize) -> Vec<(u64, Vec<u8>)> {
+    pub fn stalest_entries(&self, n: usize) -> Vec<(u64, Box<[u8]>)> {
         let mut entries: Vec<(u64, u64)> = self
             .map
             .iter()
@@ -271,7 +299,7 @@ impl Table {
             .filter_map(|(_, ino)| {
                 let inode = self.map.get(&ino)?;
                 match &inode.kind {
-                    Kind::Entry { node, .. } => Some((inode.parent, node.name.clone())),
+                    Kind::Entry { name, .. } => Some((inode.parent, name.clone())),
                     _ => None,
                 }
             })
@@ -320,21 +348,12 @@ mod tests {
 
     fn entry(name: &[u8]) -> Kind {
         Kind::Entry {
-            node: Arc::new(Node {
-                name: name.to_vec(),
-                kind: snapshots_format::format::tree::NodeKind::File,
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                mtime: Default::default(),
-                ctime: Default::default(),
-                size: 0,
-                dev: 0,
-                inode: 0,
-                nlink: 1,
-                xattrs: Vec::new(),
-                payload: snapshots_format::format::tree::Payload::None,
-            }),
+            at: EntryAt {
+                tree: BlobId([9; 32]),
+                part: 0,
+                index: 0,
+            },
+            name: name.into(),
             root: Key::top(b"label"),
             raw_names: false,
         }
@@ -360,9 +379,9 @@ mod tests {
         assert_eq!(
             stale,
             [
-                (label, names[1].clone()),
-                (label, names[2].clone()),
-                (label, names[3].clone())
+                (label, names[1].clone().into_boxed_slice()),
+                (label, names[2].clone().into_boxed_slice()),
+                (label, names[3].clone().into_boxed_slice())
             ]
         );
         // The label's folder and the root are never among them.
@@ -377,7 +396,7 @@ mod tests {
         let folder = SnapshotFolder {
             name: "2026-12-07".into(),
             snapshot: SnapshotId([7; 32]),
-            tree: snapshots_format::BlobId([8; 32]),
+            tree: BlobId([8; 32]),
             time: Default::default(),
             root: None,
             raw_names: false,

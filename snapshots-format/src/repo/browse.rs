@@ -307,6 +307,8 @@ impl Listing {
 pub struct Found {
     /// The part (a tree piece, or the whole tree).
     pub part: Arc<Tree>,
+    /// The part's number in the listing ([`Browser::part`]).
+    pub number: usize,
     /// The entry's index in the part.
     pub index: usize,
 }
@@ -437,7 +439,11 @@ impl Browser {
         let Some(part) = self.part(listing, lo)? else {
             return Ok(None);
         };
-        Ok(part.position(name).map(|index| Found { part, index }))
+        Ok(part.position(name).map(|index| Found {
+            part,
+            number: lo,
+            index,
+        }))
     }
 
     /// A chunk-list piece, decoded, from the cache or loaded here.
