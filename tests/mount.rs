@@ -401,3 +401,73 @@ fn a_mount_with_few_inodes_lets_go_and_looks_up_again() {
     }
     m.stop();
 }
+
+/// An inode inside a snapshot keeps where its entry is, not a copy of its
+/// metadata: opening a file, its extended attributes and its attributes
+/// fetched again (`statx` with `AT_STATX_FORCE_SYNC`) are read from its
+/// folder's listing again, after the other folders, in pieces, pushed it
+/// out of a small cache. Every one of them must still be that entry's.
+#[test]
+fn entries_read_again_after_their_folder_left_the_cache_are_theirs() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for folder in 0..3 {
+        let dir = src.join(format!("recepisses_{folder}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in 0..2500u32 {
+            let file = dir.join(format!("arl_{n:05}.xml"));
+            std::fs::write(
+                &file,
+                format!("<arl folder={folder} n={n}/>\n").repeat(n as usize % 5 + 1),
+            )
+            .unwrap();
+            let f = std::fs::File::open(&file).unwrap();
+            f.set_modified(
+                std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + u64::from(n)),
+            )
+            .unwrap();
+        }
+    }
+    let coffre = Coffre::new(tmp.path().join("repo"));
+    coffre.init();
+    coffre.snapshot(&src);
+    let want = capture(&src);
+    let m = Mounted::start(&coffre, &tmp.path().join("mnt"), &["--cache-size", "1M"]);
+    let latest = m.path.join("latest");
+    // The first walk lists and looks up; the second opens files whose
+    // inodes the kernel still holds, so the mount reads their entries again.
+    for _ in 0..2 {
+        assert_same_tree(&want, &capture(&latest));
+    }
+    for (rel, _) in want.entries() {
+        if rel.is_empty() {
+            continue;
+        }
+        let path = latest.join(OsStr::from_bytes(rel));
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::statx(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_FORCE_SYNC,
+                libc::STATX_BASIC_STATS,
+                &mut stx,
+            )
+        };
+        assert_eq!(rc, 0, "statx {}", path.display());
+        let meta = std::fs::symlink_metadata(src.join(OsStr::from_bytes(rel))).unwrap();
+        if meta.is_file() {
+            assert_eq!(stx.stx_size, meta.size(), "size of {}", path.display());
+        }
+        assert_eq!(
+            stx.stx_mtime.tv_sec,
+            meta.mtime(),
+            "mtime of {}",
+            path.display()
+        );
+        assert_eq!(u32::from(stx.stx_mode) & 0o7777, meta.mode() & 0o7777);
+    }
+    m.stop();
+}
