@@ -112,22 +112,17 @@ pub fn prune(
     // 1. Mark.
     let index = repo.index();
     index.used_begin()?;
-    let marked = (|| -> Result<u64> {
-        let mut n = 0;
+    let marked = (|| -> Result<()> {
         for (_, snap) in &snapshots {
-            n += mark_tree(repo, &snap.tree, 0)?;
+            mark_tree(repo, &snap.tree, 0)?;
         }
-        Ok(n)
+        index.used_end()
     })();
-    let used = match marked {
-        Ok(n) => n,
-        Err(e) => {
-            index.used_abort();
-            return Err(stopped(e));
-        }
-    };
-    index.used_end()?;
-    report.blobs_used = used;
+    if let Err(e) = marked {
+        index.used_abort();
+        return Err(stopped(e));
+    }
+    report.blobs_used = index.used_count()?;
     let missing = index.used_missing()?;
     if missing > 0 {
         return Err(Error::Refused(format!(
@@ -503,12 +498,12 @@ fn verify_doomed(
     Ok(safe)
 }
 
-/// Marks a tree and everything below it; returns how many blobs were newly
-/// marked. A tree already marked was walked whole before: skipped.
-fn mark_tree(repo: &Repository, id: &BlobId, depth: usize) -> Result<u64> {
+/// Marks a tree and everything below it. A tree already marked was walked
+/// whole before: skipped.
+fn mark_tree(repo: &Repository, id: &BlobId, depth: usize) -> Result<()> {
     let index = repo.index();
     if !index.used_insert(id)? {
-        return Ok(0);
+        return Ok(());
     }
     if depth > crate::format::tree::MAX_DEPTH {
         return Err(Error::corrupt(
@@ -517,17 +512,14 @@ fn mark_tree(repo: &Repository, id: &BlobId, depth: usize) -> Result<u64> {
             "folders nested too deep",
         ));
     }
-    let mut n = 1;
     let listing = ListingReader::open(repo, id)?;
     for piece in listing.pieces() {
-        if index.used_insert(piece)? {
-            n += 1;
-        }
+        index.used_insert(piece)?;
     }
     for node in listing {
         match &node?.payload {
-            Payload::Dir(sub) => n += mark_tree(repo, sub, depth + 1)?,
-            Payload::File(Content::Inline(extents)) => n += mark_extents(repo, extents)?,
+            Payload::Dir(sub) => mark_tree(repo, sub, depth + 1)?,
+            Payload::File(Content::Inline(extents)) => mark_extents(repo, extents)?,
             Payload::File(Content::Pieces(ids)) => {
                 // A piece marked already had its extents marked then: a
                 // database changing 1 % of its pages a day shares most of
@@ -538,28 +530,26 @@ fn mark_tree(repo: &Repository, id: &BlobId, depth: usize) -> Result<u64> {
                         fresh.push(*piece);
                     }
                 }
-                n += fresh.len() as u64;
                 for window in ChunkListReader::new(repo, &Content::Pieces(fresh)) {
-                    n += mark_extents(repo, &window?)?;
+                    mark_extents(repo, &window?)?;
                 }
             }
             _ => {}
         }
     }
-    Ok(n)
+    Ok(())
 }
 
-fn mark_extents(repo: &Repository, extents: &[Extent]) -> Result<u64> {
-    let mut n = 0;
+/// Marks the chunks of `extents`, and the bases of those that are deltas
+/// (used as long as the delta is). Noted in sorted batches, not inserted
+/// one at a time: nothing asks whether a chunk was marked before.
+fn mark_extents(repo: &Repository, extents: &[Extent]) -> Result<()> {
     for e in extents {
         if let Extent::Chunk { id, base, .. } = e {
-            // A delta's base is used as long as the delta is.
             for id in std::iter::once(id).chain(base) {
-                if repo.index().used_insert(id)? {
-                    n += 1;
-                }
+                repo.index().used_note(id)?;
             }
         }
     }
-    Ok(n)
+    Ok(())
 }

@@ -83,13 +83,28 @@ pub struct Index {
     readers: Vec<Mutex<Connection>>,
     /// Where the next lookup starts looking for a free connection.
     next_reader: AtomicUsize,
-    /// Uses noted by [`Index::used_mark`] not yet merged into the set of
-    /// marks, and the size of that set.
-    marks_pending: AtomicU64,
-    marks_kept: AtomicU64,
+    /// Uses noted by [`Index::used_mark`], merged into the set of marks.
+    marks: SortedBatches,
+    /// Ids noted by [`Index::used_note`], merged into the used set.
+    notes: SortedBatches,
     /// [`MARKS_MERGE_MIN`] (smaller in tests, to merge several times).
     marks_merge_min: u64,
     path: PathBuf,
+}
+
+/// Rows appended to a plain temporary table, merged into a keyed one
+/// sorted, in large batches ([`MARKS_MERGE_MIN`]).
+struct SortedBatches {
+    /// Appends one row.
+    append: &'static str,
+    /// Merges the appended rows into the keyed table in key order.
+    merge: &'static str,
+    /// Empties the appended rows.
+    clear: &'static str,
+    /// Rows appended since the last merge.
+    pending: AtomicU64,
+    /// Rows in the keyed table.
+    kept: AtomicU64,
 }
 
 /// Uses noted by [`Index::used_mark`] are merged into the sorted set of
@@ -307,8 +322,20 @@ impl Index {
             conn: Mutex::new(conn),
             readers,
             next_reader: AtomicUsize::new(0),
-            marks_pending: AtomicU64::new(0),
-            marks_kept: AtomicU64::new(0),
+            marks: SortedBatches {
+                append: "INSERT INTO temp.marked(id, kind) VALUES (?1, ?2)",
+                merge: "INSERT OR IGNORE INTO temp.marks SELECT id, kind FROM temp.marked ORDER BY id, kind",
+                clear: "DELETE FROM temp.marked",
+                pending: AtomicU64::new(0),
+                kept: AtomicU64::new(0),
+            },
+            notes: SortedBatches {
+                append: "INSERT INTO temp.noted(id) VALUES (?1)",
+                merge: "INSERT OR IGNORE INTO temp.used(id) SELECT id FROM temp.noted ORDER BY id",
+                clear: "DELETE FROM temp.noted",
+                pending: AtomicU64::new(0),
+                kept: AtomicU64::new(0),
+            },
             marks_merge_min: MARKS_MERGE_MIN,
             path: path.to_path_buf(),
         })
@@ -726,10 +753,14 @@ impl Index {
              DELETE FROM temp.marked;
              CREATE TEMP TABLE IF NOT EXISTS marks (id BLOB NOT NULL, kind INTEGER NOT NULL, PRIMARY KEY (id, kind)) WITHOUT ROWID;
              DELETE FROM temp.marks;
+             CREATE TEMP TABLE IF NOT EXISTS noted (id BLOB NOT NULL);
+             DELETE FROM temp.noted;
              BEGIN;",
         )?;
-        self.marks_pending.store(0, Ordering::Relaxed);
-        self.marks_kept.store(0, Ordering::Relaxed);
+        for b in [&self.marks, &self.notes] {
+            b.pending.store(0, Ordering::Relaxed);
+            b.kept.store(0, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -737,7 +768,28 @@ impl Index {
     pub fn used_insert(&self, id: &BlobId) -> Result<bool> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO temp.used(id) VALUES (?1)")?;
-        Ok(stmt.execute([&id.0[..]])? == 1)
+        let inserted = stmt.execute([&id.0[..]])? == 1;
+        if inserted {
+            self.notes.kept.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(inserted)
+    }
+
+    /// Marks a blob used without saying whether it was already (prune's
+    /// chunks, whose answer nothing needs). Noted ids are appended and
+    /// merged into the used set sorted, in batches as large as
+    /// [`Index::used_mark`]'s and for the same reason; [`Index::used_end`]
+    /// merges the last of them.
+    pub fn used_note(&self, id: &BlobId) -> Result<()> {
+        self.append_batched(&self.notes, [&id.0[..]])
+    }
+
+    /// How many blobs are marked used (after [`Index::used_end`]).
+    pub fn used_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM temp.used", [], |r| r.get(0))?;
+        Ok(n as u64)
     }
 
     /// Notes a use of a blob as a `kind` (`check`'s walk), for
@@ -747,36 +799,31 @@ impl Index {
     /// into a B-tree larger than SQLite's cache read a page of the
     /// temporary file for each (two thirds of a `check` at 16 GiB).
     pub fn used_mark(&self, id: &BlobId, kind: BlobKind) -> Result<()> {
-        {
-            let conn = self.conn();
-            let mut stmt =
-                conn.prepare_cached("INSERT INTO temp.marked(id, kind) VALUES (?1, ?2)")?;
-            stmt.execute(rusqlite::params![&id.0[..], kind as u8])?;
-        }
-        let pending = self.marks_pending.fetch_add(1, Ordering::Relaxed) + 1;
-        if pending
-            >= self
-                .marks_merge_min
-                .max(self.marks_kept.load(Ordering::Relaxed))
-        {
-            self.merge_marks()?;
+        self.append_batched(&self.marks, rusqlite::params![&id.0[..], kind as u8])
+    }
+
+    /// Appends one row to `b`, and merges its rows once they are
+    /// [`MARKS_MERGE_MIN`], or as many as already kept.
+    fn append_batched(&self, b: &SortedBatches, row: impl rusqlite::Params) -> Result<()> {
+        self.conn().prepare_cached(b.append)?.execute(row)?;
+        let pending = b.pending.fetch_add(1, Ordering::Relaxed) + 1;
+        if pending >= self.marks_merge_min.max(b.kept.load(Ordering::Relaxed)) {
+            self.merge_batched(b)?;
         }
         Ok(())
     }
 
-    /// Merges the uses appended since the last merge into the set of
-    /// marks, in key order (sorted on two threads), and empties them.
-    fn merge_marks(&self) -> Result<()> {
+    /// Merges the rows appended to `b` since its last merge, in key order
+    /// (sorted on two threads), and empties them.
+    fn merge_batched(&self, b: &SortedBatches) -> Result<()> {
         let conn = self.conn();
-        conn.execute_batch(
-            "PRAGMA threads = 2;
-             INSERT OR IGNORE INTO temp.marks SELECT id, kind FROM temp.marked ORDER BY id, kind;
-             PRAGMA threads = 0;",
-        )?;
-        let added = conn.changes();
-        conn.execute_batch("DELETE FROM temp.marked")?;
-        self.marks_kept.fetch_add(added, Ordering::Relaxed);
-        self.marks_pending.store(0, Ordering::Relaxed);
+        conn.execute_batch("PRAGMA threads = 2")?;
+        let merged = conn.execute(b.merge, []);
+        conn.execute_batch("PRAGMA threads = 0")?;
+        let added = merged? as u64;
+        conn.execute_batch(b.clear)?;
+        b.kept.fetch_add(added, Ordering::Relaxed);
+        b.pending.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -793,7 +840,7 @@ impl Index {
         keys: &Keys,
         mut f: impl FnMut(&BlobId, &[BlobKind], Result<Option<Location>>) -> Result<()>,
     ) -> Result<()> {
-        self.merge_marks()?;
+        self.merge_batched(&self.marks)?;
         let conn = self.conn();
         let mut packs = HashMap::new();
         {
@@ -885,8 +932,10 @@ impl Index {
             .collect()
     }
 
-    /// Ends the mark phase's transaction.
+    /// Ends the mark phase: merges what [`Index::used_note`] still holds,
+    /// then commits.
     pub fn used_end(&self) -> Result<()> {
+        self.merge_batched(&self.notes)?;
         self.conn().execute_batch("COMMIT")?;
         Ok(())
     }
@@ -1210,6 +1259,31 @@ mod tests {
             drop(busy);
             assert_eq!(found.expect("the lookup waited").map(|l| l.offset), Some(0));
         });
+    }
+
+    #[test]
+    fn noted_ids_are_all_used_after_the_end_however_often_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = Index::open(&dir.path().join("index.db")).unwrap();
+        // Merged every two or more, as every million or more would be.
+        idx.marks_merge_min = 2;
+        let id = |n: u8| BlobId([n; 32]);
+        idx.used_begin().unwrap();
+        assert!(idx.used_insert(&id(1)).unwrap());
+        idx.used_note(&id(3)).unwrap();
+        idx.used_note(&id(2)).unwrap();
+        // Those two were merged: a tree with id 3 reads as marked.
+        assert!(!idx.used_insert(&id(3)).unwrap());
+        for n in [3, 1, 5, 4, 2, 7] {
+            idx.used_note(&id(n)).unwrap();
+        }
+        idx.used_end().unwrap();
+        assert_eq!(idx.used_count().unwrap(), 6);
+        let all: Vec<BlobId> = (0..9).map(id).collect();
+        assert_eq!(
+            idx.used_contains_many(&all).unwrap(),
+            [false, true, true, true, true, true, false, true, false]
+        );
     }
 
     #[test]
