@@ -371,28 +371,42 @@ fn vanished_drive_gives_eio_not_a_hang() {
     m.stop();
 }
 
+/// Three folders under `tmp/src`, each with `files` files written by
+/// `write(folder, n, dir)`, snapshotted into a new repository: the
+/// repository, the source and its image.
+fn three_folders_snapshotted(
+    tmp: &Path,
+    files: u32,
+    write: impl Fn(u32, u32, &Path),
+) -> (Coffre, std::path::PathBuf, TreeImage) {
+    let src = tmp.join("src");
+    for folder in 0..3 {
+        let dir = src.join(format!("folder_{folder}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in 0..files {
+            write(folder, n, &dir);
+        }
+    }
+    let coffre = Coffre::new(tmp.join("repo"));
+    coffre.init();
+    coffre.snapshot(&src);
+    let want = capture(&src);
+    (coffre, src, want)
+}
+
 /// With room for 50 inodes, a mount walked (`capture` lists, stats and
 /// reads every entry) over 18 times as many still shows the tree
 /// bit-exact, twice: the entries let go are looked up again.
 #[test]
 fn a_mount_with_few_inodes_lets_go_and_looks_up_again() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    for folder in 0..3 {
-        let dir = src.join(format!("ordonnances_{folder}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for n in 0..300 {
-            std::fs::write(
-                dir.join(format!("scan_{n:04}.txt")),
-                format!("folder {folder}, scan {n}\n").repeat(n % 7 + 1),
-            )
-            .unwrap();
-        }
-    }
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    coffre.snapshot(&src);
-    let want = capture(&src);
+    let (coffre, _, want) = three_folders_snapshotted(tmp.path(), 300, |folder, n, dir| {
+        std::fs::write(
+            dir.join(format!("scan_{n:04}.txt")),
+            format!("folder {folder}, scan {n}\n").repeat(n as usize % 7 + 1),
+        )
+        .unwrap();
+    });
     let m = Mounted::start(&coffre, &tmp.path().join("mnt"), &["--max-inodes", "50"]);
     for _ in 0..2 {
         assert_same_tree(&want, &capture(&m.path.join("latest")));
@@ -411,28 +425,17 @@ fn a_mount_with_few_inodes_lets_go_and_looks_up_again() {
 fn entries_read_again_after_their_folder_left_the_cache_are_theirs() {
     use std::os::unix::ffi::OsStrExt;
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    for folder in 0..3 {
-        let dir = src.join(format!("recepisses_{folder}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for n in 0..2500u32 {
-            let file = dir.join(format!("arl_{n:05}.xml"));
-            std::fs::write(
-                &file,
-                format!("<arl folder={folder} n={n}/>\n").repeat(n as usize % 5 + 1),
-            )
+    let (coffre, src, want) = three_folders_snapshotted(tmp.path(), 2500, |folder, n, dir| {
+        let file = dir.join(format!("arl_{n:05}.xml"));
+        std::fs::write(
+            &file,
+            format!("<arl folder={folder} n={n}/>\n").repeat(n as usize % 5 + 1),
+        )
+        .unwrap();
+        let f = std::fs::File::open(&file).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + u64::from(n)))
             .unwrap();
-            let f = std::fs::File::open(&file).unwrap();
-            f.set_modified(
-                std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + u64::from(n)),
-            )
-            .unwrap();
-        }
-    }
-    let coffre = Coffre::new(tmp.path().join("repo"));
-    coffre.init();
-    coffre.snapshot(&src);
-    let want = capture(&src);
+    });
     let m = Mounted::start(&coffre, &tmp.path().join("mnt"), &["--cache-size", "1M"]);
     let latest = m.path.join("latest");
     // The first walk lists and looks up; the second opens files whose
