@@ -242,8 +242,9 @@ pub struct MountArgs {
     #[arg(long, default_value = "24M")]
     pub cache_size: String,
     /// Most files and folders the mount keeps in memory for the kernel
-    /// (about 0.35 KiB each); past it, those looked at longest ago are
-    /// let go and looked up again when needed.
+    /// (about 0.35 KiB each; twice as many while files are being read);
+    /// past it, those looked at longest ago are let go and looked up again
+    /// when needed.
     #[arg(long, default_value_t = coffre_fs::DEFAULT_MAX_INODES)]
     pub max_inodes: usize,
 }

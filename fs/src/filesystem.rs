@@ -60,6 +60,9 @@ pub struct CoffreFs {
     /// Shared with the thread that asks the kernel to let go of the
     /// stalest inodes ([`crate::mount`]).
     table: Arc<Mutex<Table>>,
+    /// Read requests served so far: the letting-go thread holds back while
+    /// this moves ([`crate::mount`]).
+    reads: Arc<AtomicU64>,
     view: RwLock<View>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
@@ -101,11 +104,17 @@ impl CoffreFs {
         self.table.clone()
     }
 
+    /// The count of read requests served, shared with the letting-go thread.
+    pub(crate) fn reads(&self) -> Arc<AtomicU64> {
+        self.reads.clone()
+    }
+
     /// A filesystem over `browser`'s repository; read-ahead requests go to `prefetch`.
     pub fn new(browser: Arc<Browser>, prefetch: Sender<Vec<BlobId>>, windows_names: bool) -> Self {
         let fs = Self {
             browser,
             table: Arc::new(Mutex::new(Table::new())),
+            reads: Arc::new(AtomicU64::new(0)),
             view: RwLock::new(View {
                 snapshots: HashMap::new(),
                 labels: Vec::new(),
@@ -800,6 +809,7 @@ impl Filesystem for CoffreFs {
         let Some(file) = lock(&self.files).get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let end = offset + u64::from(size);
         // Sequential readers (cp, SMB) find the next chunks already decoded
         // by the prefetch threads, on the other core; random readers do not
