@@ -134,19 +134,16 @@ pub fn prune(
     // 2. Plan.
     let mut drop: Vec<PackId> = Vec::new();
     let mut partial: Vec<PackUsage> = Vec::new();
-    index
-        .for_each_pack_usage(repo.keys(), |u: PackUsage| {
-            report.bytes_before += u.size;
-            if u.used.is_empty() {
-                report.blobs_removed += u.unused;
-                report.bytes_freed += u.size;
-                drop.push(u.pack);
-            } else if u.unused > 0 {
-                partial.push(u);
-            }
-            Ok(())
-        })
-        .map_err(stopped)?;
+    for u in index.pack_usage(repo.keys()).map_err(stopped)? {
+        report.bytes_before += u.size;
+        if u.used == 0 {
+            report.blobs_removed += u.unused;
+            report.bytes_freed += u.size;
+            drop.push(u.pack);
+        } else if u.unused > 0 {
+            partial.push(u);
+        }
+    }
     // Unused bytes may stay up to `max_unused` of what the repository keeps
     // (as restic counts it): repack the emptiest packs first until the rest
     // fits the allowance, so little is rewritten for much space.
@@ -361,7 +358,7 @@ fn repack_packs(
     let mut writers: [Option<PackWriter>; 2] = [None, None];
     for u in repack {
         let name = ObjectName::pack(&u.pack);
-        for e in &u.used {
+        for e in &repo.index().used_entries_of_pack(repo.keys(), &u.pack)? {
             let sealed = repo.backend().read_at(
                 FileKind::Pack,
                 &name,
