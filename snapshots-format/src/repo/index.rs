@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
 use crate::format::index_file::{self, IndexedPack};
 use crate::format::pack::PackEntry;
-use crate::id::{BlobId, PackId};
+use crate::id::{BlobId, IdMap, PackId};
 
 /// Schema version of the cache; another version is discarded and rebuilt.
 pub const INDEX_VERSION: i64 = 2;
@@ -984,7 +984,7 @@ impl Index {
     pub fn pack_usage(&self, keys: &Keys) -> Result<Vec<PackUsage>> {
         let conn = self.conn();
         let mut packs = Vec::new();
-        let mut by_no: HashMap<i64, usize> = HashMap::new();
+        let mut by_no: IdMap<i64, usize> = IdMap::default();
         let mut stmt = conn.prepare("SELECT pack_no, pack_id, size FROM packs ORDER BY pack_no")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
