@@ -144,15 +144,12 @@ fn run() -> Result<(), String> {
                 }
                 Ok(())
             })?;
-            let name = format!(
-                "group {n} ({} pages a frame, {})",
-                n,
-                if with_dict {
-                    "dictionary"
-                } else {
-                    "no dictionary"
-                }
-            );
+            let dict_note = if with_dict {
+                "dictionary"
+            } else {
+                "no dictionary"
+            };
+            let name = format!("group {n} ({n} pages a frame, {dict_note})");
             row(&name, us, &groups, pages.len());
         }
     }
